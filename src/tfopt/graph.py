@@ -1,0 +1,410 @@
+"""A thin, explicit view over a ``GraphDef``.
+
+Passes are pure functions ``GraphDef -> GraphDef``; this module is what they share so that
+nobody rewires inputs by bare name (dropping ``:N`` ports or ``^control`` edges) or pokes at
+``attr["x"].f`` directly.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from tensorflow.core.framework import attr_value_pb2, graph_pb2, node_def_pb2, types_pb2
+from tensorflow.python.framework import dtypes, tensor_util
+
+
+@dataclass(frozen=True)
+class InputRef:
+    """One entry of ``NodeDef.input``: ``name``, ``name:3`` or ``^name``."""
+
+    node: str
+    port: int = 0
+    control: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> InputRef:
+        if text.startswith("^"):
+            return cls(text[1:], 0, True)
+        name, sep, port = text.rpartition(":")
+        if sep and port.isdigit():
+            return cls(name, int(port))
+        return cls(text, 0)
+
+    def __str__(self) -> str:
+        if self.control:
+            return "^" + self.node
+        return self.node if self.port == 0 else f"{self.node}:{self.port}"
+
+    @property
+    def tensor(self) -> str:
+        """Canonical ``name:port`` form, as used in feeds and signatures."""
+        return f"{self.node}:{self.port}"
+
+
+def node_of(tensor_or_input: str) -> str:
+    """Node name of ``name``, ``name:N`` or ``^name``."""
+    return InputRef.parse(tensor_or_input).node
+
+
+def canonical_tensor(name: str) -> str:
+    return InputRef.parse(name).tensor
+
+
+# --- attribute helpers: the one place that knows AttrValue's layout -----------------------
+
+
+def get_attr(node: node_def_pb2.NodeDef, key: str, default=None):
+    """Python value of an attribute (int, float, bool, bytes->str, list, DType, ndarray)."""
+    if key not in node.attr:
+        return default
+    value = node.attr[key]
+    kind = value.WhichOneof("value")
+    if kind == "s":
+        return value.s.decode()
+    if kind in ("i", "f", "b"):
+        return getattr(value, kind)
+    if kind == "type":
+        return dtypes.as_dtype(value.type)
+    if kind == "shape":
+        return value.shape
+    if kind == "tensor":
+        return tensor_util.MakeNdarray(value.tensor)
+    if kind == "list":
+        lst = value.list
+        for field in ("i", "f", "s", "type", "b"):
+            items = list(getattr(lst, field))
+            if items:
+                if field == "s":
+                    return [s.decode() for s in items]
+                if field == "type":
+                    return [dtypes.as_dtype(t) for t in items]
+                return items
+        return []
+    return default
+
+
+def set_attr(node: node_def_pb2.NodeDef, key: str, value) -> None:
+    """Set an attribute from a Python value; the type of ``value`` chooses the field."""
+    attr = node.attr[key]
+    attr.Clear()
+    if isinstance(value, bool):
+        attr.b = value
+    elif isinstance(value, int):
+        attr.i = value
+    elif isinstance(value, float):
+        attr.f = value
+    elif isinstance(value, str):
+        attr.s = value.encode()
+    elif isinstance(value, bytes):
+        attr.s = value
+    elif isinstance(value, dtypes.DType):
+        attr.type = value.as_datatype_enum
+    elif isinstance(value, np.ndarray):
+        attr.tensor.CopyFrom(tensor_util.make_tensor_proto(value))
+    elif isinstance(value, (list, tuple)):
+        if all(isinstance(v, str) for v in value) and value:
+            attr.list.s.extend(v.encode() for v in value)
+        elif all(isinstance(v, float) for v in value) and value:
+            attr.list.f.extend(value)
+        else:
+            attr.list.i.extend(int(v) for v in value)
+        if not value:
+            attr.list.SetInParent()
+    elif isinstance(value, attr_value_pb2.AttrValue):
+        attr.CopyFrom(value)
+    else:
+        raise TypeError(f"unsupported attribute value for {key!r}: {type(value).__name__}")
+
+
+def make_const(name: str, value: np.ndarray, device: str = "") -> node_def_pb2.NodeDef:
+    value = np.asarray(value)
+    node = node_def_pb2.NodeDef(name=name, op="Const", device=device)
+    node.attr["dtype"].type = dtypes.as_dtype(value.dtype).as_datatype_enum
+    node.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(value))
+    return node
+
+
+def const_value(node: node_def_pb2.NodeDef) -> np.ndarray:
+    return tensor_util.MakeNdarray(node.attr["value"].tensor)
+
+
+def set_const_value(node: node_def_pb2.NodeDef, value: np.ndarray) -> None:
+    value = np.asarray(value)
+    node.attr["dtype"].type = dtypes.as_dtype(value.dtype).as_datatype_enum
+    node.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(value))
+
+
+def node_dtype(node: node_def_pb2.NodeDef) -> dtypes.DType | None:
+    """The element type most ops carry in ``T`` (or ``dtype`` for sources)."""
+    for key in ("T", "dtype", "DstT"):
+        if key in node.attr and node.attr[key].WhichOneof("value") == "type":
+            return dtypes.as_dtype(node.attr[key].type)
+    return None
+
+
+def is_float(node: node_def_pb2.NodeDef) -> bool:
+    dt = node_dtype(node)
+    return dt is not None and dt.base_dtype in (dtypes.float32, dtypes.float16, dtypes.bfloat16,
+                                                dtypes.float64)
+
+
+class GraphView:
+    """Index of a GraphDef: nodes by name and, for every node, who consumes it.
+
+    The view owns a *copy* of the graph; ``to_graph_def`` returns the edited result. Edits go
+    through the methods below so that the consumer index stays right. Removal is logical
+    (nodes leave the index at once and the GraphDef on ``to_graph_def``), so node references
+    held by a pass stay valid and removing one node costs O(its consumers), not O(graph).
+    """
+
+    def __init__(self, graph_def: graph_pb2.GraphDef):
+        self.graph_def = graph_pb2.GraphDef()
+        self.graph_def.CopyFrom(graph_def)
+        self.nodes: dict[str, node_def_pb2.NodeDef] = {}
+        self._order: list[str] = []
+        # node name -> names of nodes that (may) read it; validated when queried.
+        self._consumers: dict[str, set[str]] = defaultdict(set)
+        for node in self.graph_def.node:
+            self._index(node)
+
+    def _index(self, node: node_def_pb2.NodeDef) -> None:
+        self.nodes[node.name] = node
+        self._order.append(node.name)
+        for text in node.input:
+            self._consumers[node_of(text)].add(node.name)
+
+    # --- queries ---------------------------------------------------------------------------
+    def __contains__(self, name: str) -> bool:
+        return name in self.nodes
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __iter__(self) -> Iterator[node_def_pb2.NodeDef]:
+        """Live nodes in graph order; nodes removed during iteration are skipped."""
+        for name in list(self._order):
+            node = self.nodes.get(name)
+            if node is not None and node.name == name:
+                yield node
+
+    def node(self, name_or_input: str) -> node_def_pb2.NodeDef:
+        return self.nodes[node_of(name_or_input)]
+
+    def consumers(self, name: str) -> list[tuple[node_def_pb2.NodeDef, InputRef]]:
+        """Every (consumer, input it uses) that reads any output of ``name``."""
+        out = []
+        for cname in sorted(self._consumers.get(name, ())):
+            consumer = self.nodes.get(cname)
+            if consumer is None:
+                continue
+            for text in consumer.input:
+                ref = InputRef.parse(text)
+                if ref.node == name:
+                    out.append((consumer, ref))
+        return out
+
+    def data_consumers(self, name: str, port: int | None = None) -> list[node_def_pb2.NodeDef]:
+        seen: dict[str, node_def_pb2.NodeDef] = {}
+        for n, ref in self.consumers(name):
+            if not ref.control and (port is None or ref.port == port):
+                seen.setdefault(n.name, n)
+        return list(seen.values())
+
+    def data_inputs(self, node: node_def_pb2.NodeDef) -> list[InputRef]:
+        return [r for r in map(InputRef.parse, node.input) if not r.control]
+
+    def control_inputs(self, node: node_def_pb2.NodeDef) -> list[InputRef]:
+        return [r for r in map(InputRef.parse, node.input) if r.control]
+
+    def input_node(self, node: node_def_pb2.NodeDef, index: int) -> node_def_pb2.NodeDef | None:
+        refs = self.data_inputs(node)
+        if index >= len(refs):
+            return None
+        return self.nodes.get(refs[index].node)
+
+    def const_input(self, node: node_def_pb2.NodeDef, index: int) -> np.ndarray | None:
+        """Value of data input ``index`` when it is a ``Const`` (else None)."""
+        src = self.input_node(node, index)
+        if src is None or src.op != "Const":
+            return None
+        return const_value(src)
+
+    def op_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for node in self:
+            counts[node.op] += 1
+        return dict(counts)
+
+    def unique_name(self, base: str) -> str:
+        if base not in self.nodes:
+            return base
+        i = 1
+        while f"{base}_{i}" in self.nodes:
+            i += 1
+        return f"{base}_{i}"
+
+    # --- edits -----------------------------------------------------------------------------
+    def add(self, node: node_def_pb2.NodeDef) -> node_def_pb2.NodeDef:
+        if node.name in self.nodes:
+            raise ValueError(f"node {node.name!r} already exists")
+        self.graph_def.node.append(node)
+        added = self.graph_def.node[-1]
+        self._index(added)
+        return added
+
+    def set_input(self, node: node_def_pb2.NodeDef, index: int, text: str) -> None:
+        node.input[index] = text
+        self._consumers[node_of(text)].add(node.name)
+
+    def add_input(self, node: node_def_pb2.NodeDef, text: str) -> None:
+        node.input.append(text)
+        self._consumers[node_of(text)].add(node.name)
+
+    def set_inputs(self, node: node_def_pb2.NodeDef, texts: list[str]) -> None:
+        del node.input[:]
+        for text in texts:
+            self.add_input(node, text)
+
+    def replace_uses(self, old: InputRef | str, new: InputRef | str,
+                     keep_controls: bool = True) -> None:
+        """Make every consumer of tensor ``old`` read ``new`` instead.
+
+        ``old`` given as a node name means output 0; control edges on the old node are moved to
+        the new tensor's node when ``keep_controls`` (so ordering constraints survive).
+        """
+        old = old if isinstance(old, InputRef) else InputRef.parse(old)
+        new = new if isinstance(new, InputRef) else InputRef.parse(new)
+        for cname in sorted(self._consumers.get(old.node, ())):
+            consumer = self.nodes.get(cname)
+            if consumer is None:
+                continue
+            touched = False
+            for idx, text in enumerate(consumer.input):
+                ref = InputRef.parse(text)
+                if ref.node != old.node:
+                    continue
+                if ref.control:
+                    if keep_controls:
+                        self.set_input(consumer, idx, "^" + new.node)
+                        touched = True
+                elif ref.port == old.port:
+                    self.set_input(consumer, idx, str(new))
+                    touched = True
+            if touched:
+                dedupe_controls(consumer)
+
+    def bypass(self, node: node_def_pb2.NodeDef, sources: list[InputRef]) -> None:
+        """Splice ``node`` out: readers of its output ``i`` read ``sources[i]`` instead.
+
+        The node's own control inputs move to every consumer, so that ordering constraints
+        survive; ``^node`` control edges become edges on the sources' nodes.
+        """
+        controls = [str(r) for r in self.control_inputs(node)]
+        for consumer, ref in self.consumers(node.name):
+            extra = controls + ([f"^{s.node}" for s in sources] if ref.control else [])
+            for text in extra:
+                if text not in consumer.input:
+                    self.add_input(consumer, text)
+            if ref.control:
+                consumer.input.remove(str(ref))
+        for port, src in enumerate(sources):
+            self.replace_uses(InputRef(node.name, port), src, keep_controls=False)
+        self.remove([node.name])
+
+    def remove(self, names: Iterable[str]) -> None:
+        """Delete nodes and the control edges that pointed at them."""
+        doomed = {n for n in names if n in self.nodes}
+        for name in doomed:
+            for consumer, ref in self.consumers(name):
+                if ref.control and consumer.name not in doomed:
+                    consumer.input.remove(str(ref))
+        for name in doomed:
+            del self.nodes[name]
+
+    def to_graph_def(self) -> graph_pb2.GraphDef:
+        """The edited graph: live nodes in order, colocation hints to removed nodes dropped."""
+        out = graph_pb2.GraphDef()
+        out.versions.CopyFrom(self.graph_def.versions)
+        out.library.CopyFrom(self.graph_def.library)
+        for node in self:
+            added = out.node.add()
+            added.CopyFrom(node)
+            dedupe_controls(added)
+            if "_class" in added.attr:
+                locs = [s for s in added.attr["_class"].list.s
+                        if not (s.startswith(b"loc:@") and s[5:].decode() not in self.nodes)]
+                if locs:
+                    del added.attr["_class"].list.s[:]
+                    added.attr["_class"].list.s.extend(locs)
+                else:
+                    del added.attr["_class"]
+        return out
+
+
+def dedupe_controls(node: node_def_pb2.NodeDef) -> None:
+    """Drop repeated ``^x`` inputs and controls that duplicate a data input's node."""
+    data_nodes = {node_of(t) for t in node.input if not t.startswith("^")}
+    seen: set[str] = set()
+    kept = []
+    for text in node.input:
+        if text.startswith("^"):
+            if text in seen or text[1:] in data_nodes or text[1:] == node.name:
+                continue
+            seen.add(text)
+        kept.append(text)
+    if len(kept) != len(node.input):
+        del node.input[:]
+        node.input.extend(kept)
+
+
+def topological_order(graph_def: graph_pb2.GraphDef) -> list[node_def_pb2.NodeDef]:
+    """Nodes ordered so each comes after its inputs (cycles, e.g. TF1 loops, appended last)."""
+    nodes = {n.name: n for n in graph_def.node}
+    pending = {n.name: {node_of(t) for t in n.input if node_of(t) in nodes} for n in graph_def.node}
+    users: dict[str, list[str]] = defaultdict(list)
+    for name, deps in pending.items():
+        for dep in deps:
+            users[dep].append(name)
+    ready = [n.name for n in graph_def.node if not pending[n.name]]
+    order: list[str] = []
+    while ready:
+        name = ready.pop()
+        order.append(name)
+        for user in users[name]:
+            deps = pending[user]
+            deps.discard(name)
+            if not deps:
+                ready.append(user)
+    placed = set(order)
+    order.extend(n.name for n in graph_def.node if n.name not in placed)
+    return [nodes[n] for n in order]
+
+
+def reachable_from(nodes: graph_pb2.GraphDef | Iterable[node_def_pb2.NodeDef],
+                   targets: Iterable[str]) -> set[str]:
+    """Names of nodes the ``targets`` depend on (data and control), targets included."""
+    if isinstance(nodes, graph_pb2.GraphDef):
+        nodes = nodes.node
+    nodes = {n.name: n for n in nodes}
+    seen: set[str] = set()
+    stack = [node_of(t) for t in targets]
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in nodes:
+            continue
+        seen.add(name)
+        stack.extend(node_of(t) for t in nodes[name].input)
+    return seen
+
+
+def op_counts(graph_def: graph_pb2.GraphDef) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for node in graph_def.node:
+        counts[node.op] += 1
+    return dict(counts)
+
+
+DT_RESOURCE = types_pb2.DT_RESOURCE

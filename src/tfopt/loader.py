@@ -1,0 +1,300 @@
+"""Load any common form of a pre-trained model into frozen signature graphs.
+
+Forms: TF2 SavedModel, TF1-era SavedModel (``tf.compat.v1.saved_model.Builder``), frozen
+GraphDef (``.pb`` binary or ``.pbtxt`` text) and Keras ``.keras``/``.h5`` files. Each loader
+returns a :class:`LoadedModel` whose ``reference`` runs the *original* model, unfrozen, so that
+verification compares against what the user had, not against our own first step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+from google.protobuf import message, text_format
+from tensorflow.core.framework import graph_pb2
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.util import nest
+
+from tfopt.errors import TfoptError
+from tfopt.freeze import freeze_concrete_function, freeze_session
+from tfopt.graph import canonical_tensor, node_of
+from tfopt.model import LoadedModel, SignatureGraph, TensorInfo
+
+DEFAULT_SIGNATURE = "serving_default"
+Reference = Callable[[str, dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+# Sinks that are never a model output when outputs are inferred from a bare GraphDef.
+_NOT_OUTPUT_OPS = {"NoOp", "Assert", "Const", "Placeholder", "PlaceholderWithDefault", "SaveV2",
+                   "Save", "RestoreV2", "MergeV2Checkpoints", "Print", "PrintV2", "VariableV2",
+                   "VarHandleOp", "AssignVariableOp", "Assign"}
+
+
+def _shape_tuple(shape) -> tuple[int | None, ...] | None:
+    shape = tf.TensorShape(shape)
+    if shape.rank is None:
+        return None
+    return tuple(shape.as_list())
+
+
+def detect_kind(path: str) -> str:
+    if not os.path.exists(path):
+        raise TfoptError(f"{path}: no such file or directory")
+    if os.path.isdir(path):
+        if os.path.exists(os.path.join(path, "saved_model.pb")) or os.path.exists(
+                os.path.join(path, "saved_model.pbtxt")):
+            return "saved_model"
+        raise TfoptError(f"{path}: directory is not a SavedModel (no saved_model.pb inside)")
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".keras", ".h5", ".hdf5"):
+        return "keras"
+    if ext in (".pb", ".pbtxt", ".graphdef"):
+        return "graph_def"
+    raise TfoptError(f"{path}: unknown model format (expected a SavedModel directory, "
+                     ".pb, .pbtxt, .keras or .h5)")
+
+
+def read_saved_model_proto(path: str) -> saved_model_pb2.SavedModel:
+    proto = saved_model_pb2.SavedModel()
+    pb = os.path.join(path, "saved_model.pb")
+    try:
+        if os.path.exists(pb):
+            with open(pb, "rb") as f:
+                proto.ParseFromString(f.read())
+        else:
+            with open(os.path.join(path, "saved_model.pbtxt")) as f:
+                text_format.Parse(f.read(), proto)
+    except (message.DecodeError, text_format.ParseError, UnicodeDecodeError) as err:
+        raise TfoptError(f"{path}: corrupt SavedModel ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else 'cannot parse'})") from None
+    if not proto.meta_graphs:
+        raise TfoptError(f"{path}: SavedModel has no MetaGraph")
+    return proto
+
+
+def read_graph_def(path: str) -> graph_pb2.GraphDef:
+    graph_def = graph_pb2.GraphDef()
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        if path.lower().endswith(".pbtxt"):
+            text_format.Parse(data.decode(), graph_def)
+        else:
+            graph_def.ParseFromString(data)
+    except (message.DecodeError, text_format.ParseError, UnicodeDecodeError) as err:
+        raise TfoptError(f"{path}: corrupt GraphDef ({type(err).__name__})") from None
+    if not graph_def.node:
+        raise TfoptError(f"{path}: GraphDef is empty or not a GraphDef")
+    return graph_def
+
+
+def _pick_signatures(available: list[str], signature: str | None, all_signatures: bool,
+                     path: str) -> list[str]:
+    if not available:
+        raise TfoptError(f"{path}: the model has no signatures")
+    if all_signatures:
+        return sorted(available)
+    key = signature or DEFAULT_SIGNATURE
+    if key not in available:
+        if signature is None and len(available) == 1:
+            return available
+        raise TfoptError(f"{path}: unknown signature {key!r} (available: "
+                         f"{', '.join(sorted(available))})")
+    return [key]
+
+
+def _op_error(path: str, err: Exception) -> TfoptError:
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return TfoptError(f"{path}: cannot load the model: {text}")
+
+
+# --- TF2 functions (SavedModel signatures, Keras models) ---------------------------------------
+
+
+def _signature_from_function(key: str, func, frozen, graph_def) -> SignatureGraph:
+    specs = tf.nest.flatten(func.structured_input_signature, expand_composites=True)
+    names = sorted(func.structured_input_signature[1]) if func.structured_input_signature[1] else \
+        [s.name for s in specs]
+    placeholders = frozen.inputs[:len(specs)]
+    inputs = {}
+    for spec_key, spec, ph in zip(names, specs, placeholders, strict=False):
+        inputs[spec_key] = TensorInfo(ph.name, spec.dtype, _shape_tuple(spec.shape))
+    outputs = {}
+    # The frozen function's outputs follow the flattening order of the original's structure.
+    paths = nest.flatten_with_joined_string_paths(func.structured_outputs)
+    for (path, _), tensor in zip(paths, frozen.outputs, strict=True):
+        outputs[path or "output_0"] = TensorInfo(tensor.name, tensor.dtype,
+                                                 _shape_tuple(tensor.shape))
+    return SignatureGraph(key, graph_def, inputs, outputs)
+
+
+def _load_tf2(path: str, signature: str | None, all_signatures: bool) -> LoadedModel:
+    try:
+        obj = tf.saved_model.load(path)
+    except Exception as err:  # TF raises many types here; the message is what matters
+        raise _op_error(path, err) from None
+    keys = _pick_signatures(list(obj.signatures.keys()), signature, all_signatures, path)
+    sigs = {}
+    for key in keys:
+        func = obj.signatures[key]
+        frozen, graph_def = freeze_concrete_function(func)
+        sigs[key] = _signature_from_function(key, func, frozen, graph_def)
+
+    def reference(key: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        result = obj.signatures[key](**{k: tf.constant(v) for k, v in feeds.items()})
+        return {k: np.asarray(v) for k, v in result.items()}
+
+    return LoadedModel(path, "saved_model_tf2", sigs, reference=reference)
+
+
+def _load_keras(path: str) -> LoadedModel:
+    import keras
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as err:
+        raise _op_error(path, err) from None
+    specs = {}
+    for t in model.inputs:
+        name = t.name.split(":")[0]
+        specs[name] = tf.TensorSpec(t.shape, t.dtype, name=name)
+
+    @tf.function(input_signature=[specs])
+    def serve(inputs):
+        args = [inputs[k] for k in specs]
+        out = model(args if len(args) > 1 else args[0], training=False)
+        flat = tf.nest.flatten(out)
+        return {f"output_{i}": t for i, t in enumerate(flat)}
+
+    func = serve.get_concrete_function()
+    frozen, graph_def = freeze_concrete_function(func)
+    sig = SignatureGraph(DEFAULT_SIGNATURE, graph_def, {}, {})
+    # Inputs of a dict-structured function flatten in sorted-key order.
+    for key, ph in zip(sorted(specs), frozen.inputs[:len(specs)], strict=False):
+        spec = specs[key]
+        sig.inputs[key] = TensorInfo(ph.name, spec.dtype, _shape_tuple(spec.shape))
+    for out_key, tensor in frozen.structured_outputs.items():
+        sig.outputs[out_key] = TensorInfo(tensor.name, tensor.dtype, _shape_tuple(tensor.shape))
+
+    def reference(key: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        result = func(inputs={k: tf.constant(v) for k, v in feeds.items()})
+        return {k: np.asarray(v) for k, v in result.items()}
+
+    return LoadedModel(path, "keras", {DEFAULT_SIGNATURE: sig}, reference=reference)
+
+
+# --- TF1 sessions (v1 SavedModels, frozen GraphDefs) -------------------------------------------
+
+
+def _session_reference(sess: tf.compat.v1.Session, sigs: dict[str, SignatureGraph]) -> Reference:
+    def reference(key: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        sig = sigs[key]
+        fetch_keys = list(sig.outputs)
+        values = sess.run([sig.outputs[k].tensor for k in fetch_keys],
+                          {sig.inputs[k].tensor: v for k, v in feeds.items()})
+        return dict(zip(fetch_keys, values, strict=True))
+
+    return reference
+
+
+def _load_tf1(path: str, proto: saved_model_pb2.SavedModel, signature: str | None,
+              all_signatures: bool) -> LoadedModel:
+    metas = proto.meta_graphs
+    meta = next((m for m in metas if "serve" in m.meta_info_def.tags), metas[0])
+    tags = tuple(meta.meta_info_def.tags)
+    keys = _pick_signatures([k for k in meta.signature_def if not k.startswith("__")],
+                            signature, all_signatures, path)
+    graph = tf.Graph()
+    sess = tf.compat.v1.Session(graph=graph)
+    try:
+        with graph.as_default():
+            tf.compat.v1.saved_model.loader.load(sess, list(tags), path)
+    except Exception as err:
+        raise _op_error(path, err) from None
+    graph_def = graph.as_graph_def()
+    sigs: dict[str, SignatureGraph] = {}
+    for key in keys:
+        sd = meta.signature_def[key]
+        inputs = {k: TensorInfo(canonical_tensor(v.name), tf.as_dtype(v.dtype),
+                                _shape_tuple(v.tensor_shape)) for k, v in sd.inputs.items()}
+        outputs = {k: TensorInfo(canonical_tensor(v.name), tf.as_dtype(v.dtype),
+                                 _shape_tuple(v.tensor_shape)) for k, v in sd.outputs.items()}
+        out_nodes = sorted({node_of(t.tensor) for t in outputs.values()})
+        try:
+            frozen = freeze_session(sess, graph_def, out_nodes)
+        except Exception as err:
+            raise _op_error(path, err) from None
+        sigs[key] = SignatureGraph(key, frozen, inputs, outputs,
+                                   sd.method_name or "tensorflow/serving/predict")
+    return LoadedModel(path, "saved_model_tf1", sigs, reference=_session_reference(sess, sigs),
+                       tags=tags)
+
+
+def _parse_names(names: str | list[str] | None) -> list[str]:
+    if names is None:
+        return []
+    if isinstance(names, str):
+        names = names.split(",")
+    return [n.strip() for n in names if n.strip()]
+
+
+def _load_graph_def(path: str, input_names, output_names) -> LoadedModel:
+    graph_def = read_graph_def(path)
+    notes = []
+    graph = tf.Graph()
+    try:
+        with graph.as_default():
+            tf.import_graph_def(graph_def, name="")
+    except Exception as err:
+        raise _op_error(path, err) from None
+    by_name = {n.name: n for n in graph_def.node}
+    ins = _parse_names(input_names)
+    outs = _parse_names(output_names)
+    if not ins:
+        ins = [n.name for n in graph_def.node if n.op == "Placeholder"]
+        notes.append(f"inferred inputs (placeholders): {', '.join(ins) or '(none)'}")
+    if not outs:
+        consumed = {node_of(t) for n in graph_def.node for t in n.input}
+        outs = [n.name for n in graph_def.node
+                if n.name not in consumed and n.op not in _NOT_OUTPUT_OPS]
+        notes.append(f"inferred outputs (sinks): {', '.join(outs) or '(none)'}")
+    if not outs:
+        raise TfoptError(f"{path}: no outputs found; name them with --outputs")
+    for name in ins + outs:
+        if node_of(name) not in by_name:
+            raise TfoptError(f"{path}: unknown node {node_of(name)!r}")
+
+    def info(name: str) -> TensorInfo:
+        tensor = graph.get_tensor_by_name(canonical_tensor(name))
+        return TensorInfo(tensor.name, tensor.dtype, _shape_tuple(tensor.shape))
+
+    inputs = {node_of(n) if ":" not in n or n.endswith(":0") else n.replace(":", "_"): info(n)
+              for n in ins}
+    outputs = {node_of(n) if ":" not in n or n.endswith(":0") else n.replace(":", "_"): info(n)
+               for n in outs}
+    sig = SignatureGraph(DEFAULT_SIGNATURE, graph_def, inputs, outputs)
+    sigs = {DEFAULT_SIGNATURE: sig}
+    sess = tf.compat.v1.Session(graph=graph)
+    return LoadedModel(path, "graph_def", sigs, notes=notes,
+                       reference=_session_reference(sess, sigs))
+
+
+def load_model(path: str, signature: str | None = None, all_signatures: bool = False,
+               inputs: str | list[str] | None = None,
+               outputs: str | list[str] | None = None) -> LoadedModel:
+    """Load ``path`` (any supported form) into frozen signature graphs."""
+    kind = detect_kind(path)
+    if kind == "saved_model":
+        proto = read_saved_model_proto(path)
+        if (inputs or outputs):
+            raise TfoptError("--inputs/--outputs apply to GraphDef files; a SavedModel's "
+                             "signature names them (use --signature)")
+        is_tf2 = any(len(m.object_graph_def.nodes) > 0 for m in proto.meta_graphs)
+        if is_tf2:
+            return _load_tf2(path, signature, all_signatures)
+        return _load_tf1(path, proto, signature, all_signatures)
+    if kind == "keras":
+        return _load_keras(path)
+    return _load_graph_def(path, inputs, outputs)

@@ -1,0 +1,58 @@
+"""What a loaded model is, independent of where it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tensorflow.core.framework import graph_pb2
+from tensorflow.python.framework import dtypes
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One signature input or output: the graph tensor behind a signature key."""
+
+    tensor: str  # "node:port"
+    dtype: dtypes.DType
+    shape: tuple[int | None, ...] | None  # None: unknown rank
+
+    def describe(self) -> str:
+        if self.shape is None:
+            dims = "<unknown rank>"
+        else:
+            dims = "[" + ", ".join("?" if d is None else str(d) for d in self.shape) + "]"
+        return f"{self.dtype.name}{dims}"
+
+
+@dataclass
+class SignatureGraph:
+    """One signature's frozen graph: the unit every pass works on."""
+
+    key: str
+    graph_def: graph_pb2.GraphDef
+    inputs: dict[str, TensorInfo]
+    outputs: dict[str, TensorInfo]
+    method_name: str = "tensorflow/serving/predict"
+
+    @property
+    def protected_nodes(self) -> set[str]:
+        """Nodes no pass may remove or rename: the signature's inputs and outputs."""
+        return {t.tensor.rsplit(":", 1)[0] for t in (*self.inputs.values(), *self.outputs.values())}
+
+    @property
+    def output_tensors(self) -> list[str]:
+        return [t.tensor for t in self.outputs.values()]
+
+
+@dataclass
+class LoadedModel:
+    """A model as tfopt sees it: frozen signature graphs plus a way to run the original."""
+
+    path: str
+    kind: str  # "saved_model_tf2" | "saved_model_tf1" | "graph_def" | "keras"
+    signatures: dict[str, SignatureGraph]
+    notes: list[str] = field(default_factory=list)
+    # Runs the *original* model (unfrozen, as a user would), for verification.
+    reference: Any = None
+    tags: tuple[str, ...] = ("serve",)

@@ -1,0 +1,71 @@
+"""What a pass is, what it is given, and what it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from tensorflow.core.framework import graph_pb2
+
+from tfopt.graph import GraphView, node_of
+
+
+@dataclass
+class PassContext:
+    """Everything a pass may know beyond the graph itself. Built per run; never global."""
+
+    protected: set[str]                    # signature inputs/outputs: never removed or renamed
+    outputs: list[str]                     # output tensors, "node:port"
+    inputs: list[str]                      # input tensors, "node:port"
+    portable: bool = False                 # emit only public ops (no _Fused*)
+    max_const_bytes: int = 64 << 20        # constant folding will not create bigger tensors
+    kernels: object | None = None          # tfopt.kernels.KernelSupport, probed lazily
+    input_shapes: dict[str, tuple] = field(default_factory=dict)  # tensor -> shape for shape inference
+
+
+@dataclass
+class PassResult:
+    graph_def: graph_pb2.GraphDef
+    changed: bool
+    notes: list[str] = field(default_factory=list)
+
+
+class GraphPass:
+    """Base class: subclasses set ``name``/``summary`` and implement ``apply`` on a GraphView.
+
+    ``apply`` edits the view in place and returns human-readable notes, one per rewrite kind;
+    an empty list means nothing changed. ``run`` wraps that in a pure GraphDef -> GraphDef step.
+    """
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+
+    def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
+        raise NotImplementedError
+
+    def run(self, graph_def: graph_pb2.GraphDef, ctx: PassContext) -> PassResult:
+        view = GraphView(graph_def)
+        notes = self.apply(view, ctx)
+        return PassResult(view.to_graph_def(), bool(notes), notes)
+
+
+def check_graph(graph_def: graph_pb2.GraphDef, ctx: PassContext) -> str | None:
+    """Structural invariants every pass must keep; returns a description of the first breach."""
+    names: set[str] = set()
+    for node in graph_def.node:
+        if node.name in names:
+            return f"duplicate node name {node.name!r}"
+        names.add(node.name)
+    for node in graph_def.node:
+        for text in node.input:
+            if node_of(text) not in names:
+                return f"node {node.name!r} reads missing node {text!r}"
+    for name in ctx.protected:
+        if name not in names:
+            return f"signature node {name!r} was removed"
+    return None
+
+
+def count_note(count: int, what: str) -> list[str]:
+    """``["3 <what>"]`` when count > 0, else [] (so ``changed`` follows from the notes)."""
+    return [f"{count} {what}"] if count else []

@@ -1,0 +1,34 @@
+"""Splice out Identity-like nodes, keeping ports, control edges and signature names intact."""
+
+from __future__ import annotations
+
+from tfopt.graph import GraphView
+from tfopt.passes.base import GraphPass, PassContext, count_note
+
+IDENTITY_OPS = {"Identity", "StopGradient", "Snapshot", "PreventGradient"}
+# TF1 control flow uses Identity after these as a frame/branch pivot: splicing it would hang
+# control edges on a Switch (not allowed) or move work across loop frames.
+CONTROL_FLOW_OPS = {"Switch", "RefSwitch", "Merge", "RefMerge", "Enter", "RefEnter", "Exit",
+                    "RefExit", "NextIteration", "RefNextIteration", "LoopCond"}
+
+
+class RemoveIdentities(GraphPass):
+    name = "identity"
+    summary = "splice out Identity, IdentityN, StopGradient, Snapshot and NoOp chains"
+
+    def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
+        count = 0
+        for node in view:
+            if node.name in ctx.protected or node.name not in view:
+                continue
+            if node.op in IDENTITY_OPS or node.op == "IdentityN":
+                sources = view.data_inputs(node)
+                if any(view.node(s.node).op in CONTROL_FLOW_OPS for s in sources
+                       if s.node in view):
+                    continue
+                view.bypass(node, sources)
+                count += 1
+            elif node.op == "NoOp" and view.consumers(node.name):
+                view.bypass(node, [])
+                count += 1
+        return count_note(count, "identity-like nodes spliced out")

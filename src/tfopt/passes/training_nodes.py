@@ -1,0 +1,56 @@
+"""Remove what only training needs: checkpoint I/O, initializers, optimizer updates, gradients."""
+
+from __future__ import annotations
+
+from tfopt.graph import GraphView
+from tfopt.passes.base import GraphPass, PassContext, count_note
+
+# Checkpoint save/restore and the variable writes they and initializers perform.
+CHECKPOINT_OPS = {"SaveV2", "RestoreV2", "MergeV2Checkpoints", "Save", "SaveSlices", "Restore",
+                  "RestoreSlice", "ShardedFilename", "ShardedFilespec"}
+ASSIGN_OPS = {"Assign", "AssignAdd", "AssignSub", "AssignVariableOp", "AssignAddVariableOp",
+              "AssignSubVariableOp", "ScatterUpdate", "ResourceScatterUpdate", "ScatterAdd",
+              "ResourceScatterAdd"}
+# Optimizer update kernels: ApplyAdam, ResourceApplyAdam, SparseApplyFtrl, ...
+UPDATE_PREFIXES = ("Apply", "ResourceApply", "SparseApply", "ResourceSparseApply")
+
+
+def is_training_op(op: str) -> bool:
+    return op in CHECKPOINT_OPS or op in ASSIGN_OPS or op.startswith(UPDATE_PREFIXES)
+
+
+class RemoveTrainingNodes(GraphPass):
+    name = "training_nodes"
+    summary = ("remove Save/Restore, initializers, optimizer updates and gradient branches; "
+               "fold PlaceholderWithDefault flags to their defaults")
+
+    def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
+        notes: list[str] = []
+        flags = 0
+        for node in view:
+            if node.op == "PlaceholderWithDefault" and node.name not in ctx.protected:
+                view.bypass(node, [view.data_inputs(node)[0]])
+                flags += 1
+        notes += count_note(flags, "PlaceholderWithDefault folded to its default")
+
+        doomed = {n.name for n in view if is_training_op(n.op) and n.name not in ctx.protected}
+        if not doomed:
+            return notes
+        seeds = len(doomed)
+        # Grow backwards: a node all of whose consumers are doomed existed only to feed them
+        # (gradients, learning-rate schedules, save/restore name strings, ...).
+        grew = True
+        while grew:
+            grew = False
+            for node in view:
+                if node.name in doomed or node.name in ctx.protected:
+                    continue
+                users = view.consumers(node.name)
+                if users and all(u.name in doomed for u, _ in users):
+                    doomed.add(node.name)
+                    grew = True
+        view.remove(doomed)
+        notes.append(f"{seeds} training ops removed ({len(doomed) - seeds} nodes feeding only them)")
+        return notes
+
+

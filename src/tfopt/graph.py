@@ -105,7 +105,9 @@ def set_attr(node: node_def_pb2.NodeDef, key: str, value) -> None:
     elif isinstance(value, np.ndarray):
         attr.tensor.CopyFrom(tensor_util.make_tensor_proto(value))
     elif isinstance(value, (list, tuple)):
-        if all(isinstance(v, str) for v in value) and value:
+        if all(isinstance(v, dtypes.DType) for v in value) and value:
+            attr.list.type.extend(v.as_datatype_enum for v in value)
+        elif all(isinstance(v, str) for v in value) and value:
             attr.list.s.extend(v.encode() for v in value)
         elif all(isinstance(v, float) for v in value) and value:
             attr.list.f.extend(value)

@@ -49,6 +49,8 @@ def _probe_graph(op: str, fused_ops: tuple[str, ...]) -> graph_pb2.GraphDef:
     node.input.extend(["x", "w"] + [a.name for a in args])
     set_attr(node, "T", tf.float32)
     set_attr(node, "num_args", nargs)
+    if op == "_FusedConv2D":
+        set_attr(node, "TArgs", [tf.float32] * nargs)
     set_attr(node, "fused_ops", list(fused_ops))
     set_attr(node, "epsilon", 0.001)
     set_attr(node, "leakyrelu_alpha", 0.2)

@@ -1,0 +1,138 @@
+"""Evaluate, once, every subgraph whose inputs are all constants, and store the results.
+
+After freezing, weights preprocessing (``Rsqrt(var + eps) * gamma``, casts, reshapes of
+weights, shape arithmetic on static shapes) runs on every call otherwise. Stateful and random
+ops are never folded, nor is a result bigger than ``max_const_bytes`` (unless it is no bigger
+than the constants it replaces).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from tfopt.graph import GraphView, InputRef, const_value, make_const
+from tfopt.passes.base import GraphPass, PassContext, count_note
+from tfopt.shapes import StaticInfo, is_stateful
+
+# Never folded even when their inputs are constant.
+NOT_FOLDABLE = {"Const", "Placeholder", "PlaceholderWithDefault", "Switch", "RefSwitch", "Merge",
+                "RefMerge", "Enter", "RefEnter", "Exit", "RefExit", "NextIteration", "LoopCond",
+                "If", "StatelessIf", "While", "StatelessWhile", "PartitionedCall",
+                "StatefulPartitionedCall", "Identity", "IdentityN", "NoOp", "Assert",
+                "ControlTrigger", "_Retval", "_Arg"}
+# Ops whose value depends only on the static shape of their input.
+SHAPE_OPS = {"Shape", "Size", "Rank"}
+UNREPRESENTABLE = {tf.resource, tf.variant}
+
+
+class ConstantFold(GraphPass):
+    name = "constant_fold"
+    summary = "evaluate constant subgraphs (weights arithmetic, static shapes) into Const nodes"
+
+    def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
+        info = StaticInfo(view.to_graph_def())
+        foldable: set[str] = set()
+        shape_values: dict[str, np.ndarray] = {}
+        for node in _topological(view):
+            if node.name in ctx.protected or node.op in NOT_FOLDABLE:
+                continue
+            if node.op in SHAPE_OPS:
+                value = _static_shape_value(node, view, info)
+                if value is not None:
+                    shape_values[node.name] = value
+                    foldable.add(node.name)
+                continue
+            if is_stateful(node.op) or not node.input:
+                continue
+            if not all(_is_const(view, ref.node, foldable) for ref in map(InputRef.parse, node.input)):
+                continue
+            if any(info.dtype(f"{node.name}:{i}") in UNREPRESENTABLE
+                   for i in range(_num_outputs(info, node.name))):
+                continue
+            foldable.add(node.name)
+
+        # Only what a non-folded node reads needs a value: the frontier.
+        frontier: dict[str, set[int]] = {}
+        for name in foldable:
+            for consumer, ref in view.consumers(name):
+                if consumer.name not in foldable and not ref.control:
+                    frontier.setdefault(name, set()).add(ref.port)
+        if not frontier:
+            return []
+        fetch = [(n, p) for n in sorted(frontier) for p in sorted(frontier[n])
+                 if n not in shape_values]
+        values = dict(zip(fetch, _evaluate(info.graph, fetch), strict=True)) if fetch else {}
+        for name, value in shape_values.items():
+            values[(name, 0)] = value
+
+        folded = 0
+        for (name, port), value in values.items():
+            if name not in frontier or value.dtype == object and value.size == 0:
+                continue
+            if value.nbytes > ctx.max_const_bytes and value.nbytes > _input_bytes(view, name):
+                continue
+            node = view.nodes[name]
+            const_name = view.unique_name(f"{name}/folded" if port else f"{name}/folded")
+            const = make_const(const_name, value, node.device)
+            view.add(const)
+            view.replace_uses(InputRef(name, port), InputRef(const_name), keep_controls=False)
+            folded += 1
+        # Control edges onto folded nodes now hang on nothing useful: move them to the consts'
+        # readers is not needed (consts have no side effects), so drop folded nodes that only
+        # have control consumers left.
+        dead = [n for n in foldable if not view.data_consumers(n)]
+        view.remove(dead)
+        return count_note(folded, "constant tensors folded") + count_note(
+            len(dead), "nodes evaluated away")
+
+
+def _topological(view: GraphView):
+    from tfopt.graph import topological_order
+
+    return [view.nodes[n.name] for n in topological_order(view.to_graph_def())]
+
+
+def _is_const(view: GraphView, name: str, foldable: set[str]) -> bool:
+    node = view.nodes.get(name)
+    return node is not None and (node.op == "Const" or name in foldable)
+
+
+def _num_outputs(info: StaticInfo, name: str) -> int:
+    try:
+        return info.num_outputs(name)
+    except (KeyError, ValueError):
+        return 0
+
+
+def _static_shape_value(node, view: GraphView, info: StaticInfo) -> np.ndarray | None:
+    src = view.data_inputs(node)
+    if not src:
+        return None
+    shape = info.shape(src[0].tensor)
+    if shape is None or not shape.is_fully_defined():
+        return None
+    out_type = node.attr["out_type"].type if "out_type" in node.attr else tf.int32.as_datatype_enum
+    dtype = tf.as_dtype(out_type).as_numpy_dtype
+    dims = shape.as_list()
+    if node.op == "Shape":
+        return np.array(dims, dtype=dtype)
+    if node.op == "Size":
+        return np.array(int(np.prod(dims)), dtype=dtype)
+    return np.array(len(dims), dtype=np.int32)
+
+
+def _evaluate(graph: tf.Graph, fetch: list[tuple[str, int]]) -> list[np.ndarray]:
+    config = tf.compat.v1.ConfigProto()
+    config.graph_options.rewrite_options.disable_meta_optimizer = True
+    with tf.compat.v1.Session(graph=graph, config=config) as sess:
+        return sess.run([f"{n}:{p}" for n, p in fetch])
+
+
+def _input_bytes(view: GraphView, name: str) -> int:
+    total = 0
+    for ref in view.data_inputs(view.nodes[name]):
+        src = view.nodes.get(ref.node)
+        if src is not None and src.op == "Const":
+            total += const_value(src).nbytes
+    return total

@@ -1,0 +1,89 @@
+"""Fuse Conv2D/DepthwiseConv2dNative/MatMul + BiasAdd [+ activation] into one kernel call.
+
+Emits ``_FusedConv2D``, ``_FusedDepthwiseConv2dNative`` and ``_FusedMatMul`` — the kernels
+Grappler's remapper targets — only for combinations the installed TensorFlow runs on CPU
+(probed by :class:`tfopt.kernels.KernelSupport`). Skipped entirely with ``--portable``.
+The fused node takes the name of the last node of the chain, so readers keep their inputs.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from tfopt.graph import GraphView, get_attr, set_attr
+from tfopt.passes.base import GraphPass, PassContext, count_note
+
+FUSED_OP = {"Conv2D": "_FusedConv2D", "DepthwiseConv2dNative": "_FusedDepthwiseConv2dNative",
+            "MatMul": "_FusedMatMul"}
+ACTIVATIONS = ("Relu", "Relu6", "Elu", "LeakyRelu", "Tanh", "Sigmoid")
+# Attributes each fused op takes over from the op it replaces.
+KEPT_ATTRS = {
+    "_FusedConv2D": ("T", "strides", "padding", "explicit_paddings", "data_format", "dilations",
+                     "use_cudnn_on_gpu"),
+    "_FusedDepthwiseConv2dNative": ("T", "strides", "padding", "data_format", "dilations"),
+    "_FusedMatMul": ("T", "transpose_a", "transpose_b"),
+}
+
+
+class FuseKernels(GraphPass):
+    name = "fuse_kernels"
+    summary = ("fuse Conv2D/DepthwiseConv2dNative/MatMul + BiasAdd [+ Relu|Relu6|Elu|LeakyRelu"
+               "|...] into the runtime's _Fused* kernels (checked against its kernel registry)")
+
+    def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
+        if ctx.portable or ctx.kernels is None:
+            return []
+        fused = 0
+        for node in view:
+            if node.name not in view or node.op not in FUSED_OP:
+                continue
+            fused += self._fuse(view, node, ctx)
+        return count_note(fused, "op chains fused into _Fused* kernels")
+
+    def _fuse(self, view: GraphView, conv, ctx: PassContext) -> int:
+        if get_attr(conv, "T") != tf.float32 or conv.name in ctx.protected:
+            return 0
+        if conv.op != "MatMul" and get_attr(conv, "data_format", "NHWC") != "NHWC":
+            return 0
+        if conv.op == "DepthwiseConv2dNative" and get_attr(conv, "padding") == "EXPLICIT":
+            return 0  # _FusedDepthwiseConv2dNative has no explicit_paddings
+        users = view.consumers(conv.name)
+        if len(users) != 1 or users[0][1].control or users[0][0].op != "BiasAdd":
+            return 0
+        bias = users[0][0]
+        if get_attr(bias, "data_format", "NHWC") != "NHWC" or view.data_inputs(bias)[0].node != conv.name:
+            return 0
+        chain = [bias]
+        fused_ops = ["BiasAdd"]
+        if bias.name not in ctx.protected:
+            act_users = view.consumers(bias.name)
+            if len(act_users) == 1 and not act_users[0][1].control:
+                act = act_users[0][0]
+                if act.op in ACTIVATIONS and get_attr(act, "T") == tf.float32:
+                    op = FUSED_OP[conv.op]
+                    if ctx.kernels.supports(op, ("BiasAdd", act.op)):
+                        chain.append(act)
+                        fused_ops.append(act.op)
+        op = FUSED_OP[conv.op]
+        if not ctx.kernels.supports(op, tuple(fused_ops)):
+            return 0
+        last = chain[-1]
+        alpha = get_attr(last, "alpha", 0.2) if last.op == "LeakyRelu" else None
+        inputs = [str(r) for r in view.data_inputs(conv)] + [str(view.data_inputs(bias)[1])]
+        controls = {str(r) for n in (conv, *chain) for r in view.control_inputs(n)}
+        kept = {k: conv.attr[k] for k in KEPT_ATTRS[op] if k in conv.attr}
+        view.remove([n.name for n in (conv, *chain[:-1])])
+        for key in list(last.attr):
+            del last.attr[key]
+        last.op = op
+        for key, value in kept.items():
+            last.attr[key].CopyFrom(value)
+        set_attr(last, "num_args", 1)
+        set_attr(last, "fused_ops", fused_ops)
+        set_attr(last, "epsilon", 0.0001)
+        if op == "_FusedConv2D":
+            set_attr(last, "TArgs", [tf.float32])
+        if alpha is not None:
+            set_attr(last, "leakyrelu_alpha", float(alpha))
+        view.set_inputs(last, inputs + sorted(controls - {f"^{conv.name}"}))
+        return 1

@@ -91,6 +91,90 @@ def optimize(src, dst, signature, all_signatures, inputs, outputs, passes, skip,
             json.dump(report.to_dict(), f, indent=2, default=str)
 
 
+@cli.command()
+@click.argument("models", nargs=-1, required=True, type=click.Path())
+@click.option("--num-iter", type=int, default=50, show_default=True,
+              help="Timed iterations per model (warm-up runs not counted).")
+@click.option("--num-warmup", type=int, default=10, show_default=True,
+              help="Untimed warm-up iterations per model.")
+@click.option("--rounds", type=int, default=5, show_default=True,
+              help="Interleaved rounds (A B A B ...) the iterations are split into.")
+@click.option("--batch-size", type=int, default=1, show_default=True,
+              help="Batch size of generated inputs (dynamic batch dimension).")
+@click.option("--input-shape", multiple=True, metavar="NAME=D1,D2,...",
+              help="Shape for an input with unknown dimensions (repeatable).")
+@click.option("--inputs-file", type=click.Path(), help=".npz of real inputs, keyed by input name.")
+@click.option("--int-range", default="0,10", show_default=True,
+              help="LOW,HIGH (exclusive) for generated integer inputs such as ids.")
+@click.option("--signature", help="Signature key (default: serving_default).")
+@click.option("--intra-op-threads", type=int, default=0, show_default=True,
+              help="Threads inside one op (0: TensorFlow's default).")
+@click.option("--inter-op-threads", type=int, default=0, show_default=True,
+              help="Ops run in parallel (0: TensorFlow's default).")
+@click.option("--disable-optimize", is_flag=True,
+              help="Switch TensorFlow's graph optimizer (Grappler) off, so that the model's own "
+                   "graph is what gets timed, not what Grappler makes of it at load time.")
+@click.option("--json", "json_path", type=click.Path(), help="Write results as JSON.")
+@click.option("--csv", "csv_path", type=click.Path(), help="Write results as CSV.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def benchmark(models, num_iter, num_warmup, rounds, batch_size, input_shape, inputs_file,
+              int_range, signature, intra_op_threads, inter_op_threads, disable_optimize,
+              json_path, csv_path, quiet) -> None:
+    """Measure throughput and latency of MODELS, interleaved, with ratios to the first."""
+    from tfopt.benchmark import Settings
+    from tfopt.benchmark import benchmark as run
+    from tfopt.verify import parse_shapes
+
+    settings = Settings(batch_size=batch_size, num_iter=num_iter, num_warmup=num_warmup,
+                        rounds=rounds, intra_op_threads=intra_op_threads,
+                        inter_op_threads=inter_op_threads, disable_optimize=disable_optimize,
+                        signature=signature, input_shapes=parse_shapes(input_shape),
+                        inputs_file=inputs_file, int_range=_int_range(int_range))
+    total = num_iter * len(models)
+    with click.progressbar(length=total, label="benchmarking", file=sys.stderr,
+                           hidden=quiet) as bar:
+        result = run(list(models), settings, progress=bar.update)
+    click.echo(result.table())
+    if json_path:
+        result.write_json(json_path)
+    if csv_path:
+        result.write_csv(csv_path)
+
+
+@cli.command()
+@click.argument("model", type=click.Path())
+@click.option("--compare", "other", type=click.Path(), help="A second model: before/after table.")
+@click.option("--signature", help="Signature key for model facts (default: serving_default).")
+@click.option("--functions", is_flag=True, help="Per-function op breakdown (TF2 models).")
+@click.option("--top", type=int, help="Show only the N most frequent op types.")
+@click.option("--chart", type=click.Path(), help="Write the op-type pie chart(s) as PNG.")
+@click.option("--html", "html_path", type=click.Path(), help="Write a self-contained HTML report.")
+@click.option("--json", "json_path", type=click.Path(), help="Write the analysis as JSON.")
+def analyze(model, other, signature, functions, top, chart, html_path, json_path) -> None:
+    """Show what MODEL is made of: op types, shares, parameters, FLOPs."""
+    from tfopt import analyze as az
+
+    for path in (chart, html_path, json_path):
+        az.check_writable(path)
+    first = az.analyze(model, signature)
+    analyses = [("model", first)]
+    if other:
+        analyses = [("before", first), ("after", az.analyze(other, signature))]
+    for _, a in analyses:
+        click.echo(az.text_report(a, top, functions))
+        click.echo("")
+    if other:
+        click.echo(az.compare_report(analyses[0][1], analyses[1][1]))
+    if chart:
+        az.write_chart(chart, analyses)
+        click.echo(f"chart written to {chart}")
+    if html_path:
+        az.write_html(html_path, f"tfopt analyze: {model}", analyses)
+        click.echo(f"HTML report written to {html_path}")
+    if json_path:
+        az.write_json(json_path, analyses)
+
+
 @cli.command("passes")
 def list_passes() -> None:
     """List the optimization passes, in pipeline order."""

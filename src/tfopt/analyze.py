@@ -1,0 +1,301 @@
+"""What a model is made of: op-type counts and shares, model facts, before/after, charts.
+
+Op counts are taken over the graph as stored (a TF1 SavedModel's MetaGraph, a GraphDef, a TF2
+SavedModel's main graph *and* its function library, where TF2 keeps the real work). Facts that
+need values and shapes (parameters, constant bytes, FLOPs) come from the frozen graph.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tfopt.errors import TfoptError
+from tfopt.graph import const_value, get_attr
+from tfopt.loader import detect_kind, load_model, read_graph_def, read_saved_model_proto
+from tfopt.model import TensorInfo
+
+CONV_OPS = {"Conv2D", "_FusedConv2D", "DepthwiseConv2dNative", "_FusedDepthwiseConv2dNative",
+            "MatMul", "_FusedMatMul", "Conv2DBackpropInput"}
+
+
+@dataclass
+class Analysis:
+    path: str
+    kind: str
+    op_counts: dict[str, int]
+    function_counts: dict[str, dict[str, int]]
+    nodes: int
+    parameters: int
+    constant_bytes: int
+    flops_per_sample: int
+    flops_unknown_ops: int
+    inputs: dict[str, str]
+    outputs: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+
+    def shares(self) -> list[tuple[str, int, float]]:
+        total = sum(self.op_counts.values()) or 1
+        return [(op, n, n / total) for op, n in
+                sorted(self.op_counts.items(), key=lambda x: (-x[1], x[0]))]
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["shares"] = [{"op": op, "count": n, "share": round(s, 5)} for op, n, s in self.shares()]
+        return d
+
+
+def _stored_graph_counts(path: str, kind: str) -> tuple[Counter, dict[str, dict[str, int]]]:
+    functions: dict[str, dict[str, int]] = {}
+    if kind == "saved_model":
+        proto = read_saved_model_proto(path)
+        meta = next((m for m in proto.meta_graphs if "serve" in m.meta_info_def.tags),
+                    proto.meta_graphs[0])
+        graph_def = meta.graph_def
+    elif kind == "graph_def":
+        graph_def = read_graph_def(path)
+    else:
+        return Counter(), functions
+    counts = Counter(n.op for n in graph_def.node)
+    for fn in graph_def.library.function:
+        fn_counts = Counter(n.op for n in fn.node_def)
+        functions[fn.signature.name] = dict(fn_counts)
+        counts.update(fn_counts)
+    return counts, functions
+
+
+def _flops(graph_def, static) -> tuple[int, int]:
+    total = unknown = 0
+    for node in graph_def.node:
+        if node.op not in CONV_OPS:
+            continue
+        out = static.shape(node.name + ":0")
+        ins = [static.shape(t) for t in node.input[:2]]
+        if out is None or out.rank is None or any(s is None or s.rank is None for s in ins):
+            unknown += 1
+            continue
+        dims = [1 if d is None else d for d in out.as_list()]
+        w = [d for d in ins[1].as_list()]
+        if any(d is None for d in dims[1:]) or any(d is None for d in w):
+            unknown += 1
+            continue
+        if node.op in ("MatMul", "_FusedMatMul"):
+            k = w[1] if get_attr(node, "transpose_b") else w[0]
+            total += 2 * dims[0] * dims[1] * k
+        elif node.op in ("Conv2D", "_FusedConv2D"):
+            total += 2 * int(np.prod(dims)) * w[0] * w[1] * w[2]
+        elif node.op == "Conv2DBackpropInput":
+            ins0 = static.shape(node.input[2])
+            if ins0 is None or not ins0.is_fully_defined() and any(
+                    d is None for d in ins0.as_list()[1:]):
+                unknown += 1
+                continue
+            total += 2 * int(np.prod([1 if d is None else d for d in ins0.as_list()])) * \
+                w[0] * w[1] * w[2]
+        else:  # depthwise: each output channel sees kh*kw inputs
+            total += 2 * int(np.prod(dims)) * w[0] * w[1]
+    return total, unknown
+
+
+def analyze(path: str, signature: str | None = None, facts: bool = True) -> Analysis:
+    """Analyze the model at ``path`` (SavedModel, .pb/.pbtxt or .keras)."""
+    from tfopt.shapes import StaticInfo
+
+    kind = detect_kind(path)
+    counts, functions = _stored_graph_counts(path, kind)
+    notes = []
+    model = load_model(path, signature) if (facts or not counts) else None
+    inputs: dict[str, str] = {}
+    outputs: dict[str, str] = {}
+    params = const_bytes = flops = unknown = 0
+    if model is not None:
+        sig = next(iter(model.signatures.values()))
+        inputs = {k: v.describe() for k, v in sig.inputs.items()}
+        outputs = {k: v.describe() for k, v in sig.outputs.items()}
+        if not counts:  # Keras files have no stored graph: count the traced one
+            counts = Counter(n.op for n in sig.graph_def.node)
+            for fn in sig.graph_def.library.function:
+                c = Counter(n.op for n in fn.node_def)
+                functions[fn.signature.name] = dict(c)
+                counts.update(c)
+            notes.append("op counts are of the traced and frozen Keras model")
+        for node in sig.graph_def.node:
+            if node.op == "Const":
+                value = const_value(node)
+                const_bytes += value.nbytes
+                if value.dtype.kind == "f" and value.size > 1:
+                    params += value.size
+        flops, unknown = _flops(sig.graph_def, StaticInfo(sig.graph_def))
+    return Analysis(path, kind, dict(counts), functions, sum(counts.values()), params,
+                    const_bytes, flops, unknown, inputs, outputs, notes)
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+def _fmt_count(n: float) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= div:
+            return f"{n / div:.2f}{unit}"
+    return str(int(n))
+
+
+def text_report(a: Analysis, top: int | None = None, show_functions: bool = False) -> str:
+    lines = [f"{a.path} ({a.kind})",
+             f"  nodes {a.nodes}, parameters {_fmt_count(a.parameters)}, constants "
+             f"{a.constant_bytes / 1e6:.2f} MB, FLOPs/sample {_fmt_count(a.flops_per_sample)}"
+             + (f" ({a.flops_unknown_ops} ops with unknown shapes not counted)"
+                if a.flops_unknown_ops else "")]
+    for title, specs in (("inputs", a.inputs), ("outputs", a.outputs)):
+        if specs:
+            lines.append(f"  {title}: " + ", ".join(f"{k} {v}" for k, v in specs.items()))
+    lines.append("")
+    shares = a.shares()[:top] if top else a.shares()
+    width = max([len(op) for op, _, _ in shares] + [7])
+    lines.append(f"  {'op type'.ljust(width)}  {'count':>6}  {'share':>6}")
+    for op, n, share in shares:
+        lines.append(f"  {op.ljust(width)}  {n:>6}  {share:>6.1%}")
+    if show_functions and a.function_counts:
+        lines.append("")
+        lines.append("  per function:")
+        for name, counts in sorted(a.function_counts.items()):
+            top_ops = ", ".join(f"{op} {n}" for op, n in
+                                sorted(counts.items(), key=lambda x: -x[1])[:6])
+            lines.append(f"    {name} ({sum(counts.values())} nodes): {top_ops}")
+    for note in a.notes:
+        lines.append(f"  note: {note}")
+    return "\n".join(lines)
+
+
+def compare_rows(before: Analysis, after: Analysis) -> list[tuple[str, int, int, int]]:
+    ops = set(before.op_counts) | set(after.op_counts)
+    rows = [(op, before.op_counts.get(op, 0), after.op_counts.get(op, 0)) for op in ops]
+    rows = [(op, b, c, c - b) for op, b, c in rows]
+    return sorted(rows, key=lambda r: (-max(r[1], r[2]), r[0]))
+
+
+def compare_report(before: Analysis, after: Analysis) -> str:
+    rows = compare_rows(before, after)
+    width = max([len(r[0]) for r in rows] + [7])
+    lines = [f"before: {before.path}", f"after:  {after.path}", "",
+             f"  {'op type'.ljust(width)}  {'before':>7}  {'after':>7}  {'diff':>7}"]
+    for op, b, c, d in rows:
+        lines.append(f"  {op.ljust(width)}  {b:>7}  {c:>7}  {d:>+7}")
+    lines.append(f"  {'total'.ljust(width)}  {before.nodes:>7}  {after.nodes:>7}  "
+                 f"{after.nodes - before.nodes:>+7}")
+    gone = [f"{op} {b} -> 0" for op, b, c, _ in rows if b and not c]
+    new = [f"{op} 0 -> {c}" for op, b, c, _ in rows if c and not b]
+    if gone:
+        lines.append("  disappeared: " + ", ".join(gone))
+    if new:
+        lines.append("  appeared:    " + ", ".join(new))
+    lines.append(f"  parameters {_fmt_count(before.parameters)} -> "
+                 f"{_fmt_count(after.parameters)}, FLOPs/sample "
+                 f"{_fmt_count(before.flops_per_sample)} -> {_fmt_count(after.flops_per_sample)}")
+    return "\n".join(lines)
+
+
+def _pie(ax, a: Analysis, title: str, max_slices: int = 9) -> None:
+    shares = a.shares()
+    main = shares[:max_slices]
+    rest = sum(n for _, n, _ in shares[max_slices:])
+    labels = [op for op, _, _ in main] + (["other"] if rest else [])
+    sizes = [n for _, n, _ in main] + ([rest] if rest else [])
+    if not sizes:
+        ax.text(0.5, 0.5, "empty graph", ha="center")
+        ax.axis("off")
+        return
+    ax.pie(sizes, labels=[f"{lab} ({n})" for lab, n in zip(labels, sizes, strict=True)],
+           autopct="%1.1f%%", startangle=90, counterclock=False, textprops={"fontsize": 8})
+    ax.set_title(title, fontsize=10)
+    ax.axis("equal")
+
+
+def chart_png(analyses: list[tuple[str, Analysis]]) -> bytes:
+    """The op-type pie chart(s), side by side, as PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(analyses), figsize=(6.5 * len(analyses), 6))
+    axes = np.atleast_1d(axes)
+    for ax, (title, a) in zip(axes, analyses, strict=True):
+        _pie(ax, a, f"{title}: {a.nodes} nodes")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_chart(path: str, analyses: list[tuple[str, Analysis]]) -> None:
+    with open(path, "wb") as f:
+        f.write(chart_png(analyses))
+
+
+def _html_table(headers: list[str], rows: list[list[object]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def html_page(title: str, analyses: list[tuple[str, Analysis]],
+              extra_sections: list[tuple[str, str]] | None = None) -> str:
+    """One self-contained page: facts, op tables, the chart embedded as a data: URI."""
+    png = base64.b64encode(chart_png(analyses)).decode()
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+             "</title><style>body{font-family:sans-serif;margin:2em;max-width:1100px}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+             "padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
+             "pre{background:#f5f5f5;padding:1em}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1>"]
+    for heading, body in extra_sections or []:
+        parts.append(f"<h2>{html.escape(heading)}</h2>{body}")
+    parts.append(f"<h2>Op-type breakdown</h2><img alt='op-type chart' "
+                 f"src='data:image/png;base64,{png}'>")
+    for name, a in analyses:
+        parts.append(f"<h2>{html.escape(name)}: {html.escape(a.path)}</h2>")
+        parts.append(_html_table(["fact", "value"], [
+            ["kind", a.kind], ["nodes", a.nodes], ["parameters", a.parameters],
+            ["constant bytes", a.constant_bytes], ["FLOPs per sample", a.flops_per_sample],
+            ["inputs", ", ".join(f"{k} {v}" for k, v in a.inputs.items())],
+            ["outputs", ", ".join(f"{k} {v}" for k, v in a.outputs.items())]]))
+        parts.append(_html_table(["op type", "count", "share"],
+                                 [[op, n, f"{s:.1%}"] for op, n, s in a.shares()]))
+    if len(analyses) == 2:
+        before, after = analyses[0][1], analyses[1][1]
+        parts.append("<h2>Before / after</h2>")
+        parts.append(_html_table(["op type", "before", "after", "diff"],
+                                 [[op, b, c, f"{d:+d}"] for op, b, c, d in
+                                  compare_rows(before, after)]))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_html(path: str, title: str, analyses: list[tuple[str, Analysis]],
+               extra_sections: list[tuple[str, str]] | None = None) -> None:
+    with open(path, "w") as f:
+        f.write(html_page(title, analyses, extra_sections))
+
+
+def write_json(path: str, analyses: list[tuple[str, Analysis]]) -> None:
+    with open(path, "w") as f:
+        json.dump({name: a.to_dict() for name, a in analyses}, f, indent=2)
+
+
+def check_writable(path: str | None) -> None:
+    if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise TfoptError(f"{path}: parent directory does not exist")
+
+
+__all__ = ["Analysis", "TensorInfo", "analyze", "compare_report", "text_report", "write_chart",
+           "write_html", "write_json"]

@@ -1,0 +1,277 @@
+"""Throughput and latency of one or more models, measured so that a comparison holds.
+
+Models run as users run them: a SavedModel through ``tf.saved_model.load(...).signatures[k]``,
+a GraphDef in a ``Session``. With several models, iterations are interleaved in rounds
+(A B A B ...), so machine noise hits every model alike; each round gives a throughput per
+model and a ratio to the first model, and the table reports medians with the ratio's spread.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import tensorflow as tf
+
+from tfopt.errors import TfoptError
+from tfopt.loader import DEFAULT_SIGNATURE, detect_kind
+from tfopt.model import TensorInfo
+from tfopt.verify import DEFAULT_INT_RANGE, load_inputs, make_inputs
+
+
+@dataclass
+class Settings:
+    batch_size: int = 1
+    num_iter: int = 50
+    num_warmup: int = 10
+    rounds: int = 5
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    disable_optimize: bool = False
+    signature: str | None = None
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    inputs_file: str | None = None
+    int_range: tuple[int, int] = DEFAULT_INT_RANGE
+
+
+@dataclass
+class ModelResult:
+    model: str
+    batch_size: int
+    iterations: int
+    throughput: float          # samples/s = batch / mean latency
+    latency_mean_ms: float
+    latency_p50_ms: float
+    latency_p90_ms: float
+    latency_p99_ms: float
+    round_throughputs: list[float]
+    median_throughput: float   # median over rounds
+    ratio: float = 1.0         # median over rounds of throughput / first model's
+    ratio_min: float = 1.0
+    ratio_max: float = 1.0
+
+
+@dataclass
+class BenchmarkResult:
+    models: list[ModelResult]
+    environment: dict
+
+    def to_dict(self) -> dict:
+        return {"environment": self.environment, "models": [asdict(m) for m in self.models]}
+
+    def table(self) -> str:
+        headers = ["model", "samples/s", "median/s", "mean ms", "p50 ms", "p90 ms", "p99 ms",
+                   "ratio", "ratio range"]
+        rows = [[m.model, f"{m.throughput:.2f}", f"{m.median_throughput:.2f}",
+                 f"{m.latency_mean_ms:.2f}", f"{m.latency_p50_ms:.2f}",
+                 f"{m.latency_p90_ms:.2f}", f"{m.latency_p99_ms:.2f}", f"{m.ratio:.3f}x",
+                 f"{m.ratio_min:.3f}-{m.ratio_max:.3f}"] for m in self.models]
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+        lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w)
+                           for i, (h, w) in enumerate(zip(headers, widths, strict=True)))]
+        for row in rows:
+            lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                                   for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        env = self.environment
+        lines.append(f"TensorFlow {env['tensorflow']}, batch {env['batch_size']}, threads "
+                     f"intra={env['intra_op_threads'] or 'default'} "
+                     f"inter={env['inter_op_threads'] or 'default'}, Grappler "
+                     f"{'off' if env['disable_optimize'] else 'on'}, CPU: {env['cpu']}, "
+                     f"{env['rounds']} interleaved rounds")
+        return "\n".join(lines)
+
+    def write_json(self, path: str) -> None:
+        with open(path, "w") as f:
+            json.dump(self.to_dict(), f, indent=2)
+
+    def write_csv(self, path: str) -> None:
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            fields = [k for k in asdict(self.models[0]) if k != "round_throughputs"]
+            writer.writerow(fields)
+            for m in self.models:
+                d = asdict(m)
+                writer.writerow([d[k] for k in fields])
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(settings: Settings) -> dict:
+    return {"tensorflow": tf.__version__, "batch_size": settings.batch_size,
+            "intra_op_threads": settings.intra_op_threads,
+            "inter_op_threads": settings.inter_op_threads,
+            "disable_optimize": settings.disable_optimize, "cpu": cpu_model(),
+            "cpus": os.cpu_count(), "rounds": settings.rounds, "num_iter": settings.num_iter,
+            "num_warmup": settings.num_warmup}
+
+
+@dataclass
+class Runner:
+    """One loaded model: its input specs and a zero-argument call on prepared inputs."""
+
+    name: str
+    inputs: dict[str, TensorInfo]
+    prepare: Callable[[dict[str, np.ndarray]], Callable[[], object]]
+
+
+def _session_config(settings: Settings) -> tf.compat.v1.ConfigProto:
+    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=settings.intra_op_threads,
+                                      inter_op_parallelism_threads=settings.inter_op_threads)
+    if settings.disable_optimize:
+        config.graph_options.rewrite_options.disable_meta_optimizer = True
+    return config
+
+
+def _saved_model_runner(path: str, settings: Settings) -> Runner:
+    try:
+        obj = tf.saved_model.load(path)
+    except Exception as err:
+        raise TfoptError(f"{path}: cannot load the model: {str(err).splitlines()[0]}") from None
+    keys = list(obj.signatures.keys())
+    key = settings.signature or DEFAULT_SIGNATURE
+    if key not in keys:
+        if settings.signature is None and len(keys) == 1:
+            key = keys[0]
+        else:
+            raise TfoptError(f"{path}: unknown signature {key!r} (available: "
+                             f"{', '.join(sorted(keys)) or 'none'})")
+    fn = obj.signatures[key]
+    specs = fn.structured_input_signature[1]
+    inputs = {k: TensorInfo(k, s.dtype, None if s.shape.rank is None else tuple(s.shape.as_list()))
+              for k, s in specs.items()}
+
+    def prepare(feeds: dict[str, np.ndarray]) -> Callable[[], object]:
+        tensors = {k: tf.constant(v) for k, v in feeds.items()}
+        return lambda: fn(**tensors)
+
+    runner = Runner(path, inputs, prepare)
+    runner._keepalive = obj  # the signature function needs its object alive
+    return runner
+
+
+def _graph_def_runner(path: str, settings: Settings) -> Runner:
+    from tfopt.loader import load_model
+
+    model = load_model(path)
+    sig = model.signatures[DEFAULT_SIGNATURE]
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.import_graph_def(sig.graph_def, name="")
+    sess = tf.compat.v1.Session(graph=graph, config=_session_config(settings))
+    fetches = [t.tensor for t in sig.outputs.values()]
+
+    def prepare(feeds: dict[str, np.ndarray]) -> Callable[[], object]:
+        feed_dict = {sig.inputs[k].tensor: v for k, v in feeds.items()}
+        callable_fn = sess.make_callable(fetches, feed_list=list(feed_dict))
+        values = list(feed_dict.values())
+        return lambda: callable_fn(*values)
+
+    return Runner(path, sig.inputs, prepare)
+
+
+def load_runner(path: str, settings: Settings) -> Runner:
+    kind = detect_kind(path)
+    if kind == "saved_model":
+        return _saved_model_runner(path, settings)
+    if kind == "graph_def":
+        return _graph_def_runner(path, settings)
+    raise TfoptError(f"{path}: benchmark takes SavedModels and .pb/.pbtxt files "
+                     "(optimize a Keras file first, or export it as a SavedModel)")
+
+
+def configure_runtime(settings: Settings) -> None:
+    """Thread and Grappler settings for eager/function execution; must run before any op."""
+    try:
+        if settings.intra_op_threads:
+            tf.config.threading.set_intra_op_parallelism_threads(settings.intra_op_threads)
+        if settings.inter_op_threads:
+            tf.config.threading.set_inter_op_parallelism_threads(settings.inter_op_threads)
+    except RuntimeError:
+        pass  # runtime already initialised (library use): keep its settings
+    tf.config.optimizer.set_experimental_options(
+        {"disable_meta_optimizer": settings.disable_optimize})
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def benchmark(paths: list[str], settings: Settings,
+              progress: Callable[[int], None] | None = None,
+              labels: list[str] | None = None) -> BenchmarkResult:
+    """Benchmark ``paths`` interleaved; the first is the baseline for ratios."""
+    if settings.num_iter < 1 or settings.num_warmup < 0 or settings.batch_size < 1:
+        raise TfoptError("--num-iter and --batch-size must be >= 1, --num-warmup >= 0")
+    configure_runtime(settings)
+    runners = [load_runner(p, settings) for p in paths]
+    labels = labels or paths
+    first = runners[0]
+    if settings.inputs_file:
+        feeds = load_inputs(settings.inputs_file, first.inputs)
+    else:
+        feeds = make_inputs(first.inputs, settings.batch_size, settings.input_shapes,
+                            settings.int_range)
+    batch = next(iter(feeds.values())).shape[0] if feeds and next(iter(feeds.values())).ndim else 1
+    calls = []
+    for runner in runners:
+        missing = set(runner.inputs) - set(feeds)
+        if missing:
+            raise TfoptError(f"{runner.name}: inputs {', '.join(sorted(missing))} differ from "
+                             f"{first.name}'s; models compared must share a signature")
+        call = runner.prepare({k: feeds[k] for k in runner.inputs})
+        try:
+            for _ in range(max(settings.num_warmup, 1)):
+                call()
+        except Exception as err:
+            text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise TfoptError(f"{runner.name}: fails on the generated inputs: {text} (give "
+                             "inputs with --inputs-file, --input-shape or --int-range)") from None
+        calls.append(call)
+
+    rounds = max(1, min(settings.rounds, settings.num_iter))
+    per_round = [settings.num_iter // rounds + (1 if r < settings.num_iter % rounds else 0)
+                 for r in range(rounds)]
+    latencies: list[list[float]] = [[] for _ in runners]
+    round_tp: list[list[float]] = [[] for _ in runners]
+    for r in range(rounds):
+        for m, call in enumerate(calls):
+            times = []
+            for _ in range(per_round[r]):
+                start = time.perf_counter()
+                call()
+                times.append(time.perf_counter() - start)
+            latencies[m].extend(times)
+            round_tp[m].append(batch * len(times) / sum(times))
+            if progress:
+                progress(per_round[r])
+
+    results = []
+    for m, label in enumerate(labels):
+        lat = latencies[m]
+        mean = statistics.fmean(lat)
+        ratios = [a / b for a, b in zip(round_tp[m], round_tp[0], strict=True)]
+        results.append(ModelResult(
+            model=label, batch_size=int(batch), iterations=len(lat), throughput=batch / mean,
+            latency_mean_ms=mean * 1e3, latency_p50_ms=_percentile(lat, 50) * 1e3,
+            latency_p90_ms=_percentile(lat, 90) * 1e3, latency_p99_ms=_percentile(lat, 99) * 1e3,
+            round_throughputs=round_tp[m], median_throughput=statistics.median(round_tp[m]),
+            ratio=statistics.median(ratios), ratio_min=min(ratios), ratio_max=max(ratios)))
+    env = environment(settings)
+    env["batch_size"] = int(batch)
+    return BenchmarkResult(results, env)

@@ -175,6 +175,48 @@ def analyze(model, other, signature, functions, top, chart, html_path, json_path
         az.write_json(json_path, analyses)
 
 
+@cli.command()
+@click.option("--out", "out_dir", default="tfopt-demo", show_default=True, type=click.Path(),
+              help="Directory for the models and the HTML report (must be new or empty).")
+@click.option("--num-iter", type=int, default=30, show_default=True,
+              help="Benchmark iterations per model.")
+@click.option("--rounds", type=int, default=5, show_default=True, help="Interleaved rounds.")
+def demo(out_dir, num_iter, rounds) -> None:
+    """Build an SSD detector, optimize, verify, benchmark and analyze it (no download)."""
+    from tfopt.demo import run_demo
+
+    run_demo(out_dir, num_iter=num_iter, rounds=rounds, say=click.echo)
+
+
+@cli.group()
+def zoo() -> None:
+    """Models built locally with random weights: list them, build one."""
+
+
+@zoo.command("list")
+def zoo_list() -> None:
+    """List the models tfopt can build."""
+    from tfopt.zoo import zoo_names
+
+    for name, text in zoo_names().items():
+        click.echo(f"{name:<16} {text}")
+
+
+@zoo.command("build")
+@click.argument("name")
+@click.argument("out", type=click.Path())
+@click.option("--seed", type=int, default=0, show_default=True)
+def zoo_build(name, out, seed) -> None:
+    """Build zoo model NAME as a SavedModel at OUT."""
+    from tfopt.saver import atomic_output, check_output_path
+    from tfopt.zoo import build
+
+    check_output_path(out, overwrite=False)
+    with atomic_output(out, overwrite=False) as tmp:
+        build(name, tmp, seed)
+    click.echo(f"{name} written to {out}")
+
+
 @cli.command("passes")
 def list_passes() -> None:
     """List the optimization passes, in pipeline order."""

@@ -175,7 +175,8 @@ def _load_keras(path: str) -> LoadedModel:
     for key, ph in zip(sorted(specs), frozen.inputs[:len(specs)], strict=False):
         spec = specs[key]
         sig.inputs[key] = TensorInfo(ph.name, spec.dtype, _shape_tuple(spec.shape))
-    for out_key, tensor in frozen.structured_outputs.items():
+    paths = nest.flatten_with_joined_string_paths(func.structured_outputs)
+    for (out_key, _), tensor in zip(paths, frozen.outputs, strict=True):
         sig.outputs[out_key] = TensorInfo(tensor.name, tensor.dtype, _shape_tuple(tensor.shape))
 
     def reference(key: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -81,10 +81,15 @@ class ConstantFold(GraphPass):
         # Control edges onto folded nodes now hang on nothing useful: move them to the consts'
         # readers is not needed (consts have no side effects), so drop folded nodes that only
         # have control consumers left.
-        dead = [n for n in foldable if not view.data_consumers(n)]
-        view.remove(dead)
+        removed = 0
+        while True:
+            dead = [n for n in foldable if n in view and not view.data_consumers(n)]
+            if not dead:
+                break
+            view.remove(dead)
+            removed += len(dead)
         return count_note(folded, "constant tensors folded") + count_note(
-            len(dead), "nodes evaluated away")
+            removed, "nodes evaluated away")
 
 
 def _topological(view: GraphView):

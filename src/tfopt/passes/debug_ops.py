@@ -26,5 +26,19 @@ class RemoveDebugOps(GraphPass):
             elif node.op in SINKS and not view.data_consumers(node.name):
                 view.remove([node.name])
                 removed += 1
+                if "/AssertGuard/" in node.name:
+                    _drop_guard_dependencies(view, node.name.split("/AssertGuard/")[0])
         return count_note(spliced, "checks/prints spliced out") + count_note(
             removed, "Assert/PrintV2 removed")
+
+
+def _drop_guard_dependencies(view: GraphView, scope: str) -> None:
+    """``tf.debugging.Assert`` in a TF1 graph wraps the Assert in a cond named
+    ``<scope>/AssertGuard``; readers depend on the cond's output by control edge only. With the
+    Assert gone the guard does nothing, so those edges go and strip_unused removes the cond."""
+    guard = scope + "/AssertGuard"
+    members = [n for n in view.nodes if n == guard or n.startswith(guard + "/")]
+    for name in members:
+        for consumer, ref in view.consumers(name):
+            if ref.control and not consumer.name.startswith(guard + "/"):
+                consumer.input.remove(str(ref))

@@ -1,0 +1,96 @@
+"""Models built once per test session, locally and with real TensorFlow."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def toy_tf1(tmp_path_factory) -> str:
+    from tfopt.zoo import build_toy_tf1
+
+    path = str(tmp_path_factory.mktemp("models") / "toy_tf1")
+    build_toy_tf1(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def toy_tf2(tmp_path_factory) -> str:
+    from tfopt.zoo import build_toy_tf2
+
+    path = str(tmp_path_factory.mktemp("models") / "toy_tf2")
+    build_toy_tf2(path)
+    return path
+
+
+def small_resnet():
+    """A small Keras ResNet-style model: conv/BN/ReLU, residual adds, a dense head."""
+    import keras
+
+    from tfopt.zoo import randomize_batch_norm
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((32, 32, 3), name="image")
+    x = keras.layers.Conv2D(16, 3, padding="same")(inp)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    for _ in range(2):
+        y = keras.layers.Conv2D(16, 3, padding="same", use_bias=False)(x)
+        y = keras.layers.BatchNormalization()(y)
+        y = keras.layers.ReLU()(y)
+        y = keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=1)(y)
+        y = keras.layers.BatchNormalization()(y)
+        x = keras.layers.ReLU()(keras.layers.Add()([x, y]))
+    x = keras.layers.ZeroPadding2D(1)(x)
+    x = keras.layers.Conv2D(32, 3, strides=2)(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(10, activation="relu")(x)
+    model = keras.Model(inp, out)
+    randomize_batch_norm(model)
+    return model
+
+
+@pytest.fixture(scope="session")
+def keras_resnet(tmp_path_factory) -> str:
+    path = str(tmp_path_factory.mktemp("models") / "keras_resnet")
+    small_resnet().export(path, format="tf_saved_model", verbose=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def keras_file(tmp_path_factory) -> str:
+    path = str(tmp_path_factory.mktemp("models") / "small.keras")
+    small_resnet().save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def mobilenet_v2(tmp_path_factory) -> str:
+    from tfopt.zoo import build_keras_app
+
+    path = str(tmp_path_factory.mktemp("models") / "mobilenet_v2")
+    build_keras_app("mobilenet_v2", path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_ssd(tmp_path_factory) -> str:
+    from tfopt.detector import build_ssd_inception
+
+    path = str(tmp_path_factory.mktemp("models") / "ssd")
+    build_ssd_inception(path, depth=0.25)
+    return path
+
+
+def run_saved_model(path: str, feeds: dict[str, np.ndarray], key: str = "serving_default"):
+    """Run a SavedModel exactly as a user would: plain tf.saved_model.load, no tfopt."""
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(path).signatures[key]
+    return {k: v.numpy() for k, v in fn(**{k: tf.constant(v) for k, v in feeds.items()}).items()}

@@ -1,0 +1,109 @@
+"""training_nodes, strip_unused, debug_ops, identity, switch_const on hand-built graphs."""
+
+import numpy as np
+import tensorflow as tf
+
+from tests.passes.helpers import context, counts, graph_of, rand, run
+from tfopt.passes.debug_ops import RemoveDebugOps
+from tfopt.passes.identity import RemoveIdentities
+from tfopt.passes.strip_unused import StripUnused
+from tfopt.passes.switch_const import ResolveConstantSwitch
+from tfopt.passes.training_nodes import RemoveTrainingNodes
+
+
+def _debug_graph():
+    x = tf.compat.v1.placeholder(tf.float32, [2, 3], name="x")
+    h = tf.debugging.check_numerics(x * 2.0, "bad", name="check")
+    assert_op = tf.debugging.Assert(tf.reduce_all(h < 100.0), [h], name="guard")
+    printed = tf.raw_ops.Print(input=h, data=[h], message="h=", name="print")
+    with tf.control_dependencies([assert_op]):
+        tf.identity(printed + 1.0, name="out")
+
+
+def test_debug_ops_removed_numbers_unchanged():
+    gd = graph_of(_debug_graph)
+    ctx = context(["out"], ["x:0"])
+    result = RemoveDebugOps().run(gd, ctx)
+    ops = counts(result.graph_def)
+    assert result.changed
+    assert "CheckNumerics" not in ops and "Assert" not in ops and "Print" not in ops
+    feed = {"x:0": rand(2, 3)}
+    np.testing.assert_allclose(run(result.graph_def, ["out"], feed)[0], run(gd, ["out"], feed)[0])
+
+
+def test_identity_chain_spliced_output_name_kept():
+    def build():
+        x = tf.compat.v1.placeholder(tf.float32, [3], name="x")
+        a = tf.identity(tf.identity(tf.stop_gradient(x)), name="a")
+        tf.identity(tf.math.square(a), name="out")
+
+    gd = graph_of(build)
+    result = RemoveIdentities().run(gd, context(["out"], ["x:0"]))
+    names = {n.name: n.op for n in result.graph_def.node}
+    assert names["out"] == "Identity"  # a signature output keeps its name
+    assert "StopGradient" not in names.values()
+    assert list(names.values()).count("Identity") == 1
+    feed = {"x:0": np.array([1, 2, 3], np.float32)}
+    np.testing.assert_array_equal(run(result.graph_def, ["out"], feed)[0], [1, 4, 9])
+
+
+def test_identity_n_ports():
+    def build():
+        x = tf.compat.v1.placeholder(tf.float32, [4], name="x")
+        a, b = tf.split(x, 2)
+        ia, ib = tf.identity_n([a, b], name="idn")
+        tf.subtract(ib, ia, name="out")
+
+    gd = graph_of(build)
+    result = RemoveIdentities().run(gd, context(["out"], ["x:0"]))
+    assert "IdentityN" not in counts(result.graph_def)
+    feed = {"x:0": np.array([1, 2, 10, 20], np.float32)}
+    np.testing.assert_array_equal(run(result.graph_def, ["out"], feed)[0], [9, 18])
+
+
+def test_training_nodes_and_strip_unused():
+    def build():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 3], name="x")
+        w = tf.Variable(np.ones([3, 2], np.float32), name="w")
+        y = tf.matmul(x, tf.constant(np.ones([3, 2], np.float32)), name="y")
+        loss = tf.reduce_sum(y * w)
+        tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss)
+        tf.compat.v1.train.Saver([w])
+
+    gd = graph_of(build)
+    ctx = context(["y"], ["x:0"])
+    before = counts(gd)
+    assert before.get("SaveV2") and before.get("RestoreV2")
+    result = RemoveTrainingNodes().run(gd, ctx)
+    ops = counts(result.graph_def)
+    assert "SaveV2" not in ops and "RestoreV2" not in ops
+    assert not any(op.startswith("ResourceApply") for op in ops)
+    stripped = StripUnused().run(result.graph_def, ctx).graph_def
+    assert sorted(counts(stripped)) == ["Const", "MatMul", "Placeholder"]
+
+
+def test_placeholder_with_default_and_constant_switch():
+    from tensorflow.python.ops import control_flow_util
+
+    def build():
+        x = tf.compat.v1.placeholder(tf.float32, [3], name="x")
+        training = tf.compat.v1.placeholder_with_default(False, [], name="training")
+        y = tf.compat.v1.cond(training, lambda: x * 100.0, lambda: x + 1.0)
+        tf.identity(y, name="out")
+
+    saved = control_flow_util.ENABLE_CONTROL_FLOW_V2
+    control_flow_util.ENABLE_CONTROL_FLOW_V2 = False
+    try:
+        gd = graph_of(build)
+    finally:
+        control_flow_util.ENABLE_CONTROL_FLOW_V2 = saved
+    ctx = context(["out"], ["x:0"])
+    assert counts(gd)["Switch"] >= 1
+    g = gd
+    for p in (RemoveTrainingNodes(), RemoveIdentities(), ResolveConstantSwitch(), StripUnused(),
+              RemoveIdentities()):
+        g = p.run(g, ctx).graph_def
+    ops = counts(g)
+    assert "Switch" not in ops and "Merge" not in ops and "PlaceholderWithDefault" not in ops
+    feed = {"x:0": np.array([1, 2, 3], np.float32)}
+    np.testing.assert_array_equal(run(g, ["out"], feed)[0], [2, 3, 4])

@@ -1,0 +1,66 @@
+import json
+from html.parser import HTMLParser
+
+import matplotlib.image as mpimg
+import tensorflow as tf
+
+from tfopt import analyze as az
+
+
+def _pb(tmp_path):
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 8, 8, 3], name="x")
+        y = tf.nn.conv2d(x, tf.ones([3, 3, 3, 4]), 1, "SAME")
+        y = tf.nn.relu6(tf.identity(tf.identity(y)))
+        tf.identity(tf.nn.relu6(y), name="out")
+    path = str(tmp_path / "m.pb")
+    tf.io.write_graph(g.as_graph_def(), str(tmp_path), "m.pb", as_text=False)
+    return path
+
+
+def test_counts_shares_facts(tmp_path):
+    a = az.analyze(_pb(tmp_path))
+    assert a.op_counts == {"Placeholder": 1, "Const": 1, "Conv2D": 1, "Identity": 3, "Relu6": 2}
+    shares = dict((op, s) for op, _, s in a.shares())
+    assert abs(shares["Identity"] - 3 / 8) < 1e-9
+    assert a.parameters == 3 * 3 * 3 * 4
+    assert a.flops_per_sample == 2 * 8 * 8 * 4 * 3 * 3 * 3
+    assert "x" in a.inputs and "out" in a.outputs
+
+
+def test_compare_chart_html_json(toy_tf1, tmp_path):
+    import tfopt
+
+    opt = str(tmp_path / "opt")
+    tfopt.optimize(toy_tf1, opt)
+    before, after = az.analyze(toy_tf1), az.analyze(opt)
+    rows = {op: (b, c) for op, b, c, _ in az.compare_rows(before, after)}
+    assert rows["FusedBatchNormV3"] == (3, 0)
+    assert rows["_FusedConv2D"][0] == 0 and rows["_FusedConv2D"][1] >= 1
+    text = az.compare_report(before, after)
+    assert "disappeared" in text and "FusedBatchNormV3 3 -> 0" in text
+    png, page, js = tmp_path / "c.png", tmp_path / "r.html", tmp_path / "a.json"
+    pair = [("before", before), ("after", after)]
+    az.write_chart(str(png), pair)
+    img = mpimg.imread(str(png))
+    assert img.shape[0] > 100 and img.shape[1] > 2 * img.shape[0] * 0.9  # two pies side by side
+    az.write_html(str(page), "t", pair)
+    seen = []
+
+    class P(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            seen.append((tag, dict(attrs)))
+
+    P().feed(page.read_text())
+    imgs = [a for t, a in seen if t == "img"]
+    assert imgs and imgs[0]["src"].startswith("data:image/png;base64,")
+    assert sum(1 for t, _ in seen if t == "table") >= 3
+    az.write_json(str(js), pair)
+    assert json.loads(js.read_text())["after"]["op_counts"]["_FusedConv2D"] >= 1
+
+
+def test_tf2_counts_include_functions(toy_tf2):
+    a = az.analyze(toy_tf2)
+    assert a.function_counts and a.op_counts.get("ResourceGather", 0) >= 1
+    assert "per function" in az.text_report(a, show_functions=True)

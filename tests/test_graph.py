@@ -1,0 +1,43 @@
+import tensorflow as tf
+
+from tests.passes.helpers import graph_of
+from tfopt.graph import GraphView, InputRef, get_attr, set_attr
+
+
+def test_input_ref_round_trip():
+    for text in ("a", "a:1", "^a", "scope/n:12"):
+        assert str(InputRef.parse(text)) == text
+    assert InputRef.parse("a:1").tensor == "a:1"
+    assert InputRef.parse("a").tensor == "a:0"
+    assert InputRef.parse("^a").control
+
+
+def test_bypass_keeps_ports_and_controls():
+    def build():
+        x = tf.compat.v1.placeholder(tf.float32, [4], name="x")
+        a, b = tf.split(x, 2, name="split")
+        guard = tf.no_op(name="guard")
+        with tf.control_dependencies([guard]):
+            ident = tf.identity(b, name="ident")
+        tf.add(a, ident, name="out")
+
+    view = GraphView(graph_of(build))
+    view.bypass(view.nodes["ident"], [InputRef("split", 1)])
+    out = view.to_graph_def()
+    node = {n.name: n for n in out.node}["out"]
+    assert list(node.input) == ["split", "split:1", "^guard"]
+
+
+def test_attr_helpers():
+    def build():
+        tf.constant(1.0, name="c")
+
+    view = GraphView(graph_of(build))
+    node = view.nodes["c"]
+    set_attr(node, "padding", "SAME")
+    set_attr(node, "strides", [1, 2, 2, 1])
+    set_attr(node, "epsilon", 0.5)
+    assert get_attr(node, "padding") == "SAME"
+    assert get_attr(node, "strides") == [1, 2, 2, 1]
+    assert get_attr(node, "epsilon") == 0.5
+    assert get_attr(node, "dtype") == tf.float32

@@ -1,0 +1,209 @@
+"""End to end: optimize locally built models, reload with plain TF, compare outputs."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfopt
+from tests.conftest import run_saved_model
+from tfopt.graph import op_counts
+from tfopt.loader import read_saved_model_proto
+from tfopt.verify import make_inputs
+
+
+def _ops(path: str) -> dict[str, int]:
+    proto = read_saved_model_proto(path)
+    gd = proto.meta_graphs[0].graph_def
+    counts = op_counts(gd)
+    for fn in gd.library.function:
+        for n in fn.node_def:
+            counts[n.op] = counts.get(n.op, 0) + 1
+    return counts
+
+
+def test_tf1_model(toy_tf1, tmp_path):
+    out = str(tmp_path / "opt")
+    report = tfopt.optimize(toy_tf1, out)
+    assert report.verified and report.worst.rel < 1e-4
+    ops = _ops(out)
+    for gone in ("SaveV2", "RestoreV2", "CheckNumerics", "Assert", "FusedBatchNormV3",
+                 "Switch", "Merge", "PlaceholderWithDefault", "VarHandleOp"):
+        assert gone not in ops, gone
+    assert ops.get("Identity", 0) <= 2  # only the signature outputs' own nodes
+    assert not any(op.startswith("ResourceApply") for op in ops)
+    feeds = {"images": np.random.default_rng(1).standard_normal((3, 16, 16, 3)).astype("f")}
+    got = run_saved_model(out, feeds)
+    ref = tfopt.api.load_model(toy_tf1).reference("serving_default", feeds)
+    assert set(got) == {"logits", "probabilities"}
+    np.testing.assert_allclose(got["logits"], ref["logits"], rtol=1e-4, atol=1e-5)
+    # the signature is restated exactly
+    sig = tf.saved_model.load(out).signatures["serving_default"]
+    spec = sig.structured_input_signature[1]["images"]
+    assert spec.shape.as_list() == [None, 16, 16, 3] and spec.dtype == tf.float32
+    names = [r.name for s in report.signatures.values() for r in s.passes if r.changed]
+    assert {"training_nodes", "debug_ops", "identity", "fold_batch_norm"} <= set(names)
+
+
+def test_tf2_control_flow_and_embeddings(toy_tf2, tmp_path):
+    out = str(tmp_path / "opt")
+    report = tfopt.optimize(toy_tf2, out, int_range=(0, 50))
+    assert report.verified
+    ops = _ops(out)
+    assert "ResourceGather" not in ops and "ReadVariableOp" not in ops
+    assert ("While" in ops or "StatelessWhile" in ops) and ("If" in ops or "StatelessIf" in ops)
+    rng = np.random.default_rng(5)
+    feeds = {"ids": rng.integers(0, 50, (4, 6)).astype(np.int32),
+             "weight": rng.standard_normal(4).astype(np.float32)}
+    ref = run_saved_model(toy_tf2, feeds)
+    got = run_saved_model(out, feeds)
+    for key in ref:
+        np.testing.assert_allclose(got[key], ref[key], rtol=1e-5)
+
+
+def test_keras_resnet_style_is_folded_and_fused(keras_resnet, tmp_path):
+    out = str(tmp_path / "opt")
+    report = tfopt.optimize(keras_resnet, out, batch_size=2)
+    assert report.verified and report.worst.rel < 1e-4
+    ops = _ops(out)
+    assert not any(op.startswith("FusedBatchNorm") for op in ops)
+    assert "Rsqrt" not in ops
+    assert ops.get("_FusedConv2D", 0) >= 3
+    assert ops.get("_FusedDepthwiseConv2dNative", 0) >= 1 or ops.get("DepthwiseConv2dNative")
+    portable = str(tmp_path / "portable")
+    tfopt.optimize(keras_resnet, portable, portable=True)
+    assert not any(op.startswith("_Fused") for op in _ops(portable))
+
+
+def test_keras_file_and_pb_format(keras_file, tmp_path):
+    out = str(tmp_path / "model.pb")
+    report = tfopt.optimize(keras_file, out, fmt="pb")
+    assert report.verified and os.path.isfile(out)
+    again = str(tmp_path / "again")
+    report2 = tfopt.optimize(out, again)  # a frozen .pb loads back, inputs inferred
+    assert report2.verified
+    assert any("inferred" in n for n in report2.notes)
+
+
+def test_keras_application_mobilenet(mobilenet_v2, tmp_path):
+    out = str(tmp_path / "opt")
+    report = tfopt.optimize(mobilenet_v2, out)
+    assert report.verified and report.worst.rel < 1e-4
+    ops = _ops(out)
+    assert "Rsqrt" not in ops and ops.get("_FusedConv2D", 0) > 30
+    feeds = make_inputs(tfopt.api.load_model(mobilenet_v2).signatures["serving_default"].inputs)
+    np.testing.assert_allclose(run_saved_model(out, feeds)["output_0"],
+                               run_saved_model(mobilenet_v2, feeds)["output_0"], rtol=1e-4,
+                               atol=1e-6)
+
+
+def test_pass_selection(toy_tf1, tmp_path):
+    out = str(tmp_path / "opt")
+    report = tfopt.optimize(toy_tf1, out, skip=["fuse_kernels", "fold_batch_norm"])
+    ops = _ops(out)
+    assert "FusedBatchNormV3" in ops and "_FusedConv2D" not in ops
+    names = [r.name for r in report.signatures["serving_default"].passes]
+    assert "fuse_kernels" not in names
+    with pytest.raises(tfopt.TfoptError, match="unknown pass"):
+        tfopt.optimize(toy_tf1, str(tmp_path / "x"), passes=["nope"])
+
+
+def test_checked_pipeline_switches_off_a_pass_that_breaks_outputs(toy_tf1):
+    """The checker sees real outputs; a pass whose result it rejects is undone and named."""
+    from tfopt.api import _context
+    from tfopt.kernels import KernelSupport
+    from tfopt.pipeline import run_passes, select_passes
+    from tfopt.verify import run_graph_def
+
+    model = tfopt.api.load_model(toy_tf1)
+    sig = model.signatures["serving_default"]
+    feeds = make_inputs(sig.inputs, 2)
+    ref = run_graph_def(sig.graph_def, sig, feeds)
+    wrong = {k: v + 1.0 for k, v in ref.items()}  # a reference only an unchanged graph... fails
+
+    def checker(candidate):
+        got = run_graph_def(candidate, sig, feeds)
+        ok = all(np.allclose(got[k], ref[k], rtol=1e-4, atol=1e-6) for k in ref)
+        has_bn = any(n.op == "FusedBatchNormV3" for n in candidate.node)
+        return None if ok and has_bn else "outputs or batch norms changed"
+
+    del wrong
+    ctx = _context(sig, False, KernelSupport(), feeds)
+    graph, records = run_passes(sig.graph_def, ctx, select_passes(None, None), checker)
+    skipped = {r.name: r.skipped for r in records if r.skipped}
+    assert "fold_batch_norm" in skipped
+    assert any(n.op == "FusedBatchNormV3" for n in graph.node)
+    got = run_graph_def(graph, sig, feeds)
+    np.testing.assert_allclose(got["logits"], ref["logits"], rtol=1e-4, atol=1e-6)
+
+
+def test_input_never_modified(toy_tf1, tmp_path):
+    before = {f: os.path.getmtime(os.path.join(dp, f)) for dp, _, fs in os.walk(toy_tf1) for f in fs}
+    tfopt.optimize(toy_tf1, str(tmp_path / "o"))
+    after = {f: os.path.getmtime(os.path.join(dp, f)) for dp, _, fs in os.walk(toy_tf1) for f in fs}
+    assert before == after
+
+
+# --- bad input: one line, non-zero exit, nothing written ---------------------------------------
+
+def _cli(*args, cwd=None):
+    proc = subprocess.run([sys.executable, "-m", "tfopt.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("case", ["missing", "not_saved_model", "corrupt_pb", "truncated_sm",
+                                  "unknown_op"])
+def test_bad_input_errors(case, tmp_path):
+    src = tmp_path / "src"
+    if case == "not_saved_model":
+        src.mkdir()
+        (src / "readme.txt").write_text("hi")
+    elif case == "corrupt_pb":
+        src = tmp_path / "m.pb"
+        src.write_bytes(b"\x00\xffthis is not a graph" * 10)
+    elif case == "truncated_sm":
+        src.mkdir()
+        (src / "saved_model.pb").write_bytes(b"\x0a\x05abc")
+    elif case == "unknown_op":
+        src = tmp_path / "m.pbtxt"
+        src.write_text('node { name: "x" op: "NoSuchOpAnywhere" }\n')
+    out = tmp_path / "out"
+    code, _, err = _cli("optimize", str(src), str(out))
+    assert code != 0
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("tfopt: error:"), err
+    assert "Traceback" not in err
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tfopt-")]
+
+
+def test_unknown_signature_and_existing_output(toy_tf1, tmp_path):
+    code, _, err = _cli("optimize", toy_tf1, str(tmp_path / "o"), "--signature", "nope")
+    assert code != 0 and "unknown signature 'nope'" in err and "serving_default" in err
+    existing = tmp_path / "exists"
+    existing.mkdir()
+    code, _, err = _cli("optimize", toy_tf1, str(existing))
+    assert code != 0 and "already exists" in err
+    code, out, err = _cli("optimize", toy_tf1, str(existing), "--overwrite", "-q")
+    assert code == 0 and "verified" in out
+    assert (existing / "saved_model.pb").exists()
+
+
+def test_unknown_graph_def_node(keras_file, tmp_path):
+    pb = str(tmp_path / "m.pb")
+    tfopt.optimize(keras_file, pb, fmt="pb", verify=False)
+    code, _, err = _cli("optimize", pb, str(tmp_path / "o"), "--outputs", "not_a_node")
+    assert code != 0 and "unknown node 'not_a_node'" in err
+
+
+def test_passes_command_lists_registry():
+    code, out, _ = _cli("passes")
+    assert code == 0
+    from tfopt.passes import ALL_PASSES
+
+    for p in ALL_PASSES:
+        assert p.name in out

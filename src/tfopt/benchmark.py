@@ -231,10 +231,18 @@ def benchmark(paths: list[str], settings: Settings,
     calls = []
     for runner in runners:
         missing = set(runner.inputs) - set(feeds)
+        if missing and len(runner.inputs) == len(first.inputs):
+            # Same inputs under other keys (a .pb's node names vs a SavedModel's keys): by order.
+            feeds_by_order = dict(zip(runner.inputs, feeds.values(), strict=True))
+            call = runner.prepare(feeds_by_order)
+            missing = set()
+        else:
+            call = None
         if missing:
             raise TfoptError(f"{runner.name}: inputs {', '.join(sorted(missing))} differ from "
                              f"{first.name}'s; models compared must share a signature")
-        call = runner.prepare({k: feeds[k] for k in runner.inputs})
+        if call is None:
+            call = runner.prepare({k: feeds[k] for k in runner.inputs})
         try:
             for _ in range(max(settings.num_warmup, 1)):
                 call()

@@ -25,15 +25,23 @@ import tfopt
 from tfopt import zoo
 from tfopt.benchmark import Settings, benchmark, cpu_model
 from tfopt.loader import load_model
-from tfopt.verify import compare, make_inputs, run_graph_def
+from tfopt.profile import OpProfile, profile_graph
+from tfopt.verify import compare, make_inputs, parse_shapes
 
 MODELS = ["mobilenet_v2", "resnet50", "inception_v3", "ssd_inception"]
 SHAPES = {"ssd_inception": ["inputs=1,300,300,3"]}
 
 
-def tf_chain(src: str, dst_pb: str) -> None:
-    """TensorFlow's own tools: freeze, then optimize_for_inference."""
+def tf_chain(src: str, dst: str) -> None:
+    """TensorFlow's own tools: freeze, then optimize_for_inference.
+
+    The result is written as a SavedModel with the same signature (tfopt's saver), so that it
+    is loaded and run exactly like the other two columns: only the graph differs.
+    """
     from tensorflow.python.tools import optimize_for_inference_lib
+
+    from tfopt.model import SignatureGraph
+    from tfopt.saver import write_saved_model
 
     model = load_model(src)  # freezing as TF does (v2 converter / v1 session graph)
     sig = model.signatures["serving_default"]
@@ -41,27 +49,24 @@ def tf_chain(src: str, dst_pb: str) -> None:
     outs = [t.tensor.split(":")[0] for t in sig.outputs.values()]
     gd = optimize_for_inference_lib.optimize_for_inference(
         sig.graph_def, ins, outs, [t.dtype.as_datatype_enum for t in sig.inputs.values()])
-    tf.io.write_graph(gd, os.path.dirname(dst_pb), os.path.basename(dst_pb), as_text=False)
+    chained = SignatureGraph(sig.key, gd, sig.inputs, sig.outputs, sig.method_name)
+    write_saved_model({sig.key: chained}, dst)
 
 
-def rel_diff(src: str, other_pb: str | None, other_sm: str | None, shapes) -> float:
+def rel_diff(src: str, other: str, shapes) -> float:
+    from tfopt.verify import run_saved_model
+
     model = load_model(src)
     sig = model.signatures["serving_default"]
-    from tfopt.verify import parse_shapes
-
     feeds = make_inputs(sig.inputs, 1, parse_shapes(shapes), seed=3)
     ref = model.reference("serving_default", feeds)
-    if other_pb:
-        other = load_model(other_pb).signatures["serving_default"]
-        got = run_graph_def(other.graph_def, other, {k: feeds[k] for k in other.inputs}
-                            if set(other.inputs) == set(feeds) else
-                            dict(zip(other.inputs, feeds.values(), strict=True)))
-        got = dict(zip(ref, got.values(), strict=False)) if set(got) != set(ref) else got
-    else:
-        from tfopt.verify import run_saved_model
+    return max(c.rel for c in compare(ref, run_saved_model(other, "serving_default", feeds)))
 
-        got = run_saved_model(other_sm, "serving_default", feeds)
-    return max(c.rel for c in compare(ref, got))
+
+def profile(path: str, shapes) -> OpProfile:
+
+    sig = load_model(path).signatures["serving_default"]
+    return profile_graph(sig, make_inputs(sig.inputs, 1, parse_shapes(shapes)))
 
 
 def main() -> None:
@@ -74,42 +79,67 @@ def main() -> None:
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="tfopt-zoo-")
     rows = []
+    profiles = []
     for name in args.models.split(","):
         src = os.path.join(work, name)
         zoo.build(name, src)
         shapes = SHAPES.get(name, [])
-        pb = os.path.join(work, name + "_tf.pb")
-        tf_chain(src, pb)
+        chain = os.path.join(work, name + "_tf_chain")
+        tf_chain(src, chain)
         opt = os.path.join(work, name + "_tfopt")
         start = time.perf_counter()
         report = tfopt.optimize(src, opt, input_shapes=shapes)
         opt_s = time.perf_counter() - start
-        d_tf = rel_diff(src, pb, None, shapes)
+        d_tf = rel_diff(src, chain, shapes)
+        profiles.append((name, profile(src, shapes), profile(opt, shapes)))
         d_opt = report.worst.rel
         for batch in (int(b) for b in args.batch.split(",")):
             bshapes = [s.replace("=1,", f"={batch},") for s in shapes]
-            from tfopt.verify import parse_shapes
 
             settings = Settings(batch_size=batch, num_iter=args.num_iter if batch == 1 else
                                 max(6, args.num_iter // 4), num_warmup=3, rounds=args.rounds,
                                 input_shapes=parse_shapes(bshapes))
-            res = benchmark([src, pb, opt], settings, labels=["original", "tf-chain", "tfopt"])
+            res = benchmark([src, chain, opt], settings, labels=["original", "tf-chain", "tfopt"])
             o, t, f = res.models
             rows.append((name, batch, o.median_throughput, t.median_throughput,
                          f.median_throughput, t.ratio, f.ratio, f.ratio / t.ratio,
                          f"{f.ratio_min:.2f}-{f.ratio_max:.2f}", d_tf, d_opt, opt_s))
             print(rows[-1], flush=True)
-    write_table(args.out, rows, args)
+    write_table(args.out, rows, args, profiles)
+    write_chart(os.path.join(os.path.dirname(args.out), "speedups.png"), rows)
 
 
-def write_table(path: str, rows, args) -> None:
+def write_chart(path: str, rows) -> None:
+    """Bar chart: throughput ratio to the original, per model and batch, both tool chains."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r[0]}\nbatch {r[1]}" for r in rows]
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(rows)), 4.5))
+    ax.bar(x - 0.2, [r[5] for r in rows], 0.4, label="TF chain (freeze + optimize_for_inference)")
+    ax.bar(x + 0.2, [r[6] for r in rows], 0.4, label="tfopt")
+    ax.axhline(1.0, color="grey", lw=1)
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_ylabel("throughput / original")
+    ax.set_title(f"Speedup over the original (TensorFlow {tf.__version__}, {cpu_model()})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_table(path: str, rows, args, profiles=()) -> None:
     lines = ["# Model-zoo benchmark", "",
              f"Machine: {cpu_model()}, {os.cpu_count()} vCPU, {platform.system()}; TensorFlow "
              f"{tf.__version__}; default threads; Grappler on (as users run models). "
              f"Median of {args.rounds} interleaved rounds (original, tf-chain, tfopt in turn); "
              "throughput in samples/s. Random weights, built locally. tf-chain = "
              "convert_variables_to_constants_v2 (v1 session freeze for TF1) + "
-             "optimize_for_inference, run as a frozen GraphDef in a Session.", "",
+             "optimize_for_inference, saved as a SavedModel like tfopt's output (only the graph "
+             "differs).", "",
              "| model | batch | original | tf-chain | tfopt | tf-chain / original | "
              "tfopt / original | tfopt / tf-chain | tfopt ratio range | rel diff tf-chain | "
              "rel diff tfopt | optimize time (s) |",
@@ -122,6 +152,20 @@ def write_table(path: str, rows, args) -> None:
     if b1:
         lines += ["", f"Geometric-mean speedup of tfopt over the original at batch 1: "
                   f"{float(np.exp(np.mean(np.log(b1)))):.2f}x"]
+    if profiles:
+        lines += ["", "## Where the time goes (batch 1, kernel time per run, frozen graph in a "
+                  "Session, Grappler on)", "",
+                  "| model | original (frozen): top op types | tfopt: top op types | conv/matmul share "
+                  "of the original |", "|---|---|---|---:|"]
+        for name, before, after in profiles:
+            def top(p):
+                return ", ".join(f"{op} {ms:.1f} ms" for op, ms, _ in p.by_op[:3])
+            share = before.share(("MklNativeFusedConv2D", "MklNativeConv2D", "FusedConv2D",
+                                  "Conv2D", "MklNativeFusedDepthwise", "MklNativeDepthwise",
+                                  "DepthwiseConv2dNative", "MklNativeFusedMatMul",
+                                  "FusedMatMul", "MatMul", "MklNativeMatMul"))
+            lines.append(f"| {name} | {top(before)} (total {before.total_ms:.1f} ms) | "
+                         f"{top(after)} (total {after.total_ms:.1f} ms) | {share:.0%} |")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

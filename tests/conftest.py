@@ -94,3 +94,28 @@ def run_saved_model(path: str, feeds: dict[str, np.ndarray], key: str = "serving
 
     fn = tf.saved_model.load(path).signatures[key]
     return {k: v.numpy() for k, v in fn(**{k: tf.constant(v) for k, v in feeds.items()}).items()}
+
+
+@pytest.fixture(scope="session")
+def two_signatures(tmp_path_factory) -> str:
+    """TF2 module with a float and a string-input signature."""
+    import tensorflow as tf
+
+    class Module(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.Variable(np.arange(12, dtype=np.float32).reshape(3, 4))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+        def predict(self, x):
+            return {"y": tf.identity(tf.matmul(x, self.w))}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="words")])
+        def lengths(self, words):
+            return {"n": tf.strings.length(words) * 2}
+
+    module = Module()
+    path = str(tmp_path_factory.mktemp("models") / "two_signatures")
+    tf.saved_model.save(module, path, signatures={"serving_default": module.predict,
+                                                  "lengths": module.lengths})
+    return path

@@ -49,3 +49,8 @@ def test_benchmark_input_errors(toy_tf2, tmp_path):
         benchmark([toy_tf2], Settings(num_iter=1, signature="nope"))
     with pytest.raises(TfoptError, match="--int-range"):  # ids beyond the vocabulary of 50
         benchmark([toy_tf2], Settings(num_iter=1, int_range=(1000, 2000)))
+
+
+def test_interleaving_order(toy_tf1):
+    result = benchmark([toy_tf1, toy_tf1, toy_tf1], Settings(num_iter=3, num_warmup=0, rounds=3))
+    assert result.schedule == [(r, m) for r in range(3) for m in range(3)]  # A B C A B C ...

@@ -207,3 +207,17 @@ def test_passes_command_lists_registry():
 
     for p in ALL_PASSES:
         assert p.name in out
+
+
+def test_all_signatures_and_string_inputs(two_signatures, tmp_path):
+    out = str(tmp_path / "opt")
+    report = tfopt.optimize(two_signatures, out, all_signatures=True)
+    assert set(report.signatures) == {"serving_default", "lengths"} and report.verified
+    loaded = tf.saved_model.load(out)
+    assert set(loaded.signatures.keys()) == {"serving_default", "lengths"}
+    n = loaded.signatures["lengths"](words=tf.constant(["ab", "abcd"]))["n"].numpy()
+    np.testing.assert_array_equal(n, [4, 8])
+    y = loaded.signatures["serving_default"](x=tf.ones([1, 3]))["y"].numpy()
+    np.testing.assert_array_equal(y, [[12, 15, 18, 21]])
+    only = tfopt.optimize(two_signatures, str(tmp_path / "one"), signature="lengths")
+    assert set(only.signatures) == {"lengths"}

@@ -62,9 +62,11 @@ class ModelResult:
 class BenchmarkResult:
     models: list[ModelResult]
     environment: dict
+    schedule: list[tuple[int, int]] = field(default_factory=list)  # (round, model) run order
 
     def to_dict(self) -> dict:
-        return {"environment": self.environment, "models": [asdict(m) for m in self.models]}
+        return {"environment": self.environment, "models": [asdict(m) for m in self.models],
+                "schedule": self.schedule}
 
     def table(self) -> str:
         headers = ["model", "samples/s", "median/s", "mean ms", "p50 ms", "p90 ms", "p99 ms",
@@ -257,8 +259,10 @@ def benchmark(paths: list[str], settings: Settings,
                  for r in range(rounds)]
     latencies: list[list[float]] = [[] for _ in runners]
     round_tp: list[list[float]] = [[] for _ in runners]
+    schedule: list[tuple[int, int]] = []
     for r in range(rounds):
         for m, call in enumerate(calls):
+            schedule.append((r, m))
             times = []
             for _ in range(per_round[r]):
                 start = time.perf_counter()
@@ -282,4 +286,4 @@ def benchmark(paths: list[str], settings: Settings,
             ratio=statistics.median(ratios), ratio_min=min(ratios), ratio_max=max(ratios)))
     env = environment(settings)
     env["batch_size"] = int(batch)
-    return BenchmarkResult(results, env)
+    return BenchmarkResult(results, env, schedule)

@@ -116,10 +116,13 @@ def optimize(src, dst, signature, all_signatures, inputs, outputs, passes, skip,
                    "graph is what gets timed, not what Grappler makes of it at load time.")
 @click.option("--json", "json_path", type=click.Path(), help="Write results as JSON.")
 @click.option("--csv", "csv_path", type=click.Path(), help="Write results as CSV.")
+@click.option("--profile", is_flag=True,
+              help="Also show which op types take the time (per-op kernel times of each "
+                   "model's frozen graph in a Session, TensorFlow's tracer).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def benchmark(models, num_iter, num_warmup, rounds, batch_size, input_shape, inputs_file,
               int_range, signature, intra_op_threads, inter_op_threads, disable_optimize,
-              json_path, csv_path, quiet) -> None:
+              json_path, csv_path, profile, quiet) -> None:
     """Measure throughput and latency of MODELS, interleaved, with ratios to the first."""
     from tfopt.benchmark import Settings
     from tfopt.benchmark import benchmark as run
@@ -135,6 +138,18 @@ def benchmark(models, num_iter, num_warmup, rounds, batch_size, input_shape, inp
                            hidden=quiet) as bar:
         result = run(list(models), settings, progress=bar.update)
     click.echo(result.table())
+    if profile:
+        from tfopt.loader import load_model
+        from tfopt.profile import profile_graph
+        from tfopt.verify import load_inputs, make_inputs
+
+        for path in models:
+            sig = next(iter(load_model(path, signature).signatures.values()))
+            feeds = (load_inputs(inputs_file, sig.inputs) if inputs_file else
+                     make_inputs(sig.inputs, batch_size, settings.input_shapes,
+                                 settings.int_range))
+            click.echo(f"\n{path}: where the time goes (frozen graph, Session, Grappler on)")
+            click.echo(profile_graph(sig, feeds).table())
     if json_path:
         result.write_json(json_path)
     if csv_path:

@@ -44,6 +44,10 @@ def _probe_graph(op: str, fused_ops: tuple[str, ...]) -> graph_pb2.GraphDef:
     nargs = 4 if "FusedBatchNorm" in fused_ops else 1
     channels = w_shape[-1] * (w_shape[-2] if op == "_FusedDepthwiseConv2dNative" else 1)
     args = [make_const(f"arg{i}", np.ones(channels, np.float32)) for i in range(nargs)]
+    if "Add" in fused_ops:  # a residual operand with the conv output's shape
+        out_shape = (*x_shape[:-1], channels)
+        args.append(make_const(f"arg{nargs}", np.ones(out_shape, np.float32)))
+        nargs += 1
     graph_def.node.extend([x, w, *args])
     node = graph_def.node.add(name="fused", op=op)
     node.input.extend(["x", "w"] + [a.name for a in args])

@@ -221,3 +221,21 @@ def test_fuse_pad_and_kernels():
     _check_same(gd, fused)
     portable = FuseKernels().run(padded, context(["out"], ["x:0"], portable=True))
     assert not portable.changed
+
+
+def test_fuse_residual_add():
+    def build():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 8, 8, 4], name="x")
+        y = tf.nn.bias_add(tf.nn.conv2d(x, tf.constant(rand(3, 3, 4, 4)), 1, "SAME"),
+                           tf.constant(rand(4, seed=1)))
+        r = tf.nn.relu(tf.add(y, x))                               # shortcut: same shape
+        z = tf.nn.bias_add(tf.nn.conv2d(r, tf.constant(rand(1, 1, 4, 4, seed=2)), 1, "SAME"),
+                           tf.constant(rand(4, seed=3)))
+        tf.add(z, tf.constant(rand(4, seed=4)), name="out")        # broadcast: not a shortcut
+
+    gd = graph_of(build)
+    fused = FuseKernels().run(gd, context(["out"], ["x:0"])).graph_def
+    kinds = sorted(tuple(s.decode() for s in n.attr["fused_ops"].list.s)
+                   for n in fused.node if n.op == "_FusedConv2D")
+    assert kinds == [("BiasAdd",), ("BiasAdd", "Add", "Relu")]
+    _check_same(gd, fused, feeds={"x:0": rand(2, 8, 8, 4, seed=9)})

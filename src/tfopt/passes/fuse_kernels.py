@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from tfopt.graph import GraphView, get_attr, set_attr
 from tfopt.passes.base import GraphPass, PassContext, count_note
+from tfopt.shapes import StaticInfo
 
 FUSED_OP = {"Conv2D": "_FusedConv2D", "DepthwiseConv2dNative": "_FusedDepthwiseConv2dNative",
             "MatMul": "_FusedMatMul"}
@@ -27,20 +28,40 @@ KEPT_ATTRS = {
 
 class FuseKernels(GraphPass):
     name = "fuse_kernels"
-    summary = ("fuse Conv2D/DepthwiseConv2dNative/MatMul + BiasAdd [+ Relu|Relu6|Elu|LeakyRelu"
-               "|...] into the runtime's _Fused* kernels (checked against its kernel registry)")
+    summary = ("fuse Conv2D/DepthwiseConv2dNative/MatMul + BiasAdd [+ residual Add] [+ Relu|Relu6|"
+               "Elu|LeakyRelu|...] into the runtime's _Fused* kernels (checked against its "
+               "kernel registry)")
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         if ctx.portable or ctx.kernels is None:
             return []
         fused = 0
+        info = StaticInfo(view.to_graph_def())
         for node in view:
             if node.name not in view or node.op not in FUSED_OP:
                 continue
-            fused += self._fuse(view, node, ctx)
+            fused += self._fuse(view, node, ctx, info)
         return count_note(fused, "op chains fused into _Fused* kernels")
 
-    def _fuse(self, view: GraphView, conv, ctx: PassContext) -> int:
+    def _residual(self, view: GraphView, bias, ctx: PassContext, info: StaticInfo):
+        """The Add reading ``bias`` and a same-shape tensor (a ResNet shortcut), if any."""
+        users = view.consumers(bias.name)
+        if bias.name in ctx.protected or len(users) != 1 or users[0][1].control:
+            return None, None
+        add = users[0][0]
+        if add.op not in ("Add", "AddV2") or get_attr(add, "T") != tf.float32:
+            return None, None
+        refs = view.data_inputs(add)
+        others = [r for r in refs if r.node != bias.name]
+        if len(refs) != 2 or len(others) != 1:
+            return None, None
+        a, b = info.shape(f"{bias.name}:0"), info.shape(others[0].tensor)
+        if a is None or b is None or a.rank != 4 or a.as_list() != b.as_list() or any(
+                d is None for d in a.as_list()[1:]):
+            return None, None  # broadcasting adds are not what the kernel computes
+        return add, others[0]
+
+    def _fuse(self, view: GraphView, conv, ctx: PassContext, info: StaticInfo) -> int:
         if get_attr(conv, "T") != tf.float32 or conv.name in ctx.protected:
             return 0
         if conv.op != "MatMul" and get_attr(conv, "data_format", "NHWC") != "NHWC":
@@ -55,21 +76,29 @@ class FuseKernels(GraphPass):
             return 0
         chain = [bias]
         fused_ops = ["BiasAdd"]
-        if bias.name not in ctx.protected:
-            act_users = view.consumers(bias.name)
+        extra_args: list[str] = []
+        op = FUSED_OP[conv.op]
+        if op == "_FusedConv2D":
+            add, addend = self._residual(view, bias, ctx, info)
+            if add is not None and ctx.kernels.supports(op, ("BiasAdd", "Add")):
+                chain.append(add)
+                fused_ops.append("Add")
+                extra_args.append(str(addend))
+        tail = chain[-1]
+        if tail.name not in ctx.protected:
+            act_users = view.consumers(tail.name)
             if len(act_users) == 1 and not act_users[0][1].control:
                 act = act_users[0][0]
                 if act.op in ACTIVATIONS and get_attr(act, "T") == tf.float32:
-                    op = FUSED_OP[conv.op]
-                    if ctx.kernels.supports(op, ("BiasAdd", act.op)):
+                    if ctx.kernels.supports(op, (*fused_ops, act.op)):
                         chain.append(act)
                         fused_ops.append(act.op)
-        op = FUSED_OP[conv.op]
         if not ctx.kernels.supports(op, tuple(fused_ops)):
             return 0
         last = chain[-1]
         alpha = get_attr(last, "alpha", 0.2) if last.op == "LeakyRelu" else None
-        inputs = [str(r) for r in view.data_inputs(conv)] + [str(view.data_inputs(bias)[1])]
+        inputs = ([str(r) for r in view.data_inputs(conv)] + [str(view.data_inputs(bias)[1])]
+                  + extra_args)
         controls = {str(r) for n in (conv, *chain) for r in view.control_inputs(n)}
         kept = {k: conv.attr[k] for k in KEPT_ATTRS[op] if k in conv.attr}
         view.remove([n.name for n in (conv, *chain[:-1])])
@@ -78,11 +107,11 @@ class FuseKernels(GraphPass):
         last.op = op
         for key, value in kept.items():
             last.attr[key].CopyFrom(value)
-        set_attr(last, "num_args", 1)
+        set_attr(last, "num_args", 1 + len(extra_args))
         set_attr(last, "fused_ops", fused_ops)
         set_attr(last, "epsilon", 0.0001)
         if op == "_FusedConv2D":
-            set_attr(last, "TArgs", [tf.float32])
+            set_attr(last, "TArgs", [tf.float32] * (1 + len(extra_args)))
         if alpha is not None:
             set_attr(last, "leakyrelu_alpha", float(alpha))
         view.set_inputs(last, inputs + sorted(controls - {f"^{conv.name}"}))

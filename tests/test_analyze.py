@@ -64,3 +64,14 @@ def test_tf2_counts_include_functions(toy_tf2):
     a = az.analyze(toy_tf2)
     assert a.function_counts and a.op_counts.get("ResourceGather", 0) >= 1
     assert "per function" in az.text_report(a, show_functions=True)
+
+
+def test_per_signature_counts(two_signatures, toy_tf1):
+    lengths = az.analyze(two_signatures, signature="lengths").op_counts
+    assert lengths.get("StringLength") == 1 and "MatMul" not in lengths
+    predict = az.analyze(two_signatures, signature="serving_default").op_counts
+    assert predict.get("MatMul") == 1 and "StringLength" not in predict
+    whole = az.analyze(toy_tf1, facts=False).op_counts
+    served = az.analyze(toy_tf1, signature="serving_default", facts=False).op_counts
+    assert whole.get("SaveV2") == 1 and "SaveV2" not in served
+    assert served["FusedBatchNormV3"] == 3

@@ -1,7 +1,9 @@
 """What a model is made of: op-type counts and shares, model facts, before/after, charts.
 
 Op counts are taken over the graph as stored (a TF1 SavedModel's MetaGraph, a GraphDef, a TF2
-SavedModel's main graph *and* its function library, where TF2 keeps the real work). Facts that
+SavedModel's main graph *and* its function library, where TF2 keeps the real work); with a
+signature, over what that signature runs (TF1: the nodes its outputs reach; TF2: its traced
+function and the functions it calls). Facts that
 need values and shapes (parameters, constant bytes, FLOPs) come from the frozen graph.
 """
 
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tfopt.errors import TfoptError
-from tfopt.graph import const_value, get_attr
+from tfopt.graph import const_value, get_attr, reachable_from
 from tfopt.loader import detect_kind, load_model, read_graph_def, read_saved_model_proto
 from tfopt.model import TensorInfo
 
@@ -52,19 +54,52 @@ class Analysis:
         return d
 
 
-def _stored_graph_counts(path: str, kind: str) -> tuple[Counter, dict[str, dict[str, int]]]:
+def _signature_graph(path: str, proto, meta, signature: str):
+    """The part of a stored SavedModel graph one signature runs."""
+    is_tf2 = any(len(m.object_graph_def.nodes) > 0 for m in proto.meta_graphs)
+    if is_tf2:
+        import tensorflow as tf
+
+        signatures = tf.saved_model.load(path).signatures
+        if signature not in signatures:
+            raise TfoptError(f"{path}: unknown signature {signature!r} (available: "
+                             f"{', '.join(sorted(signatures))})")
+        return signatures[signature].graph.as_graph_def()
+    if signature not in meta.signature_def:
+        raise TfoptError(f"{path}: unknown signature {signature!r} (available: "
+                         f"{', '.join(sorted(meta.signature_def))})")
+    outputs = [t.name for t in meta.signature_def[signature].outputs.values()]
+    keep = reachable_from(meta.graph_def, outputs)
+    graph_def = type(meta.graph_def)()
+    graph_def.node.extend(n for n in meta.graph_def.node if n.name in keep)
+    graph_def.library.CopyFrom(meta.graph_def.library)
+    return graph_def
+
+
+def _stored_graph_counts(path: str, kind: str, signature: str | None = None
+                         ) -> tuple[Counter, dict[str, dict[str, int]]]:
+    """Op counts of the stored graph: whole, or what ``signature`` runs (with its functions)."""
     functions: dict[str, dict[str, int]] = {}
     if kind == "saved_model":
         proto = read_saved_model_proto(path)
         meta = next((m for m in proto.meta_graphs if "serve" in m.meta_info_def.tags),
                     proto.meta_graphs[0])
         graph_def = meta.graph_def
+        if signature:
+            graph_def = _signature_graph(path, proto, meta, signature)
     elif kind == "graph_def":
         graph_def = read_graph_def(path)
     else:
         return Counter(), functions
     counts = Counter(n.op for n in graph_def.node)
+    used = None
+    if signature and kind == "saved_model":
+        from tfopt.passes.strip_unused import referenced_functions
+
+        used = referenced_functions(graph_def.node, graph_def.library)
     for fn in graph_def.library.function:
+        if used is not None and fn.signature.name not in used:
+            continue
         fn_counts = Counter(n.op for n in fn.node_def)
         functions[fn.signature.name] = dict(fn_counts)
         counts.update(fn_counts)
@@ -109,7 +144,7 @@ def analyze(path: str, signature: str | None = None, facts: bool = True) -> Anal
     from tfopt.shapes import StaticInfo
 
     kind = detect_kind(path)
-    counts, functions = _stored_graph_counts(path, kind)
+    counts, functions = _stored_graph_counts(path, kind, signature)
     notes = []
     model = load_model(path, signature) if (facts or not counts) else None
     inputs: dict[str, str] = {}
@@ -213,7 +248,7 @@ def _pie(ax, a: Analysis, title: str, max_slices: int = 9) -> None:
         ax.axis("off")
         return
     ax.pie(sizes, labels=[f"{lab} ({n})" for lab, n in zip(labels, sizes, strict=True)],
-           autopct="%1.1f%%", startangle=90, counterclock=False, textprops={"fontsize": 8})
+           autopct=lambda pct: f"{pct:.1f}%" if pct >= 3 else "", startangle=90, counterclock=False, textprops={"fontsize": 8})
     ax.set_title(title, fontsize=10)
     ax.axis("equal")
 

@@ -159,7 +159,8 @@ def benchmark(models, num_iter, num_warmup, rounds, batch_size, input_shape, inp
 @cli.command()
 @click.argument("model", type=click.Path())
 @click.option("--compare", "other", type=click.Path(), help="A second model: before/after table.")
-@click.option("--signature", help="Signature key for model facts (default: serving_default).")
+@click.option("--signature", help="Count only what this signature runs (default: the whole "
+              "stored graph; facts use serving_default).")
 @click.option("--functions", is_flag=True, help="Per-function op breakdown (TF2 models).")
 @click.option("--top", type=int, help="Show only the N most frequent op types.")
 @click.option("--chart", type=click.Path(), help="Write the op-type pie chart(s) as PNG.")

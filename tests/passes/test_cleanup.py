@@ -107,3 +107,35 @@ def test_placeholder_with_default_and_constant_switch():
     assert "Switch" not in ops and "Merge" not in ops and "PlaceholderWithDefault" not in ops
     feed = {"x:0": np.array([1, 2, 3], np.float32)}
     np.testing.assert_array_equal(run(g, ["out"], feed)[0], [2, 3, 4])
+
+
+def test_tf1_while_loop_constants_stay_in_their_frame():
+    """Constants inside a TF1 loop body carry a ^pivot control input; folding them must not
+    pull a value out of the loop frame (the executor rejects cross-frame edges)."""
+    from tensorflow.python.ops import control_flow_util
+
+    from tfopt.kernels import KernelSupport
+    from tfopt.pipeline import run_passes, select_passes
+
+    def build():
+        x = tf.compat.v1.placeholder(tf.float32, [3], name="x")
+
+        def body(i, acc):
+            step = tf.constant(2.0) * tf.constant(1.5) + tf.cast(i, tf.float32)
+            return i + 1, acc * 0.5 + step
+
+        _, y = tf.compat.v1.while_loop(lambda i, acc: i < 4, body, [tf.constant(0), x])
+        tf.identity(y, name="out")
+
+    saved = control_flow_util.ENABLE_CONTROL_FLOW_V2
+    control_flow_util.ENABLE_CONTROL_FLOW_V2 = False
+    try:
+        gd = graph_of(build)
+    finally:
+        control_flow_util.ENABLE_CONTROL_FLOW_V2 = saved
+    assert "Enter" in counts(gd) and "NextIteration" in counts(gd)
+    ctx = context(["out"], ["x:0"])
+    ctx.kernels = KernelSupport()
+    optimized, _ = run_passes(gd, ctx, select_passes(None, None))
+    feed = {"x:0": np.array([1, 2, 3], np.float32)}
+    np.testing.assert_allclose(run(optimized, ["out"], feed)[0], run(gd, ["out"], feed)[0])

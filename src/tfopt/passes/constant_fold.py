@@ -99,8 +99,14 @@ def _topological(view: GraphView):
 
 
 def _is_const(view: GraphView, name: str, foldable: set[str]) -> bool:
+    """A Const with control inputs lives in a TF1 loop frame or cond branch (its ^pivot):
+    a folded result would leave that frame, so such constants do not count."""
     node = view.nodes.get(name)
-    return node is not None and (node.op == "Const" or name in foldable)
+    if node is None:
+        return False
+    if node.op == "Const":
+        return not any(t.startswith("^") for t in node.input)
+    return name in foldable
 
 
 def _num_outputs(info: StaticInfo, name: str) -> int:

@@ -49,7 +49,8 @@ def tf_chain(src: str, dst: str) -> None:
     outs = [t.tensor.split(":")[0] for t in sig.outputs.values()]
     gd = optimize_for_inference_lib.optimize_for_inference(
         sig.graph_def, ins, outs, [t.dtype.as_datatype_enum for t in sig.inputs.values()])
-    chained = SignatureGraph(sig.key, gd, sig.inputs, sig.outputs, sig.method_name)
+    chained = SignatureGraph(sig.key, gd, sig.inputs, sig.outputs, sig.method_name,
+                             sig.init_ops)
     write_saved_model({sig.key: chained}, dst)
 
 

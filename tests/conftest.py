@@ -119,3 +119,48 @@ def two_signatures(tmp_path_factory) -> str:
     tf.saved_model.save(module, path, signatures={"serving_default": module.predict,
                                                   "lengths": module.lengths})
     return path
+
+
+@pytest.fixture(scope="session")
+def tf2_table(tmp_path_factory) -> str:
+    """TF2 module with a vocabulary lookup table feeding an embedding gather."""
+    import tensorflow as tf
+
+    class Module(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(["the", "quick", "fox"], [1, 2, 3]), 0)
+            self.emb = tf.Variable(np.arange(8, dtype=np.float32).reshape(4, 2))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="words")])
+        def serve(self, words):
+            return {"vectors": tf.gather(self.emb, self.table.lookup(words))}
+
+    module = Module()
+    path = str(tmp_path_factory.mktemp("models") / "tf2_table")
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    return path
+
+
+@pytest.fixture(scope="session")
+def tf1_table(tmp_path_factory) -> str:
+    """TF1 export whose vocabulary table is filled by the SavedModel's main op."""
+    import tensorflow as tf
+
+    path = str(tmp_path_factory.mktemp("models") / "tf1_table")
+    graph = tf.Graph()
+    with graph.as_default():
+        words = tf.compat.v1.placeholder(tf.string, [None], name="words")
+        table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(["a", "b"], np.array([5, 7], np.int64)), -1)
+        ids = tf.identity(table.lookup(words) * 2, name="ids")
+        with tf.compat.v1.Session(graph=graph) as sess:
+            sess.run(tf.compat.v1.tables_initializer())
+            builder = tf.compat.v1.saved_model.Builder(path)
+            sig = tf.compat.v1.saved_model.predict_signature_def({"words": words}, {"ids": ids})
+            builder.add_meta_graph_and_variables(
+                sess, ["serve"], signature_def_map={"serving_default": sig},
+                main_op=tf.compat.v1.tables_initializer())
+            builder.save()
+    return path

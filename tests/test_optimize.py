@@ -221,3 +221,17 @@ def test_all_signatures_and_string_inputs(two_signatures, tmp_path):
     np.testing.assert_array_equal(y, [[12, 15, 18, 21]])
     only = tfopt.optimize(two_signatures, str(tmp_path / "one"), signature="lengths")
     assert set(only.signatures) == {"lengths"}
+
+
+def test_lookup_tables_are_frozen(tf2_table, tf1_table, tmp_path):
+    out2 = str(tmp_path / "t2")
+    assert tfopt.optimize(tf2_table, out2).verified
+    got = run_saved_model(out2, {"words": np.array([b"fox", b"the", b"zebra"], dtype=object)})
+    np.testing.assert_array_equal(got["vectors"], [[6, 7], [2, 3], [0, 1]])
+    out1 = str(tmp_path / "t1")
+    assert tfopt.optimize(tf1_table, out1).verified
+    got = run_saved_model(out1, {"words": np.array([b"b", b"a", b"c"], dtype=object)})
+    np.testing.assert_array_equal(got["ids"], [14, 10, -2])
+    # both optimized tables live in one process without colliding
+    again = run_saved_model(out2, {"words": np.array([b"quick"], dtype=object)})
+    np.testing.assert_array_equal(again["vectors"], [[4, 5]])

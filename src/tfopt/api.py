@@ -118,6 +118,7 @@ def _context(sig: SignatureGraph, portable: bool, kernels: KernelSupport,
         shapes = {sig.inputs[k].tensor: v.shape for k, v in feeds.items()}
     return PassContext(protected=sig.protected_nodes, outputs=sig.output_tensors,
                        inputs=[t.tensor for t in sig.inputs.values()], portable=portable,
+                       init_ops=list(sig.init_ops),
                        kernels=kernels, input_shapes=shapes)
 
 
@@ -176,7 +177,7 @@ def optimize(src: str, dst: str, *, signature: str | None = None, all_signatures
         label = f"[{sig.key}] " if len(model.signatures) > 1 else ""
         graph_def, records = run_passes(sig.graph_def, ctx, enabled, checker, say, label)
         optimized[sig.key] = SignatureGraph(sig.key, graph_def, sig.inputs, sig.outputs,
-                                            sig.method_name)
+                                            sig.method_name, list(sig.init_ops))
         reports[sig.key] = SignatureReport(sig.key, len(sig.graph_def.node), len(graph_def.node),
                                            op_counts(sig.graph_def), op_counts(graph_def),
                                            records)

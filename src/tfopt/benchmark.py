@@ -176,6 +176,8 @@ def _graph_def_runner(path: str, settings: Settings) -> Runner:
     with graph.as_default():
         tf.import_graph_def(sig.graph_def, name="")
     sess = tf.compat.v1.Session(graph=graph, config=_session_config(settings))
+    if sig.init_ops:
+        sess.run(sig.init_ops)
     fetches = [t.tensor for t in sig.outputs.values()]
 
     def prepare(feeds: dict[str, np.ndarray]) -> Callable[[], object]:

@@ -9,6 +9,8 @@ function argument became a float constant (tf#53569, PR #57537). We rewrite thos
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2, types_pb2
 
@@ -65,7 +67,8 @@ def repair_frozen_functions(graph_def: graph_pb2.GraphDef) -> int:
 
 
 def freeze_concrete_function(func):
-    """Freeze a ``ConcreteFunction``; returns the frozen function and its repaired GraphDef."""
+    """Freeze a ``ConcreteFunction``; returns the frozen function, its repaired GraphDef and
+    the table initializers to run at load (see ``embed_tables``)."""
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )
@@ -75,7 +78,8 @@ def freeze_concrete_function(func):
     frozen = convert_variables_to_constants_v2(func, lower_control_flow=False)
     graph_def = frozen.graph.as_graph_def()
     repair_frozen_functions(graph_def)
-    return frozen, graph_def
+    init_ops = embed_tables(func, graph_def)
+    return frozen, graph_def, init_ops
 
 
 def freeze_session(sess, graph_def: graph_pb2.GraphDef, output_nodes: list[str]) -> graph_pb2.GraphDef:
@@ -86,3 +90,85 @@ def freeze_session(sess, graph_def: graph_pb2.GraphDef, output_nodes: list[str])
         sess, graph_def, output_nodes)
     repair_frozen_functions(frozen)
     return frozen
+
+
+# --- lookup tables -------------------------------------------------------------------------------
+
+LOOKUP_DTYPES = {  # op -> (key dtype attr, value dtype attr)
+    "LookupTableFindV2": ("Tin", "Tout"),
+    "LookupTableImportV2": ("Tin", "Tout"),
+    "LookupTableExportV2": ("Tkeys", "Tvalues"),
+    "LookupTableInsertV2": ("Tin", "Tout"),
+}
+# What fills a table at load time (KeyValueTensorInitializer emits LookupTableImportV2).
+TABLE_INIT_OPS = {"InitializeTableV2", "InitializeTable", "InitializeTableFromTextFileV2",
+                  "InitializeTableFromTextFile", "InitializeTableFromDataset",
+                  "LookupTableImportV2"}
+
+
+def _table_dtypes(graph_def: graph_pb2.GraphDef, placeholder: str) -> tuple[int, int] | None:
+    """Key/value dtypes of the table behind ``placeholder``, from the ops that use it."""
+    users: dict[str, list[node_def_pb2.NodeDef]] = {}
+    for node in graph_def.node:
+        for text in node.input:
+            users.setdefault(text.lstrip("^").split(":")[0], []).append(node)
+    stack, seen = [placeholder], set()
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for user in users.get(name, []):
+            if user.op in LOOKUP_DTYPES:
+                key_attr, value_attr = LOOKUP_DTYPES[user.op]
+                return user.attr[key_attr].type, user.attr[value_attr].type
+            if user.op == "Identity":
+                stack.append(user.name)
+    return None
+
+
+def embed_tables(func, graph_def: graph_pb2.GraphDef) -> list[str]:
+    """Turn captured lookup tables (left as resource placeholders by freezing) into
+    ``HashTableV2`` nodes filled by an ``InitializeTableV2`` from constants.
+
+    Returns the initializer node names: they must run once when the model loads (the saver
+    makes them the SavedModel's main op). Raises ValueError for a resource it cannot embed.
+    """
+    import tensorflow as tf
+
+    from tfopt.graph import set_attr
+
+    handles = {internal.op.name: external for external, internal in func.graph.captures}
+    by_name = {n.name: n for n in graph_def.node}
+    init_ops: list[str] = []
+    for node in list(graph_def.node):
+        if node.op != "Placeholder" or node.attr["dtype"].type != types_pb2.DT_RESOURCE:
+            continue
+        if node.name not in handles:
+            continue
+        dtypes = _table_dtypes(graph_def, node.name)
+        if dtypes is None:
+            raise ValueError(f"captured resource {node.name!r} is neither a variable nor a "
+                             "lookup table read in the main graph; it cannot be frozen")
+        key_dtype, value_dtype = (tf.as_dtype(d) for d in dtypes)
+        keys, values = tf.raw_ops.LookupTableExportV2(
+            table_handle=handles[node.name], Tkeys=key_dtype, Tvalues=value_dtype)
+        digest = hashlib.sha1(keys.numpy().tobytes() + values.numpy().tobytes()).hexdigest()
+        table = by_name[node.name]
+        table.op = "HashTableV2"
+        table.attr.clear()
+        set_attr(table, "key_dtype", key_dtype)
+        set_attr(table, "value_dtype", value_dtype)
+        # Unique per contents: tables of two models loaded in one process must not collide.
+        set_attr(table, "shared_name", f"tfopt_table_{digest[:16]}")
+        set_attr(table, "use_node_name_sharing", False)
+        set_attr(table, "container", "")
+        keys_node = make_const(f"{node.name}/frozen_keys", keys.numpy())
+        values_node = make_const(f"{node.name}/frozen_values", values.numpy())
+        init = node_def_pb2.NodeDef(name=f"{node.name}/frozen_init", op="InitializeTableV2")
+        init.input.extend([node.name, keys_node.name, values_node.name])
+        set_attr(init, "Tkey", key_dtype)
+        set_attr(init, "Tval", value_dtype)
+        graph_def.node.extend([keys_node, values_node, init])
+        init_ops.append(init.name)
+    return init_ops

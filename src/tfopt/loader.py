@@ -19,7 +19,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.util import nest
 
 from tfopt.errors import TfoptError
-from tfopt.freeze import freeze_concrete_function, freeze_session
+from tfopt.freeze import TABLE_INIT_OPS, freeze_concrete_function, freeze_session
 from tfopt.graph import canonical_tensor, node_of
 from tfopt.model import LoadedModel, SignatureGraph, TensorInfo
 
@@ -113,6 +113,13 @@ def _op_error(path: str, err: Exception) -> TfoptError:
 # --- TF2 functions (SavedModel signatures, Keras models) ---------------------------------------
 
 
+def _freeze(path: str, func):
+    try:
+        return freeze_concrete_function(func)
+    except ValueError as err:
+        raise TfoptError(f"{path}: cannot freeze: {str(err).splitlines()[0]}") from None
+
+
 def _signature_from_function(key: str, func, frozen, graph_def) -> SignatureGraph:
     specs = tf.nest.flatten(func.structured_input_signature, expand_composites=True)
     names = sorted(func.structured_input_signature[1]) if func.structured_input_signature[1] else \
@@ -139,8 +146,9 @@ def _load_tf2(path: str, signature: str | None, all_signatures: bool) -> LoadedM
     sigs = {}
     for key in keys:
         func = obj.signatures[key]
-        frozen, graph_def = freeze_concrete_function(func)
+        frozen, graph_def, init_ops = _freeze(path, func)
         sigs[key] = _signature_from_function(key, func, frozen, graph_def)
+        sigs[key].init_ops = init_ops
 
     def reference(key: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         result = obj.signatures[key](**{k: tf.constant(v) for k, v in feeds.items()})
@@ -169,8 +177,8 @@ def _load_keras(path: str) -> LoadedModel:
         return {f"output_{i}": t for i, t in enumerate(flat)}
 
     func = serve.get_concrete_function()
-    frozen, graph_def = freeze_concrete_function(func)
-    sig = SignatureGraph(DEFAULT_SIGNATURE, graph_def, {}, {})
+    frozen, graph_def, init_ops = _freeze(path, func)
+    sig = SignatureGraph(DEFAULT_SIGNATURE, graph_def, {}, {}, init_ops=init_ops)
     # Inputs of a dict-structured function flatten in sorted-key order.
     for key, ph in zip(sorted(specs), frozen.inputs[:len(specs)], strict=False):
         spec = specs[key]
@@ -223,14 +231,35 @@ def _load_tf1(path: str, proto: saved_model_pb2.SavedModel, signature: str | Non
         outputs = {k: TensorInfo(canonical_tensor(v.name), tf.as_dtype(v.dtype),
                                  _shape_tuple(v.tensor_shape)) for k, v in sd.outputs.items()}
         out_nodes = sorted({node_of(t.tensor) for t in outputs.values()})
+        init_ops = _table_initializers(graph_def, out_nodes)
         try:
-            frozen = freeze_session(sess, graph_def, out_nodes)
+            frozen = freeze_session(sess, graph_def, out_nodes + init_ops)
         except Exception as err:
             raise _op_error(path, err) from None
         sigs[key] = SignatureGraph(key, frozen, inputs, outputs,
-                                   sd.method_name or "tensorflow/serving/predict")
+                                   sd.method_name or "tensorflow/serving/predict",
+                                   init_ops=init_ops)
     return LoadedModel(path, "saved_model_tf1", sigs, reference=_session_reference(sess, sigs),
                        tags=tags)
+
+
+def _table_initializers(graph_def: graph_pb2.GraphDef, out_nodes: list[str]) -> list[str]:
+    """Initializers of the lookup tables the outputs read (a TF1 export runs them from its
+    main op, which freezing to the outputs would otherwise drop)."""
+    from tfopt.graph import reachable_from
+    from tfopt.passes.training_nodes import CHECKPOINT_OPS
+
+    reached = reachable_from(graph_def, out_nodes)
+    by_name = {n.name: n for n in graph_def.node}
+    found = []
+    for node in graph_def.node:
+        if node.op not in TABLE_INIT_OPS or not node.input or node_of(node.input[0]) not in reached:
+            continue
+        feeds = reachable_from(graph_def, [node.name])
+        if any(by_name[n].op in CHECKPOINT_OPS for n in feeds):
+            continue  # a Saver's restore of a mutable table, not an initializer
+        found.append(node.name)
+    return sorted(found)
 
 
 def _parse_names(names: str | list[str] | None) -> list[str]:
@@ -275,9 +304,12 @@ def _load_graph_def(path: str, input_names, output_names) -> LoadedModel:
               for n in ins}
     outputs = {node_of(n) if ":" not in n or n.endswith(":0") else n.replace(":", "_"): info(n)
                for n in outs}
-    sig = SignatureGraph(DEFAULT_SIGNATURE, graph_def, inputs, outputs)
+    init_ops = _table_initializers(graph_def, [node_of(t.tensor) for t in outputs.values()])
+    sig = SignatureGraph(DEFAULT_SIGNATURE, graph_def, inputs, outputs, init_ops=init_ops)
     sigs = {DEFAULT_SIGNATURE: sig}
     sess = tf.compat.v1.Session(graph=graph)
+    if init_ops:
+        sess.run(init_ops)
     return LoadedModel(path, "graph_def", sigs, notes=notes,
                        reference=_session_reference(sess, sigs))
 

@@ -34,11 +34,15 @@ class SignatureGraph:
     inputs: dict[str, TensorInfo]
     outputs: dict[str, TensorInfo]
     method_name: str = "tensorflow/serving/predict"
+    # Nodes to run once when the model loads (lookup-table initializers): the saved model's
+    # main op, and what a Session must run before the first call.
+    init_ops: list[str] = field(default_factory=list)
 
     @property
     def protected_nodes(self) -> set[str]:
-        """Nodes no pass may remove or rename: the signature's inputs and outputs."""
-        return {t.tensor.rsplit(":", 1)[0] for t in (*self.inputs.values(), *self.outputs.values())}
+        """Nodes no pass may remove or rename: inputs, outputs and load-time initializers."""
+        io = {t.tensor.rsplit(":", 1)[0] for t in (*self.inputs.values(), *self.outputs.values())}
+        return io | set(self.init_ops)
 
     @property
     def output_tensors(self) -> list[str]:

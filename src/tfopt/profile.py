@@ -52,6 +52,8 @@ def profile_graph(sig: SignatureGraph, feeds: dict[str, np.ndarray], runs: int =
     nodes: Counter = Counter()
     options = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
     with tf.compat.v1.Session(graph=graph) as sess:
+        if sig.init_ops:
+            sess.run(sig.init_ops)
         for _ in range(warmup):
             sess.run(fetches, feed_dict)
         for _ in range(runs):

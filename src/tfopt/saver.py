@@ -65,9 +65,13 @@ def write_saved_model(sigs: dict[str, SignatureGraph], export_dir: str,
             sd.outputs[k].CopyFrom(_tensor_info(graph, _prefixed(scopes[key], info.tensor), info))
         signature_map[key] = sd
     builder = tf.compat.v1.saved_model.Builder(export_dir)
+    init_ops = [graph.get_operation_by_name(_prefixed(scopes[key], name))
+                for key, sig in sigs.items() for name in sig.init_ops]
+    with graph.as_default():
+        main_op = tf.group(*init_ops, name="tfopt_init") if init_ops else None
     with tf.compat.v1.Session(graph=graph) as sess:
         builder.add_meta_graph_and_variables(sess, list(tags), signature_def_map=signature_map,
-                                             strip_default_attrs=True)
+                                             strip_default_attrs=True, main_op=main_op)
     builder.save()
 
 

@@ -130,6 +130,8 @@ def run_graph_def(graph_def: graph_pb2.GraphDef, sig: SignatureGraph,
         tf.import_graph_def(graph_def, name="")
     keys = list(sig.outputs)
     with tf.compat.v1.Session(graph=graph, config=session_config()) as sess:
+        if sig.init_ops:
+            sess.run(sig.init_ops)
         values = sess.run([sig.outputs[k].tensor for k in keys],
                           {sig.inputs[k].tensor: v for k, v in feeds.items()})
     return dict(zip(keys, values, strict=True))

@@ -21,6 +21,7 @@ class PassContext:
     max_const_bytes: int = 64 << 20        # constant folding will not create bigger tensors
     kernels: object | None = None          # tfopt.kernels.KernelSupport, probed lazily
     input_shapes: dict[str, tuple] = field(default_factory=dict)  # tensor -> shape for shape inference
+    init_ops: list[str] = field(default_factory=list)  # run at load (table initializers)
 
 
 @dataclass

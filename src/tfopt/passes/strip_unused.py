@@ -45,7 +45,7 @@ class StripUnused(GraphPass):
     summary = "remove nodes and functions the signature outputs never reach (control deps kept)"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
-        keep = reachable_from(view.nodes.values(), ctx.outputs) | ctx.protected
+        keep = reachable_from(view.nodes.values(), ctx.outputs + ctx.init_ops) | ctx.protected
         doomed = [n.name for n in view if n.name not in keep]
         view.remove(doomed)
         notes = count_note(len(doomed), "unreachable nodes removed")

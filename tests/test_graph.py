@@ -41,3 +41,20 @@ def test_attr_helpers():
     assert get_attr(node, "strides") == [1, 2, 2, 1]
     assert get_attr(node, "epsilon") == 0.5
     assert get_attr(node, "dtype") == tf.float32
+
+
+def test_colocation_follows_spliced_nodes():
+    def build():
+        x = tf.compat.v1.placeholder(tf.float32, [2], name="x")
+        ident = tf.identity(x, name="ident")
+        with tf.compat.v1.colocate_with(ident.op):
+            tf.math.square(ident, name="sq")
+        tf.constant(1.0, name="lonely")
+
+    view = GraphView(graph_of(build))
+    set_attr(view.nodes["lonely"], "_class", ["loc:@gone"])
+    view.bypass(view.nodes["ident"], [InputRef("x")])
+    view.remove(["gone"])
+    nodes = {n.name: n for n in view.to_graph_def().node}
+    assert list(nodes["sq"].attr["_class"].list.s) == [b"loc:@x"]
+    assert "_class" not in nodes["lonely"].attr

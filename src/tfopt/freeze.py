@@ -13,8 +13,9 @@ import hashlib
 
 import numpy as np
 from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2, types_pb2
+from tensorflow.python.framework import dtypes
 
-from tfopt.graph import make_const
+from tfopt.graph import get_attr, make_const, set_attr
 
 # Resource ops on a frozen (now non-resource) input, and the value op that replaces them.
 _RESOURCE_TO_VALUE_OP = {
@@ -30,32 +31,29 @@ def _function_arg_types(fn: function_pb2.FunctionDef) -> dict[str, int]:
 def _rewrite_resource_gather(fn: function_pb2.FunctionDef) -> int:
     """Rewrite resource gathers whose resource argument was frozen; returns how many."""
     arg_types = _function_arg_types(fn)
-    local_types: dict[str, int] = {}
     added: list[node_def_pb2.NodeDef] = []
     count = 0
     for node in fn.node_def:
         if node.op not in _RESOURCE_TO_VALUE_OP:
             continue
         src = node.input[0].split(":")[0]
-        src_type = arg_types.get(src, local_types.get(src, types_pb2.DT_RESOURCE))
+        src_type = arg_types.get(src, types_pb2.DT_RESOURCE)
         if src_type == types_pb2.DT_RESOURCE:
             continue
-        value_dtype = node.attr["dtype"].type
+        value_dtype = get_attr(node, "dtype")
         new_op = _RESOURCE_TO_VALUE_OP[node.op]
-        batch_dims = node.attr["batch_dims"].i if "batch_dims" in node.attr else 0
-        for key in ("dtype", "validate_indices", "_class"):
+        batch_dims = get_attr(node, "batch_dims", 0)
+        for key in ("dtype", "validate_indices", "_class", "batch_dims"):
             if key in node.attr:
                 del node.attr[key]
         node.op = new_op
-        node.attr["Tparams"].type = value_dtype
+        set_attr(node, "Tparams", value_dtype)
         if new_op == "GatherV2":
             axis = make_const(node.name + "/frozen_axis", np.array(batch_dims, np.int32))
             added.append(axis)
             node.input.insert(2, axis.name + ":output:0")
-            node.attr["Taxis"].type = types_pb2.DT_INT32
-            node.attr["batch_dims"].i = batch_dims
-        elif "batch_dims" in node.attr:
-            del node.attr["batch_dims"]
+            set_attr(node, "Taxis", dtypes.int32)
+            set_attr(node, "batch_dims", batch_dims)
         count += 1
     fn.node_def.extend(added)
     return count
@@ -106,7 +104,8 @@ TABLE_INIT_OPS = {"InitializeTableV2", "InitializeTable", "InitializeTableFromTe
                   "LookupTableImportV2"}
 
 
-def _table_dtypes(graph_def: graph_pb2.GraphDef, placeholder: str) -> tuple[int, int] | None:
+def _table_dtypes(graph_def: graph_pb2.GraphDef, placeholder: str
+                  ) -> tuple[dtypes.DType, dtypes.DType] | None:
     """Key/value dtypes of the table behind ``placeholder``, from the ops that use it."""
     users: dict[str, list[node_def_pb2.NodeDef]] = {}
     for node in graph_def.node:
@@ -121,7 +120,7 @@ def _table_dtypes(graph_def: graph_pb2.GraphDef, placeholder: str) -> tuple[int,
         for user in users.get(name, []):
             if user.op in LOOKUP_DTYPES:
                 key_attr, value_attr = LOOKUP_DTYPES[user.op]
-                return user.attr[key_attr].type, user.attr[value_attr].type
+                return get_attr(user, key_attr), get_attr(user, value_attr)
             if user.op == "Identity":
                 stack.append(user.name)
     return None
@@ -136,21 +135,19 @@ def embed_tables(func, graph_def: graph_pb2.GraphDef) -> list[str]:
     """
     import tensorflow as tf
 
-    from tfopt.graph import set_attr
-
     handles = {internal.op.name: external for external, internal in func.graph.captures}
     by_name = {n.name: n for n in graph_def.node}
     init_ops: list[str] = []
     for node in list(graph_def.node):
-        if node.op != "Placeholder" or node.attr["dtype"].type != types_pb2.DT_RESOURCE:
+        if node.op != "Placeholder" or get_attr(node, "dtype") != dtypes.resource:
             continue
         if node.name not in handles:
             continue
-        dtypes = _table_dtypes(graph_def, node.name)
-        if dtypes is None:
+        table_types = _table_dtypes(graph_def, node.name)
+        if table_types is None:
             raise ValueError(f"captured resource {node.name!r} is neither a variable nor a "
                              "lookup table read in the main graph; it cannot be frozen")
-        key_dtype, value_dtype = (tf.as_dtype(d) for d in dtypes)
+        key_dtype, value_dtype = table_types
         keys, values = tf.raw_ops.LookupTableExportV2(
             table_handle=handles[node.name], Tkeys=key_dtype, Tvalues=value_dtype)
         digest = hashlib.sha1(keys.numpy().tobytes() + values.numpy().tobytes()).hexdigest()

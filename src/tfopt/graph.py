@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from tensorflow.core.framework import attr_value_pb2, graph_pb2, node_def_pb2, types_pb2
+from tensorflow.core.framework import attr_value_pb2, graph_pb2, node_def_pb2
 from tensorflow.python.framework import dtypes, tensor_util
 
 
@@ -139,20 +139,6 @@ def set_const_value(node: node_def_pb2.NodeDef, value: np.ndarray) -> None:
     node.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(value))
 
 
-def node_dtype(node: node_def_pb2.NodeDef) -> dtypes.DType | None:
-    """The element type most ops carry in ``T`` (or ``dtype`` for sources)."""
-    for key in ("T", "dtype", "DstT"):
-        if key in node.attr and node.attr[key].WhichOneof("value") == "type":
-            return dtypes.as_dtype(node.attr[key].type)
-    return None
-
-
-def is_float(node: node_def_pb2.NodeDef) -> bool:
-    dt = node_dtype(node)
-    return dt is not None and dt.base_dtype in (dtypes.float32, dtypes.float16, dtypes.bfloat16,
-                                                dtypes.float64)
-
-
 class GraphView:
     """Index of a GraphDef: nodes by name and, for every node, who consumes it.
 
@@ -169,6 +155,8 @@ class GraphView:
         self._order: list[str] = []
         # node name -> names of nodes that (may) read it; validated when queried.
         self._consumers: dict[str, set[str]] = defaultdict(set)
+        # spliced node -> the node that took its place (for colocation hints)
+        self._replaced_by: dict[str, str] = {}
         for node in self.graph_def.node:
             self._index(node)
 
@@ -233,12 +221,6 @@ class GraphView:
         if src is None or src.op != "Const":
             return None
         return const_value(src)
-
-    def op_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = defaultdict(int)
-        for node in self:
-            counts[node.op] += 1
-        return dict(counts)
 
     def unique_name(self, base: str) -> str:
         if base not in self.nodes:
@@ -314,6 +296,8 @@ class GraphView:
                 consumer.input.remove(str(ref))
         for port, src in enumerate(sources):
             self.replace_uses(InputRef(node.name, port), src, keep_controls=False)
+        if len({s.node for s in sources}) == 1:
+            self._replaced_by[node.name] = sources[0].node
         self.remove([node.name])
 
     def remove(self, names: Iterable[str]) -> None:
@@ -326,8 +310,16 @@ class GraphView:
         for name in doomed:
             del self.nodes[name]
 
+    def _colocation_target(self, name: str) -> str | None:
+        seen = set()
+        while name not in self.nodes and name in self._replaced_by and name not in seen:
+            seen.add(name)
+            name = self._replaced_by[name]
+        return name if name in self.nodes else None
+
     def to_graph_def(self) -> graph_pb2.GraphDef:
-        """The edited graph: live nodes in order, colocation hints to removed nodes dropped."""
+        """The edited graph: live nodes in order; a colocation hint naming a spliced node
+        names the node that took its place, one naming a deleted node is dropped."""
         out = graph_pb2.GraphDef()
         out.versions.CopyFrom(self.graph_def.versions)
         out.library.CopyFrom(self.graph_def.library)
@@ -336,8 +328,15 @@ class GraphView:
             added.CopyFrom(node)
             dedupe_controls(added)
             if "_class" in added.attr:
-                locs = [s for s in added.attr["_class"].list.s
-                        if not (s.startswith(b"loc:@") and s[5:].decode() not in self.nodes)]
+                locs = []
+                for loc in added.attr["_class"].list.s:
+                    if loc.startswith(b"loc:@"):
+                        target = self._colocation_target(loc[5:].decode())
+                        if target is None or target == added.name:
+                            continue
+                        loc = b"loc:@" + target.encode()
+                    if loc not in locs:
+                        locs.append(loc)
                 if locs:
                     del added.attr["_class"].list.s[:]
                     added.attr["_class"].list.s.extend(locs)
@@ -408,5 +407,3 @@ def op_counts(graph_def: graph_pb2.GraphDef) -> dict[str, int]:
         counts[node.op] += 1
     return dict(counts)
 
-
-DT_RESOURCE = types_pb2.DT_RESOURCE

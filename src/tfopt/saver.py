@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 
 import tensorflow as tf
-from tensorflow.core.framework import graph_pb2, tensor_shape_pb2
+from tensorflow.core.framework import tensor_shape_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 
 from tfopt.errors import TfoptError
@@ -114,6 +114,3 @@ def atomic_output(out: str, overwrite: bool) -> Iterator[str]:
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
 
-
-def graph_def_of(sig: SignatureGraph) -> graph_pb2.GraphDef:
-    return sig.graph_def

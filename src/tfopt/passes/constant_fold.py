@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tfopt.graph import GraphView, InputRef, const_value, make_const
+from tfopt.graph import GraphView, InputRef, const_value, get_attr, make_const
 from tfopt.passes.base import GraphPass, PassContext, count_note
 from tfopt.shapes import StaticInfo, is_stateful
 
@@ -123,8 +123,7 @@ def _static_shape_value(node, view: GraphView, info: StaticInfo) -> np.ndarray |
     shape = info.shape(src[0].tensor)
     if shape is None or not shape.is_fully_defined():
         return None
-    out_type = node.attr["out_type"].type if "out_type" in node.attr else tf.int32.as_datatype_enum
-    dtype = tf.as_dtype(out_type).as_numpy_dtype
+    dtype = get_attr(node, "out_type", tf.int32).as_numpy_dtype
     dims = shape.as_list()
     if node.op == "Shape":
         return np.array(dims, dtype=dtype)

@@ -235,3 +235,24 @@ def test_lookup_tables_are_frozen(tf2_table, tf1_table, tmp_path):
     # both optimized tables live in one process without colliding
     again = run_saved_model(out2, {"words": np.array([b"quick"], dtype=object)})
     np.testing.assert_array_equal(again["vectors"], [[4, 5]])
+
+
+def test_signature_restated_for_serving(toy_tf1, tmp_path):
+    """saved_model_cli (the tool TF Serving users check exports with) sees the same signature."""
+    out = str(tmp_path / "opt")
+    tfopt.optimize(toy_tf1, out)
+
+    def show(path):
+        proc = subprocess.run(["saved_model_cli", "show", "--dir", path, "--tag_set", "serve",
+                               "--signature_def", "serving_default"], capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return [line for line in proc.stdout.splitlines() if "name:" not in line]
+
+    assert show(out) == show(toy_tf1)  # keys, dtypes, shapes, method name (node names may differ)
+    np.save(tmp_path / "images.npy", np.zeros((1, 16, 16, 3), np.float32))
+    run = subprocess.run(["saved_model_cli", "run", "--dir", out, "--tag_set", "serve",
+                          "--signature_def", "serving_default", "--inputs",
+                          f"images={tmp_path / 'images.npy'}"], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0 and "probabilities" in run.stdout

@@ -239,3 +239,18 @@ def test_fuse_residual_add():
                    for n in fused.node if n.op == "_FusedConv2D")
     assert kinds == [("BiasAdd",), ("BiasAdd", "Add", "Relu")]
     _check_same(gd, fused, feeds={"x:0": rand(2, 8, 8, 4, seed=9)})
+
+
+def test_constant_fold_static_dims_of_dynamic_shape():
+    def build():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 6, 4], name="x")
+        s = tf.shape(x)
+        tf.reshape(x, [s[0], s[1] * s[2]], name="out")      # batch stays dynamic
+
+    gd = graph_of(build)
+    result = ConstantFold().run(gd, context(["out"], ["x:0"]))
+    ops = counts(result.graph_def)
+    assert ops.get("StridedSlice") == 1 and "Mul" not in ops  # only s[0] is left to run
+    feeds = {"x:0": rand(3, 6, 4)}
+    assert run(result.graph_def, ["out"], feeds)[0].shape == (3, 24)
+    _check_same(gd, result.graph_def, feeds=feeds)

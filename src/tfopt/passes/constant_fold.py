@@ -43,6 +43,12 @@ class ConstantFold(GraphPass):
                     shape_values[node.name] = value
                     foldable.add(node.name)
                 continue
+            if node.op == "StridedSlice":
+                value = _static_shape_slice(node, view, info)
+                if value is not None:  # tf.shape(x)[1] where dim 1 is static
+                    shape_values[node.name] = value
+                    foldable.add(node.name)
+                    continue
             if is_stateful(node.op) or not node.input:
                 continue
             if not all(_is_const(view, ref.node, foldable) for ref in map(InputRef.parse, node.input)):
@@ -62,7 +68,10 @@ class ConstantFold(GraphPass):
             return []
         fetch = [(n, p) for n in sorted(frontier) for p in sorted(frontier[n])
                  if n not in shape_values]
-        values = dict(zip(fetch, _evaluate(info.graph, fetch), strict=True)) if fetch else {}
+        # Shape-derived values are fed, so evaluation never needs the model's real inputs.
+        overrides = {f"{n}:0": v for n, v in shape_values.items()}
+        values = (dict(zip(fetch, _evaluate(info.graph, fetch, overrides), strict=True))
+                  if fetch else {})
         for name, value in shape_values.items():
             values[(name, 0)] = value
 
@@ -132,11 +141,41 @@ def _static_shape_value(node, view: GraphView, info: StaticInfo) -> np.ndarray |
     return np.array(len(dims), dtype=np.int32)
 
 
-def _evaluate(graph: tf.Graph, fetch: list[tuple[str, int]]) -> list[np.ndarray]:
+def _static_shape_slice(node, view: GraphView, info: StaticInfo) -> np.ndarray | None:
+    """``Shape(x)[i]`` or ``Shape(x)[a:b]`` when the selected dimensions are static, even if
+    others (the batch) are not: 1-D slices with unit stride and no ellipsis/new-axis masks."""
+    shape_node = view.input_node(node, 0)
+    if shape_node is None or shape_node.op != "Shape":
+        return None
+    if any(get_attr(node, m, 0) for m in ("ellipsis_mask", "new_axis_mask")):
+        return None
+    begin, end, strides = (view.const_input(node, i) for i in (1, 2, 3))
+    if begin is None or end is None or strides is None or begin.size != 1 or strides[0] != 1:
+        return None
+    dims = info.shape(view.data_inputs(shape_node)[0].tensor)
+    if dims is None or dims.rank is None:
+        return None
+    dims = dims.as_list()
+    dtype = get_attr(shape_node, "out_type", tf.int32).as_numpy_dtype
+    if get_attr(node, "shrink_axis_mask", 0) & 1:
+        index = int(begin[0])
+        if not -len(dims) <= index < len(dims) or dims[index] is None:
+            return None
+        return np.array(dims[index], dtype=dtype)
+    start = None if get_attr(node, "begin_mask", 0) & 1 else int(begin[0])
+    stop = None if get_attr(node, "end_mask", 0) & 1 else int(end[0])
+    picked = dims[start:stop]
+    if any(d is None for d in picked):
+        return None
+    return np.array(picked, dtype=dtype)
+
+
+def _evaluate(graph: tf.Graph, fetch: list[tuple[str, int]],
+              overrides: dict[str, np.ndarray]) -> list[np.ndarray]:
     config = tf.compat.v1.ConfigProto()
     config.graph_options.rewrite_options.disable_meta_optimizer = True
     with tf.compat.v1.Session(graph=graph, config=config) as sess:
-        return sess.run([f"{n}:{p}" for n, p in fetch])
+        return sess.run([f"{n}:{p}" for n, p in fetch], overrides)
 
 
 def _input_bytes(view: GraphView, name: str) -> int:

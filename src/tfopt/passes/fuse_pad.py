@@ -1,7 +1,9 @@
-"""Fold a zero ``Pad`` into the following convolution's explicit padding.
+"""Fold a zero ``Pad`` into the following convolution's padding.
 
-``Pad -> Conv2D(VALID)`` (Keras' ``ZeroPadding2D`` before strided convs) becomes one
-``Conv2D(padding=EXPLICIT)``: one less pass over the activation and one less buffer.
+``Pad -> Conv(VALID)`` (Keras' ``ZeroPadding2D`` before strided convs) becomes one conv: one
+less pass over the activation and one less buffer. When the pad is exactly what ``SAME`` would
+add for the input's static size (MobileNet's ``correct_pad``), the conv becomes ``SAME`` —
+for Conv2D and depthwise alike; otherwise a Conv2D takes it as ``EXPLICIT`` padding.
 """
 
 from __future__ import annotations
@@ -10,18 +12,42 @@ import numpy as np
 
 from tfopt.graph import GraphView, get_attr, set_attr
 from tfopt.passes.base import GraphPass, PassContext, count_note
+from tfopt.shapes import StaticInfo
 
 # DepthwiseConv2dNative accepts EXPLICIT padding in its op definition, but Grappler's layout
-# code aborts the process on it (TF 2.21, "Invalid index from the dimension"): Conv2D only.
-CONVS = {"Conv2D"}
+# code aborts the process on it (TF 2.21, "Invalid index from the dimension"): SAME only.
+EXPLICIT_OK = {"Conv2D"}
+CONVS = {"Conv2D", "DepthwiseConv2dNative"}
+
+
+def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """(before, after) padding TensorFlow's SAME adds along one spatial dimension."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def _as_same(conv, pads: np.ndarray, in_shape, spatial: tuple[int, int], weights) -> bool:
+    if in_shape is None or in_shape.rank != 4 or weights is None:
+        return False
+    dims = in_shape.as_list()
+    strides = get_attr(conv, "strides", [1, 1, 1, 1])
+    dilations = get_attr(conv, "dilations", [1, 1, 1, 1])
+    for axis, k in zip(spatial, weights.shape[:2], strict=True):
+        if dims[axis] is None:
+            return False
+        if tuple(pads[axis]) != same_padding(dims[axis], k, strides[axis], dilations[axis]):
+            return False
+    return True
 
 
 class FusePad(GraphPass):
     name = "fuse_pad"
-    summary = "fold a zero Pad into the next Conv2D as EXPLICIT padding"
+    summary = "fold a zero Pad into the next conv (as SAME when it matches, else EXPLICIT)"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         fused = 0
+        info: StaticInfo | None = None
         for pad in view:
             if pad.name not in view or pad.op not in ("Pad", "PadV2") or pad.name in ctx.protected:
                 continue
@@ -45,10 +71,24 @@ class FusePad(GraphPass):
             spatial = (1, 2) if fmt == "NHWC" else (2, 3)
             if any(paddings[i].any() for i in range(4) if i not in spatial):
                 continue
+            info = info or StaticInfo(view.to_graph_def())
+            source = view.data_inputs(pad)[0]
+            modes = []
             for conv in convs:
-                set_attr(conv, "padding", "EXPLICIT")
-                set_attr(conv, "explicit_paddings", [int(v) for v in paddings.reshape(-1)])
-                view.set_input(conv, 0, str(view.data_inputs(pad)[0]))
+                if _as_same(conv, paddings, info.shape(source.tensor), spatial,
+                            view.const_input(conv, 1)):
+                    modes.append("SAME")
+                elif conv.op in EXPLICIT_OK:
+                    modes.append("EXPLICIT")
+                else:
+                    break
+            if len(modes) != len(convs):
+                continue
+            for conv, mode in zip(convs, modes, strict=True):
+                set_attr(conv, "padding", mode)
+                if mode == "EXPLICIT":
+                    set_attr(conv, "explicit_paddings", [int(v) for v in paddings.reshape(-1)])
+                view.set_input(conv, 0, str(source))
                 for ref in view.control_inputs(pad):
                     view.add_input(conv, str(ref))
             view.remove([pad.name])

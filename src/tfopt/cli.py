@@ -79,7 +79,7 @@ def optimize(src, dst, signature, all_signatures, inputs, outputs, passes, skip,
             for rec in sig.passes:
                 if rec.changed or rec.skipped:
                     status = f"SKIPPED ({rec.skipped})" if rec.skipped else rec.delta_text()
-                    click.echo(f"  {rec.name:<18} {rec.nodes_before:>6} -> {rec.nodes_after:<6} "
+                    click.echo(f"  {rec.name:<18} {rec.node_delta:>+7} nodes  "
                                f"{rec.seconds:6.2f}s  {status}")
             for check in sig.checks:
                 click.echo(f"  output {check.describe()}")

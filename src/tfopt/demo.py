@@ -72,7 +72,7 @@ def run_demo(out_dir: str, num_iter: int = 30, num_warmup: int = 5, rounds: int 
                    f"({html.escape(worst.key)}).</p>"),
         ("Benchmark", f"<pre>{html.escape(bench.table())}</pre>"),
         ("Optimization passes", "<pre>" + html.escape("\n".join(
-            f"{r.name:<18} {r.nodes_before:>6} -> {r.nodes_after:<6} {r.delta_text()}"
+            f"{r.name:<18} {r.node_delta:>+7} nodes  {r.delta_text()}"
             for s in report.signatures.values() for r in s.passes if r.changed)) + "</pre>"),
     ]
     report_html = os.path.join(out_dir, "report.html")

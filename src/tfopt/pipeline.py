@@ -28,6 +28,7 @@ class PassRecord:
     nodes_before: int = 0
     nodes_after: int = 0
     ops_delta: dict[str, int] = field(default_factory=dict)
+    node_delta: int = 0  # this pass's own effect on the node count, summed over its runs
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     skipped: str | None = None  # why the pass was switched off mid-run
@@ -43,7 +44,8 @@ class PassRecord:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "runs": self.runs, "nodes_before": self.nodes_before,
-                "nodes_after": self.nodes_after, "ops_delta": self.ops_delta,
+                "nodes_after": self.nodes_after, "node_delta": self.node_delta,
+                "ops_delta": self.ops_delta,
                 "seconds": round(self.seconds, 4), "notes": self.notes, "skipped": self.skipped}
 
 
@@ -110,6 +112,7 @@ def run_passes(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: set[str
             rec.ops_delta[op] = rec.ops_delta.get(op, 0) + d
         rec.notes.extend(result.notes)
         rec.nodes_after = len(result.graph_def.node)
+        rec.node_delta += len(result.graph_def.node) - len(current.node)
         if log:
             log(f"  {label}{p.name:<18} {len(current.node):>6} -> {len(result.graph_def.node):<6}"
                 f" {'; '.join(result.notes)}")

@@ -256,3 +256,15 @@ def test_signature_restated_for_serving(toy_tf1, tmp_path):
                           f"images={tmp_path / 'images.npy'}"], capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 0 and "probabilities" in run.stdout
+
+
+def test_output_may_not_touch_the_input(toy_tf1, tmp_path):
+    import shutil
+
+    src = tmp_path / "models" / "m"
+    shutil.copytree(toy_tf1, src)
+    for dst, words in ((src, "overwrite the input"), (src / "opt", "inside the input"),
+                       (tmp_path / "models", "overwrite the input")):
+        with pytest.raises(tfopt.TfoptError, match=words):
+            tfopt.optimize(str(src), str(dst), overwrite=True)
+    assert sorted(os.listdir(src)) == sorted(os.listdir(toy_tf1))

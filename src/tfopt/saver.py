@@ -87,8 +87,13 @@ def write_graph_def(sigs: dict[str, SignatureGraph], path: str) -> None:
 
 def check_output_path(out: str, overwrite: bool, src: str | None = None) -> None:
     """Refuse before any work is done: existing OUT without --overwrite, OUT == IN."""
-    if src is not None and os.path.abspath(out) == os.path.abspath(src):
-        raise TfoptError(f"{out}: output would overwrite the input model; choose another path")
+    if src is not None:
+        a, b = os.path.realpath(out), os.path.realpath(src)
+        if a == b or b.startswith(a + os.sep):
+            raise TfoptError(f"{out}: output would overwrite the input model; choose another path")
+        if a.startswith(b + os.sep):
+            raise TfoptError(f"{out}: output inside the input model's directory would modify "
+                             "the input; choose a path outside it")
     if os.path.lexists(out) and not overwrite:
         raise TfoptError(f"{out}: already exists (use --overwrite to replace it)")
     parent = os.path.dirname(os.path.abspath(out))

@@ -75,3 +75,20 @@ def test_per_signature_counts(two_signatures, toy_tf1):
     served = az.analyze(toy_tf1, signature="serving_default", facts=False).op_counts
     assert whole.get("SaveV2") == 1 and "SaveV2" not in served
     assert served["FusedBatchNormV3"] == 3
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    cases = [["analyze", str(tmp_path / "missing")],
+             ["analyze", str(tmp_path), "--chart", str(tmp_path / "no" / "c.png")],
+             ["benchmark", str(tmp_path / "missing")],
+             ["benchmark", str(tmp_path), "--num-iter", "0"],
+             ["optimize", str(tmp_path / "missing"), str(tmp_path / "o"), "--passes", "nope"]]
+    for args in cases:
+        proc = subprocess.run([sys.executable, "-m", "tfopt.cli", *args], capture_output=True,
+                              text=True, timeout=120)
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode != 0, args
+        assert len(lines) == 1 and "Traceback" not in proc.stderr, (args, proc.stderr)

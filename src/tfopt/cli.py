@@ -134,9 +134,20 @@ def benchmark(models, num_iter, num_warmup, rounds, batch_size, input_shape, inp
                         signature=signature, input_shapes=parse_shapes(input_shape),
                         inputs_file=inputs_file, int_range=_int_range(int_range))
     total = num_iter * len(models)
-    with click.progressbar(length=total, label="benchmarking", file=sys.stderr,
-                           hidden=quiet) as bar:
-        result = run(list(models), settings, progress=bar.update)
+    bars: list = []
+
+    def progress(done: int) -> None:
+        # Created on the first timed iteration, so load errors print nothing but the error.
+        if not bars:
+            bars.append(click.progressbar(length=total, label="benchmarking", file=sys.stderr,
+                                          hidden=quiet).__enter__())
+        bars[0].update(done)
+
+    try:
+        result = run(list(models), settings, progress=progress)
+    finally:
+        if bars:
+            bars[0].__exit__(None, None, None)
     click.echo(result.table())
     if profile:
         from tfopt.loader import load_model

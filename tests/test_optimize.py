@@ -131,7 +131,7 @@ def test_checked_pipeline_switches_off_a_pass_that_breaks_outputs(toy_tf1):
         return None if ok and has_bn else "outputs or batch norms changed"
 
     del wrong
-    ctx = _context(sig, False, KernelSupport(), feeds)
+    ctx = _context(sig, False, KernelSupport())
     graph, records = run_passes(sig.graph_def, ctx, select_passes(None, None), checker)
     skipped = {r.name: r.skipped for r in records if r.skipped}
     assert "fold_batch_norm" in skipped

@@ -111,15 +111,12 @@ def _reference(model: LoadedModel, key: str, feeds: dict[str, np.ndarray]) -> di
                          "--int-range)") from None
 
 
-def _context(sig: SignatureGraph, portable: bool, kernels: KernelSupport,
-             feeds: dict[str, np.ndarray] | None) -> PassContext:
-    shapes = {}
-    if feeds is not None:
-        shapes = {sig.inputs[k].tensor: v.shape for k, v in feeds.items()}
+def _context(sig: SignatureGraph, portable: bool, kernels: KernelSupport) -> PassContext:
+    # Only declared shapes are used by passes (never the verification feeds): nothing may be
+    # specialised to the batch size that happened to be verified.
     return PassContext(protected=sig.protected_nodes, outputs=sig.output_tensors,
                        inputs=[t.tensor for t in sig.inputs.values()], portable=portable,
-                       init_ops=list(sig.init_ops),
-                       kernels=kernels, input_shapes=shapes)
+                       init_ops=list(sig.init_ops), kernels=kernels)
 
 
 def _write(sigs: dict[str, SignatureGraph], path: str, fmt: str, tags) -> None:
@@ -167,7 +164,7 @@ def optimize(src: str, dst: str, *, signature: str | None = None, all_signatures
     reports: dict[str, SignatureReport] = {}
 
     def optimize_signature(sig: SignatureGraph, checked: bool) -> None:
-        ctx = _context(sig, portable, kernels, feeds[sig.key] if feeds else None)
+        ctx = _context(sig, portable, kernels)
         checker = None
         if checked:
             def checker(candidate):

@@ -55,6 +55,7 @@ def _tensor_info(graph: tf.Graph, name: str, info: TensorInfo) -> meta_graph_pb2
 def write_saved_model(sigs: dict[str, SignatureGraph], export_dir: str,
                       tags: tuple[str, ...] = ("serve",)) -> None:
     """Write ``sigs`` to a *new* directory ``export_dir`` (which must not exist)."""
+    _check_size(sigs)
     graph, scopes = merged_graph(sigs)
     signature_map = {}
     for key, sig in sigs.items():
@@ -75,7 +76,16 @@ def write_saved_model(sigs: dict[str, SignatureGraph], export_dir: str,
     builder.save()
 
 
+def _check_size(sigs: dict[str, SignatureGraph]) -> None:
+    """A frozen graph holds every weight; protobuf cannot serialise one of 2 GiB or more."""
+    total = sum(sig.graph_def.ByteSize() for sig in sigs.values())
+    if total >= (1 << 31) - 1:
+        raise TfoptError(f"the frozen graph would be {total / 2**30:.1f} GiB, over protobuf's "
+                         "2 GiB limit for one GraphDef; models this large cannot be frozen")
+
+
 def write_graph_def(sigs: dict[str, SignatureGraph], path: str) -> None:
+    _check_size(sigs)
     if len(sigs) == 1:
         graph_def = next(iter(sigs.values())).graph_def
     else:

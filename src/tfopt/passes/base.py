@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from tensorflow.core.framework import graph_pb2
 
 from tfopt.graph import GraphView, node_of
+
+if TYPE_CHECKING:
+    from tfopt.kernels import KernelSupport
 
 
 @dataclass
@@ -19,8 +22,7 @@ class PassContext:
     inputs: list[str]                      # input tensors, "node:port"
     portable: bool = False                 # emit only public ops (no _Fused*)
     max_const_bytes: int = 64 << 20        # constant folding will not create bigger tensors
-    kernels: object | None = None          # tfopt.kernels.KernelSupport, probed lazily
-    input_shapes: dict[str, tuple] = field(default_factory=dict)  # tensor -> shape for shape inference
+    kernels: KernelSupport | None = None   # which fused kernels this runtime runs
     init_ops: list[str] = field(default_factory=list)  # run at load (table initializers)
 
 

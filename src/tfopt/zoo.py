@@ -12,7 +12,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -49,7 +50,7 @@ def conv_bn_relu6(x, channels: int, kernel: int, name: str, rng: np.random.Gener
                   stride: int = 1, depthwise: bool = False):
     """Conv2D (or depthwise) + FusedBatchNormV3 + Relu6, the unit of TF1 detection backbones."""
     in_ch = int(x.shape[-1])
-    with tf.compat.v1.variable_scope(name):
+    with tf.compat.v1.variable_scope(name, use_resource=False):  # VariableV2, as TF1 had
         fan_in = kernel * kernel * (1 if depthwise else in_ch)
         shape = [kernel, kernel, in_ch, 1] if depthwise else [kernel, kernel, in_ch, channels]
         w = tf.compat.v1.get_variable("weights", initializer=tf.compat.v1.constant_initializer(
@@ -65,15 +66,24 @@ def conv_bn_relu6(x, channels: int, kernel: int, name: str, rng: np.random.Gener
         return tf.nn.relu6(y)
 
 
-def build_toy_tf1(export_dir: str, seed: int = 0) -> None:
-    """Small TF1 classifier with the training and debug baggage of a real TF1 export."""
+@contextlib.contextmanager
+def v1_control_flow() -> Iterator[None]:
+    """Build TF1 Switch/Merge/Enter control flow (as old exports have) inside the block."""
     from tensorflow.python.ops import control_flow_util
 
+    saved = control_flow_util.ENABLE_CONTROL_FLOW_V2
+    control_flow_util.ENABLE_CONTROL_FLOW_V2 = False
+    try:
+        yield
+    finally:
+        control_flow_util.ENABLE_CONTROL_FLOW_V2 = saved
+
+
+def build_toy_tf1(export_dir: str, seed: int = 0) -> None:
+    """Small TF1 classifier with the training and debug baggage of a real TF1 export."""
     rng = np.random.default_rng(seed)
     graph = tf.Graph()
-    v2_flow = control_flow_util.ENABLE_CONTROL_FLOW_V2
-    control_flow_util.ENABLE_CONTROL_FLOW_V2 = False  # TF1 Switch/Merge, as old exports have
-    try:
+    with v1_control_flow():
         with graph.as_default():
             images = tf.compat.v1.placeholder(tf.float32, [None, 16, 16, 3], name="images")
             labels = tf.compat.v1.placeholder(tf.int64, [None], name="labels")
@@ -89,10 +99,12 @@ def build_toy_tf1(export_dir: str, seed: int = 0) -> None:
             h = conv_bn_relu6(h, 16, 1, "conv2_pw", rng)
             h = tf.compat.v1.cond(training, lambda: tf.nn.dropout(h, rate=0.5), lambda: h)
             h = tf.reduce_mean(h, [1, 2], name="global_pool")
-            w = tf.compat.v1.get_variable("logits/weights", initializer=tf.compat.v1.constant_initializer(
-                rng.normal(0, 0.3, [16, 5]).astype(np.float32)), shape=[16, 5])
-            b = tf.compat.v1.get_variable("logits/biases", initializer=tf.compat.v1.constant_initializer(
-                rng.normal(0, 0.1, [5]).astype(np.float32)), shape=[5])
+            init = tf.compat.v1.constant_initializer
+            with tf.compat.v1.variable_scope("logits", use_resource=False):
+                w = tf.compat.v1.get_variable("weights", initializer=init(
+                    rng.normal(0, 0.3, [16, 5]).astype(np.float32)), shape=[16, 5])
+                b = tf.compat.v1.get_variable("biases", initializer=init(
+                    rng.normal(0, 0.1, [5]).astype(np.float32)), shape=[5])
             logits = tf.identity(tf.nn.bias_add(tf.matmul(h, w), b), name="logits")
             probs = tf.nn.softmax(logits, name="probabilities")
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
@@ -108,8 +120,6 @@ def build_toy_tf1(export_dir: str, seed: int = 0) -> None:
                 builder.add_meta_graph_and_variables(
                     sess, ["serve"], signature_def_map={"serving_default": sig}, saver=saver)
                 builder.save()
-    finally:
-        control_flow_util.ENABLE_CONTROL_FLOW_V2 = v2_flow
 
 
 class _ControlFlowModule(tf.Module):

@@ -9,6 +9,7 @@ from tfopt.passes.identity import RemoveIdentities
 from tfopt.passes.strip_unused import StripUnused
 from tfopt.passes.switch_const import ResolveConstantSwitch
 from tfopt.passes.training_nodes import RemoveTrainingNodes
+from tfopt.zoo import v1_control_flow
 
 
 def _debug_graph():
@@ -83,20 +84,14 @@ def test_training_nodes_and_strip_unused():
 
 
 def test_placeholder_with_default_and_constant_switch():
-    from tensorflow.python.ops import control_flow_util
-
     def build():
         x = tf.compat.v1.placeholder(tf.float32, [3], name="x")
         training = tf.compat.v1.placeholder_with_default(False, [], name="training")
         y = tf.compat.v1.cond(training, lambda: x * 100.0, lambda: x + 1.0)
         tf.identity(y, name="out")
 
-    saved = control_flow_util.ENABLE_CONTROL_FLOW_V2
-    control_flow_util.ENABLE_CONTROL_FLOW_V2 = False
-    try:
+    with v1_control_flow():
         gd = graph_of(build)
-    finally:
-        control_flow_util.ENABLE_CONTROL_FLOW_V2 = saved
     ctx = context(["out"], ["x:0"])
     assert counts(gd)["Switch"] >= 1
     g = gd
@@ -112,8 +107,6 @@ def test_placeholder_with_default_and_constant_switch():
 def test_tf1_while_loop_constants_stay_in_their_frame():
     """Constants inside a TF1 loop body carry a ^pivot control input; folding them must not
     pull a value out of the loop frame (the executor rejects cross-frame edges)."""
-    from tensorflow.python.ops import control_flow_util
-
     from tfopt.kernels import KernelSupport
     from tfopt.pipeline import run_passes, select_passes
 
@@ -127,12 +120,8 @@ def test_tf1_while_loop_constants_stay_in_their_frame():
         _, y = tf.compat.v1.while_loop(lambda i, acc: i < 4, body, [tf.constant(0), x])
         tf.identity(y, name="out")
 
-    saved = control_flow_util.ENABLE_CONTROL_FLOW_V2
-    control_flow_util.ENABLE_CONTROL_FLOW_V2 = False
-    try:
+    with v1_control_flow():
         gd = graph_of(build)
-    finally:
-        control_flow_util.ENABLE_CONTROL_FLOW_V2 = saved
     assert "Enter" in counts(gd) and "NextIteration" in counts(gd)
     ctx = context(["out"], ["x:0"])
     ctx.kernels = KernelSupport()

@@ -164,3 +164,24 @@ def tf1_table(tmp_path_factory) -> str:
                 main_op=tf.compat.v1.tables_initializer())
             builder.save()
     return path
+
+
+@pytest.fixture(scope="session")
+def keras_transformer(tmp_path_factory) -> str:
+    """Two inputs (ids, floats), attention + layer norm + GELU, two named outputs (.keras)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    tok = keras.Input((16,), dtype="int32", name="tokens")
+    num = keras.Input((4,), name="numeric")
+    x = keras.layers.Embedding(200, 32)(tok)
+    x = keras.layers.LayerNormalization()(x + keras.layers.MultiHeadAttention(4, 8)(x, x))
+    x = keras.layers.LayerNormalization()(
+        x + keras.layers.Dense(32)(keras.layers.Dense(64, activation="gelu")(x)))
+    h = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling1D()(x),
+                                    keras.layers.Dense(8, activation="tanh")(num)])
+    model = keras.Model([tok, num], {"cls": keras.layers.Dense(3, activation="softmax")(h),
+                                     "reg": keras.layers.Dense(1)(h)})
+    path = str(tmp_path_factory.mktemp("models") / "transformer.keras")
+    model.save(path)
+    return path

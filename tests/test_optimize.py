@@ -269,3 +269,21 @@ def test_output_may_not_touch_the_input(toy_tf1, tmp_path):
         with pytest.raises(tfopt.TfoptError, match=words):
             tfopt.optimize(str(src), str(dst), overwrite=True)
     assert sorted(os.listdir(src)) == sorted(os.listdir(toy_tf1))
+
+
+def test_keras_transformer_two_inputs_named_outputs(keras_transformer, tmp_path):
+    import keras
+
+    out = str(tmp_path / "opt")
+    report = tfopt.optimize(keras_transformer, out, int_range=(0, 200), batch_size=2)
+    assert report.verified
+    sig = tf.saved_model.load(out).signatures["serving_default"]
+    assert set(sig.structured_input_signature[1]) == {"tokens", "numeric"}
+    rng = np.random.default_rng(2)
+    feeds = {"tokens": rng.integers(0, 200, (3, 16)).astype(np.int32),
+             "numeric": rng.standard_normal((3, 4)).astype(np.float32)}
+    got = run_saved_model(out, feeds)
+    ref = keras.models.load_model(keras_transformer)(feeds)
+    assert set(got) == {"cls", "reg"}
+    for key in got:
+        np.testing.assert_allclose(got[key], np.asarray(ref[key]), rtol=1e-4, atol=1e-5)

@@ -173,6 +173,8 @@ def _load_keras(path: str) -> LoadedModel:
     def serve(inputs):
         args = [inputs[k] for k in specs]
         out = model(args if len(args) > 1 else args[0], training=False)
+        if isinstance(out, dict):  # named outputs keep their names, as model.export() does
+            return dict(out)
         flat = tf.nest.flatten(out)
         return {f"output_{i}": t for i, t in enumerate(flat)}
 

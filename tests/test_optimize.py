@@ -287,3 +287,15 @@ def test_keras_transformer_two_inputs_named_outputs(keras_transformer, tmp_path)
     assert set(got) == {"cls", "reg"}
     for key in got:
         np.testing.assert_allclose(got[key], np.asarray(ref[key]), rtol=1e-4, atol=1e-5)
+
+
+def test_zero_tolerance_blames_freezing_not_passes(toy_tf1, tmp_path):
+    """Float rounding differs once weights are constants: no pass is to blame for that."""
+    out = tmp_path / "z"
+    try:
+        report = tfopt.optimize(toy_tf1, str(out), tolerance=0.0)
+    except tfopt.VerificationError as err:
+        assert "before any pass" in str(err)
+        assert not out.exists()
+    else:  # a runtime where freezing is bit-exact: then the model must be exact too
+        assert report.worst.rel == 0.0

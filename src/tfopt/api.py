@@ -190,6 +190,7 @@ def optimize(src: str, dst: str, *, signature: str | None = None, all_signatures
             if failing:
                 say(f"verification failed for {', '.join(failing)}; finding the offending pass")
                 for key in failing:
+                    _check_baseline(model.signatures[key], feeds[key], refs[key], tolerance)
                     optimize_signature(model.signatures[key], checked=True)
                     skipped = [r for r in reports[key].passes if r.skipped]
                     for rec in skipped:
@@ -203,6 +204,18 @@ def optimize(src: str, dst: str, *, signature: str | None = None, all_signatures
                                             f"pass could be blamed: {worst[0]}; nothing written")
     return Report(src, dst, model.kind, reports, True if verify else None, tolerance,
                   time.perf_counter() - start, notes)
+
+
+def _check_baseline(sig: SignatureGraph, feeds, ref, tolerance: float) -> None:
+    """Passes can only be blamed if the frozen graph, before any pass, still answers like the
+    original; if it does not, the difference comes from freezing or the runtime itself."""
+    bad = [c for c in compare(ref, run_graph_def(sig.graph_def, sig, feeds), tolerance)
+           if not c.ok]
+    if bad:
+        raise VerificationError(
+            f"the frozen graph of {sig.key!r}, before any pass, already differs from the "
+            f"original: {bad[0].describe()}; the tolerance ({tolerance:g}) is tighter than "
+            "float rounding after freezing allows; nothing written")
 
 
 def _verify(path, fmt, sigs, feeds, refs, tolerance, reports) -> list[str]:

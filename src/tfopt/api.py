@@ -148,6 +148,7 @@ def optimize(src: str, dst: str, *, signature: str | None = None, all_signatures
     check_output_path(dst, overwrite, src)
     shapes = parse_shapes(input_shapes)
     say = log or (lambda _msg: None)
+    say(f"loading and freezing {src} ...")
     model = load_model(src, signature, all_signatures, inputs, outputs)
     for note in model.notes:
         say(note)
@@ -157,6 +158,8 @@ def optimize(src: str, dst: str, *, signature: str | None = None, all_signatures
     feeds = refs = None
     if verify:
         feeds = _feeds(model, inputs_file, shapes, batch_size, int_range)
+        say("running the original on generated inputs ..." if not inputs_file else
+            f"running the original on {inputs_file} ...")
         refs = {key: _reference(model, key, feeds[key]) for key in model.signatures}
 
     kernels = KernelSupport()
@@ -184,6 +187,7 @@ def optimize(src: str, dst: str, *, signature: str | None = None, all_signatures
 
     notes: list[str] = list(model.notes)
     with atomic_output(dst, overwrite) as tmp:
+        say("writing and reloading the optimized model ...")
         _write(optimized, tmp, fmt, model.tags)
         if verify:
             failing = _verify(tmp, fmt, optimized, feeds, refs, tolerance, reports)

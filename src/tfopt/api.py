@@ -148,8 +148,10 @@ def optimize(src: str, dst: str, *, signature: str | None = None, all_signatures
     check_output_path(dst, overwrite, src)
     shapes = parse_shapes(input_shapes)
     say = log or (lambda _msg: None)
-    say(f"loading and freezing {src} ...")
+    loaded_at = time.perf_counter()
     model = load_model(src, signature, all_signatures, inputs, outputs)
+    say(f"loaded and froze {src} ({model.kind}, {len(model.signatures)} signature"
+        f"{'s' if len(model.signatures) != 1 else ''}) in {time.perf_counter() - loaded_at:.1f}s")
     for note in model.notes:
         say(note)
     if fmt == "pb" and len(model.signatures) > 1:
@@ -158,8 +160,6 @@ def optimize(src: str, dst: str, *, signature: str | None = None, all_signatures
     feeds = refs = None
     if verify:
         feeds = _feeds(model, inputs_file, shapes, batch_size, int_range)
-        say("running the original on generated inputs ..." if not inputs_file else
-            f"running the original on {inputs_file} ...")
         refs = {key: _reference(model, key, feeds[key]) for key in model.signatures}
 
     kernels = KernelSupport()

@@ -31,7 +31,8 @@ def test_benchmark_cli_json_csv_and_graph_def(toy_tf1, tmp_path):
     js, cs = tmp_path / "r.json", tmp_path / "r.csv"
     proc = subprocess.run([sys.executable, "-m", "tfopt.cli", "benchmark", toy_tf1, pb,
                            "--num-iter", "6", "--num-warmup", "1", "--rounds", "2", "-q",
-                           "--json", str(js), "--csv", str(cs), "--disable-optimize"],
+                           "--json", str(js), "--csv", str(cs), "--disable-optimize",
+                           "--chart", str(tmp_path / "t.png")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "ratio" in proc.stdout and "TensorFlow" in proc.stdout and "Grappler off" in proc.stdout
@@ -40,6 +41,9 @@ def test_benchmark_cli_json_csv_and_graph_def(toy_tf1, tmp_path):
     assert {"throughput", "latency_p90_ms", "ratio", "ratio_min", "ratio_max"} <= set(
         data["models"][0])
     assert cs.read_text().count("\n") == 3
+    import matplotlib.image as mpimg
+
+    assert mpimg.imread(str(tmp_path / "t.png")).shape[0] > 100
 
 
 def test_benchmark_input_errors(toy_tf2, tmp_path):

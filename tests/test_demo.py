@@ -40,3 +40,5 @@ def test_demo_end_to_end(tmp_path, monkeypatch):
     page = open(result.report_html).read()
     assert "data:image/png;base64," in page and "FusedBatchNorm" in page
     assert (tmp_path / "demo" / "op_types.png").stat().st_size > 1000
+    assert (tmp_path / "demo" / "throughput.png").stat().st_size > 1000
+    assert page.count("data:image/png;base64,") == 2

@@ -289,3 +289,33 @@ def benchmark(paths: list[str], settings: Settings,
     env = environment(settings)
     env["batch_size"] = int(batch)
     return BenchmarkResult(results, env, schedule)
+
+
+def chart_png(result: BenchmarkResult) -> bytes:
+    """Throughput per model: median over rounds, with the rounds' min-max as error bars."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [os.path.basename(m.model.rstrip("/")) or m.model for m in result.models]
+    medians = [m.median_throughput for m in result.models]
+    low = [m.median_throughput - min(m.round_throughputs) for m in result.models]
+    high = [max(m.round_throughputs) - m.median_throughput for m in result.models]
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.6 * len(names)), 4))
+    bars = ax.bar(names, medians, yerr=[low, high], capsize=6,
+                  color=["#9e9e9e"] + ["#ff7f0e"] * (len(names) - 1))
+    for bar, m in zip(bars, result.models, strict=True):
+        ax.annotate(f"{m.ratio:.2f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center", va="bottom", xytext=(0, 8), textcoords="offset points")
+    env = result.environment
+    ax.set_ylabel("samples/s (median of rounds)")
+    ax.set_title(f"batch {env['batch_size']}, TF {env['tensorflow']}, {env['rounds']} rounds",
+                 fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()

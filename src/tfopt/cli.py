@@ -116,13 +116,14 @@ def optimize(src, dst, signature, all_signatures, inputs, outputs, passes, skip,
                    "graph is what gets timed, not what Grappler makes of it at load time.")
 @click.option("--json", "json_path", type=click.Path(), help="Write results as JSON.")
 @click.option("--csv", "csv_path", type=click.Path(), help="Write results as CSV.")
+@click.option("--chart", type=click.Path(), help="Write a throughput bar chart (PNG).")
 @click.option("--profile", is_flag=True,
               help="Also show which op types take the time (per-op kernel times of each "
                    "model's frozen graph in a Session, TensorFlow's tracer).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def benchmark(models, num_iter, num_warmup, rounds, batch_size, input_shape, inputs_file,
               int_range, signature, intra_op_threads, inter_op_threads, disable_optimize,
-              json_path, csv_path, profile, quiet) -> None:
+              json_path, csv_path, chart, profile, quiet) -> None:
     """Measure throughput and latency of MODELS, interleaved, with ratios to the first."""
     from tfopt.benchmark import Settings
     from tfopt.benchmark import benchmark as run
@@ -165,6 +166,11 @@ def benchmark(models, num_iter, num_warmup, rounds, batch_size, input_shape, inp
         result.write_json(json_path)
     if csv_path:
         result.write_csv(csv_path)
+    if chart:
+        from tfopt.benchmark import chart_png
+
+        with open(chart, "wb") as f:
+            f.write(chart_png(result))
 
 
 @cli.command()

@@ -7,6 +7,7 @@ report with charts.
 
 from __future__ import annotations
 
+import base64
 import html
 import os
 from collections.abc import Callable
@@ -75,6 +76,13 @@ def run_demo(out_dir: str, num_iter: int = 30, num_warmup: int = 5, rounds: int 
             f"{r.name:<18} {r.node_delta:>+7} nodes  {r.delta_text()}"
             for s in report.signatures.values() for r in s.passes if r.changed)) + "</pre>"),
     ]
+    from tfopt.benchmark import chart_png
+
+    speed_png = chart_png(bench)
+    with open(os.path.join(out_dir, "throughput.png"), "wb") as f:
+        f.write(speed_png)
+    sections.insert(1, ("Throughput", "<img alt='throughput chart' src='data:image/png;base64,"
+                        + base64.b64encode(speed_png).decode() + "'>"))
     report_html = os.path.join(out_dir, "report.html")
     az.write_html(report_html, "tfopt demo: SSD Inception v2 detector",
                   [("original", before), ("optimized", after)], sections)

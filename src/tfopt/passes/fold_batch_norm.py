@@ -107,8 +107,6 @@ def find_producer(view: GraphView, ref: InputRef, ctx: PassContext) -> LinearPro
             bias, node = node, inner
     if node.op not in LINEAR_OPS or node.name in ctx.protected:
         return None
-    if node.op == "MatMul" and get_attr(node, "transpose_a") is None:
-        return None
     weights = view.input_node(node, _weights_index(node))
     if weights is None or weights.op != "Const":
         return None

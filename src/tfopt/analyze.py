@@ -291,7 +291,7 @@ def html_page(title: str, analyses: list[tuple[str, Analysis]],
              "</title><style>body{font-family:sans-serif;margin:2em;max-width:1100px}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
              "padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
-             "pre{background:#f5f5f5;padding:1em}</style></head><body>",
+             "pre{background:#f5f5f5;padding:1em}img{max-width:100%;height:auto}</style></head><body>",
              f"<h1>{html.escape(title)}</h1>"]
     for heading, body in extra_sections or []:
         parts.append(f"<h2>{html.escape(heading)}</h2>{body}")

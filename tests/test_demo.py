@@ -27,18 +27,23 @@ def test_detector_op_table(small_ssd):
     assert counts["SaveV2"] == 1 and counts["RestoreV2"] == 1
 
 
-def test_demo_end_to_end(tmp_path, monkeypatch):
-    from tfopt import demo
+def test_demo_end_to_end_via_cli(tmp_path):
+    """The README's first command, with tiny iteration counts."""
+    import subprocess
+    import sys
 
-    monkeypatch.setattr(demo, "INPUT_SHAPE", "inputs=1,300,300,3")
-    lines = []
-    result = demo.run_demo(str(tmp_path / "demo"), num_iter=2, num_warmup=1, rounds=1,
-                           say=lines.append)
-    text = "\n".join(lines)
-    assert "FusedBatchNorm" in text and "Speedup at batch 1" in text
-    assert result.worst_rel < 1e-4 and result.speedup > 0
-    page = open(result.report_html).read()
-    assert "data:image/png;base64," in page and "FusedBatchNorm" in page
-    assert (tmp_path / "demo" / "op_types.png").stat().st_size > 1000
-    assert (tmp_path / "demo" / "throughput.png").stat().st_size > 1000
-    assert page.count("data:image/png;base64,") == 2
+    out = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "tfopt.cli", "demo", "--out", str(out),
+                           "--num-iter", "2", "--rounds", "1"], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = proc.stdout
+    assert "FusedBatchNorm" in text and "_FusedConv2D" in text and "Speedup at batch 1" in text
+    assert "worst relative output difference" in text
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and "FusedBatchNorm" in page
+    assert (out / "op_types.png").stat().st_size > 1000
+    assert (out / "throughput.png").stat().st_size > 1000
+    again = subprocess.run([sys.executable, "-m", "tfopt.cli", "demo", "--out", str(out)],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode != 0 and "not empty" in again.stderr

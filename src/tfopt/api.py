@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tfopt import isolate
 from tfopt.errors import TfoptError, VerificationError
 from tfopt.graph import op_counts
 from tfopt.kernels import KernelSupport
@@ -25,7 +26,6 @@ from tfopt.verify import (
     make_inputs,
     parse_shapes,
     run_graph_def,
-    run_saved_model,
 )
 
 
@@ -127,9 +127,10 @@ def _write(sigs: dict[str, SignatureGraph], path: str, fmt: str, tags) -> None:
 
 
 def _run_output(path: str, fmt: str, sig: SignatureGraph, feeds) -> dict[str, np.ndarray]:
+    """Run the written model in a child process (see tfopt.isolate)."""
     if fmt == "pb":
-        return run_graph_def(sig.graph_def, sig, feeds)
-    return run_saved_model(path, sig.key, feeds)
+        return isolate.run_graph_def(sig, feeds)
+    return isolate.run_saved_model(path, sig.key, feeds)
 
 
 def optimize(src: str, dst: str, *, signature: str | None = None, all_signatures: bool = False,
@@ -171,7 +172,12 @@ def optimize(src: str, dst: str, *, signature: str | None = None, all_signatures
         checker = None
         if checked:
             def checker(candidate):
-                got = run_graph_def(candidate, sig, feeds[sig.key])
+                trial = SignatureGraph(sig.key, candidate, sig.inputs, sig.outputs,
+                                       sig.method_name, list(sig.init_ops))
+                try:
+                    got = isolate.run_graph_def(trial, feeds[sig.key])
+                except isolate.ChildFailed as err:
+                    return str(err)
                 bad = [c for c in compare(refs[sig.key], got, tolerance) if not c.ok]
                 return bad[0].describe() if bad else None
         label = f"[{sig.key}] " if len(model.signatures) > 1 else ""
@@ -225,7 +231,13 @@ def _check_baseline(sig: SignatureGraph, feeds, ref, tolerance: float) -> None:
 def _verify(path, fmt, sigs, feeds, refs, tolerance, reports) -> list[str]:
     failing = []
     for key, sig in sigs.items():
-        got = _run_output(path, fmt, sig, feeds[key])
+        try:
+            got = _run_output(path, fmt, sig, feeds[key])
+        except isolate.ChildFailed as err:
+            reports[key].checks = [OutputCheck("(all outputs)", False, float("inf"),
+                                               float("inf"), str(err))]
+            failing.append(key)
+            continue
         reports[key].checks = compare(refs[key], got, tolerance)
         if not all(c.ok for c in reports[key].checks):
             failing.append(key)

@@ -299,3 +299,18 @@ def test_zero_tolerance_blames_freezing_not_passes(toy_tf1, tmp_path):
         assert not out.exists()
     else:  # a runtime where freezing is bit-exact: then the model must be exact too
         assert report.worst.rel == 0.0
+
+
+def test_inputs_file_and_input_shape_errors(toy_tf1, small_ssd, tmp_path):
+    data = tmp_path / "inputs.npz"
+    np.savez(data, images=np.random.default_rng(0).standard_normal((5, 16, 16, 3)))
+    report = tfopt.optimize(toy_tf1, str(tmp_path / "a"), inputs_file=str(data))
+    assert report.verified
+    np.savez(tmp_path / "wrong.npz", other=np.zeros(3))
+    with pytest.raises(tfopt.TfoptError, match="missing input"):
+        tfopt.optimize(toy_tf1, str(tmp_path / "b"), inputs_file=str(tmp_path / "wrong.npz"))
+    with pytest.raises(tfopt.TfoptError, match="unknown dimensions.*--input-shape inputs="):
+        tfopt.optimize(small_ssd, str(tmp_path / "c"))
+    with pytest.raises(tfopt.TfoptError, match="does not fit"):
+        tfopt.optimize(small_ssd, str(tmp_path / "d"), input_shapes=["inputs=1,300,300,4"])
+    assert not any((tmp_path / n).exists() for n in "bcd")

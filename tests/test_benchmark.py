@@ -58,3 +58,13 @@ def test_benchmark_input_errors(toy_tf2, tmp_path):
 def test_interleaving_order(toy_tf1):
     result = benchmark([toy_tf1, toy_tf1, toy_tf1], Settings(num_iter=3, num_warmup=0, rounds=3))
     assert result.schedule == [(r, m) for r in range(3) for m in range(3)]  # A B C A B C ...
+
+
+def test_benchmark_keras_file_against_its_optimized_export(keras_file, tmp_path):
+    import tfopt
+
+    out = str(tmp_path / "opt")
+    tfopt.optimize(keras_file, out)
+    result = benchmark([keras_file, out], Settings(num_iter=4, num_warmup=1, rounds=2))
+    assert [m.iterations for m in result.models] == [4, 4]
+    assert all(m.throughput > 0 for m in result.models)

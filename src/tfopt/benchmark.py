@@ -195,8 +195,20 @@ def load_runner(path: str, settings: Settings) -> Runner:
         return _saved_model_runner(path, settings)
     if kind == "graph_def":
         return _graph_def_runner(path, settings)
-    raise TfoptError(f"{path}: benchmark takes SavedModels and .pb/.pbtxt files "
-                     "(optimize a Keras file first, or export it as a SavedModel)")
+    return _keras_runner(path)
+
+
+def _keras_runner(path: str) -> Runner:
+    """A Keras file runs as its traced call function (inputs by name), as Keras serves it."""
+    from tfopt.loader import load_model
+
+    model = load_model(path)
+    sig = model.signatures[DEFAULT_SIGNATURE]
+
+    def prepare(feeds: dict[str, np.ndarray]) -> Callable[[], object]:
+        return lambda: model.reference(DEFAULT_SIGNATURE, feeds)
+
+    return Runner(path, sig.inputs, prepare)
 
 
 def configure_runtime(settings: Settings) -> None:

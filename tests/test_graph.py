@@ -58,3 +58,12 @@ def test_colocation_follows_spliced_nodes():
     nodes = {n.name: n for n in view.to_graph_def().node}
     assert list(nodes["sq"].attr["_class"].list.s) == [b"loc:@x"]
     assert "_class" not in nodes["lonely"].attr
+
+
+def test_pass_record_merges_counts():
+    from tfopt.pipeline import PassRecord
+
+    rec = PassRecord("identity")
+    rec.add_notes(["3 identity-like nodes spliced out"])
+    rec.add_notes(["2 identity-like nodes spliced out", "1 other thing"])
+    assert rec.notes == ["5 identity-like nodes spliced out", "1 other thing"]

@@ -37,6 +37,18 @@ class PassRecord:
     def changed(self) -> bool:
         return bool(self.notes)
 
+    def add_notes(self, notes: list[str]) -> None:
+        """Merge "<count> <what>" notes across fixed-point runs: "3 x" + "2 x" -> "5 x"."""
+        for note in notes:
+            count, _, what = note.partition(" ")
+            for i, old in enumerate(self.notes):
+                old_count, _, old_what = old.partition(" ")
+                if count.isdigit() and old_count.isdigit() and what == old_what:
+                    self.notes[i] = f"{int(old_count) + int(count)} {what}"
+                    break
+            else:
+                self.notes.append(note)
+
     def delta_text(self) -> str:
         parts = [f"{op} {d:+d}" for op, d in sorted(self.ops_delta.items(), key=lambda x: x[1])
                  if d]
@@ -110,7 +122,7 @@ def run_passes(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: set[str
         after = op_counts(result.graph_def)
         for op, d in _diff(before, after).items():
             rec.ops_delta[op] = rec.ops_delta.get(op, 0) + d
-        rec.notes.extend(result.notes)
+        rec.add_notes(result.notes)
         rec.nodes_after = len(result.graph_def.node)
         rec.node_delta += len(result.graph_def.node) - len(current.node)
         if log:

@@ -1,7 +1,8 @@
 """Throughput and latency of one or more models, measured so that a comparison holds.
 
 Models run as users run them: a SavedModel through ``tf.saved_model.load(...).signatures[k]``,
-a GraphDef in a ``Session``. With several models, iterations are interleaved in rounds
+a GraphDef in a ``Session``, each model in its own process (a fresh TensorFlow runtime, so
+load order cannot bias the result). With several models, iterations are interleaved in rounds
 (A B A B ...), so machine noise hits every model alike; each round gives a throughput per
 model and a ratio to the first model, and the table reports medians with the ratio's spread.
 """
@@ -228,64 +229,128 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _worker(conn, path: str, settings: Settings) -> None:
+    """One model in its own process: load, take inputs, warm up, then time what it is told."""
+    try:
+        configure_runtime(settings)
+        runner = load_runner(path, settings)
+    except Exception as err:
+        conn.send(("error", _first_line(err) if isinstance(err, TfoptError) else
+                   f"{path}: cannot load the model: {_first_line(err)}"))
+        return
+    conn.send(("inputs", runner.inputs))
+    feeds = conn.recv()
+    try:
+        call = runner.prepare(feeds)
+        for _ in range(max(settings.num_warmup, 1)):
+            call()
+    except Exception as err:
+        conn.send(("error", f"{path}: fails on the generated inputs: {_first_line(err)} (give "
+                            "inputs with --inputs-file, --input-shape or --int-range)"))
+        return
+    conn.send(("ready", None))
+    while (count := conn.recv()) is not None:
+        times = []
+        for _ in range(count):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        conn.send(("times", times))
+
+
+class _ModelProcess:
+    """Parent's handle on a ``_worker``: every model gets a fresh TensorFlow runtime, so one
+    model's thread pools, caches and allocator state cannot favour or slow another (measured
+    here: a TF1 SavedModel ran 20% slower when loaded after another model in one process)."""
+
+    def __init__(self, path: str, settings: Settings, ctx):
+        self.path = path
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker, args=(child, path, settings), daemon=True)
+        self.proc.start()
+        child.close()
+
+    def recv(self):
+        while not self.conn.poll(0.2):
+            if not self.proc.is_alive():
+                raise TfoptError(f"{self.path}: the benchmark process died (exit code "
+                                 f"{self.proc.exitcode}); TensorFlow crashed running the model")
+        kind, value = self.conn.recv()
+        if kind == "error":
+            raise TfoptError(value)
+        return value
+
+    def send(self, value) -> None:
+        self.conn.send(value)
+
+    def close(self) -> None:
+        try:
+            self.conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+        self.proc.join(timeout=10)
+        if self.proc.is_alive():
+            self.proc.terminate()
+
+
 def benchmark(paths: list[str], settings: Settings,
               progress: Callable[[int], None] | None = None,
               labels: list[str] | None = None) -> BenchmarkResult:
-    """Benchmark ``paths`` interleaved; the first is the baseline for ratios."""
+    """Benchmark ``paths`` interleaved, each in its own process; the first is the baseline."""
+    import multiprocessing
+
     if settings.num_iter < 1 or settings.num_warmup < 0 or settings.batch_size < 1:
         raise TfoptError("--num-iter and --batch-size must be >= 1, --num-warmup >= 0")
-    configure_runtime(settings)
-    runners = [load_runner(p, settings) for p in paths]
+    for path in paths:
+        detect_kind(path)  # fail fast, before any process starts
     labels = labels or paths
-    first = runners[0]
-    if settings.inputs_file:
-        feeds = load_inputs(settings.inputs_file, first.inputs)
-    else:
-        feeds = make_inputs(first.inputs, settings.batch_size, settings.input_shapes,
-                            settings.int_range)
-    batch = next(iter(feeds.values())).shape[0] if feeds and next(iter(feeds.values())).ndim else 1
-    calls = []
-    for runner in runners:
-        missing = set(runner.inputs) - set(feeds)
-        if missing and len(runner.inputs) == len(first.inputs):
-            # Same inputs under other keys (a .pb's node names vs a SavedModel's keys): by order.
-            feeds_by_order = dict(zip(runner.inputs, feeds.values(), strict=True))
-            call = runner.prepare(feeds_by_order)
-            missing = set()
+    ctx = multiprocessing.get_context("spawn")
+    workers = [_ModelProcess(p, settings, ctx) for p in paths]
+    try:
+        specs = [w.recv() for w in workers]
+        first = specs[0]
+        if settings.inputs_file:
+            feeds = load_inputs(settings.inputs_file, first)
         else:
-            call = None
-        if missing:
-            raise TfoptError(f"{runner.name}: inputs {', '.join(sorted(missing))} differ from "
-                             f"{first.name}'s; models compared must share a signature")
-        if call is None:
-            call = runner.prepare({k: feeds[k] for k in runner.inputs})
-        try:
-            for _ in range(max(settings.num_warmup, 1)):
-                call()
-        except Exception as err:
-            text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise TfoptError(f"{runner.name}: fails on the generated inputs: {text} (give "
-                             "inputs with --inputs-file, --input-shape or --int-range)") from None
-        calls.append(call)
+            feeds = make_inputs(first, settings.batch_size, settings.input_shapes,
+                                settings.int_range)
+        values = list(feeds.values())
+        batch = values[0].shape[0] if values and values[0].ndim else 1
+        for worker, spec in zip(workers, specs, strict=True):
+            if set(spec) <= set(feeds):
+                worker.send({k: feeds[k] for k in spec})
+            elif len(spec) == len(first):
+                # Same inputs under other keys (a .pb's node names vs a SavedModel's keys).
+                worker.send(dict(zip(spec, values, strict=True)))
+            else:
+                raise TfoptError(f"{worker.path}: inputs {', '.join(sorted(spec))} differ from "
+                                 f"{workers[0].path}'s; models compared must share a signature")
+        for worker in workers:
+            worker.recv()  # warmed up
 
-    rounds = max(1, min(settings.rounds, settings.num_iter))
-    per_round = [settings.num_iter // rounds + (1 if r < settings.num_iter % rounds else 0)
-                 for r in range(rounds)]
-    latencies: list[list[float]] = [[] for _ in runners]
-    round_tp: list[list[float]] = [[] for _ in runners]
-    schedule: list[tuple[int, int]] = []
-    for r in range(rounds):
-        for m, call in enumerate(calls):
-            schedule.append((r, m))
-            times = []
-            for _ in range(per_round[r]):
-                start = time.perf_counter()
-                call()
-                times.append(time.perf_counter() - start)
-            latencies[m].extend(times)
-            round_tp[m].append(batch * len(times) / sum(times))
-            if progress:
-                progress(per_round[r])
+        rounds = max(1, min(settings.rounds, settings.num_iter))
+        per_round = [settings.num_iter // rounds + (1 if r < settings.num_iter % rounds else 0)
+                     for r in range(rounds)]
+        latencies: list[list[float]] = [[] for _ in workers]
+        round_tp: list[list[float]] = [[] for _ in workers]
+        schedule: list[tuple[int, int]] = []
+        for r in range(rounds):
+            for m, worker in enumerate(workers):
+                schedule.append((r, m))
+                worker.send(per_round[r])
+                times = worker.recv()
+                latencies[m].extend(times)
+                round_tp[m].append(batch * len(times) / sum(times))
+                if progress:
+                    progress(per_round[r])
+    finally:
+        for worker in workers:
+            worker.close()
 
     results = []
     for m, label in enumerate(labels):
@@ -300,6 +365,7 @@ def benchmark(paths: list[str], settings: Settings,
             ratio=statistics.median(ratios), ratio_min=min(ratios), ratio_max=max(ratios)))
     env = environment(settings)
     env["batch_size"] = int(batch)
+    env["isolation"] = "one process per model"
     return BenchmarkResult(results, env, schedule)
 
 

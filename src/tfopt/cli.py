@@ -211,9 +211,9 @@ def analyze(model, other, signature, functions, top, chart, html_path, json_path
 @cli.command()
 @click.option("--out", "out_dir", default="tfopt-demo", show_default=True, type=click.Path(),
               help="Directory for the models and the HTML report (must be new or empty).")
-@click.option("--num-iter", type=int, default=30, show_default=True,
+@click.option("--num-iter", type=int, default=60, show_default=True,
               help="Benchmark iterations per model.")
-@click.option("--rounds", type=int, default=5, show_default=True, help="Interleaved rounds.")
+@click.option("--rounds", type=int, default=6, show_default=True, help="Interleaved rounds.")
 def demo(out_dir, num_iter, rounds) -> None:
     """Build an SSD detector, optimize, verify, benchmark and analyze it (no download)."""
     from tfopt.demo import run_demo

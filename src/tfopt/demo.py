@@ -28,7 +28,7 @@ class DemoResult:
     worst_rel: float
 
 
-def run_demo(out_dir: str, num_iter: int = 30, num_warmup: int = 5, rounds: int = 5,
+def run_demo(out_dir: str, num_iter: int = 60, num_warmup: int = 5, rounds: int = 6,
              seed: int = 0, say: Callable[[str], None] = print) -> DemoResult:
     from tfopt import analyze as az
     from tfopt.api import optimize

@@ -136,7 +136,8 @@ def write_table(path: str, rows, args, profiles=()) -> None:
     lines = ["# Model-zoo benchmark", "",
              f"Machine: {cpu_model()}, {os.cpu_count()} vCPU, {platform.system()}; TensorFlow "
              f"{tf.__version__}; default threads; Grappler on (as users run models). "
-             f"Median of {args.rounds} interleaved rounds (original, tf-chain, tfopt in turn); "
+             f"Median of {args.rounds} interleaved rounds (original, tf-chain, tfopt in turn, each "
+             "model in its own process); "
              "throughput in samples/s. Random weights, built locally. tf-chain = "
              "convert_variables_to_constants_v2 (v1 session freeze for TF1) + "
              "optimize_for_inference, saved as a SavedModel like tfopt's output (only the graph "

@@ -43,3 +43,13 @@ def test_strings_round_trip(two_signatures):
     got = isolate.run_saved_model(two_signatures, "lengths",
                                   {"words": np.array([b"ab", b"abcd"], dtype=object)})
     np.testing.assert_array_equal(got["n"], [4, 8])
+
+
+def test_benchmark_survives_a_crashing_model(tmp_path):
+    from tfopt.benchmark import Settings, benchmark
+    from tfopt.errors import TfoptError
+
+    path = str(tmp_path / "crash")
+    write_saved_model({"serving_default": _crashing_signature()}, path)
+    with pytest.raises(TfoptError, match="process died"):
+        benchmark([path], Settings(num_iter=2, num_warmup=1))

@@ -275,12 +275,19 @@ class _ModelProcess:
         self.proc.start()
         child.close()
 
+    def _died(self) -> TfoptError:
+        self.proc.join(timeout=5)
+        return TfoptError(f"{self.path}: the benchmark process died (exit code "
+                          f"{self.proc.exitcode}); TensorFlow crashed running the model")
+
     def recv(self):
         while not self.conn.poll(0.2):
             if not self.proc.is_alive():
-                raise TfoptError(f"{self.path}: the benchmark process died (exit code "
-                                 f"{self.proc.exitcode}); TensorFlow crashed running the model")
-        kind, value = self.conn.recv()
+                raise self._died()
+        try:
+            kind, value = self.conn.recv()
+        except (EOFError, ConnectionError):
+            raise self._died() from None
         if kind == "error":
             raise TfoptError(value)
         return value

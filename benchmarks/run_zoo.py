@@ -40,7 +40,6 @@ def tf_chain(src: str, dst: str) -> None:
     """
     from tensorflow.python.tools import optimize_for_inference_lib
 
-    from tfopt.model import SignatureGraph
     from tfopt.saver import write_saved_model
 
     model = load_model(src)  # freezing as TF does (v2 converter / v1 session graph)
@@ -49,9 +48,7 @@ def tf_chain(src: str, dst: str) -> None:
     outs = [t.tensor.split(":")[0] for t in sig.outputs.values()]
     gd = optimize_for_inference_lib.optimize_for_inference(
         sig.graph_def, ins, outs, [t.dtype.as_datatype_enum for t in sig.inputs.values()])
-    chained = SignatureGraph(sig.key, gd, sig.inputs, sig.outputs, sig.method_name,
-                             sig.init_ops)
-    write_saved_model({sig.key: chained}, dst)
+    write_saved_model({sig.key: sig.with_graph(gd)}, dst)
 
 
 def rel_diff(src: str, other: str, shapes) -> float:

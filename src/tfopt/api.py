@@ -172,18 +172,15 @@ def optimize(src: str, dst: str, *, signature: str | None = None, all_signatures
         checker = None
         if checked:
             def checker(candidate):
-                trial = SignatureGraph(sig.key, candidate, sig.inputs, sig.outputs,
-                                       sig.method_name, list(sig.init_ops))
                 try:
-                    got = isolate.run_graph_def(trial, feeds[sig.key])
+                    got = isolate.run_graph_def(sig.with_graph(candidate), feeds[sig.key])
                 except isolate.ChildFailed as err:
                     return str(err)
                 bad = [c for c in compare(refs[sig.key], got, tolerance) if not c.ok]
                 return bad[0].describe() if bad else None
         label = f"[{sig.key}] " if len(model.signatures) > 1 else ""
         graph_def, records = run_passes(sig.graph_def, ctx, enabled, checker, say, label)
-        optimized[sig.key] = SignatureGraph(sig.key, graph_def, sig.inputs, sig.outputs,
-                                            sig.method_name, list(sig.init_ops))
+        optimized[sig.key] = sig.with_graph(graph_def)
         reports[sig.key] = SignatureReport(sig.key, len(sig.graph_def.node), len(graph_def.node),
                                            op_counts(sig.graph_def), op_counts(graph_def),
                                            records)

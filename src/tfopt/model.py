@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,10 @@ class SignatureGraph:
         """Nodes no pass may remove or rename: inputs, outputs and load-time initializers."""
         io = {t.tensor.rsplit(":", 1)[0] for t in (*self.inputs.values(), *self.outputs.values())}
         return io | set(self.init_ops)
+
+    def with_graph(self, graph_def: graph_pb2.GraphDef) -> SignatureGraph:
+        """The same signature (keys, tensors, initializers) over another graph."""
+        return dataclasses.replace(self, graph_def=graph_def, init_ops=list(self.init_ops))
 
     @property
     def output_tensors(self) -> list[str]:

@@ -122,11 +122,11 @@ def test_checked_pipeline_switches_off_a_pass_that_breaks_outputs(toy_tf1):
     model = tfopt.api.load_model(toy_tf1)
     sig = model.signatures["serving_default"]
     feeds = make_inputs(sig.inputs, 2)
-    ref = run_graph_def(sig.graph_def, sig, feeds)
+    ref = run_graph_def(sig, feeds)
     wrong = {k: v + 1.0 for k, v in ref.items()}  # a reference only an unchanged graph... fails
 
     def checker(candidate):
-        got = run_graph_def(candidate, sig, feeds)
+        got = run_graph_def(sig.with_graph(candidate), feeds)
         ok = all(np.allclose(got[k], ref[k], rtol=1e-4, atol=1e-6) for k in ref)
         has_bn = any(n.op == "FusedBatchNormV3" for n in candidate.node)
         return None if ok and has_bn else "outputs or batch norms changed"
@@ -137,7 +137,7 @@ def test_checked_pipeline_switches_off_a_pass_that_breaks_outputs(toy_tf1):
     skipped = {r.name: r.skipped for r in records if r.skipped}
     assert "fold_batch_norm" in skipped
     assert any(n.op == "FusedBatchNormV3" for n in graph.node)
-    got = run_graph_def(graph, sig, feeds)
+    got = run_graph_def(sig.with_graph(graph), feeds)
     np.testing.assert_allclose(got["logits"], ref["logits"], rtol=1e-4, atol=1e-6)
 
 

@@ -216,8 +216,7 @@ def optimize(src: str, dst: str, *, signature: str | None = None, all_signatures
 def _check_baseline(sig: SignatureGraph, feeds, ref, tolerance: float) -> None:
     """Passes can only be blamed if the frozen graph, before any pass, still answers like the
     original; if it does not, the difference comes from freezing or the runtime itself."""
-    bad = [c for c in compare(ref, run_graph_def(sig.graph_def, sig, feeds), tolerance)
-           if not c.ok]
+    bad = [c for c in compare(ref, run_graph_def(sig, feeds), tolerance) if not c.ok]
     if bad:
         raise VerificationError(
             f"the frozen graph of {sig.key!r}, before any pass, already differs from the "

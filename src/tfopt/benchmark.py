@@ -24,7 +24,7 @@ import tensorflow as tf
 from tfopt.errors import TfoptError
 from tfopt.loader import DEFAULT_SIGNATURE, detect_kind
 from tfopt.model import TensorInfo
-from tfopt.verify import DEFAULT_INT_RANGE, load_inputs, make_inputs
+from tfopt.verify import DEFAULT_INT_RANGE, load_inputs, make_inputs, open_session
 
 
 @dataclass
@@ -173,12 +173,7 @@ def _graph_def_runner(path: str, settings: Settings) -> Runner:
 
     model = load_model(path)
     sig = model.signatures[DEFAULT_SIGNATURE]
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.import_graph_def(sig.graph_def, name="")
-    sess = tf.compat.v1.Session(graph=graph, config=_session_config(settings))
-    if sig.init_ops:
-        sess.run(sig.init_ops)
+    sess = open_session(sig, _session_config(settings))
     fetches = [t.tensor for t in sig.outputs.values()]
 
     def prepare(feeds: dict[str, np.ndarray]) -> Callable[[], object]:

@@ -6,13 +6,13 @@ one thing we have not seen run before, so it runs here: a crash becomes an ordin
 that names what crashed, and the pipeline can go on to find the pass responsible.
 
 Usage (internal): ``python -m tfopt.isolate saved_model PATH KEY IN.npz OUT.npz`` or
-``python -m tfopt.isolate graph_def PATH SIG.json IN.npz OUT.npz``.
+``python -m tfopt.isolate graph_def SIGNATURE.pickle - IN.npz OUT.npz``.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -64,44 +64,24 @@ def run_saved_model(path: str, key: str, feeds: dict[str, np.ndarray]) -> dict[s
 
 def run_graph_def(sig: SignatureGraph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     with tempfile.TemporaryDirectory(prefix="tfopt-graph-") as tmp:
-        pb, meta = os.path.join(tmp, "graph.pb"), os.path.join(tmp, "sig.json")
-        with open(pb, "wb") as f:
-            f.write(sig.graph_def.SerializeToString())
-        with open(meta, "w") as f:
-            json.dump({"inputs": {k: v.tensor for k, v in sig.inputs.items()},
-                       "outputs": {k: v.tensor for k, v in sig.outputs.items()},
-                       "init_ops": sig.init_ops}, f)
-        return _run_child(["graph_def", pb, meta], feeds)
+        path = os.path.join(tmp, "signature.pickle")
+        with open(path, "wb") as f:
+            pickle.dump(sig, f)  # GraphDef and DType pickle; written and read by tfopt only
+        return _run_child(["graph_def", path, "-"], feeds)
 
 
 def _child(argv: list[str]) -> None:
-    mode, path, extra, feeds_path, out_path = argv
-    import tensorflow as tf
+    """The child's side: the same runners verification uses in-process, on the same data."""
+    mode, path, key, feeds_path, out_path = argv
+    from tfopt import verify
 
     with np.load(feeds_path, allow_pickle=False) as data:
         feeds = _from_npz(data)
     if mode == "saved_model":
-        fn = tf.saved_model.load(path).signatures[extra]
-        result = fn(**{k: tf.constant(v) for k, v in feeds.items()})
-        outputs = {k: np.asarray(v) for k, v in result.items()}
+        outputs = verify.run_saved_model(path, key, feeds)
     else:
-        from tensorflow.core.framework import graph_pb2
-
-        with open(extra) as f:
-            sig = json.load(f)
-        graph_def = graph_pb2.GraphDef()
         with open(path, "rb") as f:
-            graph_def.ParseFromString(f.read())
-        graph = tf.Graph()
-        with graph.as_default():
-            tf.import_graph_def(graph_def, name="")
-        keys = list(sig["outputs"])
-        with tf.compat.v1.Session(graph=graph) as sess:
-            if sig["init_ops"]:
-                sess.run(sig["init_ops"])
-            values = sess.run([sig["outputs"][k] for k in keys],
-                              {sig["inputs"][k]: v for k, v in feeds.items()})
-        outputs = dict(zip(keys, values, strict=True))
+            outputs = verify.run_graph_def(pickle.load(f), feeds)
     np.savez(out_path, **_to_npz({k: np.asarray(v) for k, v in outputs.items()}))
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfopt.model import SignatureGraph
+from tfopt.verify import open_session
 
 
 @dataclass
@@ -43,17 +44,12 @@ def _op_type(label: str, fallback: str) -> str:
 
 def profile_graph(sig: SignatureGraph, feeds: dict[str, np.ndarray], runs: int = 5,
                   warmup: int = 3) -> OpProfile:
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.import_graph_def(sig.graph_def, name="")
     fetches = [t.tensor for t in sig.outputs.values()]
     feed_dict = {sig.inputs[k].tensor: v for k, v in feeds.items()}
     times: Counter = Counter()
     nodes: Counter = Counter()
     options = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
-    with tf.compat.v1.Session(graph=graph) as sess:
-        if sig.init_ops:
-            sess.run(sig.init_ops)
+    with open_session(sig) as sess:
         for _ in range(warmup):
             sess.run(fetches, feed_dict)
         for _ in range(runs):

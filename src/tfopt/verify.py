@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import graph_pb2
 
 from tfopt.errors import TfoptError
 from tfopt.model import SignatureGraph, TensorInfo
@@ -122,16 +121,22 @@ def session_config(intra: int = 0, inter: int = 0) -> tf.compat.v1.ConfigProto:
                                     inter_op_parallelism_threads=inter)
 
 
-def run_graph_def(graph_def: graph_pb2.GraphDef, sig: SignatureGraph,
-                  feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Run a signature's graph once in a fresh session."""
+def open_session(sig: SignatureGraph, config: tf.compat.v1.ConfigProto | None = None
+                 ) -> tf.compat.v1.Session:
+    """A session on the signature's graph with its lookup tables initialised (caller closes)."""
     graph = tf.Graph()
     with graph.as_default():
-        tf.import_graph_def(graph_def, name="")
+        tf.import_graph_def(sig.graph_def, name="")
+    sess = tf.compat.v1.Session(graph=graph, config=config or session_config())
+    if sig.init_ops:
+        sess.run(sig.init_ops)
+    return sess
+
+
+def run_graph_def(sig: SignatureGraph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run a signature's graph once in a fresh session."""
     keys = list(sig.outputs)
-    with tf.compat.v1.Session(graph=graph, config=session_config()) as sess:
-        if sig.init_ops:
-            sess.run(sig.init_ops)
+    with open_session(sig) as sess:
         values = sess.run([sig.outputs[k].tensor for k in keys],
                           {sig.inputs[k].tensor: v for k, v in feeds.items()})
     return dict(zip(keys, values, strict=True))

@@ -21,7 +21,14 @@ import numpy as np
 
 from tfopt.errors import TfoptError
 from tfopt.graph import const_value, get_attr, reachable_from
-from tfopt.loader import detect_kind, load_model, read_graph_def, read_saved_model_proto
+from tfopt.loader import (
+    detect_kind,
+    is_tf2_saved_model,
+    load_model,
+    pick_signatures,
+    read_graph_def,
+    read_saved_model_proto,
+)
 from tfopt.model import TensorInfo
 
 CONV_OPS = {"Conv2D", "_FusedConv2D", "DepthwiseConv2dNative", "_FusedDepthwiseConv2dNative",
@@ -56,19 +63,14 @@ class Analysis:
 
 def _signature_graph(path: str, proto, meta, signature: str):
     """The part of a stored SavedModel graph one signature runs."""
-    is_tf2 = any(len(m.object_graph_def.nodes) > 0 for m in proto.meta_graphs)
-    if is_tf2:
+    if is_tf2_saved_model(proto):
         import tensorflow as tf
 
         signatures = tf.saved_model.load(path).signatures
-        if signature not in signatures:
-            raise TfoptError(f"{path}: unknown signature {signature!r} (available: "
-                             f"{', '.join(sorted(signatures))})")
-        return signatures[signature].graph.as_graph_def()
-    if signature not in meta.signature_def:
-        raise TfoptError(f"{path}: unknown signature {signature!r} (available: "
-                         f"{', '.join(sorted(meta.signature_def))})")
-    outputs = [t.name for t in meta.signature_def[signature].outputs.values()]
+        key = pick_signatures(list(signatures.keys()), signature, False, path)[0]
+        return signatures[key].graph.as_graph_def()
+    key = pick_signatures(list(meta.signature_def), signature, False, path)[0]
+    outputs = [t.name for t in meta.signature_def[key].outputs.values()]
     keep = reachable_from(meta.graph_def, outputs)
     graph_def = type(meta.graph_def)()
     graph_def.node.extend(n for n in meta.graph_def.node if n.name in keep)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tfopt import isolate
-from tfopt.errors import TfoptError, VerificationError
+from tfopt.errors import TfoptError, VerificationError, first_line
 from tfopt.graph import op_counts
 from tfopt.kernels import KernelSupport
 from tfopt.loader import load_model
@@ -105,9 +105,8 @@ def _reference(model: LoadedModel, key: str, feeds: dict[str, np.ndarray]) -> di
     try:
         return model.reference(key, feeds)
     except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise TfoptError(f"the original model fails on the generated inputs of signature "
-                         f"{key!r}: {first} (give inputs with --inputs-file, --input-shape or "
+                         f"{key!r}: {first_line(err)} (give inputs with --inputs-file, --input-shape or "
                          "--int-range)") from None
 
 

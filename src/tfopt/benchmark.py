@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import tensorflow as tf
 
-from tfopt.errors import TfoptError
-from tfopt.loader import DEFAULT_SIGNATURE, detect_kind
+from tfopt.errors import TfoptError, first_line
+from tfopt.loader import DEFAULT_SIGNATURE, detect_kind, pick_signatures
 from tfopt.model import TensorInfo
 from tfopt.verify import DEFAULT_INT_RANGE, load_inputs, make_inputs, open_session
 
@@ -145,15 +145,8 @@ def _saved_model_runner(path: str, settings: Settings) -> Runner:
     try:
         obj = tf.saved_model.load(path)
     except Exception as err:
-        raise TfoptError(f"{path}: cannot load the model: {str(err).splitlines()[0]}") from None
-    keys = list(obj.signatures.keys())
-    key = settings.signature or DEFAULT_SIGNATURE
-    if key not in keys:
-        if settings.signature is None and len(keys) == 1:
-            key = keys[0]
-        else:
-            raise TfoptError(f"{path}: unknown signature {key!r} (available: "
-                             f"{', '.join(sorted(keys)) or 'none'})")
+        raise TfoptError(f"{path}: cannot load the model: {first_line(err)}") from None
+    key = pick_signatures(list(obj.signatures.keys()), settings.signature, False, path)[0]
     fn = obj.signatures[key]
     specs = fn.structured_input_signature[1]
     inputs = {k: TensorInfo(k, s.dtype, None if s.shape.rank is None else tuple(s.shape.as_list()))
@@ -224,19 +217,14 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
 def _worker(conn, path: str, settings: Settings) -> None:
     """One model in its own process: load, take inputs, warm up, then time what it is told."""
     try:
         configure_runtime(settings)
         runner = load_runner(path, settings)
     except Exception as err:
-        conn.send(("error", _first_line(err) if isinstance(err, TfoptError) else
-                   f"{path}: cannot load the model: {_first_line(err)}"))
+        conn.send(("error", first_line(err) if isinstance(err, TfoptError) else
+                   f"{path}: cannot load the model: {first_line(err)}"))
         return
     conn.send(("inputs", runner.inputs))
     feeds = conn.recv()
@@ -245,7 +233,7 @@ def _worker(conn, path: str, settings: Settings) -> None:
         for _ in range(max(settings.num_warmup, 1)):
             call()
     except Exception as err:
-        conn.send(("error", f"{path}: fails on the generated inputs: {_first_line(err)} (give "
+        conn.send(("error", f"{path}: fails on the generated inputs: {first_line(err)} (give "
                             "inputs with --inputs-file, --input-shape or --int-range)"))
         return
     conn.send(("ready", None))

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from tfopt.errors import TfoptError
+from tfopt.errors import TfoptError, first_line
 
 
 def _echo_err(msg: str) -> None:
@@ -311,8 +311,7 @@ def main() -> None:
     except Exception as err:  # a bug of ours: still one line, the traceback on request
         if os.environ.get("TFOPT_DEBUG"):
             raise
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        _echo_err(f"tfopt: internal error: {type(err).__name__}: {first} "
+        _echo_err(f"tfopt: internal error: {type(err).__name__}: {first_line(err, '')} "
                   "(set TFOPT_DEBUG=1 for the traceback)")
         sys.exit(1)
 

@@ -18,7 +18,7 @@ from tensorflow.core.framework import graph_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.util import nest
 
-from tfopt.errors import TfoptError
+from tfopt.errors import TfoptError, first_line
 from tfopt.freeze import TABLE_INIT_OPS, freeze_concrete_function, freeze_session
 from tfopt.graph import canonical_tensor, node_of
 from tfopt.model import LoadedModel, SignatureGraph, TensorInfo
@@ -68,7 +68,7 @@ def read_saved_model_proto(path: str) -> saved_model_pb2.SavedModel:
                 text_format.Parse(f.read(), proto)
     except (message.DecodeError, text_format.ParseError, UnicodeDecodeError) as err:
         raise TfoptError(f"{path}: corrupt SavedModel ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else 'cannot parse'})") from None
+                         f"{first_line(err, 'cannot parse')})") from None
     if not proto.meta_graphs:
         raise TfoptError(f"{path}: SavedModel has no MetaGraph")
     return proto
@@ -90,7 +90,12 @@ def read_graph_def(path: str) -> graph_pb2.GraphDef:
     return graph_def
 
 
-def _pick_signatures(available: list[str], signature: str | None, all_signatures: bool,
+def is_tf2_saved_model(proto: saved_model_pb2.SavedModel) -> bool:
+    """TF2 SavedModels carry an object graph; v1-builder exports do not."""
+    return any(len(m.object_graph_def.nodes) > 0 for m in proto.meta_graphs)
+
+
+def pick_signatures(available: list[str], signature: str | None, all_signatures: bool,
                      path: str) -> list[str]:
     if not available:
         raise TfoptError(f"{path}: the model has no signatures")
@@ -106,8 +111,7 @@ def _pick_signatures(available: list[str], signature: str | None, all_signatures
 
 
 def _op_error(path: str, err: Exception) -> TfoptError:
-    text = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return TfoptError(f"{path}: cannot load the model: {text}")
+    return TfoptError(f"{path}: cannot load the model: {first_line(err)}")
 
 
 # --- TF2 functions (SavedModel signatures, Keras models) ---------------------------------------
@@ -117,7 +121,7 @@ def _freeze(path: str, func):
     try:
         return freeze_concrete_function(func)
     except ValueError as err:
-        raise TfoptError(f"{path}: cannot freeze: {str(err).splitlines()[0]}") from None
+        raise TfoptError(f"{path}: cannot freeze: {first_line(err)}") from None
 
 
 def _signature_from_function(key: str, func, frozen, graph_def) -> SignatureGraph:
@@ -142,7 +146,7 @@ def _load_tf2(path: str, signature: str | None, all_signatures: bool) -> LoadedM
         obj = tf.saved_model.load(path)
     except Exception as err:  # TF raises many types here; the message is what matters
         raise _op_error(path, err) from None
-    keys = _pick_signatures(list(obj.signatures.keys()), signature, all_signatures, path)
+    keys = pick_signatures(list(obj.signatures.keys()), signature, all_signatures, path)
     sigs = {}
     for key in keys:
         func = obj.signatures[key]
@@ -215,7 +219,7 @@ def _load_tf1(path: str, proto: saved_model_pb2.SavedModel, signature: str | Non
     metas = proto.meta_graphs
     meta = next((m for m in metas if "serve" in m.meta_info_def.tags), metas[0])
     tags = tuple(meta.meta_info_def.tags)
-    keys = _pick_signatures([k for k in meta.signature_def if not k.startswith("__")],
+    keys = pick_signatures([k for k in meta.signature_def if not k.startswith("__")],
                             signature, all_signatures, path)
     graph = tf.Graph()
     sess = tf.compat.v1.Session(graph=graph)
@@ -326,8 +330,7 @@ def load_model(path: str, signature: str | None = None, all_signatures: bool = F
         if (inputs or outputs):
             raise TfoptError("--inputs/--outputs apply to GraphDef files; a SavedModel's "
                              "signature names them (use --signature)")
-        is_tf2 = any(len(m.object_graph_def.nodes) > 0 for m in proto.meta_graphs)
-        if is_tf2:
+        if is_tf2_saved_model(proto):
             return _load_tf2(path, signature, all_signatures)
         return _load_tf1(path, proto, signature, all_signatures)
     if kind == "keras":

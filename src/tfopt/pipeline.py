@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from tensorflow.core.framework import graph_pb2
 
-from tfopt.errors import TfoptError
+from tfopt.errors import TfoptError, first_line
 from tfopt.graph import op_counts
 from tfopt.passes import ALL_PASSES, FINALIZE, SIMPLIFY, GraphPass, PassContext
 
@@ -97,7 +97,7 @@ def run_passes(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: set[str
         try:
             result = p.run(current, ctx)
         except Exception as err:  # a pass bug must not cost the user a model: skip and say
-            rec.skipped = f"failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            rec.skipped = f"failed: {type(err).__name__}: {first_line(err, '')}"
             active[p.name] = False
             if log:
                 log(f"  {label}{p.name}: skipped, {rec.skipped}")

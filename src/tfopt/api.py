@@ -86,17 +86,17 @@ class Report:
 
 def _feeds(model: LoadedModel, inputs_file: str | None, shapes, batch_size: int,
            int_range) -> dict[str, dict[str, np.ndarray]]:
+    known = {k for s in model.signatures.values() for k in s.inputs}
+    unknown = set(shapes) - known
+    if unknown and not inputs_file:
+        raise TfoptError(f"--input-shape names unknown input(s) {', '.join(sorted(unknown))} "
+                         f"(inputs: {', '.join(sorted(known))})")
     feeds = {}
     for key, sig in model.signatures.items():
         if inputs_file:
             feeds[key] = load_inputs(inputs_file, sig.inputs)
         else:
             relevant = {k: v for k, v in shapes.items() if k in sig.inputs}
-            unknown = set(shapes) - {k for s in model.signatures.values() for k in s.inputs}
-            if unknown:
-                raise TfoptError(f"--input-shape names unknown input(s) "
-                                 f"{', '.join(sorted(unknown))} (inputs: "
-                                 f"{', '.join(sorted(sig.inputs))})")
             feeds[key] = make_inputs(sig.inputs, batch_size, relevant, int_range)
     return feeds
 

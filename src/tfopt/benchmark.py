@@ -131,6 +131,7 @@ class Runner:
     name: str
     inputs: dict[str, TensorInfo]
     prepare: Callable[[dict[str, np.ndarray]], Callable[[], object]]
+    owner: object = None  # what must stay alive while ``prepare``'s calls run
 
 
 def _session_config(settings: Settings) -> tf.compat.v1.ConfigProto:
@@ -156,9 +157,7 @@ def _saved_model_runner(path: str, settings: Settings) -> Runner:
         tensors = {k: tf.constant(v) for k, v in feeds.items()}
         return lambda: fn(**tensors)
 
-    runner = Runner(path, inputs, prepare)
-    runner._keepalive = obj  # the signature function needs its object alive
-    return runner
+    return Runner(path, inputs, prepare, owner=obj)
 
 
 def _graph_def_runner(path: str, settings: Settings) -> Runner:

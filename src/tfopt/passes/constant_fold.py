@@ -11,7 +11,14 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tfopt.graph import GraphView, InputRef, const_value, get_attr, make_const
+from tfopt.graph import (
+    GraphView,
+    InputRef,
+    const_value,
+    get_attr,
+    make_const,
+    topological_order,
+)
 from tfopt.passes.base import GraphPass, PassContext, count_note
 from tfopt.shapes import StaticInfo, is_stateful
 
@@ -31,10 +38,11 @@ class ConstantFold(GraphPass):
     summary = "evaluate constant subgraphs (weights arithmetic, static shapes) into Const nodes"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
-        info = StaticInfo(view.to_graph_def())
+        graph_def = view.to_graph_def()
+        info = StaticInfo(graph_def)
         foldable: set[str] = set()
         shape_values: dict[str, np.ndarray] = {}
-        for node in _topological(view):
+        for node in (view.nodes[n.name] for n in topological_order(graph_def)):
             if node.name in ctx.protected or node.op in NOT_FOLDABLE:
                 continue
             if node.op in SHAPE_OPS:
@@ -99,12 +107,6 @@ class ConstantFold(GraphPass):
             removed += len(dead)
         return count_note(folded, "constant tensors folded") + count_note(
             removed, "nodes evaluated away")
-
-
-def _topological(view: GraphView):
-    from tfopt.graph import topological_order
-
-    return [view.nodes[n.name] for n in topological_order(view.to_graph_def())]
 
 
 def _is_const(view: GraphView, name: str, foldable: set[str]) -> bool:

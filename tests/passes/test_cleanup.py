@@ -128,3 +128,19 @@ def test_tf1_while_loop_constants_stay_in_their_frame():
     optimized, _ = run_passes(gd, ctx, select_passes(None, None))
     feed = {"x:0": np.array([1, 2, 3], np.float32)}
     np.testing.assert_allclose(run(optimized, ["out"], feed)[0], run(gd, ["out"], feed)[0])
+
+
+def test_control_edges_on_constants_dropped():
+    def build():
+        x = tf.compat.v1.placeholder(tf.float32, [3], name="x")
+        w = tf.constant([1.0, 2.0, 3.0], name="w")
+        unused = tf.constant([7.0], name="unused_weight")
+        with tf.control_dependencies([unused]):
+            tf.identity(x * w, name="out")
+
+    gd = graph_of(build)
+    result = RemoveIdentities().run(gd, context(["out"], ["x:0"]))
+    assert "1 control edges on constants dropped" in result.notes
+    assert not [t for n in result.graph_def.node for t in n.input if t.startswith("^")]
+    feed = {"x:0": np.array([1, 2, 3], np.float32)}
+    np.testing.assert_array_equal(run(result.graph_def, ["out"], feed)[0], [1, 4, 9])

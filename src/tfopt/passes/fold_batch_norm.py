@@ -241,7 +241,8 @@ class FoldBatchNorm(GraphPass):
         w = const_value(w_node)
         if not np.all(scale == 1.0):
             new_w = producer.scaled_weights(scale).astype(w.dtype)
-            if len(view.consumers(w_node.name)) > 1:  # shared weights: give this op its own
+            # Shared weights get a copy; a control edge on the const reads no value.
+            if len(view.data_consumers(w_node.name)) > 1:
                 w_node = view.add(make_const(view.unique_name(w_node.name + "/folded"), new_w,
                                              w_node.device))
                 view.set_input(producer.op_node, _weights_index(producer.op_node), w_node.name)

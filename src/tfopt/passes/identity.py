@@ -31,4 +31,19 @@ class RemoveIdentities(GraphPass):
             elif node.op == "NoOp" and view.consumers(node.name):
                 view.bypass(node, [])
                 count += 1
-        return count_note(count, "identity-like nodes spliced out")
+        return count_note(count, "identity-like nodes spliced out") + count_note(
+            _drop_const_controls(view), "control edges on constants dropped")
+
+
+def _drop_const_controls(view: GraphView) -> int:
+    """``^c`` on a Const with no inputs orders nothing (it is always ready) but keeps ``c``
+    alive and makes it look shared; TF2 exports hang every weight on the output this way
+    once NoOps are spliced. Consts with inputs (a TF1 frame pivot) keep their edges."""
+    dropped = 0
+    for node in view:
+        for text in [t for t in node.input if t.startswith("^")]:
+            src = view.nodes.get(text[1:])
+            if src is not None and src.op == "Const" and not src.input:
+                node.input.remove(text)
+                dropped += 1
+    return dropped

@@ -185,3 +185,34 @@ def keras_transformer(tmp_path_factory) -> str:
     path = str(tmp_path_factory.mktemp("models") / "transformer.keras")
     model.save(path)
     return path
+
+
+def bert_like():
+    """A BERT-style encoder as keras_hub builds one: token, segment (2 rows) and position
+    embeddings, a padding mask cast to bool for attention, layer norm, GELU MLP; dynamic
+    sequence length, int32 inputs named like keras_hub's."""
+    import keras
+    from keras import ops
+
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((None,), dtype="int32", name="token_ids")
+    segments = keras.Input((None,), dtype="int32", name="segment_ids")
+    mask = keras.Input((None,), dtype="int32", name="padding_mask")
+    x = keras.layers.Embedding(100, 32)(tokens) + keras.layers.Embedding(2, 32)(segments)
+    x = keras.layers.LayerNormalization()(x)
+    attention_mask = ops.expand_dims(ops.cast(mask, "bool"), 1)
+    x = keras.layers.LayerNormalization()(
+        x + keras.layers.MultiHeadAttention(4, 8)(x, x, attention_mask=attention_mask))
+    x = keras.layers.LayerNormalization()(
+        x + keras.layers.Dense(32)(keras.layers.Dense(64, activation="gelu")(x)))
+    pooled = keras.layers.Dense(32, activation="tanh")(x[:, 0, :])
+    return keras.Model({"token_ids": tokens, "segment_ids": segments, "padding_mask": mask},
+                       {"sequence_output": x, "pooled_output": pooled})
+
+
+@pytest.fixture(scope="session")
+def bert_export(tmp_path_factory) -> str:
+    """``model.export()`` of :func:`bert_like`: signatures ``serve`` and ``serving_default``."""
+    path = str(tmp_path_factory.mktemp("models") / "bert_like")
+    bert_like().export(path, format="tf_saved_model", verbose=False)
+    return path

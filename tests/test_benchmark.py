@@ -9,25 +9,35 @@ from tfopt.errors import TfoptError
 
 
 def test_benchmark_numbers_consistent(toy_tf1):
-    settings = Settings(batch_size=4, num_iter=12, num_warmup=2, rounds=3)
+    """A/A: the same model twice. Every number comes from the same per-round throughputs."""
+    from tfopt import stats
+
+    settings = Settings(batch_size=4, num_iter=12, num_warmup=2, rounds=2)
     result = benchmark([toy_tf1, toy_tf1], settings)
     assert len(result.models) == 2
     for m in result.models:
         assert m.iterations == 12 and m.batch_size == 4
-        assert m.throughput > 0 and m.latency_mean_ms > 0
-        assert m.latency_p50_ms <= m.latency_p99_ms
-        assert m.throughput == pytest.approx(4 / (m.latency_mean_ms / 1e3), rel=1e-6)
-        assert len(m.round_throughputs) == 3  # one per interleaved round
-    assert result.models[0].ratio == 1.0
-    assert 0.2 < result.models[1].ratio < 5  # a model against itself: near 1 on a noisy host
-    assert result.environment["tensorflow"] and result.environment["batch_size"] == 4
+        assert m.latency_mean_ms > 0 and m.latency_p50_ms <= m.latency_p99_ms
+        assert len(m.round_throughputs) == 2  # one per round, each in a fresh process
+        assert m.throughput == stats.median(m.round_throughputs)
+    base, other = result.models
+    assert base.ratio == 1.0 and base.verdict == "baseline"
+    assert other.ratio == pytest.approx(other.throughput / base.throughput)
+    assert other.ratio_low <= other.ratio <= other.ratio_high
+    assert other.ratio_low < 1.25 and other.ratio_high > 0.8  # A/A: an interval near 1
+    env = result.environment
+    assert env["tensorflow"] and env["batch_size"] == 4 and env["runtime"] in ("onednn", "eigen")
+    assert env["intra_op_threads"] >= 1 and env["isa"]
+    # fresh processes, order alternating between rounds: A B, then B A
+    assert result.schedule == [(0, 0), (0, 1), (1, 1), (1, 0)]
+    assert "oneDNN o" in result.table() and "CI" in result.table()
 
 
 def test_benchmark_cli_json_csv_and_graph_def(toy_tf1, tmp_path):
     import tfopt
 
     pb = str(tmp_path / "m.pb")
-    tfopt.optimize(toy_tf1, pb, fmt="pb")
+    tfopt.optimize(toy_tf1, pb, format="pb")
     js, cs = tmp_path / "r.json", tmp_path / "r.csv"
     proc = subprocess.run([sys.executable, "-m", "tfopt.cli", "benchmark", toy_tf1, pb,
                            "--num-iter", "6", "--num-warmup", "1", "--rounds", "2", "-q",
@@ -38,8 +48,10 @@ def test_benchmark_cli_json_csv_and_graph_def(toy_tf1, tmp_path):
     assert "ratio" in proc.stdout and "TensorFlow" in proc.stdout and "Grappler off" in proc.stdout
     data = json.loads(js.read_text())
     assert {"environment", "models"} <= set(data)
-    assert {"throughput", "latency_p90_ms", "ratio", "ratio_min", "ratio_max"} <= set(
+    assert {"throughput", "latency_p90_ms", "ratio", "ratio_low", "ratio_high", "verdict"} <= set(
         data["models"][0])
+    m = data["models"][1]
+    assert f"{m['ratio']:.3f}x" in proc.stdout  # the table shows what the JSON says
     assert cs.read_text().count("\n") == 3
     import matplotlib.image as mpimg
 
@@ -55,9 +67,11 @@ def test_benchmark_input_errors(toy_tf2, tmp_path):
         benchmark([toy_tf2], Settings(num_iter=1, int_range=(1000, 2000)))
 
 
-def test_interleaving_order(toy_tf1):
-    result = benchmark([toy_tf1, toy_tf1, toy_tf1], Settings(num_iter=3, num_warmup=0, rounds=3))
-    assert result.schedule == [(r, m) for r in range(3) for m in range(3)]  # A B C A B C ...
+def test_pinned_runtime_is_the_one_that_ran(toy_tf1):
+    for runtime in ("eigen", "onednn"):
+        result = benchmark([toy_tf1], Settings(num_iter=2, num_warmup=0, rounds=1,
+                                               runtime=runtime))
+        assert result.environment["runtime"] == runtime
 
 
 def test_benchmark_keras_file_against_its_optimized_export(keras_file, tmp_path):

@@ -38,12 +38,14 @@ def test_demo_end_to_end_via_cli(tmp_path):
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = proc.stdout
-    assert "FusedBatchNorm" in text and "_FusedConv2D" in text and "Speedup at batch 1" in text
-    assert "worst relative output difference" in text
+    assert "FusedBatchNorm" in text and "_FusedConv2D" in text
+    assert "Throughput at batch 1: " in text and "worst relative output difference" in text
+    assert "total kernel time" in text  # the profile, before and after
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 2 and "FusedBatchNorm" in page
-    assert (out / "op_types.png").stat().st_size > 1000
-    assert (out / "throughput.png").stat().st_size > 1000
+    assert page.count("data:image/png;base64,") == 3 and "FusedBatchNorm" in page
+    assert "Where the time goes" in page and "oneDNN o" in page
+    for png in ("op_types.png", "throughput.png", "kernel_time.png"):
+        assert (out / png).stat().st_size > 1000
     again = subprocess.run([sys.executable, "-m", "tfopt.cli", "demo", "--out", str(out)],
                            capture_output=True, text=True, timeout=300)
     assert again.returncode != 0 and "not empty" in again.stderr

@@ -73,15 +73,16 @@ def test_keras_resnet_style_is_folded_and_fused(keras_resnet, tmp_path):
     assert not any(op.startswith("FusedBatchNorm") for op in ops)
     assert "Rsqrt" not in ops
     assert ops.get("_FusedConv2D", 0) >= 3
-    assert ops.get("_FusedDepthwiseConv2dNative", 0) >= 1 or ops.get("DepthwiseConv2dNative")
-    portable = str(tmp_path / "portable")
-    tfopt.optimize(keras_resnet, portable, portable=True)
-    assert not any(op.startswith("_Fused") for op in _ops(portable))
+    # Portable by default: oneDNN-only fusions (depthwise, residual Add) are not emitted.
+    assert "_FusedDepthwiseConv2dNative" not in ops and ops["DepthwiseConv2dNative"] == 2
+    generic = str(tmp_path / "generic")
+    tfopt.optimize(keras_resnet, generic, target="generic")
+    assert not any(op.startswith("_Fused") for op in _ops(generic))
 
 
 def test_keras_file_and_pb_format(keras_file, tmp_path):
     out = str(tmp_path / "model.pb")
-    report = tfopt.optimize(keras_file, out, fmt="pb")
+    report = tfopt.optimize(keras_file, out, format="pb")
     assert report.verified and os.path.isfile(out)
     again = str(tmp_path / "again")
     report2 = tfopt.optimize(out, again)  # a frozen .pb loads back, inputs inferred
@@ -132,7 +133,7 @@ def test_checked_pipeline_switches_off_a_pass_that_breaks_outputs(toy_tf1):
         return None if ok and has_bn else "outputs or batch norms changed"
 
     del wrong
-    ctx = _context(sig, False, KernelSupport())
+    ctx = _context(sig, KernelSupport())
     graph, records = run_passes(sig.graph_def, ctx, select_passes(None, None), checker)
     skipped = {r.name: r.skipped for r in records if r.skipped}
     assert "fold_batch_norm" in skipped
@@ -196,7 +197,7 @@ def test_unknown_signature_and_existing_output(toy_tf1, tmp_path):
 
 def test_unknown_graph_def_node(keras_file, tmp_path):
     pb = str(tmp_path / "m.pb")
-    tfopt.optimize(keras_file, pb, fmt="pb", verify=False)
+    tfopt.optimize(keras_file, pb, format="pb", verify=False)
     code, _, err = _cli("optimize", pb, str(tmp_path / "o"), "--outputs", "not_a_node")
     assert code != 0 and "unknown node 'not_a_node'" in err
 
@@ -212,7 +213,7 @@ def test_passes_command_lists_registry():
 
 def test_all_signatures_and_string_inputs(two_signatures, tmp_path):
     out = str(tmp_path / "opt")
-    report = tfopt.optimize(two_signatures, out, all_signatures=True)
+    report = tfopt.optimize(two_signatures, out)
     assert set(report.signatures) == {"serving_default", "lengths"} and report.verified
     loaded = tf.saved_model.load(out)
     assert set(loaded.signatures.keys()) == {"serving_default", "lengths"}
@@ -220,8 +221,9 @@ def test_all_signatures_and_string_inputs(two_signatures, tmp_path):
     np.testing.assert_array_equal(n, [4, 8])
     y = loaded.signatures["serving_default"](x=tf.ones([1, 3]))["y"].numpy()
     np.testing.assert_array_equal(y, [[12, 15, 18, 21]])
-    only = tfopt.optimize(two_signatures, str(tmp_path / "one"), signature="lengths")
+    only = tfopt.optimize(two_signatures, str(tmp_path / "one"), signatures="lengths")
     assert set(only.signatures) == {"lengths"}
+    assert set(tf.saved_model.load(str(tmp_path / "one")).signatures.keys()) == {"lengths"}
 
 
 def test_lookup_tables_are_frozen(tf2_table, tf1_table, tmp_path):
@@ -309,8 +311,61 @@ def test_inputs_file_and_input_shape_errors(toy_tf1, small_ssd, tmp_path):
     np.savez(tmp_path / "wrong.npz", other=np.zeros(3))
     with pytest.raises(tfopt.TfoptError, match="missing input"):
         tfopt.optimize(toy_tf1, str(tmp_path / "b"), inputs_file=str(tmp_path / "wrong.npz"))
-    with pytest.raises(tfopt.TfoptError, match="unknown dimensions.*--input-shape inputs="):
-        tfopt.optimize(small_ssd, str(tmp_path / "c"))
     with pytest.raises(tfopt.TfoptError, match="does not fit"):
-        tfopt.optimize(small_ssd, str(tmp_path / "d"), input_shapes=["inputs=1,300,300,4"])
-    assert not any((tmp_path / n).exists() for n in "bcd")
+        tfopt.optimize(small_ssd, str(tmp_path / "d"), input_shapes={"inputs": (1, 300, 300, 4)})
+    with pytest.raises(tfopt.TfoptError, match="unknown input.*images"):
+        tfopt.optimize(small_ssd, str(tmp_path / "e"), input_shapes={"images": (1, 2)})
+    assert not any((tmp_path / n).exists() for n in "bde")
+    # An image input of unknown size [?, ?, ?, 3] gets 224x224, and the report says so.
+    report = tfopt.optimize(small_ssd, str(tmp_path / "c"), verify=True, skip=["fuse_kernels"])
+    assert report.verified
+    assert any("inputs uint8[1, 224, 224, 3]" in n and "spatial dims set to 224" in n
+               for n in report.notes)
+
+
+@pytest.mark.parametrize("written_under", ["0", "1"])
+def test_output_runs_under_both_runtimes(keras_resnet, tmp_path, written_under):
+    """Optimized with oneDNN on or off, the default output loads and answers alike with oneDNN
+    on and off (each run in a child with TF_ENABLE_ONEDNN_OPTS pinned); tfopt.json says so."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "opt"
+    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=written_under)
+    proc = subprocess.run([sys.executable, "-m", "tfopt.cli", "optimize", keras_resnet, str(out),
+                           "--json", str(tmp_path / "r.json")], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert "verified (oneDNN on and oneDNN off)" in proc.stdout
+    meta = json.loads((out / "tfopt.json").read_text())
+    assert meta["target"] == "portable" and meta["runtimes"] == ["onednn", "eigen"]
+    assert meta["requires"] is None and meta["written_on"]["onednn"] == (written_under == "1")
+    report = json.loads((tmp_path / "r.json").read_text())
+    checks = report["signatures"]["serving_default"]["checks"]
+    assert sorted({c["runtime"] for c in checks}) == ["eigen", "onednn"]
+    assert all(c["ok"] and c["rel"] < 1e-4 for c in checks)
+
+
+def test_native_target_records_what_it_needs(keras_resnet, tmp_path):
+    """--target native may use fusions only this runtime has; tfopt.json names the runtime
+    it then needs, and the other runtime really cannot run it."""
+    import json
+
+    from tfopt import isolate
+    from tfopt.runtime import current_runtime
+
+    out = str(tmp_path / "native")
+    report = tfopt.optimize(keras_resnet, out, target="native", batch_size=2)
+    meta = json.loads(open(os.path.join(out, "tfopt.json")).read())
+    assert meta["target"] == "native" and current_runtime() in meta["runtimes"]
+    assert meta["fused_kernels"] == report.fused_kernels
+    others = [r for r in ("onednn", "eigen") if r not in meta["runtimes"]]
+    if others:  # a fusion only this runtime has (oneDNN: residual Add, depthwise)
+        assert meta["runtimes"] == [current_runtime()] and meta["requires"].startswith(
+            "TF_ENABLE_ONEDNN_OPTS=")
+        feeds = make_inputs(tfopt.api.load_model(out).signatures["serving_default"].inputs)
+        with pytest.raises(isolate.ChildFailed):
+            isolate.run_saved_model(out, "serving_default", feeds, runtime=others[0])
+    else:
+        assert meta["requires"] is None

@@ -22,14 +22,17 @@ import numpy as np
 from tfopt.errors import TfoptError
 from tfopt.graph import const_value, get_attr, reachable_from
 from tfopt.loader import (
+    DEFAULT_SIGNATURE,
     detect_kind,
     is_tf2_saved_model,
     load_model,
-    pick_signatures,
+    pick_signature,
     read_graph_def,
     read_saved_model_proto,
+    signature_keys,
 )
 from tfopt.model import TensorInfo
+from tfopt.saver import read_metadata
 
 CONV_OPS = {"Conv2D", "_FusedConv2D", "DepthwiseConv2dNative", "_FusedDepthwiseConv2dNative",
             "MatMul", "_FusedMatMul", "Conv2DBackpropInput"}
@@ -49,6 +52,9 @@ class Analysis:
     inputs: dict[str, str]
     outputs: dict[str, str]
     notes: list[str] = field(default_factory=list)
+    fused_kernels: dict[str, int] = field(default_factory=dict)  # "_FusedConv2D[BiasAdd]": n
+    runtimes: list[str] = field(default_factory=list)  # CPU runtimes that run every one
+    metadata: dict | None = None  # the model's tfopt.json, when tfopt wrote it
 
     def shares(self) -> list[tuple[str, int, float]]:
         total = sum(self.op_counts.values()) or 1
@@ -67,9 +73,9 @@ def _signature_graph(path: str, proto, meta, signature: str):
         import tensorflow as tf
 
         signatures = tf.saved_model.load(path).signatures
-        key = pick_signatures(list(signatures.keys()), signature, False, path)[0]
+        key = pick_signature(list(signatures.keys()), signature, path)
         return signatures[key].graph.as_graph_def()
-    key = pick_signatures(list(meta.signature_def), signature, False, path)[0]
+    key = pick_signature(signature_keys(proto), signature, path)
     outputs = [t.name for t in meta.signature_def[key].outputs.values()]
     keep = reachable_from(meta.graph_def, outputs)
     graph_def = type(meta.graph_def)()
@@ -148,12 +154,17 @@ def analyze(path: str, signature: str | None = None, facts: bool = True) -> Anal
     kind = detect_kind(path)
     counts, functions = _stored_graph_counts(path, kind, signature)
     notes = []
-    model = load_model(path, signature) if (facts or not counts) else None
+    model = key = None
+    if facts or not counts:
+        available = (signature_keys(read_saved_model_proto(path)) if kind == "saved_model"
+                     else [DEFAULT_SIGNATURE])
+        key = pick_signature(available, signature, path)
+        model = load_model(path, [key])
     inputs: dict[str, str] = {}
     outputs: dict[str, str] = {}
     params = const_bytes = flops = unknown = 0
     if model is not None:
-        sig = next(iter(model.signatures.values()))
+        sig = model.signatures[key]
         inputs = {k: v.describe() for k, v in sig.inputs.items()}
         outputs = {k: v.describe() for k, v in sig.outputs.items()}
         if not counts:  # Keras files have no stored graph: count the traced one
@@ -170,8 +181,38 @@ def analyze(path: str, signature: str | None = None, facts: bool = True) -> Anal
                 if value.dtype.kind == "f" and value.size > 1:
                     params += value.size
         flops, unknown = _flops(sig.graph_def, StaticInfo(sig.graph_def))
+    fused, runtimes = _runtime_needs(model)
     return Analysis(path, kind, dict(counts), functions, sum(counts.values()), params,
-                    const_bytes, flops, unknown, inputs, outputs, notes)
+                    const_bytes, flops, unknown, inputs, outputs, notes, fused, runtimes,
+                    read_metadata(path) if kind == "saved_model" else None)
+
+
+def _runtime_needs(model) -> tuple[dict[str, int], list[str]]:
+    """The model's fused kernels and the CPU runtimes (oneDNN on/off) that run them all."""
+    from tfopt.kernels import fusions_in, runtimes_running
+
+    if model is None:
+        return {}, []
+    fusions = fusions_in(s.graph_def for s in model.signatures.values())
+    return {str(f): n for f, n in sorted(fusions.items())}, runtimes_running(fusions)
+
+
+def runtime_line(a: Analysis) -> str:
+    """One line: where the model runs, from its own fused kernels (and tfopt.json if any)."""
+    from tfopt.runtime import RUNTIMES, runtime_label
+
+    if not a.runtimes and not a.fused_kernels:
+        return ""
+    if set(a.runtimes) == set(RUNTIMES):
+        where = "runs with oneDNN on and off"
+    elif a.runtimes:
+        where = (f"NEEDS {runtime_label(a.runtimes[0])} "
+                 f"(TF_ENABLE_ONEDNN_OPTS={RUNTIMES[a.runtimes[0]]})")
+    else:
+        where = "runs under NEITHER CPU runtime of this TensorFlow"
+    kernels = ", ".join(f"{k} x{n}" for k, n in a.fused_kernels.items()) or "none"
+    target = f"; written by tfopt --target {a.metadata['target']}" if a.metadata else ""
+    return f"  runtime: {where}{target}; fused kernels: {kernels}"
 
 
 # --- rendering -----------------------------------------------------------------------------------
@@ -193,6 +234,8 @@ def text_report(a: Analysis, top: int | None = None, show_functions: bool = Fals
     for title, specs in (("inputs", a.inputs), ("outputs", a.outputs)):
         if specs:
             lines.append(f"  {title}: " + ", ".join(f"{k} {v}" for k, v in specs.items()))
+    if runtime_line(a):
+        lines.append(runtime_line(a))
     lines.append("")
     shares = a.shares()[:top] if top else a.shares()
     width = max([len(op) for op, _, _ in shares] + [7])
@@ -239,33 +282,41 @@ def compare_report(before: Analysis, after: Analysis) -> str:
     return "\n".join(lines)
 
 
-def _pie(ax, a: Analysis, title: str, max_slices: int = 9) -> None:
-    shares = a.shares()
-    main = shares[:max_slices]
-    rest = sum(n for _, n, _ in shares[max_slices:])
-    labels = [op for op, _, _ in main] + (["other"] if rest else [])
-    sizes = [n for _, n, _ in main] + ([rest] if rest else [])
-    if not sizes:
-        ax.text(0.5, 0.5, "empty graph", ha="center")
-        ax.axis("off")
-        return
-    ax.pie(sizes, labels=[f"{lab} ({n})" for lab, n in zip(labels, sizes, strict=True)],
-           autopct=lambda pct: f"{pct:.1f}%" if pct >= 3 else "", startangle=90, counterclock=False, textprops={"fontsize": 8})
-    ax.set_title(title, fontsize=10)
-    ax.axis("equal")
+# Ops that hold or pass data rather than compute: counted apart in the charts.
+STRUCTURAL_OPS = {"Const", "Identity", "Placeholder", "PlaceholderWithDefault", "NoOp",
+                  "VariableV2", "VarHandleOp", "ReadVariableOp", "Assign", "AssignVariableOp",
+                  "RestoreV2", "SaveV2", "StringJoin", "ShardedFilename", "MergeV2Checkpoints",
+                  "StatefulPartitionedCall", "PartitionedCall"}
 
 
-def chart_png(analyses: list[tuple[str, Analysis]]) -> bytes:
-    """The op-type pie chart(s), side by side, as PNG bytes."""
+def chart_png(analyses: list[tuple[str, Analysis]], top: int = 15) -> bytes:
+    """Horizontal bars of compute-op counts, one bar per model and op type, most frequent
+    first; constants, variables and other data-holding nodes are summed in the title."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(analyses), figsize=(6.5 * len(analyses), 6))
-    axes = np.atleast_1d(axes)
-    for ax, (title, a) in zip(axes, analyses, strict=True):
-        _pie(ax, a, f"{title}: {a.nodes} nodes")
+    totals: Counter = Counter()
+    for _, a in analyses:
+        totals.update({op: n for op, n in a.op_counts.items() if op not in STRUCTURAL_OPS})
+    ops = [op for op, _ in sorted(totals.items(), key=lambda x: (-x[1], x[0]))[:top]]
+    height = 0.8 / max(len(analyses), 1)
+    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.32 * max(len(ops), 1) * len(analyses)))
+    colors = ["#9e9e9e", "#1f77b4", "#ff7f0e", "#2ca02c"]
+    for i, (title, a) in enumerate(analyses):
+        y = [len(ops) - 1 - j - i * height + 0.4 - height / 2 for j in range(len(ops))]
+        values = [a.op_counts.get(op, 0) for op in ops]
+        structural = sum(n for op, n in a.op_counts.items() if op in STRUCTURAL_OPS)
+        bars = ax.barh(y, values, height=height, color=colors[i % len(colors)],
+                       label=f"{title}: {a.nodes} nodes ({structural} constants/variables/"
+                             "identities not drawn)")
+        ax.bar_label(bars, padding=2, fontsize=7)
+    ax.set_yticks(range(len(ops)), ops[::-1], fontsize=8)
+    ax.set_xlabel("nodes (main graph and function library)")
+    ax.margins(x=0.12)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("compute op types", fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
@@ -302,8 +353,10 @@ def html_page(title: str, analyses: list[tuple[str, Analysis]],
     for name, a in analyses:
         parts.append(f"<h2>{html.escape(name)}: {html.escape(a.path)}</h2>")
         parts.append(_html_table(["fact", "value"], [
-            ["kind", a.kind], ["nodes", a.nodes], ["parameters", a.parameters],
-            ["constant bytes", a.constant_bytes], ["FLOPs per sample", a.flops_per_sample],
+            ["kind", a.kind], ["nodes", a.nodes], ["parameters", _fmt_count(a.parameters)],
+            ["constants", f"{a.constant_bytes / 1e6:.1f} MB"],
+            ["FLOPs per sample", _fmt_count(a.flops_per_sample)],
+            ["runtime", runtime_line(a).strip().removeprefix("runtime: ") or "any"],
             ["inputs", ", ".join(f"{k} {v}" for k, v in a.inputs.items())],
             ["outputs", ", ".join(f"{k} {v}" for k, v in a.outputs.items())]]))
         parts.append(_html_table(["op type", "count", "share"],

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,17 +13,24 @@ import numpy as np
 from tfopt import isolate
 from tfopt.errors import TfoptError, VerificationError, first_line
 from tfopt.graph import op_counts
-from tfopt.kernels import KernelSupport
+from tfopt.kernels import KernelSupport, fusions_in, runtimes_running
 from tfopt.loader import load_model
 from tfopt.model import LoadedModel, SignatureGraph
 from tfopt.passes import PassContext
 from tfopt.pipeline import Log, PassRecord, run_passes, select_passes
-from tfopt.saver import atomic_output, check_output_path, write_graph_def, write_saved_model
+from tfopt.runtime import RUNTIMES, current_runtime, runtime_label
+from tfopt.saver import (
+    atomic_output,
+    check_output_path,
+    write_graph_def,
+    write_metadata,
+    write_saved_model,
+)
 from tfopt.verify import (
-    DEFAULT_INT_RANGE,
     DEFAULT_TOLERANCE,
     OutputCheck,
     compare,
+    input_hints,
     load_inputs,
     make_inputs,
     parse_shapes,
@@ -38,12 +47,13 @@ class SignatureReport:
     ops_after: dict[str, int]
     passes: list[PassRecord]
     checks: list[OutputCheck] = field(default_factory=list)
+    same_as: str | None = None  # optimized once, with this identical signature
 
     def to_dict(self) -> dict:
-        return {"key": self.key, "nodes_before": self.nodes_before,
+        return {"key": self.key, "same_as": self.same_as, "nodes_before": self.nodes_before,
                 "nodes_after": self.nodes_after, "ops_before": self.ops_before,
                 "ops_after": self.ops_after, "passes": [p.to_dict() for p in self.passes],
-                "checks": [c.__dict__ for c in self.checks]}
+                "checks": [c.to_dict() for c in self.checks]}
 
 
 @dataclass
@@ -58,6 +68,9 @@ class Report:
     tolerance: float
     seconds: float
     notes: list[str] = field(default_factory=list)
+    target: str = "portable"
+    runtimes: list[str] = field(default_factory=list)  # CPU runtimes the output runs under
+    fused_kernels: dict[str, int] = field(default_factory=dict)
 
     @property
     def worst(self) -> OutputCheck | None:
@@ -65,39 +78,92 @@ class Report:
         return max(checks, key=lambda c: c.rel) if checks else None
 
     def summary(self) -> str:
-        before = sum(s.nodes_before for s in self.signatures.values())
-        after = sum(s.nodes_after for s in self.signatures.values())
+        """One line: node counts, signatures kept, verification verdict, time."""
+        unique = [s for s in self.signatures.values() if not s.same_as]
+        before = sum(s.nodes_before for s in unique)
+        after = sum(s.nodes_after for s in unique)
         if self.verified is None:
             verdict = "not verified (--no-verify)"
         else:
             worst = self.worst
-            verdict = (f"verified: worst relative difference {worst.rel:.2e} "
+            where = " and ".join(runtime_label(r) for r in self.runtimes)
+            verdict = (f"verified ({where}): worst relative difference {worst.rel:.2e} "
                        f"(tolerance {self.tolerance:g})" if worst else "verified")
-        return (f"{self.dst}: {before} -> {after} nodes "
-                f"({len(self.signatures)} signature{'s' if len(self.signatures) != 1 else ''}), "
-                f"{verdict}, {self.seconds:.1f}s")
+        return (f"{self.dst}: {before} -> {after} nodes, signatures "
+                f"{', '.join(self.signatures)}; {verdict}; {self.seconds:.1f}s")
+
+    def table(self) -> str:
+        """Per signature: what each pass did (pipeline order) and each output's check."""
+        lines = []
+        for key, sig in self.signatures.items():
+            if sig.same_as:
+                lines.append(f"signature {key}: same graph as {sig.same_as} (optimized once)")
+                continue
+            lines.append(f"signature {key}: {sig.nodes_before} -> {sig.nodes_after} nodes")
+            for rec in sig.passes:
+                if rec.changed or rec.skipped:
+                    status = f"SKIPPED ({rec.skipped})" if rec.skipped else rec.delta_text()
+                    lines.append(f"  {rec.name:<18} {rec.node_delta:>+7} nodes  "
+                                 f"{rec.seconds:6.2f}s  {status}")
+            for check in sig.checks:
+                lines.append(f"  output {check.describe()}")
+        lines.extend(f"note: {note}" for note in self.notes)
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        worst = self.worst
+        return (f"<Report {self.src!r} -> {self.dst!r}: {len(self.signatures)} signature(s), "
+                f"verified={self.verified}, worst_rel={worst.rel if worst else None!r}, "
+                f"target={self.target!r}>")
+
+    def metadata(self) -> dict:
+        """What the model directory's ``tfopt.json`` says: where the model runs, and why."""
+        from tfopt import __version__
+        from tfopt.runtime import describe
+
+        only = [r for r in RUNTIMES if r not in self.runtimes]
+        return {"tfopt": __version__, "target": self.target, "runtimes": self.runtimes,
+                "requires": (f"TF_ENABLE_ONEDNN_OPTS={RUNTIMES[self.runtimes[0]]} "
+                             f"({runtime_label(self.runtimes[0])})" if only else None),
+                "verified": self.verified, "fused_kernels": self.fused_kernels,
+                "signatures": sorted(self.signatures), "written_on": describe()}
 
     def to_dict(self) -> dict:
         return {"src": self.src, "dst": self.dst, "kind": self.kind, "verified": self.verified,
                 "tolerance": self.tolerance, "seconds": round(self.seconds, 3),
-                "notes": self.notes,
+                "notes": self.notes, "target": self.target, "runtimes": self.runtimes,
+                "fused_kernels": self.fused_kernels,
                 "signatures": {k: s.to_dict() for k, s in self.signatures.items()}}
 
 
 def _feeds(model: LoadedModel, inputs_file: str | None, shapes, batch_size: int,
            int_range) -> dict[str, dict[str, np.ndarray]]:
+    """Verification inputs per signature: from ``inputs_file``, or generated to be valid for
+    the graph (see :func:`tfopt.verify.input_hints`). What was assumed goes to model.notes."""
     known = {k for s in model.signatures.values() for k in s.inputs}
     unknown = set(shapes) - known
     if unknown and not inputs_file:
         raise TfoptError(f"--input-shape names unknown input(s) {', '.join(sorted(unknown))} "
                          f"(inputs: {', '.join(sorted(known))})")
-    feeds = {}
+    feeds: dict[str, dict[str, np.ndarray]] = {}
+    described: dict[str, str] = {}
     for key, sig in model.signatures.items():
-        if inputs_file:
+        if sig.same_as in feeds:
+            feeds[key] = feeds[sig.same_as]
+        elif inputs_file:
             feeds[key] = load_inputs(inputs_file, sig.inputs)
         else:
             relevant = {k: v for k, v in shapes.items() if k in sig.inputs}
-            feeds[key] = make_inputs(sig.inputs, batch_size, relevant, int_range)
+            notes: list[str] = []
+            feeds[key] = make_inputs(sig.inputs, batch_size, relevant, int_range,
+                                     hints=input_hints(sig), notes=notes)
+            for note in notes:
+                described.setdefault(note.split(" ", 1)[0], note)
+    if described:
+        model.notes.append("verification inputs: " + "; ".join(described.values()))
     return feeds
 
 
@@ -110,11 +176,11 @@ def _reference(model: LoadedModel, key: str, feeds: dict[str, np.ndarray]) -> di
                          "--int-range)") from None
 
 
-def _context(sig: SignatureGraph, portable: bool, kernels: KernelSupport) -> PassContext:
+def _context(sig: SignatureGraph, kernels: KernelSupport | None) -> PassContext:
     # Only declared shapes are used by passes (never the verification feeds): nothing may be
     # specialised to the batch size that happened to be verified.
     return PassContext(protected=sig.protected_nodes, outputs=sig.output_tensors,
-                       inputs=[t.tensor for t in sig.inputs.values()], portable=portable,
+                       inputs=[t.tensor for t in sig.inputs.values()],
                        init_ops=list(sig.init_ops), kernels=kernels)
 
 
@@ -125,75 +191,159 @@ def _write(sigs: dict[str, SignatureGraph], path: str, fmt: str, tags) -> None:
         write_saved_model(sigs, path, tags)
 
 
-def _run_output(path: str, fmt: str, sig: SignatureGraph, feeds) -> dict[str, np.ndarray]:
-    """Run the written model in a child process (see tfopt.isolate)."""
+def _run_output(path: str, fmt: str, sigs: dict[str, SignatureGraph], feeds,
+                runtimes: list[str]) -> dict:
+    """Run the written model in one child process per runtime (see tfopt.isolate)."""
+    feeds = {key: feeds[key] for key in sigs}
     if fmt == "pb":
-        return isolate.run_graph_def(sig, feeds)
-    return isolate.run_saved_model(path, sig.key, feeds)
+        return isolate.run_graph_def_under(sigs, feeds, runtimes)
+    return isolate.run_saved_model_under(path, feeds, runtimes)
 
 
-def optimize(src: str, dst: str, *, signature: str | None = None, all_signatures: bool = False,
-             inputs: str | list[str] | None = None, outputs: str | list[str] | None = None,
-             passes: list[str] | None = None, skip: list[str] | None = None,
+def _normalise_shapes(input_shapes) -> dict[str, tuple[int, ...]]:
+    """``{"x": (1, 224, 224, 3)}`` as given, or the CLI's ``["x=1,224,224,3"]``."""
+    if not input_shapes:
+        return {}
+    if isinstance(input_shapes, Mapping):
+        try:
+            return {str(k): tuple(int(d) for d in v) for k, v in input_shapes.items()}
+        except (TypeError, ValueError):
+            raise TfoptError("input_shapes: expected {name: (d1, d2, ...)} with integer "
+                             "dimensions") from None
+    return parse_shapes(list(input_shapes))
+
+
+def _check_shape_names(src: str, shapes: dict, signatures: list[str] | None) -> None:
+    """Input names in ``input_shapes`` must exist; SavedModels say so before loading."""
+    from tfopt.loader import detect_kind, read_saved_model_proto, signature_input_keys
+
+    if not shapes or detect_kind(src) != "saved_model":
+        return
+    per_sig = signature_input_keys(read_saved_model_proto(src))
+    known = {k for key, names in per_sig.items() if not signatures or key in signatures
+             for k in names}
+    unknown = sorted(set(shapes) - known)
+    if unknown and known:
+        raise TfoptError(f"--input-shape names unknown input(s) {', '.join(unknown)} "
+                         f"(inputs: {', '.join(sorted(known))})")
+
+
+def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = None,
+             inputs: str | Sequence[str] | None = None,
+             outputs: str | Sequence[str] | None = None,
+             passes: Sequence[str] | None = None, skip: Sequence[str] | None = None,
              verify: bool = True, tolerance: float = DEFAULT_TOLERANCE,
-             input_shapes: list[str] | None = None, inputs_file: str | None = None,
-             batch_size: int = 1, int_range: tuple[int, int] = DEFAULT_INT_RANGE,
-             fmt: str = "saved_model", portable: bool = False, overwrite: bool = False,
+             input_shapes: Mapping[str, Sequence[int]] | Sequence[str] | None = None,
+             inputs_file: str | None = None, batch_size: int = 1,
+             int_range: tuple[int, int] | None = None, format: str = "saved_model",
+             target: str = "portable", overwrite: bool = False,
              log: Log | None = None) -> Report:
-    """Optimize the model at ``src`` into ``dst``; see ``tfopt optimize --help``."""
+    """Optimize the model at ``src`` for inference, verify it, and write it to ``dst``.
+
+    Parameters mirror ``tfopt optimize`` (same names, ``-`` as ``_``):
+
+    src, dst: a SavedModel directory (TF2 or TF1), frozen ``.pb``/``.pbtxt`` or ``.keras``
+        file; ``dst`` is written atomically (parent directories are created).
+    signatures: signature keys to keep (default: all of them).
+    inputs, outputs: node names for a bare GraphDef (default: placeholders / sinks).
+    passes, skip: run only / skip these passes (``tfopt passes`` lists them).
+    verify: compare the written model with the original on the same inputs (default on),
+        under both CPU runtimes (oneDNN on and off).
+    tolerance: allowed ``max|optimized - original| / max|original|`` per float output.
+    input_shapes: shapes for inputs with unknown dimensions, ``{"images": (1, 224, 224, 3)}``.
+    inputs_file: ``.npz`` of real inputs keyed by input name (overrides generated ones).
+    batch_size: batch size of generated inputs.
+    int_range: ``(low, high)`` for generated integer inputs; default: derived from the graph
+        (embedding table sizes, one-hot depths), else ``(0, 10)``.
+    format: ``"saved_model"`` or ``"pb"`` (a frozen GraphDef).
+    target: ``"portable"`` (runs with oneDNN on and off), ``"native"`` (may use fused
+        kernels only this machine's runtime has; recorded in ``tfopt.json``) or ``"generic"``
+        (public ops only).
+    overwrite: replace ``dst`` if it exists.
+    log: called with progress lines (e.g. ``print``).
+
+    Returns a :class:`Report` (``str(report)`` is the CLI's summary, ``report.to_dict()`` the
+    JSON). Raises :class:`TfoptError` for bad input, :class:`VerificationError` when no
+    correct optimized model could be produced (nothing is written then).
+
+    Example::
+
+        report = tfopt.optimize("resnet50", "resnet50_fast", input_shapes={"x": (1, 224, 224, 3)})
+        print(report)
+    """
     start = time.perf_counter()
-    if fmt not in ("saved_model", "pb"):
-        raise TfoptError(f"unknown format {fmt!r} (saved_model or pb)")
-    enabled = select_passes(passes, skip)
+    if format not in ("saved_model", "pb"):
+        raise TfoptError(f"unknown format {format!r} (saved_model or pb)")
+    enabled = select_passes(list(passes or []), list(skip or []))
+    kernels = KernelSupport(target)  # checks the target name before any work
     check_output_path(dst, overwrite, src)
-    shapes = parse_shapes(input_shapes)
+    shapes = _normalise_shapes(input_shapes)
+    if isinstance(signatures, str):
+        signatures = [signatures]
+    signatures = list(signatures) if signatures else None
+    _check_shape_names(src, shapes, signatures)
     say = log or (lambda _msg: None)
     loaded_at = time.perf_counter()
-    model = load_model(src, signature, all_signatures, inputs, outputs)
-    say(f"loaded and froze {src} ({model.kind}, {len(model.signatures)} signature"
-        f"{'s' if len(model.signatures) != 1 else ''}) in {time.perf_counter() - loaded_at:.1f}s")
-    for note in model.notes:
-        say(note)
-    if fmt == "pb" and len(model.signatures) > 1:
-        say("several signatures go into one GraphDef, each under its own name scope")
-
+    model = load_model(src, signatures, inputs, outputs)
     feeds = refs = None
     if verify:
         feeds = _feeds(model, inputs_file, shapes, batch_size, int_range)
+    say(f"loaded and froze {src} ({model.kind}; signatures {', '.join(model.signatures)}) in "
+        f"{time.perf_counter() - loaded_at:.1f}s")
+    for note in model.notes:
+        say(note)
+    if verify:
         refs = {key: _reference(model, key, feeds[key]) for key in model.signatures}
+    if format == "pb" and len(model.signatures) > 1:
+        say("several signatures go into one GraphDef, each under its own name scope")
 
-    kernels = KernelSupport()
     optimized: dict[str, SignatureGraph] = {}
     reports: dict[str, SignatureReport] = {}
+    runtimes = list(RUNTIMES)
 
     def optimize_signature(sig: SignatureGraph, checked: bool) -> None:
-        ctx = _context(sig, portable, kernels)
+        ctx = _context(sig, kernels)
         checker = None
         if checked:
             def checker(candidate):
-                try:
-                    got = isolate.run_graph_def(sig.with_graph(candidate), feeds[sig.key])
-                except isolate.ChildFailed as err:
-                    return str(err)
-                bad = [c for c in compare(refs[sig.key], got, tolerance) if not c.ok]
-                return bad[0].describe() if bad else None
-        label = f"[{sig.key}] " if len(model.signatures) > 1 else ""
+                runs = isolate.run_graph_def_under({sig.key: sig.with_graph(candidate)},
+                                                   {sig.key: feeds[sig.key]}, runtimes)
+                for runtime, got in runs.items():
+                    if isinstance(got, isolate.ChildFailed):
+                        return str(got)
+                    bad = [c for c in compare(refs[sig.key], got[sig.key], tolerance) if not c.ok]
+                    if bad:
+                        return f"{bad[0].describe()} [{runtime_label(runtime)}]"
+                return None
+        unique = [s for s in model.signatures.values() if not s.same_as]
+        label = f"[{sig.key}] " if len(unique) > 1 else ""
         graph_def, records = run_passes(sig.graph_def, ctx, enabled, checker, say, label)
         optimized[sig.key] = sig.with_graph(graph_def)
         reports[sig.key] = SignatureReport(sig.key, len(sig.graph_def.node), len(graph_def.node),
                                            op_counts(sig.graph_def), op_counts(graph_def),
                                            records)
+        for twin in model.signatures.values():
+            if twin.same_as == sig.key:
+                optimized[twin.key] = twin.with_graph(graph_def)
+                reports[twin.key] = dataclasses.replace(reports[sig.key], key=twin.key,
+                                                        same_as=sig.key)
 
     for sig in model.signatures.values():
-        optimize_signature(sig, checked=False)
+        if not sig.same_as:
+            optimize_signature(sig, checked=False)
+    optimized = {key: optimized[key] for key in model.signatures}
+    runtimes = _runtimes_for(target, optimized)
 
     notes: list[str] = list(model.notes)
     with atomic_output(dst, overwrite) as tmp:
-        say("writing and reloading the optimized model ...")
-        _write(optimized, tmp, fmt, model.tags)
+        where = " and ".join(runtime_label(r) for r in runtimes)
+        say("writing the optimized model" + (f" and running it ({where}) ..." if verify
+                                               else " ..."))
+        _write(optimized, tmp, format, model.tags)
         if verify:
-            failing = _verify(tmp, fmt, optimized, feeds, refs, tolerance, reports)
+            failing = _verify(tmp, format, optimized, feeds, refs, tolerance, reports, runtimes)
             if failing:
+                failing = list(dict.fromkeys(model.signatures[k].same_as or k for k in failing))
                 say(f"verification failed for {', '.join(failing)}; finding the offending pass")
                 for key in failing:
                     _check_baseline(model.signatures[key], feeds[key], refs[key], tolerance)
@@ -202,14 +352,21 @@ def optimize(src: str, dst: str, *, signature: str | None = None, all_signatures
                     for rec in skipped:
                         notes.append(f"[{key}] pass {rec.name} skipped: {rec.skipped}")
                 _remove_tree(tmp)
-                _write(optimized, tmp, fmt, model.tags)
-                still = _verify(tmp, fmt, optimized, feeds, refs, tolerance, reports)
+                optimized = {key: optimized[key] for key in model.signatures}
+                runtimes = _runtimes_for(target, optimized)
+                _write(optimized, tmp, format, model.tags)
+                still = _verify(tmp, format, optimized, feeds, refs, tolerance, reports, runtimes)
                 if still:
                     worst = [c.describe() for k in still for c in reports[k].checks if not c.ok]
                     raise VerificationError("optimized model differs from the original and no "
                                             f"pass could be blamed: {worst[0]}; nothing written")
-    return Report(src, dst, model.kind, reports, True if verify else None, tolerance,
-                  time.perf_counter() - start, notes)
+        report = Report(src, dst, model.kind, reports, True if verify else None, tolerance,
+                        time.perf_counter() - start, notes, target, runtimes,
+                        {str(f): n for f, n in sorted(fusions_in(
+                            s.graph_def for s in optimized.values()).items())})
+        if format == "saved_model":
+            write_metadata(tmp, report.metadata())
+    return report
 
 
 def _check_baseline(sig: SignatureGraph, feeds, ref, tolerance: float) -> None:
@@ -223,18 +380,32 @@ def _check_baseline(sig: SignatureGraph, feeds, ref, tolerance: float) -> None:
             "float rounding after freezing allows; nothing written")
 
 
-def _verify(path, fmt, sigs, feeds, refs, tolerance, reports) -> list[str]:
+def _runtimes_for(target: str, sigs: dict[str, SignatureGraph]) -> list[str]:
+    """Where the output must run: both CPU runtimes, unless ``native`` emitted a fusion only
+    this runtime has (then this runtime, and the other only if it runs every fusion too)."""
+    if target != "native":
+        return list(RUNTIMES)
+    running = runtimes_running(fusions_in(s.graph_def for s in sigs.values()))
+    return running if current_runtime() in running else [current_runtime()]
+
+
+def _verify(path, fmt, sigs, feeds, refs, tolerance, reports, runtimes) -> list[str]:
+    """Run the written model under every runtime; per signature, all must answer alike."""
+    runs = _run_output(path, fmt, sigs, feeds, runtimes)
     failing = []
-    for key, sig in sigs.items():
-        try:
-            got = _run_output(path, fmt, sig, feeds[key])
-        except isolate.ChildFailed as err:
-            reports[key].checks = [OutputCheck("(all outputs)", False, float("inf"),
-                                               float("inf"), str(err))]
-            failing.append(key)
-            continue
-        reports[key].checks = compare(refs[key], got, tolerance)
-        if not all(c.ok for c in reports[key].checks):
+    for key in sigs:
+        checks = []
+        for runtime in runtimes:
+            got = runs[runtime]
+            if isinstance(got, isolate.ChildFailed):
+                checks.append(OutputCheck("(all outputs)", False, float("inf"), float("inf"),
+                                          str(got), runtime))
+                continue
+            for check in compare(refs[key], got[key], tolerance):
+                check.runtime = runtime
+                checks.append(check)
+        reports[key].checks = checks
+        if not all(c.ok for c in checks):
             failing.append(key)
     return failing
 

@@ -1,30 +1,34 @@
 """Throughput and latency of one or more models, measured so that a comparison holds.
 
 Models run as users run them: a SavedModel through ``tf.saved_model.load(...).signatures[k]``,
-a GraphDef in a ``Session``, each model in its own process (a fresh TensorFlow runtime, so
-load order cannot bias the result). With several models, iterations are interleaved in rounds
-(A B A B ...), so machine noise hits every model alike; each round gives a throughput per
-model and a ratio to the first model, and the table reports medians with the ratio's spread.
+a GraphDef in a ``Session``. On a small shared machine the same model in two processes differs
+by 10-20%, so a process is one sample, not the whole measurement: every round starts a *fresh*
+process per model (a new TensorFlow runtime, thread pools and allocator), the models run one
+after the other in that round, and the order alternates between rounds (A B, B A, ...), so
+neither placement nor position favours one model. Statistics are in :mod:`tfopt.stats`:
+throughput is the median over rounds, a ratio is the ratio of medians with a paired bootstrap
+interval, and an interval containing 1.0 is reported as "no difference measurable".
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
-import platform
-import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import tensorflow as tf
 
+from tfopt import stats
 from tfopt.errors import TfoptError, first_line
-from tfopt.loader import DEFAULT_SIGNATURE, detect_kind, pick_signatures
+from tfopt.loader import DEFAULT_SIGNATURE, detect_kind, pick_signature
 from tfopt.model import TensorInfo
-from tfopt.verify import DEFAULT_INT_RANGE, load_inputs, make_inputs, open_session
+from tfopt.runtime import RUNTIMES, describe, runtime_label
+from tfopt.verify import input_hints, load_inputs, make_inputs, open_session
 
 
 @dataclass
@@ -33,13 +37,19 @@ class Settings:
     num_iter: int = 50
     num_warmup: int = 10
     rounds: int = 5
-    intra_op_threads: int = 0
+    intra_op_threads: int = 0  # 0: one per CPU core (set explicitly, and reported)
     inter_op_threads: int = 0
     disable_optimize: bool = False
     signature: str | None = None
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     inputs_file: str | None = None
-    int_range: tuple[int, int] = DEFAULT_INT_RANGE
+    int_range: tuple[int, int] | None = None  # None: derived from the graph
+    runtime: str | None = None  # "onednn" / "eigen": pin TF_ENABLE_ONEDNN_OPTS; None: default
+    confidence: float = 0.95
+
+    def threads(self) -> tuple[int, int]:
+        cores = os.cpu_count() or 1
+        return self.intra_op_threads or cores, self.inter_op_threads or cores
 
 
 @dataclass
@@ -47,16 +57,17 @@ class ModelResult:
     model: str
     batch_size: int
     iterations: int
-    throughput: float          # samples/s = batch / mean latency
+    throughput: float          # samples/s: median over rounds (the one definition)
     latency_mean_ms: float
     latency_p50_ms: float
     latency_p90_ms: float
     latency_p99_ms: float
     round_throughputs: list[float]
-    median_throughput: float   # median over rounds
-    ratio: float = 1.0         # median over rounds of throughput / first model's
-    ratio_min: float = 1.0
-    ratio_max: float = 1.0
+    noise: float               # per-round spread of throughput (MAD / median)
+    ratio: float = 1.0         # throughput / baseline throughput
+    ratio_low: float = 1.0     # confidence interval of the ratio
+    ratio_high: float = 1.0
+    verdict: str = "baseline"
 
 
 @dataclass
@@ -69,25 +80,33 @@ class BenchmarkResult:
         return {"environment": self.environment, "models": [asdict(m) for m in self.models],
                 "schedule": self.schedule}
 
+    def setup_line(self) -> str:
+        env = self.environment
+        return (f"batch {env['batch_size']}, threads intra={env['intra_op_threads']} "
+                f"inter={env['inter_op_threads']}, TensorFlow {env['tensorflow']}, "
+                f"{runtime_label(env['runtime'])}, CPU {env['isa']} ({env['cpu']}, "
+                f"{env['cpus']} cores), Grappler {'off' if env['disable_optimize'] else 'on'}, "
+                f"{env['rounds']} rounds x fresh process per model, interleaved")
+
     def table(self) -> str:
-        headers = ["model", "samples/s", "median/s", "mean ms", "p50 ms", "p90 ms", "p99 ms",
-                   "ratio", "ratio range"]
-        rows = [[m.model, f"{m.throughput:.2f}", f"{m.median_throughput:.2f}",
-                 f"{m.latency_mean_ms:.2f}", f"{m.latency_p50_ms:.2f}",
-                 f"{m.latency_p90_ms:.2f}", f"{m.latency_p99_ms:.2f}", f"{m.ratio:.3f}x",
-                 f"{m.ratio_min:.3f}-{m.ratio_max:.3f}"] for m in self.models]
+        conf = f"{self.environment['confidence']:.0%} CI"
+        headers = ["model", "samples/s", "mean ms", "p50 ms", "p90 ms", "p99 ms", "noise",
+                   "ratio", conf]
+        rows = [[m.model, f"{m.throughput:.2f}", f"{m.latency_mean_ms:.2f}",
+                 f"{m.latency_p50_ms:.2f}", f"{m.latency_p90_ms:.2f}",
+                 f"{m.latency_p99_ms:.2f}", f"{m.noise:.1%}", f"{m.ratio:.3f}x",
+                 f"{m.ratio_low:.3f}-{m.ratio_high:.3f}"] for m in self.models]
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
         lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w)
                            for i, (h, w) in enumerate(zip(headers, widths, strict=True)))]
         for row in rows:
             lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                                    for i, (c, w) in enumerate(zip(row, widths, strict=True))))
-        env = self.environment
-        lines.append(f"TensorFlow {env['tensorflow']}, batch {env['batch_size']}, threads "
-                     f"intra={env['intra_op_threads'] or 'default'} "
-                     f"inter={env['inter_op_threads'] or 'default'}, Grappler "
-                     f"{'off' if env['disable_optimize'] else 'on'}, CPU: {env['cpu']}, "
-                     f"{env['rounds']} interleaved rounds")
+        for m in self.models[1:]:
+            lines.append(f"{m.model} vs {self.models[0].model}: {m.verdict}")
+        lines.append(self.setup_line())
+        lines.append("samples/s: median over rounds; ratio: ratio of those medians; noise: "
+                     "spread of a model's per-round throughput (MAD/median)")
         return "\n".join(lines)
 
     def write_json(self, path: str) -> None:
@@ -104,24 +123,13 @@ class BenchmarkResult:
                 writer.writerow([d[k] for k in fields])
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def environment(settings: Settings) -> dict:
-    return {"tensorflow": tf.__version__, "batch_size": settings.batch_size,
-            "intra_op_threads": settings.intra_op_threads,
-            "inter_op_threads": settings.inter_op_threads,
-            "disable_optimize": settings.disable_optimize, "cpu": cpu_model(),
-            "cpus": os.cpu_count(), "rounds": settings.rounds, "num_iter": settings.num_iter,
-            "num_warmup": settings.num_warmup}
+def environment(settings: Settings, facts: dict) -> dict:
+    intra, inter = settings.threads()
+    return {**facts, "batch_size": settings.batch_size, "intra_op_threads": intra,
+            "inter_op_threads": inter, "disable_optimize": settings.disable_optimize,
+            "rounds": settings.rounds, "num_iter": settings.num_iter,
+            "num_warmup": settings.num_warmup, "confidence": settings.confidence,
+            "isolation": "fresh process per model and round, order alternating"}
 
 
 @dataclass
@@ -135,8 +143,9 @@ class Runner:
 
 
 def _session_config(settings: Settings) -> tf.compat.v1.ConfigProto:
-    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=settings.intra_op_threads,
-                                      inter_op_parallelism_threads=settings.inter_op_threads)
+    intra, inter = settings.threads()
+    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=intra,
+                                      inter_op_parallelism_threads=inter)
     if settings.disable_optimize:
         config.graph_options.rewrite_options.disable_meta_optimizer = True
     return config
@@ -147,7 +156,7 @@ def _saved_model_runner(path: str, settings: Settings) -> Runner:
         obj = tf.saved_model.load(path)
     except Exception as err:
         raise TfoptError(f"{path}: cannot load the model: {first_line(err)}") from None
-    key = pick_signatures(list(obj.signatures.keys()), settings.signature, False, path)[0]
+    key = pick_signature(list(obj.signatures.keys()), settings.signature, path)
     fn = obj.signatures[key]
     specs = fn.structured_input_signature[1]
     inputs = {k: TensorInfo(k, s.dtype, None if s.shape.rank is None else tuple(s.shape.as_list()))
@@ -201,11 +210,10 @@ def _keras_runner(path: str) -> Runner:
 
 def configure_runtime(settings: Settings) -> None:
     """Thread and Grappler settings for eager/function execution; must run before any op."""
+    intra, inter = settings.threads()
     try:
-        if settings.intra_op_threads:
-            tf.config.threading.set_intra_op_parallelism_threads(settings.intra_op_threads)
-        if settings.inter_op_threads:
-            tf.config.threading.set_inter_op_parallelism_threads(settings.inter_op_threads)
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
     except RuntimeError:
         pass  # runtime already initialised (library use): keep its settings
     tf.config.optimizer.set_experimental_options(
@@ -217,7 +225,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _worker(conn, path: str, settings: Settings) -> None:
-    """One model in its own process: load, take inputs, warm up, then time what it is told."""
+    """One model in one fresh process: load, take inputs, warm up, time what it is told."""
     try:
         configure_runtime(settings)
         runner = load_runner(path, settings)
@@ -225,7 +233,7 @@ def _worker(conn, path: str, settings: Settings) -> None:
         conn.send(("error", first_line(err) if isinstance(err, TfoptError) else
                    f"{path}: cannot load the model: {first_line(err)}"))
         return
-    conn.send(("inputs", runner.inputs))
+    conn.send(("inputs", (runner.inputs, describe())))
     feeds = conn.recv()
     try:
         call = runner.prepare(feeds)
@@ -245,16 +253,34 @@ def _worker(conn, path: str, settings: Settings) -> None:
         conn.send(("times", times))
 
 
+@contextlib.contextmanager
+def _pinned_runtime(runtime: str | None) -> Iterator[None]:
+    """Spawned children read TF_ENABLE_ONEDNN_OPTS from the environment they start with."""
+    if runtime is None:
+        yield
+        return
+    if runtime not in RUNTIMES:
+        raise TfoptError(f"unknown runtime {runtime!r} (choose {', '.join(RUNTIMES)})")
+    old = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = RUNTIMES[runtime]
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)
+        else:
+            os.environ["TF_ENABLE_ONEDNN_OPTS"] = old
+
+
 class _ModelProcess:
-    """Parent's handle on a ``_worker``: every model gets a fresh TensorFlow runtime, so one
-    model's thread pools, caches and allocator state cannot favour or slow another (measured
-    here: a TF1 SavedModel ran 20% slower when loaded after another model in one process)."""
+    """Parent's handle on a ``_worker`` in a fresh process (a new TensorFlow runtime)."""
 
     def __init__(self, path: str, settings: Settings, ctx):
         self.path = path
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker, args=(child, path, settings), daemon=True)
-        self.proc.start()
+        with _pinned_runtime(settings.runtime):
+            self.proc.start()
         child.close()
 
     def _died(self) -> TfoptError:
@@ -287,79 +313,100 @@ class _ModelProcess:
             self.proc.terminate()
 
 
+def _feeds_for(spec: dict[str, TensorInfo], feeds: dict[str, np.ndarray], first: dict,
+               path: str, first_path: str) -> dict[str, np.ndarray]:
+    if set(spec) <= set(feeds):
+        return {k: feeds[k] for k in spec}
+    if len(spec) == len(first):  # same inputs under other keys (a .pb's node names)
+        return dict(zip(spec, feeds.values(), strict=True))
+    raise TfoptError(f"{path}: inputs {', '.join(sorted(spec))} differ from {first_path}'s; "
+                     "models compared must share a signature")
+
+
+def _hints(path: str, spec: dict[str, TensorInfo], settings: Settings) -> dict:
+    """Valid ranges for integer inputs (ids), read from the model's frozen graph."""
+    from tfopt.loader import load_model, pick_signature
+
+    if settings.int_range or not any(i.dtype.is_integer for i in spec.values()):
+        return {}
+    model = load_model(path, [settings.signature] if settings.signature else None)
+    sig = model.signatures[pick_signature(list(model.signatures), settings.signature, path)]
+    return input_hints(sig)
+
+
 def benchmark(paths: list[str], settings: Settings,
               progress: Callable[[int], None] | None = None,
               labels: list[str] | None = None) -> BenchmarkResult:
-    """Benchmark ``paths`` interleaved, each in its own process; the first is the baseline."""
+    """Benchmark ``paths`` (the first is the baseline): every round, a fresh process per model,
+    the models one after the other, the order alternating between rounds."""
     import multiprocessing
 
     if settings.num_iter < 1 or settings.num_warmup < 0 or settings.batch_size < 1:
         raise TfoptError("--num-iter and --batch-size must be >= 1, --num-warmup >= 0")
+    if not 0.5 <= settings.confidence < 1:
+        raise TfoptError("--confidence must be in [0.5, 1)")
     for path in paths:
         detect_kind(path)  # fail fast, before any process starts
     labels = labels or paths
     ctx = multiprocessing.get_context("spawn")
-    workers = [_ModelProcess(p, settings, ctx) for p in paths]
-    try:
-        specs = [w.recv() for w in workers]
-        first = specs[0]
-        if settings.inputs_file:
-            feeds = load_inputs(settings.inputs_file, first)
-        else:
-            feeds = make_inputs(first, settings.batch_size, settings.input_shapes,
-                                settings.int_range)
-        values = list(feeds.values())
-        batch = values[0].shape[0] if values and values[0].ndim else 1
-        for worker, spec in zip(workers, specs, strict=True):
-            if set(spec) <= set(feeds):
-                worker.send({k: feeds[k] for k in spec})
-            elif len(spec) == len(first):
-                # Same inputs under other keys (a .pb's node names vs a SavedModel's keys).
-                worker.send(dict(zip(spec, values, strict=True)))
-            else:
-                raise TfoptError(f"{worker.path}: inputs {', '.join(sorted(spec))} differ from "
-                                 f"{workers[0].path}'s; models compared must share a signature")
-        for worker in workers:
-            worker.recv()  # warmed up
-
-        rounds = max(1, min(settings.rounds, settings.num_iter))
-        per_round = [settings.num_iter // rounds + (1 if r < settings.num_iter % rounds else 0)
-                     for r in range(rounds)]
-        latencies: list[list[float]] = [[] for _ in workers]
-        round_tp: list[list[float]] = [[] for _ in workers]
-        schedule: list[tuple[int, int]] = []
-        for r in range(rounds):
-            for m, worker in enumerate(workers):
-                schedule.append((r, m))
+    rounds = max(1, min(settings.rounds, settings.num_iter))
+    per_round = [settings.num_iter // rounds + (1 if r < settings.num_iter % rounds else 0)
+                 for r in range(rounds)]
+    latencies: list[list[float]] = [[] for _ in paths]
+    round_tp: list[list[float]] = [[] for _ in paths]
+    schedule: list[tuple[int, int]] = []
+    feeds: dict[str, np.ndarray] | None = None
+    first_spec: dict = {}
+    facts: dict = {}
+    batch = settings.batch_size
+    for r in range(rounds):
+        order = list(range(len(paths)))
+        if r % 2:
+            order.reverse()
+        for m in order:
+            worker = _ModelProcess(paths[m], settings, ctx)
+            try:
+                spec, facts = worker.recv()
+                if feeds is None:
+                    first_spec = spec
+                    feeds = (load_inputs(settings.inputs_file, spec) if settings.inputs_file
+                             else make_inputs(spec, settings.batch_size, settings.input_shapes,
+                                              settings.int_range,
+                                              hints=_hints(paths[m], spec, settings)))
+                    values = list(feeds.values())
+                    batch = int(values[0].shape[0]) if values and values[0].ndim else 1
+                worker.send(_feeds_for(spec, feeds, first_spec, paths[m], paths[order[0]]))
+                worker.recv()  # warmed up
                 worker.send(per_round[r])
                 times = worker.recv()
-                latencies[m].extend(times)
-                round_tp[m].append(batch * len(times) / sum(times))
-                if progress:
-                    progress(per_round[r])
-    finally:
-        for worker in workers:
-            worker.close()
+            finally:
+                worker.close()
+            schedule.append((r, m))
+            latencies[m].extend(times)
+            round_tp[m].append(stats.round_throughput(times, batch))
+            if progress:
+                progress(per_round[r])
 
     results = []
     for m, label in enumerate(labels):
         lat = latencies[m]
-        mean = statistics.fmean(lat)
-        ratios = [a / b for a, b in zip(round_tp[m], round_tp[0], strict=True)]
+        ratio = stats.ratio(round_tp[m], round_tp[0], settings.confidence)
         results.append(ModelResult(
-            model=label, batch_size=int(batch), iterations=len(lat), throughput=batch / mean,
-            latency_mean_ms=mean * 1e3, latency_p50_ms=_percentile(lat, 50) * 1e3,
+            model=label, batch_size=batch, iterations=len(lat),
+            throughput=stats.median(round_tp[m]),
+            latency_mean_ms=float(np.mean(lat)) * 1e3, latency_p50_ms=_percentile(lat, 50) * 1e3,
             latency_p90_ms=_percentile(lat, 90) * 1e3, latency_p99_ms=_percentile(lat, 99) * 1e3,
-            round_throughputs=round_tp[m], median_throughput=statistics.median(round_tp[m]),
-            ratio=statistics.median(ratios), ratio_min=min(ratios), ratio_max=max(ratios)))
-    env = environment(settings)
-    env["batch_size"] = int(batch)
-    env["isolation"] = "one process per model"
+            round_throughputs=round_tp[m], noise=stats.spread(round_tp[m]),
+            ratio=ratio.value, ratio_low=ratio.low, ratio_high=ratio.high,
+            verdict="baseline" if m == 0 else ratio.verdict()))
+    env = environment(settings, facts)
+    env["batch_size"] = batch
     return BenchmarkResult(results, env, schedule)
 
 
 def chart_png(result: BenchmarkResult) -> bytes:
-    """Throughput per model: median over rounds, with the rounds' min-max as error bars."""
+    """Horizontal bars: median throughput per model, whiskers from its slowest to its fastest
+    round, and the ratio with its interval written right of the whisker (never on it)."""
     import io
 
     import matplotlib
@@ -367,22 +414,28 @@ def chart_png(result: BenchmarkResult) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [os.path.basename(m.model.rstrip("/")) or m.model for m in result.models]
-    medians = [m.median_throughput for m in result.models]
-    low = [m.median_throughput - min(m.round_throughputs) for m in result.models]
-    high = [max(m.round_throughputs) - m.median_throughput for m in result.models]
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.6 * len(names)), 4))
-    bars = ax.bar(names, medians, yerr=[low, high], capsize=6,
-                  color=["#9e9e9e"] + ["#ff7f0e"] * (len(names) - 1))
-    for bar, m in zip(bars, result.models, strict=True):
-        ax.annotate(f"{m.ratio:.2f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center", va="bottom", xytext=(0, 8), textcoords="offset points")
-    env = result.environment
-    ax.set_ylabel("samples/s (median of rounds)")
-    ax.set_title(f"batch {env['batch_size']}, TF {env['tensorflow']}, {env['rounds']} rounds",
-                 fontsize=9)
+    models = result.models
+    names = [os.path.basename(m.model.rstrip("/")) or m.model for m in models]
+    medians = [m.throughput for m in models]
+    lows = [m.throughput - min(m.round_throughputs) for m in models]
+    highs = [max(m.round_throughputs) - m.throughput for m in models]
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.7 * len(models)))
+    y = list(range(len(models)))[::-1]
+    colors = ["#9e9e9e"] + ["#1f77b4" if m.ratio_low > 1 else "#d62728" if m.ratio_high < 1
+                            else "#bdbdbd" for m in models[1:]]
+    ax.barh(y, medians, xerr=[lows, highs], capsize=5, color=colors, height=0.6)
+    right = max(max(m.round_throughputs) for m in models)
+    for yi, m in zip(y, models, strict=True):
+        text = ("baseline" if m is models[0] else
+                f"{m.ratio:.2f}x [{m.ratio_low:.2f}-{m.ratio_high:.2f}]"
+                + ("" if m.ratio_low > 1 or m.ratio_high < 1 else " n.s."))
+        ax.text(max(m.round_throughputs) + right * 0.02, yi, text, va="center", fontsize=9)
+    ax.set_xlim(0, right * 1.45)
+    ax.set_yticks(y, names)
+    ax.set_xlabel("samples/s (median of rounds; whiskers: slowest-fastest round)")
+    ax.set_title(result.setup_line(), fontsize=7, wrap=True)
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return buf.getvalue()

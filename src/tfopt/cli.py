@@ -15,16 +15,6 @@ def _echo_err(msg: str) -> None:
     click.echo(msg, err=True)
 
 
-def _int_range(text: str) -> tuple[int, int]:
-    try:
-        low, high = (int(x) for x in text.split(","))
-        if high <= low:
-            raise ValueError
-        return low, high
-    except ValueError:
-        raise click.BadParameter("expected LOW,HIGH with LOW < HIGH, e.g. 0,1000") from None
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tfopt")
 def cli() -> None:
@@ -34,8 +24,9 @@ def cli() -> None:
 @cli.command()
 @click.argument("src", type=click.Path())
 @click.argument("dst", type=click.Path())
-@click.option("--signature", help="Signature key to optimize (default: serving_default).")
-@click.option("--all-signatures", is_flag=True, help="Optimize every signature of a SavedModel.")
+@click.option("--signature", "signatures", multiple=True,
+              help="Keep only this signature (repeatable; default: every signature).")
+@click.option("--all-signatures", is_flag=True, hidden=True, help="Every signature (default).")
 @click.option("--inputs", help="GraphDef input nodes, comma-separated (default: placeholders).")
 @click.option("--outputs", help="GraphDef output nodes, comma-separated (default: sinks).")
 @click.option("--passes", help="Run only these passes (comma-separated; see `tfopt passes`).")
@@ -43,48 +34,52 @@ def cli() -> None:
 @click.option("--no-verify", is_flag=True, help="Do not compare outputs with the original.")
 @click.option("--tolerance", type=float, default=1e-4, show_default=True,
               help="Allowed max|diff| / max|original| per float output.")
-@click.option("--input-shape", multiple=True, metavar="NAME=D1,D2,...",
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=D1,D2,...",
               help="Shape for an input with unknown dimensions (repeatable).")
 @click.option("--inputs-file", type=click.Path(), help=".npz of real inputs, keyed by input name.")
 @click.option("--batch-size", type=int, default=1, show_default=True,
               help="Batch size for generated verification inputs.")
-@click.option("--int-range", default="0,10", show_default=True,
-              help="LOW,HIGH (exclusive) for generated integer inputs such as ids.")
-@click.option("--format", "fmt", type=click.Choice(["saved_model", "pb"]), default="saved_model",
+@click.option("--int-range", metavar="LOW,HIGH",
+              help="Range [LOW, HIGH) for generated integer inputs (default: from the graph: "
+                   "embedding table rows, one-hot depth, masks; else 0,10).")
+@click.option("--format", type=click.Choice(["saved_model", "pb"]), default="saved_model",
               show_default=True, help="Write a SavedModel or a frozen GraphDef.")
-@click.option("--portable", is_flag=True,
-              help="Emit only public ops (no _FusedConv2D...) for runtimes built without them.")
+@click.option("--target", type=click.Choice(["portable", "native", "generic"]),
+              default="portable", show_default=True,
+              help="Which runtimes the output must run on. portable: every CPU build of this "
+                   "TensorFlow, oneDNN on or off (verified under both); native: also fused "
+                   "kernels only this machine's runtime has (recorded in tfopt.json); generic: "
+                   "public ops only, for other TensorFlow builds.")
+@click.option("--portable", is_flag=True, hidden=True, help="Old name of --target generic.")
 @click.option("--overwrite", is_flag=True, help="Replace DST if it exists.")
 @click.option("--json", "json_path", type=click.Path(), help="Write the full report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Only print the summary line.")
-def optimize(src, dst, signature, all_signatures, inputs, outputs, passes, skip, no_verify,
-             tolerance, input_shape, inputs_file, batch_size, int_range, fmt, portable,
-             overwrite, json_path, quiet) -> None:
+def optimize(src, dst, signatures, all_signatures, inputs, outputs, passes, skip, no_verify,
+             tolerance, input_shapes, inputs_file, batch_size, int_range, format, target,
+             portable, overwrite, json_path, quiet) -> None:
     """Optimize the model SRC for inference and write it to DST.
 
     SRC is a SavedModel directory (TF2 or TF1), a frozen .pb/.pbtxt GraphDef or a .keras
     file. The result is verified against SRC on the same inputs unless --no-verify.
     """
+    from tfopt.options import parse_int_range, parse_shapes
+
+    shapes = parse_shapes(input_shapes)  # flag errors before TensorFlow is even imported
+    ints = parse_int_range(int_range) if int_range else None
+    pass_list, skip_list = _split(passes), _split(skip)
+    from tfopt.pass_catalog import check_names
+
+    check_names((pass_list or []) + (skip_list or []))
     from tfopt.api import optimize as run
 
     log = None if quiet else _echo_err
-    report = run(src, dst, signature=signature, all_signatures=all_signatures, inputs=inputs,
-                 outputs=outputs, passes=_split(passes), skip=_split(skip),
-                 verify=not no_verify, tolerance=tolerance, input_shapes=list(input_shape),
-                 inputs_file=inputs_file, batch_size=batch_size, int_range=_int_range(int_range),
-                 fmt=fmt, portable=portable, overwrite=overwrite, log=log)
+    report = run(src, dst, signatures=list(signatures) or None, inputs=inputs, outputs=outputs,
+                 passes=pass_list, skip=skip_list, verify=not no_verify, tolerance=tolerance,
+                 input_shapes=shapes, inputs_file=inputs_file, batch_size=batch_size,
+                 int_range=ints, format=format, target="generic" if portable else target,
+                 overwrite=overwrite, log=log)
     if not quiet:
-        for key, sig in report.signatures.items():
-            click.echo(f"signature {key}: {sig.nodes_before} -> {sig.nodes_after} nodes")
-            for rec in sig.passes:
-                if rec.changed or rec.skipped:
-                    status = f"SKIPPED ({rec.skipped})" if rec.skipped else rec.delta_text()
-                    click.echo(f"  {rec.name:<18} {rec.node_delta:>+7} nodes  "
-                               f"{rec.seconds:6.2f}s  {status}")
-            for check in sig.checks:
-                click.echo(f"  output {check.describe()}")
-        for note in report.notes:
-            click.echo(f"note: {note}")
+        click.echo(report.table())
     click.echo(report.summary())
     if json_path:
         with open(json_path, "w") as f:
@@ -98,19 +93,25 @@ def optimize(src, dst, signature, all_signatures, inputs, outputs, passes, skip,
 @click.option("--num-warmup", type=int, default=10, show_default=True,
               help="Untimed warm-up iterations per model.")
 @click.option("--rounds", type=int, default=5, show_default=True,
-              help="Interleaved rounds (A B A B ...) the iterations are split into.")
+              help="Rounds the iterations are split into; each round runs every model in a "
+                   "fresh process, the order alternating (A B, B A, ...).")
 @click.option("--batch-size", type=int, default=1, show_default=True,
               help="Batch size of generated inputs (dynamic batch dimension).")
 @click.option("--input-shape", multiple=True, metavar="NAME=D1,D2,...",
               help="Shape for an input with unknown dimensions (repeatable).")
 @click.option("--inputs-file", type=click.Path(), help=".npz of real inputs, keyed by input name.")
-@click.option("--int-range", default="0,10", show_default=True,
-              help="LOW,HIGH (exclusive) for generated integer inputs such as ids.")
+@click.option("--int-range", metavar="LOW,HIGH",
+              help="Range [LOW, HIGH) for generated integer inputs (default: from the graph).")
 @click.option("--signature", help="Signature key (default: serving_default).")
 @click.option("--intra-op-threads", type=int, default=0, show_default=True,
-              help="Threads inside one op (0: TensorFlow's default).")
+              help="Threads inside one op (0: one per CPU core; always set and reported).")
 @click.option("--inter-op-threads", type=int, default=0, show_default=True,
-              help="Ops run in parallel (0: TensorFlow's default).")
+              help="Ops run in parallel (0: one per CPU core; always set and reported).")
+@click.option("--runtime", type=click.Choice(["onednn", "eigen"]),
+              help="Pin the CPU runtime: onednn (TF_ENABLE_ONEDNN_OPTS=1) or eigen (=0). "
+                   "Default: this machine's default, reported either way.")
+@click.option("--confidence", type=float, default=0.95, show_default=True,
+              help="Confidence level of the ratio intervals.")
 @click.option("--disable-optimize", is_flag=True,
               help="Switch TensorFlow's graph optimizer (Grappler) off, so that the model's own "
                    "graph is what gets timed, not what Grappler makes of it at load time.")
@@ -122,18 +123,26 @@ def optimize(src, dst, signature, all_signatures, inputs, outputs, passes, skip,
                    "model's frozen graph in a Session, TensorFlow's tracer).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def benchmark(models, num_iter, num_warmup, rounds, batch_size, input_shape, inputs_file,
-              int_range, signature, intra_op_threads, inter_op_threads, disable_optimize,
-              json_path, csv_path, chart, profile, quiet) -> None:
-    """Measure throughput and latency of MODELS, interleaved, with ratios to the first."""
+              int_range, signature, intra_op_threads, inter_op_threads, runtime, confidence,
+              disable_optimize, json_path, csv_path, chart, profile, quiet) -> None:
+    """Measure throughput and latency of MODELS, with ratios to the first and their intervals.
+
+    Give the same model twice (tfopt benchmark M M) for an A/A check of the noise floor.
+    """
+    from tfopt.options import parse_int_range, parse_shapes
+
+    shapes = parse_shapes(input_shape)
+    ints = parse_int_range(int_range) if int_range else None
     from tfopt.benchmark import Settings
     from tfopt.benchmark import benchmark as run
-    from tfopt.verify import parse_shapes
 
     settings = Settings(batch_size=batch_size, num_iter=num_iter, num_warmup=num_warmup,
                         rounds=rounds, intra_op_threads=intra_op_threads,
                         inter_op_threads=inter_op_threads, disable_optimize=disable_optimize,
-                        signature=signature, input_shapes=parse_shapes(input_shape),
-                        inputs_file=inputs_file, int_range=_int_range(int_range))
+                        signature=signature, input_shapes=shapes,
+                        inputs_file=inputs_file,
+                        int_range=ints,
+                        runtime=runtime, confidence=confidence)
     total = num_iter * len(models)
     bars: list = []
 
@@ -151,16 +160,22 @@ def benchmark(models, num_iter, num_warmup, rounds, batch_size, input_shape, inp
             bars[0].__exit__(None, None, None)
     click.echo(result.table())
     if profile:
-        from tfopt.loader import load_model
+        from tfopt.loader import load_model, pick_signature
         from tfopt.profile import profile_graph
-        from tfopt.verify import load_inputs, make_inputs
+        from tfopt.runtime import current_runtime, runtime_label
+        from tfopt.verify import input_hints, load_inputs, make_inputs
 
+        where = runtime_label(current_runtime())
+        if runtime and runtime != current_runtime():
+            where += f"; the benchmark above ran with {runtime_label(runtime)}"
         for path in models:
-            sig = next(iter(load_model(path, signature).signatures.values()))
+            model = load_model(path, [signature] if signature else None)
+            sig = model.signatures[pick_signature(list(model.signatures), signature, path)]
             feeds = (load_inputs(inputs_file, sig.inputs) if inputs_file else
                      make_inputs(sig.inputs, batch_size, settings.input_shapes,
-                                 settings.int_range))
-            click.echo(f"\n{path}: where the time goes (frozen graph, Session, Grappler on)")
+                                 settings.int_range, hints=input_hints(sig)))
+            click.echo(f"\n{path}: where the time goes (frozen graph, Session, Grappler on, "
+                       f"{where})")
             click.echo(profile_graph(sig, feeds).table())
     if json_path:
         result.write_json(json_path)
@@ -180,7 +195,7 @@ def benchmark(models, num_iter, num_warmup, rounds, batch_size, input_shape, inp
               "stored graph; facts use serving_default).")
 @click.option("--functions", is_flag=True, help="Per-function op breakdown (TF2 models).")
 @click.option("--top", type=int, help="Show only the N most frequent op types.")
-@click.option("--chart", type=click.Path(), help="Write the op-type pie chart(s) as PNG.")
+@click.option("--chart", type=click.Path(), help="Write the op-type bar chart (compute ops) as PNG.")
 @click.option("--html", "html_path", type=click.Path(), help="Write a self-contained HTML report.")
 @click.option("--json", "json_path", type=click.Path(), help="Write the analysis as JSON.")
 def analyze(model, other, signature, functions, top, chart, html_path, json_path) -> None:
@@ -211,14 +226,17 @@ def analyze(model, other, signature, functions, top, chart, html_path, json_path
 @cli.command()
 @click.option("--out", "out_dir", default="tfopt-demo", show_default=True, type=click.Path(),
               help="Directory for the models and the HTML report (must be new or empty).")
-@click.option("--num-iter", type=int, default=60, show_default=True,
+@click.option("--num-iter", type=int, default=160, show_default=True,
               help="Benchmark iterations per model.")
-@click.option("--rounds", type=int, default=6, show_default=True, help="Interleaved rounds.")
-def demo(out_dir, num_iter, rounds) -> None:
-    """Build an SSD detector, optimize, verify, benchmark and analyze it (no download)."""
+@click.option("--rounds", type=int, default=8, show_default=True,
+              help="Benchmark rounds (a fresh process per model and round).")
+@click.option("--overwrite", is_flag=True, help="Replace the contents of --out.")
+def demo(out_dir, num_iter, rounds, overwrite) -> None:
+    """Build an SSD detector, optimize, verify, benchmark, profile and analyze it (no
+    download)."""
     from tfopt.demo import run_demo
 
-    run_demo(out_dir, num_iter=num_iter, rounds=rounds, say=click.echo)
+    run_demo(out_dir, num_iter=num_iter, rounds=rounds, overwrite=overwrite, say=click.echo)
 
 
 @cli.group()
@@ -253,14 +271,13 @@ def zoo_build(name, out, seed) -> None:
 @cli.command("passes")
 def list_passes() -> None:
     """List the optimization passes, in pipeline order."""
-    from tfopt.passes import FINALIZE, SIMPLIFY
+    from tfopt import pass_catalog as catalog
 
-    for group, title in ((SIMPLIFY, "repeated until nothing changes"),
-                         (FINALIZE, "then once")):
-        if group:
-            click.echo(f"# {title}")
-        for p in group:
-            click.echo(f"{p.name:<20} {p.summary}")
+    for group, title in ((catalog.SIMPLIFY, "repeated until nothing changes"),
+                         (catalog.FINALIZE, "then once")):
+        click.echo(f"# {title}")
+        for name, summary in group:
+            click.echo(f"{name:<20} {summary}")
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -284,12 +301,15 @@ def _silence_native_logs() -> None:
         sys.stderr = os.fdopen(saved, "w", buffering=1)
     except OSError:
         return
-    import tensorflow as tf
+    import logging
 
-    tf.get_logger().setLevel("ERROR")
-    import absl.logging
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    try:
+        import absl.logging
 
-    absl.logging.set_verbosity(absl.logging.ERROR)
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    except ImportError:
+        pass
 
 
 def main() -> None:

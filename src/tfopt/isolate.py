@@ -1,12 +1,18 @@
-"""Run a model in a child process, so that a native TensorFlow abort cannot take tfopt down.
+"""Run a model in a child process: under a chosen CPU runtime, and safe from native aborts.
 
-TensorFlow's C++ checks (``CHECK`` failures in Grappler or a kernel) end the whole process
-with SIGABRT, not a Python exception. Verification runs the *optimized* model, which is the
-one thing we have not seen run before, so it runs here: a crash becomes an ordinary error
-that names what crashed, and the pipeline can go on to find the pass responsible.
+Two reasons to run the *optimized* model out of process:
 
-Usage (internal): ``python -m tfopt.isolate saved_model PATH KEY IN.npz OUT.npz`` or
-``python -m tfopt.isolate graph_def SIGNATURE.pickle - IN.npz OUT.npz``.
+* TensorFlow's C++ checks (``CHECK`` failures in Grappler or a kernel) end the whole process
+  with SIGABRT, not a Python exception. In a child, a crash becomes an ordinary error that names
+  what crashed, and the pipeline can go on to find the pass responsible.
+* The runtime (oneDNN on or off) is fixed when TensorFlow starts, by ``TF_ENABLE_ONEDNN_OPTS``.
+  Only a child started with that variable pinned can show how the model runs on a machine whose
+  default differs from this one's.
+
+Several signatures run in one child (one TensorFlow start per runtime), and children for
+different runtimes run in parallel.
+
+Usage (internal): ``python -m tfopt.isolate JOB.pickle OUT.pickle``.
 """
 
 from __future__ import annotations
@@ -17,73 +23,124 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 
 import numpy as np
 
 from tfopt.model import SignatureGraph
+from tfopt.runtime import runtime_env, runtime_label
 
 TIMEOUT_S = 1800
+
+Outputs = dict[str, np.ndarray]
 
 
 class ChildFailed(Exception):
     """The child process crashed or failed; the message says how."""
 
 
-def _to_npz(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    # .npz cannot hold object arrays without pickle: strings travel as fixed-width bytes.
-    return {k: (v.astype(np.bytes_) if v.dtype == object else v) for k, v in values.items()}
+def _failure(returncode: int, stderr: str, runtime: str | None) -> ChildFailed:
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    where = f" ({runtime_label(runtime)})" if runtime else ""
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        check = [ln for ln in lines if "Check failed" in ln]
+        detail = check[-1].split("]", 1)[-1].strip() if check else (lines[-1] if lines else "")
+        return ChildFailed(f"TensorFlow crashed ({name}) running it{where}: {detail}".strip())
+    return ChildFailed((lines[-1] if lines else f"exit code {returncode}") + where)
 
 
-def _from_npz(data) -> dict[str, np.ndarray]:
-    return {k: (data[k].astype(object) if data[k].dtype.kind == "S" else data[k])
-            for k in data.files}
+class _Child:
+    """One started child; ``result()`` waits for it."""
+
+    def __init__(self, job: dict, runtime: str | None):
+        self.runtime = runtime
+        self.tmp = tempfile.TemporaryDirectory(prefix="tfopt-run-")
+        job_path = os.path.join(self.tmp.name, "job.pickle")
+        self.out_path = os.path.join(self.tmp.name, "out.pickle")
+        with open(job_path, "wb") as f:
+            pickle.dump(job, f)  # written and read by tfopt only, in a private temp dir
+        env = runtime_env(runtime) if runtime else dict(
+            os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+        self.proc = subprocess.Popen([sys.executable, "-m", "tfopt.isolate", job_path,
+                                      self.out_path], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True, env=env)
+
+    def result(self):
+        try:
+            _, stderr = self.proc.communicate(timeout=TIMEOUT_S)
+            if self.proc.returncode != 0:
+                raise _failure(self.proc.returncode, stderr, self.runtime)
+            with open(self.out_path, "rb") as f:
+                return pickle.load(f)
+        finally:
+            self.tmp.cleanup()
 
 
-def _run_child(args: list[str], feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    with tempfile.TemporaryDirectory(prefix="tfopt-run-") as tmp:
-        feeds_path, out_path = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
-        np.savez(feeds_path, **_to_npz(feeds))
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
-        proc = subprocess.run([sys.executable, "-m", "tfopt.isolate", *args, feeds_path, out_path],
-                              capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
-        if proc.returncode != 0:
-            lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-            if proc.returncode < 0:
-                name = signal.Signals(-proc.returncode).name
-                check = [ln for ln in lines if "Check failed" in ln]
-                detail = check[-1].split("]", 1)[-1].strip() if check else (lines[-1] if lines else "")
-                raise ChildFailed(f"TensorFlow crashed ({name}) running it: {detail}".strip())
-            raise ChildFailed(lines[-1] if lines else f"exit code {proc.returncode}")
-        with np.load(out_path, allow_pickle=False) as data:
-            return _from_npz(data)
+def _gather(children: dict) -> dict:
+    """Results per key; a failed child's value is its ChildFailed."""
+    out = {}
+    for key, child in children.items():
+        try:
+            out[key] = child.result()
+        except ChildFailed as err:
+            out[key] = err
+    return out
 
 
-def run_saved_model(path: str, key: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return _run_child(["saved_model", path, key], feeds)
+def run_saved_model_under(path: str, feeds: dict[str, dict[str, np.ndarray]],
+                          runtimes: Iterable[str | None] = (None,)
+                          ) -> dict[str | None, dict[str, Outputs] | ChildFailed]:
+    """Run signatures ``feeds`` keys of the SavedModel at ``path`` with plain
+    ``tf.saved_model.load``, once per runtime (None: this process's environment)."""
+    job = {"mode": "saved_model", "path": path, "feeds": feeds}
+    return _gather({rt: _Child(job, rt) for rt in runtimes})
 
 
-def run_graph_def(sig: SignatureGraph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    with tempfile.TemporaryDirectory(prefix="tfopt-graph-") as tmp:
-        path = os.path.join(tmp, "signature.pickle")
-        with open(path, "wb") as f:
-            pickle.dump(sig, f)  # GraphDef and DType pickle; written and read by tfopt only
-        return _run_child(["graph_def", path, "-"], feeds)
+def run_graph_def_under(sigs: dict[str, SignatureGraph], feeds: dict[str, dict[str, np.ndarray]],
+                        runtimes: Iterable[str | None] = (None,)
+                        ) -> dict[str | None, dict[str, Outputs] | ChildFailed]:
+    """Run frozen signature graphs in a Session, once per runtime."""
+    job = {"mode": "graph_def", "sigs": sigs, "feeds": feeds}
+    return _gather({rt: _Child(job, rt) for rt in runtimes})
 
 
-def _child(argv: list[str]) -> None:
+def _unwrap(value):
+    if isinstance(value, ChildFailed):
+        raise value
+    return value
+
+
+def run_saved_model(path: str, key: str, feeds: dict[str, np.ndarray],
+                    runtime: str | None = None) -> Outputs:
+    return _unwrap(run_saved_model_under(path, {key: feeds}, [runtime])[runtime])[key]
+
+
+def run_graph_def(sig: SignatureGraph, feeds: dict[str, np.ndarray],
+                  runtime: str | None = None) -> Outputs:
+    return _unwrap(run_graph_def_under({sig.key: sig}, {sig.key: feeds}, [runtime])[runtime])[
+        sig.key]
+
+
+def _child(job_path: str, out_path: str) -> None:
     """The child's side: the same runners verification uses in-process, on the same data."""
-    mode, path, key, feeds_path, out_path = argv
     from tfopt import verify
 
-    with np.load(feeds_path, allow_pickle=False) as data:
-        feeds = _from_npz(data)
-    if mode == "saved_model":
-        outputs = verify.run_saved_model(path, key, feeds)
+    with open(job_path, "rb") as f:
+        job = pickle.load(f)
+    outputs = {}
+    if job["mode"] == "saved_model":
+        import tensorflow as tf
+
+        obj = tf.saved_model.load(job["path"])
+        for key, feeds in job["feeds"].items():
+            outputs[key] = verify.call_signature(obj, key, feeds)
     else:
-        with open(path, "rb") as f:
-            outputs = verify.run_graph_def(pickle.load(f), feeds)
-    np.savez(out_path, **_to_npz({k: np.asarray(v) for k, v in outputs.items()}))
+        for key, feeds in job["feeds"].items():
+            outputs[key] = verify.run_graph_def(job["sigs"][key], feeds)
+    with open(out_path, "wb") as f:
+        pickle.dump(outputs, f)
 
 
 if __name__ == "__main__":
-    _child(sys.argv[1:])
+    _child(*sys.argv[1:])

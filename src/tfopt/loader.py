@@ -95,19 +95,24 @@ def is_tf2_saved_model(proto: saved_model_pb2.SavedModel) -> bool:
     return any(len(m.object_graph_def.nodes) > 0 for m in proto.meta_graphs)
 
 
-def pick_signatures(available: list[str], signature: str | None, all_signatures: bool,
-                     path: str) -> list[str]:
+def pick_signatures(available: list[str], wanted: list[str] | None, path: str) -> list[str]:
+    """The signatures to work on: ``wanted`` (each must exist), or all of them."""
     if not available:
         raise TfoptError(f"{path}: the model has no signatures")
-    if all_signatures:
-        return sorted(available)
-    key = signature or DEFAULT_SIGNATURE
-    if key not in available:
-        if signature is None and len(available) == 1:
-            return available
-        raise TfoptError(f"{path}: unknown signature {key!r} (available: "
+    unknown = [k for k in wanted or () if k not in available]
+    if unknown:
+        raise TfoptError(f"{path}: unknown signature {unknown[0]!r} (available: "
                          f"{', '.join(sorted(available))})")
-    return [key]
+    return list(dict.fromkeys(wanted)) if wanted else sorted(available)
+
+
+def pick_signature(available: list[str], wanted: str | None, path: str) -> str:
+    """One signature (benchmark, analyze): ``wanted``, else serving_default or the only one."""
+    if wanted is not None:
+        return pick_signatures(available, [wanted], path)[0]
+    if DEFAULT_SIGNATURE in available or len(available) != 1:
+        return pick_signatures(available, [DEFAULT_SIGNATURE], path)[0]
+    return available[0]
 
 
 def _op_error(path: str, err: Exception) -> TfoptError:
@@ -141,18 +146,19 @@ def _signature_from_function(key: str, func, frozen, graph_def) -> SignatureGrap
     return SignatureGraph(key, graph_def, inputs, outputs)
 
 
-def _load_tf2(path: str, signature: str | None, all_signatures: bool) -> LoadedModel:
+def _load_tf2(path: str, signatures: list[str] | None) -> LoadedModel:
     try:
         obj = tf.saved_model.load(path)
     except Exception as err:  # TF raises many types here; the message is what matters
         raise _op_error(path, err) from None
-    keys = pick_signatures(list(obj.signatures.keys()), signature, all_signatures, path)
+    keys = pick_signatures(list(obj.signatures.keys()), signatures, path)
     sigs = {}
     for key in keys:
         func = obj.signatures[key]
         frozen, graph_def, init_ops = _freeze(path, func)
         sigs[key] = _signature_from_function(key, func, frozen, graph_def)
         sigs[key].init_ops = init_ops
+    _mark_identical(sigs)
 
     def reference(key: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         result = obj.signatures[key](**{k: tf.constant(v) for k, v in feeds.items()})
@@ -197,7 +203,11 @@ def _load_keras(path: str) -> LoadedModel:
         result = func(inputs={k: tf.constant(v) for k, v in feeds.items()})
         return {k: np.asarray(v) for k, v in result.items()}
 
-    return LoadedModel(path, "keras", {DEFAULT_SIGNATURE: sig}, reference=reference)
+    # As Keras 3's model.export() does: "serve" and "serving_default" over one function.
+    serve = sig.with_graph(sig.graph_def)
+    serve.key, serve.same_as = "serve", DEFAULT_SIGNATURE
+    return LoadedModel(path, "keras", {DEFAULT_SIGNATURE: sig, "serve": serve},
+                       reference=reference)
 
 
 # --- TF1 sessions (v1 SavedModels, frozen GraphDefs) -------------------------------------------
@@ -214,13 +224,12 @@ def _session_reference(sess: tf.compat.v1.Session, sigs: dict[str, SignatureGrap
     return reference
 
 
-def _load_tf1(path: str, proto: saved_model_pb2.SavedModel, signature: str | None,
-              all_signatures: bool) -> LoadedModel:
+def _load_tf1(path: str, proto: saved_model_pb2.SavedModel,
+              signatures: list[str] | None) -> LoadedModel:
     metas = proto.meta_graphs
     meta = next((m for m in metas if "serve" in m.meta_info_def.tags), metas[0])
     tags = tuple(meta.meta_info_def.tags)
-    keys = pick_signatures([k for k in meta.signature_def if not k.startswith("__")],
-                            signature, all_signatures, path)
+    keys = pick_signatures(signature_keys(proto), signatures, path)
     graph = tf.Graph()
     sess = tf.compat.v1.Session(graph=graph)
     try:
@@ -245,6 +254,7 @@ def _load_tf1(path: str, proto: saved_model_pb2.SavedModel, signature: str | Non
         sigs[key] = SignatureGraph(key, frozen, inputs, outputs,
                                    sd.method_name or "tensorflow/serving/predict",
                                    init_ops=init_ops)
+    _mark_identical(sigs)
     return LoadedModel(path, "saved_model_tf1", sigs, reference=_session_reference(sess, sigs),
                        tags=tags)
 
@@ -320,10 +330,44 @@ def _load_graph_def(path: str, input_names, output_names) -> LoadedModel:
                        reference=_session_reference(sess, sigs))
 
 
-def load_model(path: str, signature: str | None = None, all_signatures: bool = False,
+def _mark_identical(sigs: dict[str, SignatureGraph]) -> None:
+    """Signatures over the same function (Keras 3 exports ``serve`` and ``serving_default``)
+    freeze to the same graph: mark later ones so they are optimized and stored once."""
+    seen: dict[tuple, str] = {}
+    for key, sig in sigs.items():
+        ident = (tuple(sorted(n.SerializeToString(deterministic=True)
+                              for n in sig.graph_def.node)),
+                 sig.graph_def.library.SerializeToString(deterministic=True),
+                 tuple(sorted((k, v.tensor) for k, v in sig.inputs.items())),
+                 tuple(sorted((k, v.tensor) for k, v in sig.outputs.items())),
+                 tuple(sig.init_ops), sig.method_name)
+        if ident in seen:
+            sig.same_as = seen[ident]
+        else:
+            seen[ident] = key
+
+
+def signature_keys(proto: saved_model_pb2.SavedModel) -> list[str]:
+    """Signature keys as stored (TF2: the serving signatures; TF1: the signature_def map)."""
+    metas = proto.meta_graphs
+    meta = next((m for m in metas if "serve" in m.meta_info_def.tags), metas[0])
+    return [k for k in meta.signature_def if not k.startswith("__")]
+
+
+def signature_input_keys(proto: saved_model_pb2.SavedModel) -> dict[str, list[str]]:
+    """Input keys per stored signature, read from the proto without loading the model."""
+    metas = proto.meta_graphs
+    meta = next((m for m in metas if "serve" in m.meta_info_def.tags), metas[0])
+    return {k: list(sd.inputs) for k, sd in meta.signature_def.items() if not k.startswith("__")}
+
+
+def load_model(path: str, signatures: list[str] | str | None = None,
                inputs: str | list[str] | None = None,
                outputs: str | list[str] | None = None) -> LoadedModel:
-    """Load ``path`` (any supported form) into frozen signature graphs."""
+    """Load ``path`` (any supported form) into frozen signature graphs: the ``signatures``
+    named, or all of them."""
+    if isinstance(signatures, str):
+        signatures = [signatures]
     kind = detect_kind(path)
     if kind == "saved_model":
         proto = read_saved_model_proto(path)
@@ -331,8 +375,15 @@ def load_model(path: str, signature: str | None = None, all_signatures: bool = F
             raise TfoptError("--inputs/--outputs apply to GraphDef files; a SavedModel's "
                              "signature names them (use --signature)")
         if is_tf2_saved_model(proto):
-            return _load_tf2(path, signature, all_signatures)
-        return _load_tf1(path, proto, signature, all_signatures)
+            return _load_tf2(path, signatures)
+        return _load_tf1(path, proto, signatures)
     if kind == "keras":
-        return _load_keras(path)
-    return _load_graph_def(path, inputs, outputs)
+        model = _load_keras(path)
+    else:
+        model = _load_graph_def(path, inputs, outputs)
+    keep = pick_signatures(list(model.signatures), signatures, path)
+    model.signatures = {k: v for k, v in model.signatures.items() if k in keep}
+    for sig in model.signatures.values():
+        if sig.same_as not in model.signatures:
+            sig.same_as = None
+    return model

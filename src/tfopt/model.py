@@ -38,6 +38,9 @@ class SignatureGraph:
     # Nodes to run once when the model loads (lookup-table initializers): the saved model's
     # main op, and what a Session must run before the first call.
     init_ops: list[str] = field(default_factory=list)
+    # Key of an earlier signature with the very same graph, inputs and outputs (Keras exports
+    # ``serve`` and ``serving_default`` over one function): optimized and stored once.
+    same_as: str | None = None
 
     @property
     def protected_nodes(self) -> set[str]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from tensorflow.core.framework import graph_pb2
 
-from tfopt.errors import TfoptError, first_line
+from tfopt.errors import first_line
 from tfopt.graph import op_counts
 from tfopt.passes import ALL_PASSES, FINALIZE, SIMPLIFY, GraphPass, PassContext
 
@@ -62,10 +62,10 @@ class PassRecord:
 
 
 def select_passes(passes: list[str] | None, skip: list[str] | None) -> set[str]:
+    from tfopt.pass_catalog import check_names
+
     names = [p.name for p in ALL_PASSES]
-    for given in (passes or []) + (skip or []):
-        if given not in names:
-            raise TfoptError(f"unknown pass {given!r} (passes: {', '.join(names)})")
+    check_names((passes or []) + (skip or []))
     enabled = set(passes) if passes else set(names)
     return enabled - set(skip or [])
 

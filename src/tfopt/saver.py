@@ -8,6 +8,7 @@ method name). Plain ``tf.saved_model.load`` and TF Serving read it with no tfopt
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -26,10 +27,14 @@ def _shape_proto(info: TensorInfo) -> tensor_shape_pb2.TensorShapeProto:
 
 
 def _scope(sigs: dict[str, SignatureGraph]) -> dict[str, str]:
-    """Import prefix per signature: none for a single one, the key for several."""
-    if len(sigs) == 1:
-        return {key: "" for key in sigs}
-    return {key: key for key in sigs}
+    """Import prefix per signature: none for a single graph, the key for several; a signature
+    with the same graph as another (``same_as``) shares that one's scope."""
+    unique = [key for key, sig in sigs.items() if sig.same_as not in sigs]
+    scopes = {key: "" if len(unique) == 1 else key for key in unique}
+    for key, sig in sigs.items():
+        if key not in scopes:
+            scopes[key] = scopes[sig.same_as]
+    return scopes
 
 
 def _prefixed(prefix: str, tensor: str) -> str:
@@ -37,12 +42,43 @@ def _prefixed(prefix: str, tensor: str) -> str:
 
 
 def merged_graph(sigs: dict[str, SignatureGraph]) -> tuple[tf.Graph, dict[str, str]]:
-    graph = tf.Graph()
+    """One graph holding every signature's graph (each once), weights stored once."""
     scopes = _scope(sigs)
+    graph = tf.Graph()
     with graph.as_default():
         for key, sig in sigs.items():
-            tf.import_graph_def(sig.graph_def, name=scopes[key])
+            if sig.same_as not in sigs:
+                tf.import_graph_def(sig.graph_def, name=scopes[key])
+    if len(set(scopes.values())) > 1:
+        merged = share_constants(graph.as_graph_def())
+        graph = tf.Graph()
+        with graph.as_default():
+            tf.import_graph_def(merged, name="")
     return graph, scopes
+
+
+def share_constants(graph_def, min_bytes: int = 1024):
+    """Merge equal weight constants of different signatures' graphs into one node, so shared
+    weights are stored once. Small constants are left alone (not worth a cross-scope edge)."""
+    from tfopt.graph import GraphView, InputRef
+
+    view = GraphView(graph_def)
+    first: dict[tuple, str] = {}
+    doomed = []
+    for node in view:
+        if node.op != "Const" or node.input:
+            continue
+        tensor = node.attr["value"].tensor
+        if len(tensor.tensor_content) < min_bytes:
+            continue
+        ident = (tensor.dtype, tensor.tensor_shape.SerializeToString(), tensor.tensor_content)
+        if ident in first:
+            view.replace_uses(InputRef(node.name), InputRef(first[ident]))
+            doomed.append(node.name)
+        else:
+            first[ident] = node.name
+    view.remove(doomed)
+    return view.to_graph_def()
 
 
 def _tensor_info(graph: tf.Graph, name: str, info: TensorInfo) -> meta_graph_pb2.TensorInfo:
@@ -67,13 +103,31 @@ def write_saved_model(sigs: dict[str, SignatureGraph], export_dir: str,
         signature_map[key] = sd
     builder = tf.compat.v1.saved_model.Builder(export_dir)
     init_ops = [graph.get_operation_by_name(_prefixed(scopes[key], name))
-                for key, sig in sigs.items() for name in sig.init_ops]
+                for key, sig in sigs.items() if sig.same_as not in sigs
+                for name in sig.init_ops]
     with graph.as_default():
         main_op = tf.group(*init_ops, name="tfopt_init") if init_ops else None
     with tf.compat.v1.Session(graph=graph) as sess:
         builder.add_meta_graph_and_variables(sess, list(tags), signature_def_map=signature_map,
                                              strip_default_attrs=True, main_op=main_op)
     builder.save()
+
+
+METADATA_FILE = "tfopt.json"
+
+
+def write_metadata(export_dir: str, metadata: dict) -> None:
+    """``tfopt.json`` beside ``saved_model.pb``: the runtimes the model needs (TF ignores it)."""
+    with open(os.path.join(export_dir, METADATA_FILE), "w") as f:
+        json.dump(metadata, f, indent=2, sort_keys=True)
+
+
+def read_metadata(path: str) -> dict | None:
+    try:
+        with open(os.path.join(path, METADATA_FILE)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 
 def _check_size(sigs: dict[str, SignatureGraph]) -> None:
@@ -106,9 +160,13 @@ def check_output_path(out: str, overwrite: bool, src: str | None = None) -> None
                              "the input; choose a path outside it")
     if os.path.lexists(out) and not overwrite:
         raise TfoptError(f"{out}: already exists (use --overwrite to replace it)")
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise TfoptError(f"{out}: parent directory {parent} does not exist")
+    ancestor = os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(ancestor):  # missing parents are created when writing
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise TfoptError(f"{out}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK):
+        raise TfoptError(f"{out}: {ancestor} is not writable")
 
 
 @contextlib.contextmanager
@@ -116,6 +174,7 @@ def atomic_output(out: str, overwrite: bool) -> Iterator[str]:
     """Yield a temporary path next to ``out``; on success, move it into place in one rename."""
     out = os.path.abspath(out)
     parent = os.path.dirname(out)
+    os.makedirs(parent, exist_ok=True)
     tmp_root = tempfile.mkdtemp(prefix=".tfopt-", dir=parent)
     tmp = os.path.join(tmp_root, os.path.basename(out))
     try:

@@ -16,28 +16,87 @@ import tensorflow as tf
 
 from tfopt.errors import TfoptError
 from tfopt.model import SignatureGraph, TensorInfo
+from tfopt.options import parse_shapes  # noqa: F401  (re-exported: its historical home)
 
 DEFAULT_TOLERANCE = 1e-4
 DEFAULT_INT_RANGE = (0, 10)
 
 
-def parse_shapes(specs: list[str] | tuple[str, ...] | None) -> dict[str, tuple[int, ...]]:
-    """``["x=1,224,224,3", ...]`` -> ``{"x": (1, 224, 224, 3)}``."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for spec in specs or ():
-        name, sep, dims = spec.partition("=")
-        try:
-            if not sep or not name:
-                raise ValueError
-            shapes[name.strip()] = tuple(int(d) for d in dims.split(",") if d.strip())
-        except ValueError:
-            raise TfoptError(f"--input-shape {spec!r}: expected NAME=D1,D2,... "
-                             "(e.g. images=1,224,224,3)") from None
-    return shapes
+# Defaults for dimensions nothing in the signature or the graph fixes.
+SPATIAL_DEFAULT = 224   # height/width of an image-like input [?, ?, ?, C] with C in 1..4
+SEQUENCE_DEFAULT = 64   # other unknown non-batch dimensions (sequence lengths)
+
+# Ops an integer input may pass through and still be the same ids.
+_ID_PASSTHROUGH = {"Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "StridedSlice",
+                   "Slice", "Transpose", "Tile", "BroadcastTo", "Pack", "ConcatV2"}
+_GATHERS = {"GatherV2", "Gather", "ResourceGather"}
+
+
+@dataclass(frozen=True)
+class InputHint:
+    """What the graph says a generated input may hold."""
+
+    int_range: tuple[int, int] | None = None  # [low, high) for integer ids
+    why: str = ""
+
+
+def _const_of(nodes: dict, text: str):
+    """Value of a Const reached through Identity chains, else None."""
+    from tfopt.graph import const_value, node_of
+
+    node = nodes.get(node_of(text))
+    while node is not None and node.op == "Identity" and node.input:
+        node = nodes.get(node_of(node.input[0]))
+    return const_value(node) if node is not None and node.op == "Const" else None
+
+
+def input_hints(sig: SignatureGraph) -> dict[str, InputHint]:
+    """Ranges for integer inputs, derived from what they index: the rows of the smallest
+    embedding table they gather from, a one-hot depth, 0/1 for masks cast to bool."""
+    from tfopt.graph import InputRef, node_of
+
+    nodes = {n.name: n for n in sig.graph_def.node}
+    consumers: dict[str, list] = {}
+    for node in sig.graph_def.node:
+        for index, text in enumerate(node.input):
+            ref = InputRef.parse(text)
+            if not ref.control:
+                consumers.setdefault(ref.node, []).append((node, index))
+    hints: dict[str, InputHint] = {}
+    for key, info in sig.inputs.items():
+        if not (info.dtype.is_integer or info.dtype == tf.bool):
+            continue
+        limits: list[tuple[int, str]] = []
+        seen, stack = set(), [node_of(info.tensor)]
+        while stack:
+            name = stack.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            for node, index in consumers.get(name, ()):
+                if node.op in _GATHERS and index == 1:
+                    table = _const_of(nodes, node.input[0])
+                    axis = _const_of(nodes, node.input[2]) if node.op == "GatherV2" else 0
+                    if table is not None and axis is not None and table.ndim:
+                        limits.append((int(table.shape[int(axis)]), "embedding rows"))
+                elif node.op == "OneHot" and index == 0:
+                    depth = _const_of(nodes, node.input[1])
+                    if depth is not None:
+                        limits.append((int(depth), "one-hot depth"))
+                elif node.op == "Cast" and node.attr["DstT"].type == tf.bool.as_datatype_enum:
+                    limits.append((2, "mask"))
+                elif node.op in _ID_PASSTHROUGH or (node.op in ("Select", "SelectV2")
+                                                    and index > 0):
+                    stack.append(node.name)  # (Keras wraps negative ids with a SelectV2)
+        if limits:
+            high, why = min(limits)
+            hints[key] = InputHint((0, max(high, 1)), why)
+    return hints
 
 
 def resolve_shape(key: str, info: TensorInfo, batch_size: int,
-                  shapes: dict[str, tuple[int, ...]]) -> tuple[int, ...]:
+                  shapes: dict[str, tuple[int, ...]]) -> tuple[tuple[int, ...], str]:
+    """The shape to generate, and what was assumed for unknown dimensions ("" if nothing)."""
     hint = f"give it with --input-shape {key}=D1,D2,..."
     if key in shapes:
         shape = shapes[key]
@@ -49,39 +108,52 @@ def resolve_shape(key: str, info: TensorInfo, batch_size: int,
                 if want is not None and got != want:
                     raise TfoptError(f"input {key!r}: --input-shape {shape} does not fit "
                                      f"{info.describe()}")
-        return shape
+        return shape, ""
     if info.shape is None:
         raise TfoptError(f"input {key!r} has unknown rank; {hint}")
     dims = list(info.shape)
     if dims and dims[0] is None:
         dims[0] = batch_size
+    assumed = ""
     if any(d is None for d in dims):
-        raise TfoptError(f"input {key!r} has unknown dimensions {info.describe()}; {hint}")
-    return tuple(dims)
+        image_like = (len(dims) == 4 and info.dtype.is_floating or info.dtype == tf.uint8) and \
+            dims[-1] is not None and 1 <= dims[-1] <= 4
+        default = SPATIAL_DEFAULT if image_like else SEQUENCE_DEFAULT
+        assumed = (f"unknown {'spatial' if image_like else 'non-batch'} dims set to {default}")
+        dims = [default if d is None else d for d in dims]
+    return tuple(dims), assumed
 
 
 def make_inputs(specs: dict[str, TensorInfo], batch_size: int = 1,
                 shapes: dict[str, tuple[int, ...]] | None = None,
-                int_range: tuple[int, int] = DEFAULT_INT_RANGE, seed: int = 0
-                ) -> dict[str, np.ndarray]:
-    """Random inputs that fit the signature: floats N(0,1), uint8 images, ids in ``int_range``."""
+                int_range: tuple[int, int] | None = None, seed: int = 0,
+                hints: dict[str, InputHint] | None = None,
+                notes: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Random inputs that fit the signature: floats N(0,1), uint8 images, integer ids within
+    ``int_range`` if given, else within what ``hints`` derived from the graph, else 0..9.
+    What was assumed is appended to ``notes``, one phrase per input."""
     rng = np.random.default_rng(seed)
     shapes = shapes or {}
+    hints = hints or {}
     unknown = set(shapes) - set(specs)
     if unknown:
         raise TfoptError(f"--input-shape names unknown input(s) {', '.join(sorted(unknown))} "
                          f"(inputs: {', '.join(sorted(specs))})")
     feeds: dict[str, np.ndarray] = {}
     for key, info in specs.items():
-        shape = resolve_shape(key, info, batch_size, shapes)
+        shape, assumed = resolve_shape(key, info, batch_size, shapes)
         dtype = info.dtype
+        what = [f"{key} {dtype.name}[{', '.join(map(str, shape))}]"]
         if dtype.is_floating:
             feeds[key] = rng.standard_normal(shape).astype(dtype.as_numpy_dtype)
         elif dtype == tf.uint8:
             feeds[key] = rng.integers(0, 256, shape, dtype=np.uint8)
         elif dtype.is_integer:
-            low, high = int_range
+            hint = hints.get(key)
+            low, high = int_range or (hint.int_range if hint else None) or DEFAULT_INT_RANGE
             feeds[key] = rng.integers(low, high, shape).astype(dtype.as_numpy_dtype)
+            source = ("--int-range" if int_range else hint.why if hint else "default")
+            what.append(f"in [{low}, {high}) ({source})")
         elif dtype == tf.bool:
             feeds[key] = rng.integers(0, 2, shape).astype(bool)
         elif dtype == tf.string:
@@ -90,6 +162,10 @@ def make_inputs(specs: dict[str, TensorInfo], batch_size: int = 1,
         else:
             raise TfoptError(f"input {key!r}: cannot generate {dtype.name} values; give real "
                              "inputs with --inputs-file inputs.npz")
+        if assumed:
+            what.append(f"({assumed})")
+        if notes is not None:
+            notes.append(" ".join(what))
     return feeds
 
 
@@ -142,10 +218,14 @@ def run_graph_def(sig: SignatureGraph, feeds: dict[str, np.ndarray]) -> dict[str
     return dict(zip(keys, values, strict=True))
 
 
-def run_saved_model(path: str, key: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    obj = tf.saved_model.load(path)
+def call_signature(obj, key: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Call signature ``key`` of a loaded SavedModel as a user would."""
     result = obj.signatures[key](**{k: tf.constant(v) for k, v in feeds.items()})
     return {k: np.asarray(v) for k, v in result.items()}
+
+
+def run_saved_model(path: str, key: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return call_signature(tf.saved_model.load(path), key, feeds)
 
 
 # --- comparing -----------------------------------------------------------------------------------
@@ -158,11 +238,19 @@ class OutputCheck:
     max_abs: float
     rel: float
     detail: str = ""
+    runtime: str = ""  # the CPU runtime the optimized model ran under ("" : this process's)
 
     def describe(self) -> str:
+        from tfopt.runtime import runtime_label
+
         status = "ok" if self.ok else "DIFFERS"
-        text = f"{self.key}: max abs diff {self.max_abs:.3g}, relative {self.rel:.3g} [{status}]"
+        where = f" [{runtime_label(self.runtime)}]" if self.runtime else ""
+        text = (f"{self.key}{where}: max abs diff {self.max_abs:.3g}, relative {self.rel:.3g} "
+                f"[{status}]")
         return text + (f" ({self.detail})" if self.detail else "")
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
 
 
 def compare_output(key: str, ref: np.ndarray, got: np.ndarray, tolerance: float) -> OutputCheck:

@@ -19,10 +19,11 @@ def graph_of(build) -> graph_pb2.GraphDef:
     return g.as_graph_def()
 
 
-def context(outputs: list[str], inputs: list[str] = (), portable: bool = False) -> PassContext:
+def context(outputs: list[str], inputs: list[str] = (), target: str = "portable") -> PassContext:
+    """A pass context for a hand-built graph; ``target`` chooses the fused kernels allowed."""
     protected = {t.split(":")[0] for t in [*outputs, *inputs]}
     return PassContext(protected=protected, outputs=[t if ":" in t else t + ":0" for t in outputs],
-                       inputs=list(inputs), portable=portable, kernels=KernelSupport())
+                       inputs=list(inputs), kernels=KernelSupport(target))
 
 
 def run(graph_def: graph_pb2.GraphDef, fetches: list[str], feeds: dict | None = None):

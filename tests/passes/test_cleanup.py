@@ -107,7 +107,6 @@ def test_placeholder_with_default_and_constant_switch():
 def test_tf1_while_loop_constants_stay_in_their_frame():
     """Constants inside a TF1 loop body carry a ^pivot control input; folding them must not
     pull a value out of the loop frame (the executor rejects cross-frame edges)."""
-    from tfopt.kernels import KernelSupport
     from tfopt.pipeline import run_passes, select_passes
 
     def build():
@@ -124,7 +123,6 @@ def test_tf1_while_loop_constants_stay_in_their_frame():
         gd = graph_of(build)
     assert "Enter" in counts(gd) and "NextIteration" in counts(gd)
     ctx = context(["out"], ["x:0"])
-    ctx.kernels = KernelSupport()
     optimized, _ = run_passes(gd, ctx, select_passes(None, None))
     feed = {"x:0": np.array([1, 2, 3], np.float32)}
     np.testing.assert_allclose(run(optimized, ["out"], feed)[0], run(gd, ["out"], feed)[0])

@@ -20,9 +20,8 @@ class PassContext:
     protected: set[str]                    # signature inputs/outputs: never removed or renamed
     outputs: list[str]                     # output tensors, "node:port"
     inputs: list[str]                      # input tensors, "node:port"
-    portable: bool = False                 # emit only public ops (no _Fused*)
     max_const_bytes: int = 64 << 20        # constant folding will not create bigger tensors
-    kernels: KernelSupport | None = None   # which fused kernels this runtime runs
+    kernels: KernelSupport | None = None   # which fused kernels the target runs (None: none)
     init_ops: list[str] = field(default_factory=list)  # run at load (table initializers)
 
 
@@ -34,14 +33,20 @@ class PassResult:
 
 
 class GraphPass:
-    """Base class: subclasses set ``name``/``summary`` and implement ``apply`` on a GraphView.
+    """Base class: subclasses set ``name`` (listed in the catalog) and implement ``apply``.
 
     ``apply`` edits the view in place and returns human-readable notes, one per rewrite kind;
     an empty list means nothing changed. ``run`` wraps that in a pure GraphDef -> GraphDef step.
     """
 
     name: ClassVar[str] = ""
-    summary: ClassVar[str] = ""
+
+    @property
+    def summary(self) -> str:
+        """What the pass does, from :mod:`tfopt.pass_catalog` (one source for CLI and docs)."""
+        from tfopt.pass_catalog import SUMMARIES
+
+        return SUMMARIES[self.name]
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         raise NotImplementedError

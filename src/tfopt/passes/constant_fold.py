@@ -35,7 +35,6 @@ UNREPRESENTABLE = {tf.resource, tf.variant}
 
 class ConstantFold(GraphPass):
     name = "constant_fold"
-    summary = "evaluate constant subgraphs (weights arithmetic, static shapes) into Const nodes"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         graph_def = view.to_graph_def()

@@ -31,7 +31,6 @@ def node_key(node) -> tuple:
 
 class MergeDuplicates(GraphPass):
     name = "cse"
-    summary = "merge duplicate nodes (same op, inputs, attributes, constant bytes); hash-based"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         seen: dict[tuple, str] = {}

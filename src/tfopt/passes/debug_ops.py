@@ -13,7 +13,6 @@ SINKS = {"Assert", "PrintV2"}
 
 class RemoveDebugOps(GraphPass):
     name = "debug_ops"
-    summary = "remove CheckNumerics, Print, PrintV2 and Assert (with the control edges to it)"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         spliced = removed = 0

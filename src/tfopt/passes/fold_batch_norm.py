@@ -148,8 +148,6 @@ def _per_channel(value: np.ndarray | None, channels: int, axis: int, rank: int
 
 class FoldBatchNorm(GraphPass):
     name = "fold_batch_norm"
-    summary = ("fold FusedBatchNorm*/BatchNormWithGlobalNormalization and per-channel Mul/Add "
-               "into Conv2D/DepthwiseConv2dNative/MatMul/Conv2DBackpropInput weights + BiasAdd")
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         counts = {"batch norms": 0, "scales": 0, "shifts": 0}

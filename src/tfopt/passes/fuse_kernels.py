@@ -1,8 +1,9 @@
 """Fuse Conv2D/DepthwiseConv2dNative/MatMul + BiasAdd [+ activation] into one kernel call.
 
 Emits ``_FusedConv2D``, ``_FusedDepthwiseConv2dNative`` and ``_FusedMatMul`` — the kernels
-Grappler's remapper targets — only for combinations the installed TensorFlow runs on CPU
-(probed by :class:`tfopt.kernels.KernelSupport`). Skipped entirely with ``--portable``.
+Grappler's remapper targets — only for the forms in :data:`tfopt.kernels.FUSION_TABLE` that the
+target admits: by default those both CPU runtimes (oneDNN on and off) run, so the model runs
+everywhere; with ``--target native`` whatever this runtime runs; none with ``--target generic``.
 The fused node takes the name of the last node of the chain, so readers keep their inputs.
 """
 
@@ -11,12 +12,12 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfopt.graph import GraphView, get_attr, set_attr
+from tfopt.kernels import ACTIVATIONS
 from tfopt.passes.base import GraphPass, PassContext, count_note
 from tfopt.shapes import StaticInfo
 
 FUSED_OP = {"Conv2D": "_FusedConv2D", "DepthwiseConv2dNative": "_FusedDepthwiseConv2dNative",
             "MatMul": "_FusedMatMul"}
-ACTIVATIONS = ("Relu", "Relu6", "Elu", "LeakyRelu", "Tanh", "Sigmoid")
 # Attributes each fused op takes over from the op it replaces.
 KEPT_ATTRS = {
     "_FusedConv2D": ("T", "strides", "padding", "explicit_paddings", "data_format", "dilations",
@@ -28,12 +29,9 @@ KEPT_ATTRS = {
 
 class FuseKernels(GraphPass):
     name = "fuse_kernels"
-    summary = ("fuse Conv2D/DepthwiseConv2dNative/MatMul + BiasAdd [+ residual Add] [+ Relu|Relu6|"
-               "Elu|LeakyRelu|...] into the runtime's _Fused* kernels (checked against its "
-               "kernel registry)")
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
-        if ctx.portable or ctx.kernels is None:
+        if ctx.kernels is None or not ctx.kernels.allowed:
             return []
         fused = 0
         info = StaticInfo(view.to_graph_def())

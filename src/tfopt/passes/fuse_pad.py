@@ -43,7 +43,6 @@ def _as_same(conv, pads: np.ndarray, in_shape, spatial: tuple[int, int], weights
 
 class FusePad(GraphPass):
     name = "fuse_pad"
-    summary = "fold a zero Pad into the next conv (as SAME when it matches, else EXPLICIT)"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         fused = 0

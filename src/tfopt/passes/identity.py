@@ -14,7 +14,6 @@ CONTROL_FLOW_OPS = {"Switch", "RefSwitch", "Merge", "RefMerge", "Enter", "RefEnt
 
 class RemoveIdentities(GraphPass):
     name = "identity"
-    summary = "splice out Identity, IdentityN, StopGradient, Snapshot and NoOp chains"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         count = 0

@@ -42,7 +42,6 @@ def referenced_functions(nodes: Iterable[node_def_pb2.NodeDef],
 
 class StripUnused(GraphPass):
     name = "strip_unused"
-    summary = "remove nodes and functions the signature outputs never reach (control deps kept)"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         keep = reachable_from(view.nodes.values(), ctx.outputs + ctx.init_ops) | ctx.protected

@@ -19,7 +19,6 @@ MERGES = {"Merge", "RefMerge"}
 
 class ResolveConstantSwitch(GraphPass):
     name = "switch_const"
-    summary = "resolve TF1 Switch/Merge conditionals on a constant predicate (dead branch gone)"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         resolved = 0

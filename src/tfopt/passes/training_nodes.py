@@ -21,8 +21,6 @@ def is_training_op(op: str) -> bool:
 
 class RemoveTrainingNodes(GraphPass):
     name = "training_nodes"
-    summary = ("remove Save/Restore, initializers, optimizer updates and gradient branches; "
-               "fold PlaceholderWithDefault flags to their defaults")
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         notes: list[str] = []

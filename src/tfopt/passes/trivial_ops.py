@@ -13,8 +13,6 @@ from tfopt.shapes import StaticInfo
 
 class RemoveTrivialOps(GraphPass):
     name = "trivial_ops"
-    summary = ("remove no-op Cast/Reshape/Transpose/Pad/Concat, x*1 and x+0 (shape-preserving "
-               "only)")
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         info: StaticInfo | None = None

@@ -1,0 +1,61 @@
+"""The pass pipeline's order and what each pass does, importable without TensorFlow.
+
+This is the registry's single source of truth for order and descriptions: ``tfopt passes``,
+``--help`` and the ``--passes``/``--skip`` checks read it at once (no TensorFlow import), and
+:mod:`tfopt.passes` builds the pipeline from it, one pass class per name. Order matters; each
+constraint is stated where it applies.
+"""
+
+from __future__ import annotations
+
+# Passes repeated until none of them changes the graph (a fixed point).
+SIMPLIFY: list[tuple[str, str]] = [
+    # Training ops first: removing them frees gradient branches for strip_unused.
+    ("training_nodes", "remove Save/Restore, initializers, optimizer updates and gradient "
+                       "branches; fold PlaceholderWithDefault flags to their defaults"),
+    # Debug ops before strip_unused: an Assert's condition subgraph becomes unreachable.
+    ("debug_ops", "remove CheckNumerics, Print, PrintV2 and Assert (with the control edges to "
+                  "it)"),
+    ("strip_unused", "remove nodes and functions the signature outputs never reach (control "
+                     "deps kept)"),
+    # Identities last among the clean-ups: the passes above expose new Identity chains.
+    ("identity", "splice out Identity, IdentityN, StopGradient, Snapshot and NoOp chains"),
+    # After identity: a folded training flag reaches its Switch only once the Identity
+    # between them is gone.
+    ("switch_const", "resolve TF1 Switch/Merge conditionals on a constant predicate (dead "
+                     "branch gone)"),
+    # Before fold_batch_norm: turns Rsqrt(var + eps) * gamma and friends into the constant
+    # vectors that fold_batch_norm recognises.
+    ("constant_fold", "evaluate constant subgraphs (weights arithmetic, static shapes) into "
+                      "Const nodes"),
+    ("fold_batch_norm", "fold FusedBatchNorm*/BatchNormWithGlobalNormalization and per-channel "
+                        "Mul/Add into Conv2D/DepthwiseConv2dNative/MatMul/Conv2DBackpropInput "
+                        "weights + BiasAdd"),
+    # After folding: x*1, x+0 and same-shape reshapes appear once constants are known.
+    ("trivial_ops", "remove no-op Cast/Reshape/Transpose/Pad/Concat, x*1 and x+0 "
+                    "(shape-preserving only)"),
+    # Last: merges the duplicate constants and subexpressions the passes above leave.
+    ("cse", "merge duplicate nodes (same op, inputs, attributes, constant bytes); hash-based"),
+]
+
+# Passes run once, after the fixed point: they emit ops the passes above do not look into.
+FINALIZE: list[tuple[str, str]] = [
+    # Before fuse_kernels: _FusedConv2D keeps explicit padding, so Pad folds in first.
+    ("fuse_pad", "fold a zero Pad into the next conv (as SAME when it matches, else EXPLICIT)"),
+    # Last of all: _Fused* ops are opaque to every other pass.
+    ("fuse_kernels", "fuse Conv2D/DepthwiseConv2dNative/MatMul + BiasAdd [+ residual Add] "
+                     "[+ Relu|Relu6|Elu|LeakyRelu|...] into _Fused* kernels, only forms every "
+                     "runtime of the target runs (probed)"),
+]
+
+SUMMARIES: dict[str, str] = dict(SIMPLIFY + FINALIZE)
+NAMES: list[str] = list(SUMMARIES)
+
+
+def check_names(names: list[str] | None) -> None:
+    """Raise TfoptError naming the first unknown pass."""
+    from tfopt.errors import TfoptError
+
+    for given in names or []:
+        if given not in SUMMARIES:
+            raise TfoptError(f"unknown pass {given!r} (passes: {', '.join(NAMES)})")

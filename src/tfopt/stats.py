@@ -1,0 +1,73 @@
+"""The one definition of a speed ratio, and its confidence interval, used everywhere.
+
+Every model runs in several rounds, each in a fresh process, interleaved with the other
+models. A round gives one throughput per model (samples / wall time of its timed calls).
+A model's throughput is the **median over rounds**; a ratio is the **ratio of those medians**
+(so the table, the JSON, the chart and the demo's headline can never disagree: a median below
+the baseline's is a ratio below 1). Its interval is a paired bootstrap over rounds: resample
+round indices with replacement, recompute the ratio of medians, take the percentiles. Rounds
+are paired because a round's processes share the machine's state at that moment.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+import numpy as np
+
+BOOTSTRAP_SAMPLES = 4000
+
+
+@dataclass(frozen=True)
+class Ratio:
+    value: float   # median(model) / median(baseline)
+    low: float     # confidence interval
+    high: float
+    confidence: float
+
+    @property
+    def measurable(self) -> bool:
+        """False when the interval contains 1.0: no difference can be claimed."""
+        return not (self.low <= 1.0 <= self.high)
+
+    def verdict(self) -> str:
+        ci = f"{self.confidence:.0%} CI {self.low:.2f}-{self.high:.2f}"
+        if not self.measurable:
+            return f"no difference measurable ({self.value:.2f}x, {ci})"
+        word = "faster" if self.value > 1 else "slower"
+        return f"{self.value:.2f}x ({word}; {ci})"
+
+
+def round_throughput(times: list[float], batch: int) -> float:
+    """Samples per second over one round's timed calls."""
+    return batch * len(times) / sum(times)
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def ratio(model: list[float], baseline: list[float], confidence: float = 0.95,
+          seed: int = 0) -> Ratio:
+    """Ratio of median per-round throughputs, with a paired bootstrap interval over rounds."""
+    a, b = np.asarray(model, float), np.asarray(baseline, float)
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError("model and baseline need the same, non-zero number of rounds")
+    value = float(np.median(a) / np.median(b))
+    if a.size == 1:
+        return Ratio(value, value, value, confidence)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, a.size, (BOOTSTRAP_SAMPLES, a.size))
+    samples = np.median(a[idx], axis=1) / np.median(b[idx], axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    return Ratio(value, float(min(low, value)), float(max(high, value)), confidence)
+
+
+def spread(values: list[float]) -> float:
+    """Relative noise of repeated measurements: median absolute deviation / median."""
+    if len(values) < 2:
+        return 0.0
+    m = median(values)
+    return median([abs(v - m) for v in values]) / m if m else 0.0

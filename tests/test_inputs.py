@@ -1,0 +1,62 @@
+"""Verification inputs valid by construction: ranges and shapes derived from the graph."""
+
+import numpy as np
+import tensorflow as tf
+
+import tfopt
+from tfopt.loader import load_model
+from tfopt.verify import input_hints, make_inputs
+
+
+def test_bert_like_ids_stay_inside_their_tables(bert_export):
+    sig = load_model(bert_export, ["serving_default"]).signatures["serving_default"]
+    hints = input_hints(sig)
+    assert hints["segment_ids"].int_range == (0, 2)      # the 2-row segment embedding
+    assert hints["token_ids"].int_range == (0, 100)      # the vocabulary
+    assert hints["padding_mask"].int_range == (0, 2) and hints["padding_mask"].why == "mask"
+    notes = []
+    feeds = make_inputs(sig.inputs, 2, hints=hints, notes=notes)
+    assert feeds["token_ids"].shape == (2, 64) and feeds["segment_ids"].max() <= 1
+    assert any("segment_ids int32[2, 64] in [0, 2) (embedding rows)" in n for n in notes)
+    # --int-range still overrides what the graph says
+    forced = make_inputs(sig.inputs, 1, int_range=(5, 6), hints=hints)
+    assert (forced["segment_ids"] == 5).all()
+
+
+def test_keras_export_keeps_both_signatures_and_needs_no_flags(bert_export, tmp_path):
+    """Keras 3 exports serve and serving_default over one function: both are kept, optimized
+    once, stored once, and both answer as before."""
+    out = str(tmp_path / "opt")
+    report = tfopt.optimize(bert_export, out)
+    assert report.verified and set(report.signatures) == {"serve", "serving_default"}
+    assert report.signatures["serving_default"].same_as == "serve"
+    assert "serving_default: same graph as serve" in report.table()
+    assert any("padding_mask" in n and "(mask)" in n for n in report.notes)
+    loaded, original = tf.saved_model.load(out), tf.saved_model.load(bert_export)
+    feeds = {"token_ids": tf.constant(np.arange(8, dtype=np.int32).reshape(1, 8) * 7),
+             "segment_ids": tf.constant([[0, 0, 0, 0, 1, 1, 1, 1]], tf.int32),
+             "padding_mask": tf.constant([[1, 1, 1, 1, 1, 1, 0, 0]], tf.int32)}
+    want = original.serve(feeds)
+    for got in (loaded.signatures["serve"](**feeds), loaded.signatures["serving_default"](**feeds)):
+        for key in ("sequence_output", "pooled_output"):
+            np.testing.assert_allclose(got[key].numpy(), want[key].numpy(), rtol=1e-4,
+                                       atol=1e-5)
+    # one graph in the file, not one per signature
+    graph = loaded.signatures["serve"].graph.as_graph_def()
+    assert not any(n.name.startswith(("serve/", "serving_default/")) for n in graph.node)
+
+
+def test_image_input_of_unknown_size(tmp_path):
+    """A [?, ?, ?, 3] input with an auto-generated name verifies at 224x224 with no flags."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inp)
+    x = keras.layers.BatchNormalization()(x)
+    model = keras.Model(inp, keras.layers.GlobalAveragePooling2D()(x))
+    src = str(tmp_path / "dyn")
+    model.export(src, format="tf_saved_model", verbose=False)
+    report = tfopt.optimize(src, str(tmp_path / "opt"))
+    assert report.verified
+    assert any("[1, 224, 224, 3]" in n and "spatial dims set to 224" in n for n in report.notes)

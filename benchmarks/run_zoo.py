@@ -23,9 +23,10 @@ import tensorflow as tf
 
 import tfopt
 from tfopt import zoo
-from tfopt.benchmark import Settings, benchmark, cpu_model
+from tfopt.benchmark import Settings, benchmark
 from tfopt.loader import load_model
 from tfopt.profile import OpProfile, profile_graph
+from tfopt.runtime import cpu_model, summary_line
 from tfopt.verify import compare, make_inputs, parse_shapes
 
 MODELS = ["mobilenet_v2", "resnet50", "inception_v3", "ssd_inception"]
@@ -99,9 +100,9 @@ def main() -> None:
                                 input_shapes=parse_shapes(bshapes))
             res = benchmark([src, chain, opt], settings, labels=["original", "tf-chain", "tfopt"])
             o, t, f = res.models
-            rows.append((name, batch, o.median_throughput, t.median_throughput,
-                         f.median_throughput, t.ratio, f.ratio, f.ratio / t.ratio,
-                         f"{f.ratio_min:.2f}-{f.ratio_max:.2f}", d_tf, d_opt, opt_s))
+            rows.append((name, batch, o.throughput, t.throughput,
+                         f.throughput, t.ratio, f.ratio, f.ratio / t.ratio,
+                         f"{f.ratio_low:.2f}-{f.ratio_high:.2f}", d_tf, d_opt, opt_s))
             print(rows[-1], flush=True)
     write_table(args.out, rows, args, profiles)
     write_chart(os.path.join(os.path.dirname(args.out), "speedups.png"), rows)
@@ -131,16 +132,16 @@ def write_chart(path: str, rows) -> None:
 
 def write_table(path: str, rows, args, profiles=()) -> None:
     lines = ["# Model-zoo benchmark", "",
-             f"Machine: {cpu_model()}, {os.cpu_count()} vCPU, {platform.system()}; TensorFlow "
-             f"{tf.__version__}; default threads; Grappler on (as users run models). "
-             f"Median of {args.rounds} interleaved rounds (original, tf-chain, tfopt in turn, each "
-             "model in its own process); "
+             f"Machine: {summary_line()}, {platform.system()}; threads = cores; Grappler on "
+             f"(as users run models). Median of {args.rounds} rounds (original, tf-chain, tfopt "
+             "in turn, a fresh process per model and round, order alternating); ratio interval: "
+             "95% paired bootstrap over rounds; "
              "throughput in samples/s. Random weights, built locally. tf-chain = "
              "convert_variables_to_constants_v2 (v1 session freeze for TF1) + "
              "optimize_for_inference, saved as a SavedModel like tfopt's output (only the graph "
              "differs).", "",
              "| model | batch | original | tf-chain | tfopt | tf-chain / original | "
-             "tfopt / original | tfopt / tf-chain | tfopt ratio range | rel diff tf-chain | "
+             "tfopt / original | tfopt / tf-chain | tfopt 95% CI | rel diff tf-chain | "
              "rel diff tfopt | optimize time (s) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
     for r in rows:

@@ -134,7 +134,9 @@ def test_checked_pipeline_switches_off_a_pass_that_breaks_outputs(toy_tf1):
 
     del wrong
     ctx = _context(sig, KernelSupport())
-    graph, records = run_passes(sig.graph_def, ctx, select_passes(None, None), checker)
+    result = run_passes(sig.graph_def, ctx, select_passes(None, None), checker)
+    graph, records = result.graph_def, result.records
+    assert result.converged and result.iterations >= 2
     skipped = {r.name: r.skipped for r in records if r.skipped}
     assert "fold_batch_norm" in skipped
     assert any(n.op == "FusedBatchNormV3" for n in graph.node)

@@ -1,4 +1,21 @@
-"""tfopt: make pre-trained TensorFlow models fast for inference, and prove nothing changed."""
+"""tfopt: make pre-trained TensorFlow models fast for inference, and prove nothing changed.
+
+Python API (the CLI, ``tfopt optimize|benchmark|analyze|demo``, mirrors it)::
+
+    import tfopt
+
+    report = tfopt.optimize("model_dir", "model_fast")   # load, freeze, optimize, verify, save
+    print(report)                                         # one line: nodes, verdict, time
+    print(report.table())                                 # per pass, per output check
+    report.to_dict()                                      # everything, JSON-ready
+
+``tfopt.optimize`` takes the CLI's options as keywords (``signatures``, ``input_shapes``,
+``target``, ``format``, ``tolerance``, ...); see ``help(tfopt.optimize)``. Errors are
+:class:`TfoptError` (bad input; one clear message) and :class:`VerificationError` (no correct
+optimized model could be made; nothing is written). Benchmarks: :mod:`tfopt.benchmark`;
+analysis: :mod:`tfopt.analyze`; the passes: :mod:`tfopt.passes` (order in
+:mod:`tfopt.pass_catalog`).
+"""
 
 from __future__ import annotations
 

@@ -317,7 +317,11 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
                 return None
         unique = [s for s in model.signatures.values() if not s.same_as]
         label = f"[{sig.key}] " if len(unique) > 1 else ""
-        graph_def, records = run_passes(sig.graph_def, ctx, enabled, checker, say, label)
+        result = run_passes(sig.graph_def, ctx, enabled, checker, say, label)
+        graph_def, records = result.graph_def, result.records
+        if not result.converged:
+            model.notes.append(f"[{sig.key}] the passes found no fixed point in "
+                               f"{result.iterations} rounds (the result is still verified)")
         optimized[sig.key] = sig.with_graph(graph_def)
         reports[sig.key] = SignatureReport(sig.key, len(sig.graph_def.node), len(graph_def.node),
                                            op_counts(sig.graph_def), op_counts(graph_def),

@@ -21,21 +21,20 @@ Log = Callable[[str], None]
 
 @dataclass
 class PassRecord:
-    """What one pass did to one signature graph, summed over its runs."""
+    """What one pass did to one signature graph, summed over all its runs."""
 
     name: str
-    runs: int = 0
-    nodes_before: int = 0
-    nodes_after: int = 0
-    ops_delta: dict[str, int] = field(default_factory=dict)
-    node_delta: int = 0  # this pass's own effect on the node count, summed over its runs
+    runs: int = 0          # times the pass ran
+    applied: int = 0       # runs that changed the graph
+    node_delta: int = 0    # this pass's own effect on the node count, summed over its runs
+    ops_delta: dict[str, int] = field(default_factory=dict)  # op type -> count change
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     skipped: str | None = None  # why the pass was switched off mid-run
 
     @property
     def changed(self) -> bool:
-        return bool(self.notes)
+        return self.applied > 0
 
     def add_notes(self, notes: list[str]) -> None:
         """Merge "<count> <what>" notes across fixed-point runs: "3 x" + "2 x" -> "5 x"."""
@@ -55,10 +54,17 @@ class PassRecord:
         return ", ".join(parts)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "runs": self.runs, "nodes_before": self.nodes_before,
-                "nodes_after": self.nodes_after, "node_delta": self.node_delta,
-                "ops_delta": self.ops_delta,
+        return {"name": self.name, "runs": self.runs, "applied": self.applied,
+                "node_delta": self.node_delta, "ops_delta": self.ops_delta,
                 "seconds": round(self.seconds, 4), "notes": self.notes, "skipped": self.skipped}
+
+
+@dataclass
+class PipelineResult:
+    graph_def: graph_pb2.GraphDef
+    records: list[PassRecord]  # in pipeline order
+    iterations: int            # fixed-point iterations of the SIMPLIFY passes
+    converged: bool            # False: MAX_ITERATIONS ran out before a fixed point
 
 
 def select_passes(passes: list[str] | None, skip: list[str] | None) -> set[str]:
@@ -77,11 +83,12 @@ def _diff(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
 
 def run_passes(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: set[str],
                checker: Checker | None = None, log: Log | None = None,
-               label: str = "") -> tuple[graph_pb2.GraphDef, list[PassRecord]]:
+               label: str = "") -> PipelineResult:
     """Apply SIMPLIFY passes until none changes anything, then FINALIZE passes once.
 
     With a ``checker``, every pass application is verified and one that breaks the outputs is
-    undone and switched off for the rest of the run (its record says why).
+    undone and switched off for the rest of the run (its record says why). ``log`` gets one
+    line per fixed-point iteration (progress), not per pass: the records are the table.
     """
     from tfopt.passes.base import check_graph
 
@@ -103,11 +110,8 @@ def run_passes(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: set[str
                 log(f"  {label}{p.name}: skipped, {rec.skipped}")
             return current, False
         rec.seconds += time.perf_counter() - start
-        if rec.runs == 0:
-            rec.nodes_before = len(current.node)
         rec.runs += 1
         if not result.changed:
-            rec.nodes_after = len(current.node)
             return current, False
         problem = check_graph(result.graph_def, ctx)
         if problem is None and checker is not None:
@@ -117,27 +121,40 @@ def run_passes(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: set[str
             active[p.name] = False
             if log:
                 log(f"  {label}{p.name}: undone and switched off: {problem}")
-            rec.nodes_after = len(current.node)
             return current, False
-        after = op_counts(result.graph_def)
-        for op, d in _diff(before, after).items():
+        for op, d in _diff(before, op_counts(result.graph_def)).items():
             rec.ops_delta[op] = rec.ops_delta.get(op, 0) + d
         rec.add_notes(result.notes)
-        rec.nodes_after = len(result.graph_def.node)
+        rec.applied += 1
         rec.node_delta += len(result.graph_def.node) - len(current.node)
-        if log:
-            log(f"  {label}{p.name:<18} {len(current.node):>6} -> {len(result.graph_def.node):<6}"
-                f" {'; '.join(result.notes)}")
         return result.graph_def, True
 
+    def progress(what: str, before: int, after: graph_pb2.GraphDef, names: list[str]) -> None:
+        if log:
+            log(f"  {label}{what}: {before} -> {len(after.node)} nodes"
+                + (f" ({', '.join(names)})" if names else ""))
+
     current = graph_def
-    for _ in range(MAX_ITERATIONS):
-        changed = False
+    iterations, converged = 0, False
+    while iterations < MAX_ITERATIONS:
+        iterations += 1
+        size, changed = len(current.node), []
         for p in SIMPLIFY:
             current, did = step(p, current)
-            changed |= did
+            if did:
+                changed.append(p.name)
+        progress(f"simplify round {iterations}", size, current, changed)
         if not changed:
+            converged = True
             break
+    if not converged and log:
+        log(f"  {label}no fixed point after {MAX_ITERATIONS} rounds; going on with the graph "
+            "as it is (it is still verified)")
+    size, changed = len(current.node), []
     for p in FINALIZE:
-        current, _ = step(p, current)
-    return current, [records[p.name] for p in ALL_PASSES if p.name in records]
+        current, did = step(p, current)
+        if did:
+            changed.append(p.name)
+    progress("finalize", size, current, changed)
+    return PipelineResult(current, [records[p.name] for p in ALL_PASSES if p.name in records],
+                          iterations, converged)

@@ -123,7 +123,7 @@ def test_tf1_while_loop_constants_stay_in_their_frame():
         gd = graph_of(build)
     assert "Enter" in counts(gd) and "NextIteration" in counts(gd)
     ctx = context(["out"], ["x:0"])
-    optimized, _ = run_passes(gd, ctx, select_passes(None, None))
+    optimized = run_passes(gd, ctx, select_passes(None, None)).graph_def
     feed = {"x:0": np.array([1, 2, 3], np.float32)}
     np.testing.assert_allclose(run(optimized, ["out"], feed)[0], run(gd, ["out"], feed)[0])
 

@@ -54,7 +54,21 @@ class GraphPass:
     def run(self, graph_def: graph_pb2.GraphDef, ctx: PassContext) -> PassResult:
         view = GraphView(graph_def)
         notes = self.apply(view, ctx)
-        return PassResult(view.to_graph_def(), bool(notes), notes)
+        result = view.to_graph_def()
+        if not notes and _fingerprint(result) != _fingerprint(graph_def):
+            notes = ["edits not described by the pass"]  # never drop an edit silently
+        return PassResult(result, bool(notes), notes)
+
+
+def _fingerprint(graph_def: graph_pb2.GraphDef) -> int:
+    """Cheap structural identity: names, ops, inputs and attributes (tensor bytes by size)."""
+    parts = []
+    for node in graph_def.node:
+        attrs = tuple(sorted((k, v.tensor.ByteSize()) if v.HasField("tensor") else
+                             (k, v.SerializeToString(deterministic=True))
+                             for k, v in node.attr.items()))
+        parts.append((node.name, node.op, tuple(node.input), attrs))
+    return hash(tuple(parts))
 
 
 def check_graph(graph_def: graph_pb2.GraphDef, ctx: PassContext) -> str | None:

@@ -1,0 +1,68 @@
+"""The contract every registered pass keeps, checked on a shared set of small graphs:
+the graph stays valid, the outputs stay equal, and running it twice changes nothing more."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.passes.helpers import context, graph_of, rand, run
+from tfopt.passes import ALL_PASSES
+from tfopt.passes.base import check_graph
+
+
+def _cnn():
+    x = tf.compat.v1.placeholder(tf.float32, [None, 8, 8, 3], name="x")
+    y = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    y = tf.nn.conv2d(y, tf.constant(rand(3, 3, 3, 4)), 1, "VALID")
+    y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+        y, np.linspace(0.5, 1.5, 4, dtype=np.float32), np.full(4, 0.1, np.float32),
+        np.full(4, 0.2, np.float32), np.linspace(0.7, 1.3, 4, dtype=np.float32),
+        is_training=False)
+    y = tf.identity(tf.debugging.check_numerics(tf.nn.relu6(y), "bad"))
+    z = tf.nn.depthwise_conv2d(y, tf.constant(rand(3, 3, 4, 1, seed=1)), [1, 1, 1, 1], "SAME")
+    z = tf.nn.relu(tf.nn.bias_add(z, tf.constant(rand(4, seed=2))) + y)
+    h = tf.reshape(tf.reduce_mean(z, [1, 2]), [-1, 4]) * tf.constant(1.0)
+    h = tf.nn.bias_add(tf.matmul(h, tf.constant(rand(4, 5, seed=3))), tf.constant(rand(5)))
+    tf.nn.tanh(h + tf.constant(0.0), name="out")
+
+
+def _dense_with_duplicates():
+    x = tf.compat.v1.placeholder(tf.float32, [None, 6], name="x")
+    w = tf.constant(rand(6, 6, seed=4))
+    a = tf.matmul(x, w) + tf.constant(rand(6, seed=5))
+    b = tf.matmul(x, w) + tf.constant(rand(6, seed=5))
+    scale = tf.math.rsqrt(tf.constant(np.full(6, 4.0, np.float32)) + 1e-3)
+    keep = tf.compat.v1.placeholder_with_default(1.0, [], name="keep_prob")  # a TF1 flag
+    same = tf.raw_ops.Cast(x=a * scale * keep, DstT=tf.float32)  # a Cast to its own type
+    with tf.control_dependencies([tf.debugging.Assert(tf.reduce_all(x > -100), [x])]):
+        tf.nn.relu(tf.identity(same + b), name="out")
+
+
+GRAPHS = {"cnn": (_cnn, {"x:0": rand(2, 8, 8, 3, seed=7)}),
+          "dense": (_dense_with_duplicates, {"x:0": rand(3, 6, seed=8)})}
+
+
+@pytest.mark.parametrize("graph_name", sorted(GRAPHS))
+@pytest.mark.parametrize("pass_", ALL_PASSES, ids=lambda p: p.name)
+def test_pass_contract(pass_, graph_name):
+    build, feeds = GRAPHS[graph_name]
+    gd = graph_of(build)
+    ctx = context(["out"], ["x:0"])
+    first = pass_.run(gd, ctx)
+    assert check_graph(first.graph_def, ctx) is None
+    assert first.changed == bool(first.notes)
+    want = run(gd, ["out"], feeds)[0]
+    got = run(first.graph_def, ["out"], feeds)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    second = pass_.run(first.graph_def, ctx)
+    assert not second.changed, f"{pass_.name} changed the graph again: {second.notes}"
+
+
+def test_every_pass_changes_some_shared_graph():
+    """The shared graphs exercise every pass (else the contract above proves little)."""
+    unused = []
+    for pass_ in ALL_PASSES:
+        ctx = context(["out"], ["x:0"])
+        if not any(pass_.run(graph_of(build), ctx).changed for build, _ in GRAPHS.values()):
+            unused.append(pass_.name)
+    assert unused == ["switch_const"]  # TF1 Switch/Merge: covered in test_cleanup

@@ -336,6 +336,7 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
         if not sig.same_as:
             optimize_signature(sig, checked=False)
     optimized = {key: optimized[key] for key in model.signatures}
+    _share_identical(optimized, reports)
     runtimes = _runtimes_for(target, optimized)
 
     notes: list[str] = list(model.notes)
@@ -382,6 +383,18 @@ def _check_baseline(sig: SignatureGraph, feeds, ref, tolerance: float) -> None:
             f"the frozen graph of {sig.key!r}, before any pass, already differs from the "
             f"original: {bad[0].describe()}; the tolerance ({tolerance:g}) is tighter than "
             "float rounding after freezing allows; nothing written")
+
+
+def _share_identical(sigs: dict[str, SignatureGraph], reports: dict[str, SignatureReport]) -> None:
+    """Signatures that froze differently (function names differ per trace) but optimize to
+    the same graph are stored once: mark the later ones ``same_as`` the first."""
+    from tfopt.loader import mark_identical
+
+    before = {k: s.same_as for k, s in sigs.items()}
+    mark_identical(sigs)
+    for key, sig in sigs.items():
+        if sig.same_as and not before[key]:
+            reports[key].same_as = sig.same_as
 
 
 def _runtimes_for(target: str, sigs: dict[str, SignatureGraph]) -> list[str]:

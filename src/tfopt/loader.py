@@ -158,7 +158,7 @@ def _load_tf2(path: str, signatures: list[str] | None) -> LoadedModel:
         frozen, graph_def, init_ops = _freeze(path, func)
         sigs[key] = _signature_from_function(key, func, frozen, graph_def)
         sigs[key].init_ops = init_ops
-    _mark_identical(sigs)
+    mark_identical(sigs)
 
     def reference(key: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         result = obj.signatures[key](**{k: tf.constant(v) for k, v in feeds.items()})
@@ -254,7 +254,7 @@ def _load_tf1(path: str, proto: saved_model_pb2.SavedModel,
         sigs[key] = SignatureGraph(key, frozen, inputs, outputs,
                                    sd.method_name or "tensorflow/serving/predict",
                                    init_ops=init_ops)
-    _mark_identical(sigs)
+    mark_identical(sigs)
     return LoadedModel(path, "saved_model_tf1", sigs, reference=_session_reference(sess, sigs),
                        tags=tags)
 
@@ -330,11 +330,13 @@ def _load_graph_def(path: str, input_names, output_names) -> LoadedModel:
                        reference=_session_reference(sess, sigs))
 
 
-def _mark_identical(sigs: dict[str, SignatureGraph]) -> None:
+def mark_identical(sigs: dict[str, SignatureGraph]) -> None:
     """Signatures over the same function (Keras 3 exports ``serve`` and ``serving_default``)
     freeze to the same graph: mark later ones so they are optimized and stored once."""
     seen: dict[tuple, str] = {}
     for key, sig in sigs.items():
+        if sig.same_as:
+            continue
         ident = (tuple(sorted(n.SerializeToString(deterministic=True)
                               for n in sig.graph_def.node)),
                  sig.graph_def.library.SerializeToString(deterministic=True),

@@ -16,6 +16,9 @@ SIMPLIFY: list[tuple[str, str]] = [
     # Debug ops before strip_unused: an Assert's condition subgraph becomes unreachable.
     ("debug_ops", "remove CheckNumerics, Print, PrintV2 and Assert (with the control edges to "
                   "it)"),
+    # Before strip_unused: the inlined function's library copy becomes unreferenced.
+    ("inline_calls", "inline PartitionedCall/StatefulPartitionedCall bodies (Keras' _conv_xla "
+                     "and other calls freezing left) into the main graph"),
     ("strip_unused", "remove nodes and functions the signature outputs never reach (control "
                      "deps kept)"),
     # Identities last among the clean-ups: the passes above expose new Identity chains.
@@ -28,6 +31,10 @@ SIMPLIFY: list[tuple[str, str]] = [
     # vectors that fold_batch_norm recognises.
     ("constant_fold", "evaluate constant subgraphs (weights arithmetic, static shapes) into "
                       "Const nodes"),
+    # After constant_fold (the filter must be a Const), before fold_batch_norm (which folds
+    # into depthwise weights as well).
+    ("grouped_conv", "rewrite a grouped Conv2D with one input channel per group (Keras "
+                     "groups=C) as DepthwiseConv2dNative, 13x faster on CPU"),
     ("fold_batch_norm", "fold FusedBatchNorm*/BatchNormWithGlobalNormalization and per-channel "
                         "Mul/Add into Conv2D/DepthwiseConv2dNative/MatMul/Conv2DBackpropInput "
                         "weights + BiasAdd"),

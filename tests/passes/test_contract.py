@@ -21,6 +21,7 @@ def _cnn():
     y = tf.identity(tf.debugging.check_numerics(tf.nn.relu6(y), "bad"))
     z = tf.nn.depthwise_conv2d(y, tf.constant(rand(3, 3, 4, 1, seed=1)), [1, 1, 1, 1], "SAME")
     z = tf.nn.relu(tf.nn.bias_add(z, tf.constant(rand(4, seed=2))) + y)
+    z = tf.nn.conv2d(z, tf.constant(rand(3, 3, 1, 4, seed=9)), 1, "SAME")  # groups = 4
     h = tf.reshape(tf.reduce_mean(z, [1, 2]), [-1, 4]) * tf.constant(1.0)
     h = tf.nn.bias_add(tf.matmul(h, tf.constant(rand(4, 5, seed=3))), tf.constant(rand(5)))
     tf.nn.tanh(h + tf.constant(0.0), name="out")
@@ -65,4 +66,5 @@ def test_every_pass_changes_some_shared_graph():
         ctx = context(["out"], ["x:0"])
         if not any(pass_.run(graph_of(build), ctx).changed for build, _ in GRAPHS.values()):
             unused.append(pass_.name)
-    assert unused == ["switch_const"]  # TF1 Switch/Merge: covered in test_cleanup
+    # TF1 Switch/Merge and function calls: covered in test_cleanup and test_inline_calls
+    assert unused == ["inline_calls", "switch_const"]

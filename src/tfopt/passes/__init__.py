@@ -15,15 +15,18 @@ from tfopt.passes.debug_ops import RemoveDebugOps
 from tfopt.passes.fold_batch_norm import FoldBatchNorm
 from tfopt.passes.fuse_kernels import FuseKernels
 from tfopt.passes.fuse_pad import FusePad
+from tfopt.passes.grouped_conv import GroupedConvToDepthwise
 from tfopt.passes.identity import RemoveIdentities
+from tfopt.passes.inline_calls import InlineCalls
 from tfopt.passes.strip_unused import StripUnused
 from tfopt.passes.switch_const import ResolveConstantSwitch
 from tfopt.passes.training_nodes import RemoveTrainingNodes
 from tfopt.passes.trivial_ops import RemoveTrivialOps
 
 _CLASSES: dict[str, type[GraphPass]] = {cls.name: cls for cls in (
-    RemoveTrainingNodes, RemoveDebugOps, StripUnused, RemoveIdentities, ResolveConstantSwitch,
-    ConstantFold, FoldBatchNorm, RemoveTrivialOps, MergeDuplicates, FusePad, FuseKernels)}
+    RemoveTrainingNodes, RemoveDebugOps, InlineCalls, StripUnused, RemoveIdentities,
+    ResolveConstantSwitch, ConstantFold, GroupedConvToDepthwise, FoldBatchNorm, RemoveTrivialOps,
+    MergeDuplicates, FusePad, FuseKernels)}
 
 # Passes repeated until none of them changes the graph (a fixed point).
 SIMPLIFY: list[GraphPass] = [_CLASSES[name]() for name, _ in catalog.SIMPLIFY]

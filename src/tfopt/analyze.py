@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tfopt.errors import TfoptError
-from tfopt.graph import const_value, get_attr, reachable_from
+from tfopt.graph import const_value, function_nodes, get_attr, reachable_from
 from tfopt.loader import (
     DEFAULT_SIGNATURE,
     detect_kind,
@@ -55,6 +55,9 @@ class Analysis:
     fused_kernels: dict[str, int] = field(default_factory=dict)  # "_FusedConv2D[BiasAdd]": n
     runtimes: list[str] = field(default_factory=list)  # CPU runtimes that run every one
     metadata: dict | None = None  # the model's tfopt.json, when tfopt wrote it
+    # What `tfopt optimize` counts: the signature's frozen graph, main graph and functions.
+    frozen_nodes: int = 0
+    frozen_function_nodes: int = 0
 
     def shares(self) -> list[tuple[str, int, float]]:
         total = sum(self.op_counts.values()) or 1
@@ -182,9 +185,12 @@ def analyze(path: str, signature: str | None = None, facts: bool = True) -> Anal
                     params += value.size
         flops, unknown = _flops(sig.graph_def, StaticInfo(sig.graph_def))
     fused, runtimes = _runtime_needs(model)
+    frozen = model.signatures[key].graph_def if model is not None else None
     return Analysis(path, kind, dict(counts), functions, sum(counts.values()), params,
                     const_bytes, flops, unknown, inputs, outputs, notes, fused, runtimes,
-                    read_metadata(path) if kind == "saved_model" else None)
+                    read_metadata(path) if kind == "saved_model" else None,
+                    len(frozen.node) if frozen else 0,
+                    function_nodes(frozen) if frozen else 0)
 
 
 def _runtime_needs(model) -> tuple[dict[str, int], list[str]]:
@@ -226,8 +232,14 @@ def _fmt_count(n: float) -> str:
 
 
 def text_report(a: Analysis, top: int | None = None, show_functions: bool = False) -> str:
+    main = sum(a.op_counts.values()) - sum(sum(c.values()) for c in a.function_counts.values())
     lines = [f"{a.path} ({a.kind})",
-             f"  nodes {a.nodes}, parameters {_fmt_count(a.parameters)}, constants "
+             f"  stored graph: {a.nodes} nodes (main graph {main}, {len(a.function_counts)} "
+             f"functions {a.nodes - main})"
+             + (f"; frozen signature (what tfopt optimize counts): main graph "
+                f"{a.frozen_nodes}, function library {a.frozen_function_nodes}"
+                if a.frozen_nodes else ""),
+             f"  parameters {_fmt_count(a.parameters)}, constants "
              f"{a.constant_bytes / 1e6:.2f} MB, FLOPs/sample {_fmt_count(a.flops_per_sample)}"
              + (f" ({a.flops_unknown_ops} ops with unknown shapes not counted)"
                 if a.flops_unknown_ops else "")]

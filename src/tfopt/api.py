@@ -12,7 +12,7 @@ import numpy as np
 
 from tfopt import isolate
 from tfopt.errors import TfoptError, VerificationError, first_line
-from tfopt.graph import op_counts
+from tfopt.graph import function_nodes, op_counts
 from tfopt.kernels import KernelSupport, fusions_in, runtimes_running
 from tfopt.loader import load_model
 from tfopt.model import LoadedModel, SignatureGraph
@@ -48,9 +48,13 @@ class SignatureReport:
     passes: list[PassRecord]
     checks: list[OutputCheck] = field(default_factory=list)
     same_as: str | None = None  # optimized once, with this identical signature
+    function_nodes_before: int = 0  # nodes inside the function library (If/While bodies...)
+    function_nodes_after: int = 0
 
     def to_dict(self) -> dict:
         return {"key": self.key, "same_as": self.same_as, "nodes_before": self.nodes_before,
+                "function_nodes_before": self.function_nodes_before,
+                "function_nodes_after": self.function_nodes_after,
                 "nodes_after": self.nodes_after, "ops_before": self.ops_before,
                 "ops_after": self.ops_after, "passes": [p.to_dict() for p in self.passes],
                 "checks": [c.to_dict() for c in self.checks]}
@@ -99,10 +103,13 @@ class Report:
             if sig.same_as:
                 lines.append(f"signature {key}: same graph as {sig.same_as} (optimized once)")
                 continue
-            lines.append(f"signature {key}: {sig.nodes_before} -> {sig.nodes_after} nodes")
+            lines.append(f"signature {key}: main graph {sig.nodes_before} -> {sig.nodes_after} "
+                         f"nodes, function library {sig.function_nodes_before} -> "
+                         f"{sig.function_nodes_after} nodes")
             for rec in sig.passes:
                 if rec.changed or rec.skipped:
-                    status = f"SKIPPED ({rec.skipped})" if rec.skipped else rec.delta_text()
+                    status = (f"SKIPPED ({rec.skipped})" if rec.skipped else
+                              rec.delta_text() or "; ".join(rec.notes))
                     lines.append(f"  {rec.name:<18} {rec.node_delta:>+7} nodes  "
                                  f"{rec.seconds:6.2f}s  {status}")
             for check in sig.checks:
@@ -325,7 +332,9 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
         optimized[sig.key] = sig.with_graph(graph_def)
         reports[sig.key] = SignatureReport(sig.key, len(sig.graph_def.node), len(graph_def.node),
                                            op_counts(sig.graph_def), op_counts(graph_def),
-                                           records)
+                                           records, function_nodes_before=function_nodes(
+                                               sig.graph_def),
+                                           function_nodes_after=function_nodes(graph_def))
         for twin in model.signatures.values():
             if twin.same_as == sig.key:
                 optimized[twin.key] = twin.with_graph(graph_def)

@@ -401,9 +401,89 @@ def reachable_from(nodes: graph_pb2.GraphDef | Iterable[node_def_pb2.NodeDef],
     return seen
 
 
+def function_nodes(graph_def: graph_pb2.GraphDef) -> int:
+    """Nodes inside the graph's function library (If/While bodies, calls freezing left)."""
+    return sum(len(f.node_def) for f in graph_def.library.function)
+
+
 def op_counts(graph_def: graph_pb2.GraphDef) -> dict[str, int]:
     counts: dict[str, int] = defaultdict(int)
     for node in graph_def.node:
         counts[node.op] += 1
     return dict(counts)
 
+
+
+# --- function bodies ------------------------------------------------------------------------
+
+
+def function_body(fdef) -> tuple[graph_pb2.GraphDef, list[str]]:
+    """A FunctionDef's body as a GraphDef (arguments become Placeholders named like them,
+    ``node:out_arg:i`` inputs become flat ``node:k``: TensorFlow's own conversion) and its
+    results as flat tensor names, in output order."""
+    from tensorflow.python.framework.function_def_to_graph import function_def_to_graph_def
+
+    graph_def, nested_to_flat = function_def_to_graph_def(fdef)
+    return graph_def, [nested_to_flat[fdef.ret[a.name]] for a in fdef.signature.output_arg]
+
+
+def _output_offsets(node: node_def_pb2.NodeDef, library: dict) -> list[tuple[str, int]] | None:
+    """(output arg name, flat start) per output arg of ``node``'s op, or None if unknown."""
+    from tensorflow.python.framework import op_def_registry
+
+    if node.op in library:
+        return [(arg.name, i) for i, arg in enumerate(library[node.op].signature.output_arg)]
+    op_def = op_def_registry.get(node.op)
+    if op_def is None:
+        return None
+    offsets, start = [], 0
+    for arg in op_def.output_arg:
+        offsets.append((arg.name, start))
+        if arg.number_attr:
+            start += node.attr[arg.number_attr].i
+        elif arg.type_list_attr:
+            start += len(node.attr[arg.type_list_attr].list.type)
+        else:
+            start += 1
+    return offsets
+
+
+def body_to_function(template, body: graph_pb2.GraphDef, library: dict):
+    """Put an edited ``body`` (from :func:`function_body`) back into a copy of the FunctionDef
+    ``template``: same signature, results and control results; flat inputs nested again.
+    Returns None when an op's outputs cannot be named (then keep the original)."""
+    from tensorflow.core.framework import function_pb2
+
+    args = {a.name for a in template.signature.input_arg}
+    nodes = {n.name: n for n in body.node}
+    offsets: dict[str, list[tuple[str, int]]] = {}
+
+    def nested(text: str) -> str | None:
+        ref = InputRef.parse(text)
+        if ref.node in args:
+            return ("^" if ref.control else "") + ref.node
+        if ref.control:
+            return text
+        if ref.node not in offsets:
+            found = _output_offsets(nodes[ref.node], library) if ref.node in nodes else None
+            if found is None:
+                return None
+            offsets[ref.node] = found
+        name, start = max((o for o in offsets[ref.node] if o[1] <= ref.port), key=lambda o: o[1])
+        return f"{ref.node}:{name}:{ref.port - start}"
+
+    fdef = function_pb2.FunctionDef()
+    fdef.CopyFrom(template)
+    del fdef.node_def[:]
+    for node in body.node:
+        if node.name in args:
+            continue
+        copy = fdef.node_def.add()
+        copy.CopyFrom(node)
+        del copy.input[:]
+        for text in node.input:
+            converted = nested(text)
+            if converted is None:
+                return None
+            copy.input.append(converted)
+    return fdef

@@ -14,8 +14,11 @@ SIMPLIFY: list[tuple[str, str]] = [
     ("training_nodes", "remove Save/Restore, initializers, optimizer updates and gradient "
                        "branches; fold PlaceholderWithDefault flags to their defaults"),
     # Debug ops before strip_unused: an Assert's condition subgraph becomes unreachable.
-    ("debug_ops", "remove CheckNumerics, Print, PrintV2 and Assert (with the control edges to "
-                  "it)"),
+    ("debug_ops", "remove CheckNumerics, Print, PrintV2, Assert and If nodes whose branches "
+                  "only check (with the control edges to them)"),
+    # Right after debug_ops: clean bodies let debug_ops drop check-only Ifs next round.
+    ("function_bodies", "run debug_ops, identity, constant_fold, trivial_ops and cse inside "
+                        "If/While/Case branches, loop bodies and other library functions"),
     # Before strip_unused: the inlined function's library copy becomes unreferenced.
     ("inline_calls", "inline PartitionedCall/StatefulPartitionedCall bodies (Keras' _conv_xla "
                      "and other calls freezing left) into the main graph"),

@@ -13,6 +13,7 @@ from tfopt.passes.constant_fold import ConstantFold
 from tfopt.passes.cse import MergeDuplicates
 from tfopt.passes.debug_ops import RemoveDebugOps
 from tfopt.passes.fold_batch_norm import FoldBatchNorm
+from tfopt.passes.function_bodies import CleanFunctionBodies
 from tfopt.passes.fuse_kernels import FuseKernels
 from tfopt.passes.fuse_pad import FusePad
 from tfopt.passes.grouped_conv import GroupedConvToDepthwise
@@ -24,7 +25,7 @@ from tfopt.passes.training_nodes import RemoveTrainingNodes
 from tfopt.passes.trivial_ops import RemoveTrivialOps
 
 _CLASSES: dict[str, type[GraphPass]] = {cls.name: cls for cls in (
-    RemoveTrainingNodes, RemoveDebugOps, InlineCalls, StripUnused, RemoveIdentities,
+    RemoveTrainingNodes, RemoveDebugOps, CleanFunctionBodies, InlineCalls, StripUnused, RemoveIdentities,
     ResolveConstantSwitch, ConstantFold, GroupedConvToDepthwise, FoldBatchNorm, RemoveTrivialOps,
     MergeDuplicates, FusePad, FuseKernels)}
 

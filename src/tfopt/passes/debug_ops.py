@@ -9,13 +9,15 @@ from tfopt.passes.base import GraphPass, PassContext, count_note
 PASS_THROUGH = {"CheckNumerics", "CheckNumericsV2", "Print", "DebugIdentity", "DebugIdentityV2"}
 # Ops with no data output anyone reads: delete them with the control edges to them.
 SINKS = {"Assert", "PrintV2"}
+# Conditionals whose branches may hold nothing but checks: removed when nobody reads them.
+CONDITIONALS = {"If", "StatelessIf"}
 
 
 class RemoveDebugOps(GraphPass):
     name = "debug_ops"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
-        spliced = removed = 0
+        spliced = removed = guards = 0
         for node in view:
             if node.name in ctx.protected:
                 continue
@@ -27,8 +29,30 @@ class RemoveDebugOps(GraphPass):
                 removed += 1
                 if "/AssertGuard/" in node.name:
                     _drop_guard_dependencies(view, node.name.split("/AssertGuard/")[0])
-        return count_note(spliced, "checks/prints spliced out") + count_note(
-            removed, "Assert/PrintV2 removed")
+            elif (node.op in CONDITIONALS and not view.data_consumers(node.name)
+                  and _only_checks(view, node)):
+                view.bypass(node, [])  # its own control inputs move to its control readers
+                guards += 1
+        return (count_note(spliced, "checks/prints spliced out")
+                + count_note(removed, "Assert/PrintV2 removed")
+                + count_note(guards, "If nodes that only checked or printed removed"))
+
+
+def _only_checks(view: GraphView, node) -> bool:
+    """Whether both branches of a conditional do nothing but checks, prints and pure ops
+    (``tf.debugging.assert_*`` in a TF2 function becomes such an ``If``)."""
+    from tfopt.shapes import is_stateful
+
+    library = {f.signature.name: f for f in view.graph_def.library.function}
+    for key in ("then_branch", "else_branch"):
+        fdef = library.get(node.attr[key].func.name)
+        if fdef is None:
+            return False
+        for inner in fdef.node_def:
+            if inner.op in library or (is_stateful(inner.op) and inner.op not in SINKS
+                                       and inner.op not in PASS_THROUGH):
+                return False
+    return True
 
 
 def _drop_guard_dependencies(view: GraphView, scope: str) -> None:

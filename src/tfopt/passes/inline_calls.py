@@ -21,19 +21,10 @@ from __future__ import annotations
 
 from tensorflow.core.framework import node_def_pb2, types_pb2
 
-from tfopt.graph import GraphView, InputRef, get_attr
+from tfopt.graph import GraphView, InputRef, function_body, get_attr
 from tfopt.passes.base import GraphPass, PassContext
 
 CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall")
-
-
-def _body(fdef):
-    """The function body as GraphDef nodes (args as Placeholders) and its flat result names."""
-    from tensorflow.python.framework.function_def_to_graph import function_def_to_graph_def
-
-    graph_def, nested_to_flat = function_def_to_graph_def(fdef)
-    results = [nested_to_flat[fdef.ret[arg.name]] for arg in fdef.signature.output_arg]
-    return graph_def, results
 
 
 class InlineCalls(GraphPass):
@@ -50,7 +41,7 @@ class InlineCalls(GraphPass):
                                    for a in fdef.signature.input_arg):
                 continue
             try:
-                body, results = _body(fdef)
+                body, results = function_body(fdef)
             except Exception:  # a body TF itself cannot read back: leave the call
                 continue
             xla += bool(get_attr(call, "_XlaMustCompile", False) or

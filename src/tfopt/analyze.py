@@ -105,7 +105,7 @@ def _stored_graph_counts(path: str, kind: str, signature: str | None = None
     counts = Counter(n.op for n in graph_def.node)
     used = None
     if signature and kind == "saved_model":
-        from tfopt.passes.strip_unused import referenced_functions
+        from tfopt.graph import referenced_functions
 
         used = referenced_functions(graph_def.node, graph_def.library)
     for fn in graph_def.library.function:

@@ -230,7 +230,30 @@ class GraphView:
             i += 1
         return f"{base}_{i}"
 
+    def sole_reader(self, name: str, protected: Iterable[str] = ()) -> node_def_pb2.NodeDef | None:
+        """The one node reading ``name``, if fusing ``name`` into it is safe: ``name`` is not
+        protected (a signature node), has exactly one reader edge, a data edge from output 0,
+        and no control readers. The guard every fusion and folding pattern shares."""
+        if name in protected:
+            return None
+        users = self.consumers(name)
+        if len(users) != 1 or users[0][1].control or users[0][1].port != 0:
+            return None
+        return users[0][0]
+
     # --- edits -----------------------------------------------------------------------------
+    def retype(self, node: node_def_pb2.NodeDef, op: str, keep: Iterable[str] = ()) -> None:
+        """Make ``node`` an ``op`` node in place (its name and readers stay), keeping only the
+        attributes in ``keep``; the caller sets the new op's own attributes."""
+        keep = set(keep)
+        for key in [k for k in node.attr if k not in keep]:
+            del node.attr[key]
+        node.op = op
+
+    def drop_input(self, node: node_def_pb2.NodeDef, text: str) -> None:
+        """Remove one entry (usually a ``^control`` edge) from ``node``'s inputs."""
+        node.input.remove(text)
+
     def add(self, node: node_def_pb2.NodeDef) -> node_def_pb2.NodeDef:
         if node.name in self.nodes:
             raise ValueError(f"node {node.name!r} already exists")
@@ -382,6 +405,36 @@ def topological_order(graph_def: graph_pb2.GraphDef) -> list[node_def_pb2.NodeDe
     placed = set(order)
     order.extend(n.name for n in graph_def.node if n.name not in placed)
     return [nodes[n] for n in order]
+
+
+def _functions_in_attr(value: attr_value_pb2.AttrValue) -> list[str]:
+    if value.HasField("func"):
+        return [value.func.name]
+    if value.HasField("list"):
+        return [f.name for f in value.list.func]
+    return []
+
+
+def referenced_functions(nodes: Iterable[node_def_pb2.NodeDef],
+                         lib) -> set[str]:
+    """Library functions reachable from ``nodes`` (transitively)."""
+    nodes = list(nodes)
+    library = {f.signature.name: f for f in lib.function}
+    stack = [name for node in nodes for value in node.attr.values()
+             for name in _functions_in_attr(value)]
+    stack += [node.op for node in nodes if node.op in library]
+    seen: set[str] = set()
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in library:
+            continue
+        seen.add(name)
+        for node in library[name].node_def:
+            if node.op in library:
+                stack.append(node.op)
+            for value in node.attr.values():
+                stack.extend(_functions_in_attr(value))
+    return seen
 
 
 def reachable_from(nodes: graph_pb2.GraphDef | Iterable[node_def_pb2.NodeDef],

@@ -263,7 +263,7 @@ def _table_initializers(graph_def: graph_pb2.GraphDef, out_nodes: list[str]) -> 
     """Initializers of the lookup tables the outputs read (a TF1 export runs them from its
     main op, which freezing to the outputs would otherwise drop)."""
     from tfopt.graph import reachable_from
-    from tfopt.passes.training_nodes import CHECKPOINT_OPS
+    from tfopt.ops import CHECKPOINT_OPS
 
     reached = reachable_from(graph_def, out_nodes)
     by_name = {n.name: n for n in graph_def.node}

@@ -40,3 +40,18 @@ def counts(graph_def) -> dict[str, int]:
 
 def rand(*shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+X = {"x:0": rand(2, 8, 8, 3, seed=1)}
+
+
+def bn_params(c, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(0.5, 1.5, c).astype(np.float32), rng.normal(0, 0.3, c).astype(np.float32),
+            rng.normal(0, 0.3, c).astype(np.float32), rng.uniform(0.5, 1.5, c).astype(np.float32))
+
+
+def check_same(before, after, fetch="out", feeds=X, rtol=1e-5):
+    a = run(before, [fetch], feeds)[0]
+    b = run(after, [fetch], feeds)[0]
+    np.testing.assert_allclose(b, a, rtol=rtol, atol=rtol * np.abs(a).max())

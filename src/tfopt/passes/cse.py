@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 
 from tfopt.graph import GraphView, InputRef, const_value, topological_order
+from tfopt.ops import TF1_CONTROL_FLOW_OPS as CONTROL_FLOW_OPS
 from tfopt.passes.base import GraphPass, PassContext, count_note
-from tfopt.passes.identity import CONTROL_FLOW_OPS
 from tfopt.shapes import is_stateful
 
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from tfopt.graph import GraphView
+from tfopt.ops import DEBUG_PASS_THROUGH, DEBUG_SINKS
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
-# Ops whose output 0 is their input 0 unchanged: splice them out.
-PASS_THROUGH = {"CheckNumerics", "CheckNumericsV2", "Print", "DebugIdentity", "DebugIdentityV2"}
-# Ops with no data output anyone reads: delete them with the control edges to them.
-SINKS = {"Assert", "PrintV2"}
+PASS_THROUGH, SINKS = DEBUG_PASS_THROUGH, DEBUG_SINKS
 # Conditionals whose branches may hold nothing but checks: removed when nobody reads them.
 CONDITIONALS = {"If", "StatelessIf"}
 
@@ -64,4 +62,4 @@ def _drop_guard_dependencies(view: GraphView, scope: str) -> None:
     for name in members:
         for consumer, ref in view.consumers(name):
             if ref.control and not consumer.name.startswith(guard + "/"):
-                consumer.input.remove(str(ref))
+                view.drop_input(consumer, str(ref))

@@ -267,9 +267,7 @@ class FoldBatchNorm(GraphPass):
         b_const = view.add(make_const(view.unique_name(node.name + "/bias"), bias.astype(dtype),
                                       node.device))
         fmt = "NCHW" if producer.channel_axis == 1 and producer.rank > 2 else "NHWC"
-        for key in list(node.attr):
-            del node.attr[key]
-        node.op = "BiasAdd"
+        view.retype(node, "BiasAdd")
         set_attr(node, "T", _dtype_of(dtype))
         set_attr(node, "data_format", fmt)
         view.set_inputs(node, [source, b_const.name] + controls)

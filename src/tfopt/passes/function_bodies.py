@@ -13,11 +13,9 @@ reaches are dropped).
 from __future__ import annotations
 
 from tfopt.graph import GraphView, InputRef, body_to_function, function_body, reachable_from
+from tfopt.ops import DEBUG_OPS
 from tfopt.passes.base import GraphPass, PassContext, count_note
-from tfopt.passes.debug_ops import PASS_THROUGH, SINKS
 from tfopt.shapes import is_stateful
-
-DEBUG_OPS = PASS_THROUGH | SINKS
 
 
 def _inner_passes() -> list[GraphPass]:

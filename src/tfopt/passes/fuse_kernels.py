@@ -43,11 +43,8 @@ class FuseKernels(GraphPass):
 
     def _residual(self, view: GraphView, bias, ctx: PassContext, info: StaticInfo):
         """The Add reading ``bias`` and a same-shape tensor (a ResNet shortcut), if any."""
-        users = view.consumers(bias.name)
-        if bias.name in ctx.protected or len(users) != 1 or users[0][1].control:
-            return None, None
-        add = users[0][0]
-        if add.op not in ("Add", "AddV2") or get_attr(add, "T") != tf.float32:
+        add = view.sole_reader(bias.name, ctx.protected)
+        if add is None or add.op not in ("Add", "AddV2") or get_attr(add, "T") != tf.float32:
             return None, None
         refs = view.data_inputs(add)
         others = [r for r in refs if r.node != bias.name]
@@ -66,10 +63,9 @@ class FuseKernels(GraphPass):
             return 0
         if conv.op == "DepthwiseConv2dNative" and get_attr(conv, "padding") == "EXPLICIT":
             return 0  # _FusedDepthwiseConv2dNative has no explicit_paddings
-        users = view.consumers(conv.name)
-        if len(users) != 1 or users[0][1].control or users[0][0].op != "BiasAdd":
+        bias = view.sole_reader(conv.name, ctx.protected)
+        if bias is None or bias.op != "BiasAdd":
             return 0
-        bias = users[0][0]
         if get_attr(bias, "data_format", "NHWC") != "NHWC" or view.data_inputs(bias)[0].node != conv.name:
             return 0
         chain = [bias]
@@ -82,15 +78,11 @@ class FuseKernels(GraphPass):
                 chain.append(add)
                 fused_ops.append("Add")
                 extra_args.append(str(addend))
-        tail = chain[-1]
-        if tail.name not in ctx.protected:
-            act_users = view.consumers(tail.name)
-            if len(act_users) == 1 and not act_users[0][1].control:
-                act = act_users[0][0]
-                if act.op in ACTIVATIONS and get_attr(act, "T") == tf.float32:
-                    if ctx.kernels.supports(op, (*fused_ops, act.op)):
-                        chain.append(act)
-                        fused_ops.append(act.op)
+        act = view.sole_reader(chain[-1].name, ctx.protected)
+        if (act is not None and act.op in ACTIVATIONS and get_attr(act, "T") == tf.float32
+                and ctx.kernels.supports(op, (*fused_ops, act.op))):
+            chain.append(act)
+            fused_ops.append(act.op)
         if not ctx.kernels.supports(op, tuple(fused_ops)):
             return 0
         last = chain[-1]
@@ -100,11 +92,9 @@ class FuseKernels(GraphPass):
         controls = {str(r) for n in (conv, *chain) for r in view.control_inputs(n)}
         kept = {k: conv.attr[k] for k in KEPT_ATTRS[op] if k in conv.attr}
         view.remove([n.name for n in (conv, *chain[:-1])])
-        for key in list(last.attr):
-            del last.attr[key]
-        last.op = op
+        view.retype(last, op)
         for key, value in kept.items():
-            last.attr[key].CopyFrom(value)
+            set_attr(last, key, value)
         set_attr(last, "num_args", 1 + len(extra_args))
         set_attr(last, "fused_ops", fused_ops)
         set_attr(last, "epsilon", 0.0001)

@@ -15,12 +15,12 @@ channel count known, the filter a constant.
 
 from __future__ import annotations
 
-from tfopt.graph import GraphView, get_attr, make_const, set_attr
+from tfopt.graph import GraphView, get_attr, make_const
 from tfopt.passes.base import GraphPass, PassContext, count_note
 from tfopt.shapes import StaticInfo
 
-# Attributes a Conv2D has that DepthwiseConv2dNative does not.
-_CONV_ONLY_ATTRS = ("use_cudnn_on_gpu", "explicit_paddings")
+# Attributes of a Conv2D that DepthwiseConv2dNative takes over unchanged.
+_DEPTHWISE_ATTRS = ("T", "strides", "padding", "data_format", "dilations", "_class")
 
 
 class GroupedConvToDepthwise(GraphPass):
@@ -49,11 +49,7 @@ class GroupedConvToDepthwise(GraphPass):
                                        weights.reshape(kh, kw, channels, out // channels),
                                        conv.device))
             view.set_input(conv, 1, filt.name)
-            conv.op = "DepthwiseConv2dNative"
-            for key in _CONV_ONLY_ATTRS:
-                if key in conv.attr:
-                    del conv.attr[key]
-            set_attr(conv, "strides", list(strides))
+            view.retype(conv, "DepthwiseConv2dNative", keep=_DEPTHWISE_ATTRS)
             rewritten += 1
         return count_note(rewritten, "grouped convolutions rewritten as depthwise")
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from tfopt.graph import GraphView
+from tfopt.ops import IDENTITY_OPS, TF1_CONTROL_FLOW_OPS
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
-IDENTITY_OPS = {"Identity", "StopGradient", "Snapshot", "PreventGradient"}
 # TF1 control flow uses Identity after these as a frame/branch pivot: splicing it would hang
 # control edges on a Switch (not allowed) or move work across loop frames.
-CONTROL_FLOW_OPS = {"Switch", "RefSwitch", "Merge", "RefMerge", "Enter", "RefEnter", "Exit",
-                    "RefExit", "NextIteration", "RefNextIteration", "LoopCond"}
+CONTROL_FLOW_OPS = TF1_CONTROL_FLOW_OPS
 
 
 class RemoveIdentities(GraphPass):
@@ -43,6 +42,6 @@ def _drop_const_controls(view: GraphView) -> int:
         for text in [t for t in node.input if t.startswith("^")]:
             src = view.nodes.get(text[1:])
             if src is not None and src.op == "Const" and not src.input:
-                node.input.remove(text)
+                view.drop_input(node, text)
                 dropped += 1
     return dropped

@@ -3,20 +3,8 @@
 from __future__ import annotations
 
 from tfopt.graph import GraphView
+from tfopt.ops import is_training_op
 from tfopt.passes.base import GraphPass, PassContext, count_note
-
-# Checkpoint save/restore and the variable writes they and initializers perform.
-CHECKPOINT_OPS = {"SaveV2", "RestoreV2", "MergeV2Checkpoints", "Save", "SaveSlices", "Restore",
-                  "RestoreSlice", "ShardedFilename", "ShardedFilespec"}
-ASSIGN_OPS = {"Assign", "AssignAdd", "AssignSub", "AssignVariableOp", "AssignAddVariableOp",
-              "AssignSubVariableOp", "ScatterUpdate", "ResourceScatterUpdate", "ScatterAdd",
-              "ResourceScatterAdd"}
-# Optimizer update kernels: ApplyAdam, ResourceApplyAdam, SparseApplyFtrl, ...
-UPDATE_PREFIXES = ("Apply", "ResourceApply", "SparseApply", "ResourceSparseApply")
-
-
-def is_training_op(op: str) -> bool:
-    return op in CHECKPOINT_OPS or op in ASSIGN_OPS or op.startswith(UPDATE_PREFIXES)
 
 
 class RemoveTrainingNodes(GraphPass):

@@ -1,0 +1,37 @@
+"""Op-type sets that several parts of tfopt must agree on (passes, loader, analyze).
+
+One place, so that "is this a checkpoint op?" or "is this TF1 control flow?" has one answer.
+Importable without TensorFlow.
+"""
+
+from __future__ import annotations
+
+# Checkpoint save/restore and the variable writes they and initializers perform.
+CHECKPOINT_OPS = {"SaveV2", "RestoreV2", "MergeV2Checkpoints", "Save", "SaveSlices", "Restore",
+                  "RestoreSlice", "ShardedFilename", "ShardedFilespec"}
+ASSIGN_OPS = {"Assign", "AssignAdd", "AssignSub", "AssignVariableOp", "AssignAddVariableOp",
+              "AssignSubVariableOp", "ScatterUpdate", "ResourceScatterUpdate", "ScatterAdd",
+              "ResourceScatterAdd"}
+# Optimizer update kernels: ApplyAdam, ResourceApplyAdam, SparseApplyFtrl, ...
+UPDATE_PREFIXES = ("Apply", "ResourceApply", "SparseApply", "ResourceSparseApply")
+
+# Debugging ops. Output 0 is input 0 unchanged: spliced out.
+DEBUG_PASS_THROUGH = {"CheckNumerics", "CheckNumericsV2", "Print", "DebugIdentity",
+                      "DebugIdentityV2"}
+# No data output anyone reads: deleted with the control edges to them.
+DEBUG_SINKS = {"Assert", "PrintV2"}
+DEBUG_OPS = DEBUG_PASS_THROUGH | DEBUG_SINKS
+
+# Ops that pass their input through unchanged.
+IDENTITY_OPS = {"Identity", "StopGradient", "Snapshot", "PreventGradient"}
+
+# TF1 control flow (frames and branches): an Identity after these is a pivot, not a no-op.
+TF1_CONTROL_FLOW_OPS = {"Switch", "RefSwitch", "Merge", "RefMerge", "Enter", "RefEnter", "Exit",
+                        "RefExit", "NextIteration", "RefNextIteration", "LoopCond"}
+# TF2 functional control flow and calls: the body lives in the function library.
+FUNCTIONAL_OPS = {"If", "StatelessIf", "While", "StatelessWhile", "Case", "StatelessCase",
+                  "PartitionedCall", "StatefulPartitionedCall"}
+
+
+def is_training_op(op: str) -> bool:
+    return op in CHECKPOINT_OPS or op in ASSIGN_OPS or op.startswith(UPDATE_PREFIXES)

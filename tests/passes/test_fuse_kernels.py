@@ -1,0 +1,63 @@
+"""fuse_kernels: tests on hand-built graphs, numbers compared with the original."""
+
+import tensorflow as tf
+
+from tests.passes.helpers import check_same, context, counts, graph_of, rand
+from tfopt.kernels import KernelSupport
+from tfopt.passes.fuse_kernels import FuseKernels
+from tfopt.passes.fuse_pad import FusePad
+from tfopt.runtime import current_runtime
+
+
+def test_fuse_pad_and_kernels():
+    def build():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 8, 8, 3], name="x")
+        y = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
+        y = tf.nn.conv2d(y, tf.constant(rand(3, 3, 3, 4)), 2, "VALID")
+        y = tf.nn.relu6(tf.nn.bias_add(y, tf.constant(rand(4, seed=1))))
+        h = tf.reshape(y, [-1, 4 * 4 * 4])
+        h = tf.nn.bias_add(tf.matmul(h, tf.constant(rand(64, 5, seed=2))),
+                           tf.constant(rand(5, seed=3)))
+        tf.nn.relu(h, name="out")
+
+    gd = graph_of(build)
+    ctx = context(["out"], ["x:0"])
+    padded = FusePad().run(gd, ctx).graph_def
+    assert "Pad" not in counts(padded)
+    fused = FuseKernels().run(padded, ctx).graph_def
+    ops = counts(fused)
+    assert ops.get("_FusedConv2D") == 1 and ops.get("_FusedMatMul") == 1
+    assert "BiasAdd" not in ops and "Relu6" not in ops
+    assert {n.name: n.op for n in fused.node}["out"] == "_FusedMatMul"  # name kept
+    check_same(gd, fused)
+    generic = FuseKernels().run(padded, context(["out"], ["x:0"], target="generic"))
+    assert not generic.changed
+
+
+def test_fuse_residual_add():
+    def build():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 8, 8, 4], name="x")
+        y = tf.nn.bias_add(tf.nn.conv2d(x, tf.constant(rand(3, 3, 4, 4)), 1, "SAME"),
+                           tf.constant(rand(4, seed=1)))
+        r = tf.nn.relu(tf.add(y, x))                               # shortcut: same shape
+        z = tf.nn.bias_add(tf.nn.conv2d(r, tf.constant(rand(1, 1, 4, 4, seed=2)), 1, "SAME"),
+                           tf.constant(rand(4, seed=3)))
+        tf.add(z, tf.constant(rand(4, seed=4)), name="out")        # broadcast: not a shortcut
+
+    gd = graph_of(build)
+
+    def kinds(target):
+        fused = FuseKernels().run(gd, context(["out"], ["x:0"], target=target)).graph_def
+        check_same(gd, fused, feeds={"x:0": rand(2, 8, 8, 4, seed=9)})
+        return sorted(tuple(s.decode() for s in n.attr["fused_ops"].list.s)
+                      for n in fused.node if n.op == "_FusedConv2D")
+
+    # The Eigen runtime (oneDNN off) has no [BiasAdd, Add, ...]: portable output never has it.
+    assert kinds("portable") == [("BiasAdd",), ("BiasAdd",)]
+    # Native output has it exactly when this machine's runtime runs it (oneDNN on).
+    native = KernelSupport("native")
+    if native.supports("_FusedConv2D", ("BiasAdd", "Add", "Relu")):
+        assert current_runtime() == "onednn"
+        assert kinds("native") == [("BiasAdd",), ("BiasAdd", "Add", "Relu")]
+    else:
+        assert kinds("native") == [("BiasAdd",), ("BiasAdd",)]

@@ -94,3 +94,20 @@ def test_cli_errors_are_one_line(tmp_path):
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         assert proc.returncode != 0, args
         assert len(lines) == 1 and "Traceback" not in proc.stderr, (args, proc.stderr)
+
+
+def test_flops_of_a_bert_like_encoder_match_a_hand_count(bert_export):
+    """d=32, 4 heads x 8, FFN 64, T=64 (the default for an unknown sequence length):
+    Q/K/V 3 x 2*T*d*d, scores and context 2 x 2*T*T*d, output 2*T*d*d, FFN 2 x 2*T*d*64,
+    pooler 2*d*d. Einsum and BatchMatMul count, not only MatMul and convolutions."""
+    t, d = 64, 32
+    want = 3 * 2 * t * d * d + 2 * 2 * t * t * d + 2 * t * d * d + 2 * 2 * t * d * 64 + 2 * d * d
+    a = az.analyze(bert_export)
+    assert a.flops_per_sample == want == 1_574_912
+    assert a.flops_unknown_ops == 0
+    assert any("FLOPs counted at" in n and "[1, 64]" in n for n in a.notes)
+
+
+def test_einsum_flops_with_ellipsis():
+    assert az._einsum_flops("...d,dh->...h", [[2, 5, 8], [8, 3]]) == 2 * 2 * 5 * 8 * 3
+    assert az._einsum_flops("bij,bjk->bik", [[4, 2, 3], [4, 3, 5]]) == 2 * 4 * 2 * 3 * 5

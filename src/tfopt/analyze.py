@@ -117,37 +117,95 @@ def _stored_graph_counts(path: str, kind: str, signature: str | None = None
     return counts, functions
 
 
+MATMUL_OPS = {"MatMul", "_FusedMatMul"}
+BATCH_MATMUL_OPS = {"BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"}
+FLOP_OPS = CONV_OPS | BATCH_MATMUL_OPS | {"Einsum"}
+
+
+def _einsum_flops(equation: str, shapes: list[list[int]]) -> int | None:
+    """2 x the product of every index's size: one multiply-add per point of the iteration
+    space of a two-operand contraction ("btd,dh->bth": 2*b*t*d*h)."""
+    lhs = equation.replace(" ", "").split("->")[0]
+    subs = lhs.split(",")
+    if len(subs) != len(shapes):
+        return None
+    sizes: dict[str, int] = {}
+    for sub, shape in zip(subs, shapes, strict=True):
+        if "..." in sub:
+            head, tail = sub.split("...")
+            extra = len(shape) - len(head) - len(tail)
+            sub = head + "".join(chr(0x100 + i) for i in range(extra)) + tail
+        if len(sub) != len(shape):
+            return None
+        for letter, dim in zip(sub, shape, strict=True):
+            sizes[letter] = max(sizes.get(letter, 1), dim)
+    return 2 * int(np.prod(list(sizes.values()), dtype=np.int64))
+
+
+def _node_flops(node, static) -> int | None:
+    """Multiply-add FLOPs of one node at the static shapes, or None if a shape is unknown."""
+    out = static.shape(node.name + ":0")
+    ins = [static.shape(t) for t in node.input if not t.startswith("^")]
+    if node.op == "Conv2DBackpropInput":
+        ins = ins[1:3]  # (filter, out_backprop); the output is what the transposed conv makes
+    shapes = [s.as_list() if s is not None and s.rank is not None else None for s in ins]
+    if out is None or out.rank is None or any(s is None or None in s for s in shapes[:2]) \
+            or None in out.as_list():
+        return None
+    size = int(np.prod(out.as_list(), dtype=np.int64))
+    if node.op == "Einsum":
+        return _einsum_flops(get_attr(node, "equation", ""), shapes)
+    if node.op in MATMUL_OPS:
+        a = shapes[0]
+        return 2 * size * (a[0] if get_attr(node, "transpose_a") else a[1])
+    if node.op in BATCH_MATMUL_OPS:
+        a = shapes[0]
+        return 2 * size * (a[-2] if get_attr(node, "adj_x") else a[-1])
+    w = shapes[1] if node.op != "Conv2DBackpropInput" else shapes[0]
+    if node.op == "Conv2DBackpropInput":  # every input pixel meets kh*kw*cout weights
+        return 2 * int(np.prod(shapes[1], dtype=np.int64)) * w[0] * w[1] * w[2]
+    if "Depthwise" in node.op:  # each output channel sees kh*kw inputs
+        return 2 * size * w[0] * w[1]
+    return 2 * size * w[0] * w[1] * w[2]  # Conv2D (grouped too: w[2] is per group)
+
+
 def _flops(graph_def, static) -> tuple[int, int]:
+    """Total FLOPs of the matmul/conv/einsum nodes, and how many had unknown shapes."""
     total = unknown = 0
     for node in graph_def.node:
-        if node.op not in CONV_OPS:
+        if node.op not in FLOP_OPS:
             continue
-        out = static.shape(node.name + ":0")
-        ins = [static.shape(t) for t in node.input[:2]]
-        if out is None or out.rank is None or any(s is None or s.rank is None for s in ins):
+        flops = _node_flops(node, static)
+        if flops is None:
             unknown += 1
-            continue
-        dims = [1 if d is None else d for d in out.as_list()]
-        w = [d for d in ins[1].as_list()]
-        if any(d is None for d in dims[1:]) or any(d is None for d in w):
-            unknown += 1
-            continue
-        if node.op in ("MatMul", "_FusedMatMul"):
-            k = w[1] if get_attr(node, "transpose_b") else w[0]
-            total += 2 * dims[0] * dims[1] * k
-        elif node.op in ("Conv2D", "_FusedConv2D"):
-            total += 2 * int(np.prod(dims)) * w[0] * w[1] * w[2]
-        elif node.op == "Conv2DBackpropInput":
-            ins0 = static.shape(node.input[2])
-            if ins0 is None or not ins0.is_fully_defined() and any(
-                    d is None for d in ins0.as_list()[1:]):
-                unknown += 1
-                continue
-            total += 2 * int(np.prod([1 if d is None else d for d in ins0.as_list()])) * \
-                w[0] * w[1] * w[2]
-        else:  # depthwise: each output channel sees kh*kw inputs
-            total += 2 * int(np.prod(dims)) * w[0] * w[1]
+        else:
+            total += flops
     return total, unknown
+
+
+def concrete_inputs(graph_def, inputs: dict) -> tuple[object, str]:
+    """A copy of ``graph_def`` whose input placeholders have concrete shapes (batch 1, the
+    verification defaults for other unknown dims), and what was assumed: FLOPs need sizes."""
+    from tfopt.graph import node_of
+    from tfopt.verify import resolve_shape
+
+    graph_def = type(graph_def).FromString(graph_def.SerializeToString())
+    by_name = {n.name: n for n in graph_def.node}
+    assumed = []
+    for key, info in inputs.items():
+        node = by_name.get(node_of(info.tensor))
+        if node is None or node.op != "Placeholder":
+            continue
+        try:
+            shape, note = resolve_shape(key, info, 1, {})
+        except Exception:
+            continue
+        if note:
+            assumed.append(f"{key} {list(shape)}")
+        node.attr["shape"].shape.Clear()
+        for d in shape:
+            node.attr["shape"].shape.dim.add(size=d)
+    return graph_def, ", ".join(assumed)
 
 
 def analyze(path: str, signature: str | None = None, facts: bool = True) -> Analysis:
@@ -183,7 +241,10 @@ def analyze(path: str, signature: str | None = None, facts: bool = True) -> Anal
                 const_bytes += value.nbytes
                 if value.dtype.kind == "f" and value.size > 1:
                     params += value.size
-        flops, unknown = _flops(sig.graph_def, StaticInfo(sig.graph_def))
+        sized, assumed = concrete_inputs(sig.graph_def, sig.inputs)
+        flops, unknown = _flops(sig.graph_def, StaticInfo(sized))
+        if assumed:
+            notes.append(f"FLOPs counted at {assumed} (unknown dims set as for verification)")
     fused, runtimes = _runtime_needs(model)
     frozen = model.signatures[key].graph_def if model is not None else None
     return Analysis(path, kind, dict(counts), functions, sum(counts.values()), params,

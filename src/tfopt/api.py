@@ -243,7 +243,7 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
              input_shapes: Mapping[str, Sequence[int]] | Sequence[str] | None = None,
              inputs_file: str | None = None, batch_size: int = 1,
              int_range: tuple[int, int] | None = None, format: str = "saved_model",
-             target: str = "portable", overwrite: bool = False,
+             target: str = "portable", xla: str = "off", overwrite: bool = False,
              log: Log | None = None) -> Report:
     """Optimize the model at ``src`` for inference, verify it, and write it to ``dst``.
 
@@ -266,6 +266,8 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
     target: ``"portable"`` (runs with oneDNN on and off), ``"native"`` (may use fused
         kernels only this machine's runtime has; recorded in ``tfopt.json``) or ``"generic"``
         (public ops only).
+    xla: ``"off"`` (default), ``"auto"`` (compile the convolution-free part with XLA, keep it
+        only if the timed model is measurably faster) or ``"on"`` (keep it without timing).
     overwrite: replace ``dst`` if it exists.
     log: called with progress lines (e.g. ``print``).
 
@@ -281,6 +283,11 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
     start = time.perf_counter()
     if format not in ("saved_model", "pb"):
         raise TfoptError(f"unknown format {format!r} (saved_model or pb)")
+    if xla not in ("off", "auto", "on"):
+        raise TfoptError(f"unknown xla mode {xla!r} (off, auto or on)")
+    if xla == "auto" and not verify:
+        raise TfoptError("--xla auto times the model on the verification inputs; it cannot "
+                         "go with --no-verify (use --xla on)")
     enabled = select_passes(list(passes or []), list(skip or []))
     kernels = KernelSupport(target)  # checks the target name before any work
     check_output_path(dst, overwrite, src)
@@ -346,6 +353,8 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
             optimize_signature(sig, checked=False)
     optimized = {key: optimized[key] for key in model.signatures}
     _share_identical(optimized, reports)
+    if xla != "off":
+        optimized = _with_xla(optimized, xla, model, feeds, say, model.notes)
     runtimes = _runtimes_for(target, optimized)
 
     notes: list[str] = list(model.notes)
@@ -392,6 +401,55 @@ def _check_baseline(sig: SignatureGraph, feeds, ref, tolerance: float) -> None:
             f"the frozen graph of {sig.key!r}, before any pass, already differs from the "
             f"original: {bad[0].describe()}; the tolerance ({tolerance:g}) is tighter than "
             "float rounding after freezing allows; nothing written")
+
+
+def _with_xla(sigs: dict[str, SignatureGraph], mode: str, model: LoadedModel, feeds, say,
+              notes: list[str]) -> dict[str, SignatureGraph]:
+    """Outline each signature's XLA cluster; with ``auto`` keep it only if timing the written
+    model with and without it shows a gain whose interval excludes 1.0."""
+    import tempfile
+
+    from tfopt import xla
+
+    candidate = dict(sigs)
+    outlined = []
+    for key, sig in sigs.items():
+        if sig.same_as:
+            continue
+        new = xla.outline(sig)
+        if new is not None:
+            candidate[key] = new
+            outlined.append(key)
+    for key, sig in sigs.items():
+        if sig.same_as in outlined:
+            candidate[key] = candidate[sig.same_as].with_graph(
+                candidate[sig.same_as].graph_def)
+            candidate[key].key, candidate[key].same_as = key, sig.same_as
+    if not outlined:
+        notes.append("xla: no cluster worth compiling (convolutions come first, or too small)")
+        return sigs
+    if mode == "on":
+        notes.append(f"xla: compiled cluster in {', '.join(outlined)} (not timed: --xla on)")
+        return candidate
+    from tfopt.benchmark import Settings, benchmark
+
+    key = outlined[0]
+    say(f"xla: timing {key} with and without its compiled cluster ...")
+    with tempfile.TemporaryDirectory(prefix="tfopt-xla-") as tmp:
+        plain, compiled = os.path.join(tmp, "plain"), os.path.join(tmp, "xla")
+        write_saved_model({key: sigs[key]}, plain, model.tags)
+        write_saved_model({key: candidate[key]}, compiled, model.tags)
+        inputs = os.path.join(tmp, "inputs.npz")
+        np.savez(inputs, **feeds[key])
+        result = benchmark([plain, compiled], Settings(num_iter=30, num_warmup=3, rounds=3,
+                                                       signature=key, inputs_file=inputs))
+    timed = result.models[1]
+    verdict = f"{timed.ratio:.2f}x [{timed.ratio_low:.2f}-{timed.ratio_high:.2f}]"
+    if timed.ratio_low > 1.0:
+        notes.append(f"xla: compiled cluster kept, {verdict} faster than without")
+        return candidate
+    notes.append(f"xla: compiled cluster not kept ({verdict}: no measurable gain)")
+    return sigs
 
 
 def _share_identical(sigs: dict[str, SignatureGraph], reports: dict[str, SignatureReport]) -> None:

@@ -51,12 +51,16 @@ def cli() -> None:
                    "kernels only this machine's runtime has (recorded in tfopt.json); generic: "
                    "public ops only, for other TensorFlow builds.")
 @click.option("--portable", is_flag=True, hidden=True, help="Old name of --target generic.")
+@click.option("--xla", type=click.Choice(["off", "auto", "on"]), default="off",
+              show_default=True,
+              help="Compile the convolution-free part (attention, MLP) with XLA. auto: only if "
+                   "timing the model with and without it shows a measurable gain.")
 @click.option("--overwrite", is_flag=True, help="Replace DST if it exists.")
 @click.option("--json", "json_path", type=click.Path(), help="Write the full report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Only print the summary line.")
 def optimize(src, dst, signatures, all_signatures, inputs, outputs, passes, skip, no_verify,
              tolerance, input_shapes, inputs_file, batch_size, int_range, format, target,
-             portable, overwrite, json_path, quiet) -> None:
+             portable, xla, overwrite, json_path, quiet) -> None:
     """Optimize the model SRC for inference and write it to DST.
 
     SRC is a SavedModel directory (TF2 or TF1), a frozen .pb/.pbtxt GraphDef or a .keras
@@ -77,7 +81,7 @@ def optimize(src, dst, signatures, all_signatures, inputs, outputs, passes, skip
                  passes=pass_list, skip=skip_list, verify=not no_verify, tolerance=tolerance,
                  input_shapes=shapes, inputs_file=inputs_file, batch_size=batch_size,
                  int_range=ints, format=format, target="generic" if portable else target,
-                 overwrite=overwrite, log=log)
+                 xla=xla, overwrite=overwrite, log=log)
     if not quiet:
         click.echo(report.table())
     click.echo(report.summary())

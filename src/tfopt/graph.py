@@ -501,9 +501,11 @@ def _output_offsets(node: node_def_pb2.NodeDef, library: dict) -> list[tuple[str
     return offsets
 
 
-def body_to_function(template, body: graph_pb2.GraphDef, library: dict):
+def body_to_function(template, body: graph_pb2.GraphDef, library: dict,
+                     results: list[str] | None = None):
     """Put an edited ``body`` (from :func:`function_body`) back into a copy of the FunctionDef
     ``template``: same signature, results and control results; flat inputs nested again.
+    With ``results`` (flat tensor names, one per output arg) the results are set from them.
     Returns None when an op's outputs cannot be named (then keep the original)."""
     from tensorflow.core.framework import function_pb2
 
@@ -539,4 +541,9 @@ def body_to_function(template, body: graph_pb2.GraphDef, library: dict):
             if converted is None:
                 return None
             copy.input.append(converted)
+    for arg, tensor in zip(fdef.signature.output_arg, results or [], strict=False):
+        converted = nested(tensor)
+        if converted is None:
+            return None
+        fdef.ret[arg.name] = converted
     return fdef

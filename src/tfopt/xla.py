@@ -1,0 +1,169 @@
+"""Selective XLA: compile the part of a graph where XLA is faster on CPU, if measuring says so.
+
+XLA's CPU backend runs attention and MLP blocks (matmuls with their element-wise chains,
+layer norms, GELUs) much faster than TensorFlow's op-by-op executor, and convolutions much
+slower (MobileNetV2/EfficientNet 8x slower here). So the cluster is every node that no
+convolution (or other op XLA should not take) precedes: it is convex by construction (nothing
+leaves it and comes back) and, in a transformer, it is the whole model. The cluster is outlined
+into a function marked ``_XlaMustCompile`` and called with ``PartitionedCall`` — the mechanism
+Keras itself uses — so plain ``tf.saved_model.load`` and TF Serving run it with no tfopt code.
+:func:`tfopt.api.optimize` keeps it only when the timed model is faster (``--xla auto``).
+"""
+
+from __future__ import annotations
+
+from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2
+
+from tfopt.graph import GraphView, InputRef, body_to_function, set_attr
+from tfopt.model import SignatureGraph
+
+# Never inside the cluster: convolutions (XLA's CPU convolutions are slow), ops XLA cannot
+# compile or that hold state, and control flow kept for TensorFlow's executor.
+EXCLUDED_PREFIXES = ("Conv", "DepthwiseConv", "_Fused", "MaxPool", "AvgPool", "Lookup",
+                     "HashTable", "InitializeTable", "String", "Decode", "Encode", "Regex",
+                     "Print", "Assert", "Save", "Restore", "Var", "ReadVariable", "Resource",
+                     "Random", "StatefulPartitionedCall", "NonMaxSuppression",
+                     "CombinedNonMaxSuppression", "Where", "Unique")
+EXCLUDED_OPS = {"Placeholder", "PlaceholderWithDefault", "NoOp", "If", "StatelessIf", "While",
+                "StatelessWhile", "Case", "PartitionedCall", "Const"}
+MIN_COMPUTE_NODES = 8  # a smaller cluster is not worth a compiled call
+
+FUNCTION_NAME = "tfopt_xla_cluster"
+
+
+def _excluded(node: node_def_pb2.NodeDef) -> bool:
+    return node.op in EXCLUDED_OPS or node.op.startswith(EXCLUDED_PREFIXES)
+
+
+def cluster(sig: SignatureGraph) -> set[str]:
+    """Nodes to compile: not excluded, and no excluded compute op among their ancestors
+    (placeholders and constants do not count as excluded ancestors)."""
+    nodes = {n.name: n for n in sig.graph_def.node}
+    blocked: dict[str, bool] = {}
+
+    def is_blocked(name: str) -> bool:  # an excluded compute op at or above ``name``
+        stack, order = [name], []
+        while stack:
+            current = stack.pop()
+            if current in blocked or current not in nodes:
+                continue
+            order.append(current)
+            stack.extend(InputRef.parse(t).node for t in nodes[current].input)
+        for current in reversed(order):
+            if current in blocked:
+                continue
+            node = nodes[current]
+            own = _excluded(node) and node.op not in ("Placeholder", "Const")
+            blocked[current] = own or any(blocked.get(InputRef.parse(t).node, False)
+                                          for t in node.input)
+        return blocked.get(name, False)
+
+    from tfopt.shapes import StaticInfo
+
+    info = StaticInfo(sig.graph_def)
+    chosen = set()
+    for name, node in nodes.items():
+        if name in sig.init_ops or _excluded(node) or is_blocked(name):
+            continue
+        dtype = info.dtype(name + ":0")
+        if dtype is not None and dtype.name in ("string", "resource", "variant"):
+            continue
+        if any(t.startswith("^") for t in node.input):
+            continue  # ordering constraints stay with TensorFlow's executor
+        chosen.add(name)
+    # Constants read only by the cluster go inside it (weights become compile-time constants).
+    view = GraphView(sig.graph_def)
+    for name, node in nodes.items():
+        if node.op == "Const" and not node.input:
+            readers = {c.name for c, _ in view.consumers(name)}
+            if readers and readers <= chosen:
+                chosen.add(name)
+    return chosen
+
+
+def outline(sig: SignatureGraph) -> SignatureGraph | None:
+    """The signature with its XLA cluster outlined into a compiled function, or None when the
+    cluster is too small (a CNN: its convolutions come first, so nothing after them joins)."""
+    chosen = cluster(sig)
+    compute = [n for n in sig.graph_def.node if n.name in chosen and n.op != "Const"]
+    if len(compute) < MIN_COMPUTE_NODES:
+        return None
+    view = GraphView(sig.graph_def)
+    # Tensors flowing in (read by the cluster, made outside) and out (made inside, read
+    # outside, or a signature output).
+    inputs: list[str] = []
+    outputs: list[str] = []
+    outputs_wanted = {InputRef.parse(t).tensor for t in sig.output_tensors}
+    for node in sig.graph_def.node:
+        if node.name not in chosen:
+            continue
+        for text in node.input:
+            ref = InputRef.parse(text)
+            if ref.node not in chosen and ref.tensor not in inputs:
+                inputs.append(ref.tensor)
+        for consumer, ref in view.consumers(node.name):
+            if consumer.name not in chosen:
+                if ref.control:
+                    return None
+                if ref.tensor not in outputs:
+                    outputs.append(ref.tensor)
+    outputs += [t for t in sorted(outputs_wanted) if InputRef.parse(t).node in chosen
+                and t not in outputs]
+    if not inputs or not outputs:
+        return None
+    from tfopt.shapes import StaticInfo
+
+    info = StaticInfo(sig.graph_def)
+    arg_names = [f"arg{i}" for i in range(len(inputs))]
+    body = graph_pb2.GraphDef()
+    for name, tensor in zip(arg_names, inputs, strict=True):
+        ph = body.node.add(name=name, op="Placeholder")
+        set_attr(ph, "dtype", info.dtype(tensor))
+    renamed = dict(zip(inputs, arg_names, strict=True))
+    for node in sig.graph_def.node:
+        if node.name not in chosen:
+            continue
+        copy = body.node.add()
+        copy.CopyFrom(node)
+        del copy.input[:]
+        for text in node.input:
+            ref = InputRef.parse(text)
+            copy.input.append(renamed.get(ref.tensor, text) if ref.node not in chosen else text)
+        copy.device = ""
+    fdef = function_pb2.FunctionDef()
+    fdef.signature.name = FUNCTION_NAME
+    for name, tensor in zip(arg_names, inputs, strict=True):
+        fdef.signature.input_arg.add(name=name, type=info.dtype(tensor).as_datatype_enum)
+    for i, tensor in enumerate(outputs):
+        fdef.signature.output_arg.add(name=f"out{i}", type=info.dtype(tensor).as_datatype_enum)
+    fdef.attr["_XlaMustCompile"].b = True
+    fdef.attr["_noinline"].b = True
+    library = {f.signature.name: f for f in sig.graph_def.library.function}
+    fdef = body_to_function(fdef, body, library, results=outputs)
+    if fdef is None:
+        return None
+
+    call = node_def_pb2.NodeDef(name=view.unique_name("tfopt_xla"), op="PartitionedCall",
+                                input=inputs)
+    set_attr(call, "Tin", [info.dtype(t) for t in inputs])
+    set_attr(call, "Tout", [info.dtype(t) for t in outputs])
+    call.attr["f"].func.name = FUNCTION_NAME
+    set_attr(call, "_XlaMustCompile", True)
+    for key in ("config", "config_proto", "executor_type"):
+        set_attr(call, key, "")
+    view.add(call)
+    for port, tensor in enumerate(outputs):
+        view.replace_uses(InputRef.parse(tensor), InputRef(call.name, port), keep_controls=False)
+    # Signature outputs made inside the cluster: keep their names as Identity nodes.
+    protected_out = {InputRef.parse(t).node for t in sig.output_tensors}
+    doomed = [n for n in chosen if n not in protected_out]
+    for name in chosen & protected_out:
+        node = view.nodes[name]
+        port = outputs.index(InputRef(name).tensor)
+        view.retype(node, "Identity", keep=("T",))
+        set_attr(node, "T", info.dtype(InputRef(name).tensor))
+        view.set_inputs(node, [f"{call.name}:{port}" if port else call.name])
+    view.remove(doomed)
+    graph_def = view.to_graph_def()
+    graph_def.library.function.add().CopyFrom(fdef)
+    return sig.with_graph(graph_def)

@@ -43,7 +43,7 @@ def tf_chain(src: str, dst: str) -> None:
 
     from tfopt.saver import write_saved_model
 
-    model = load_model(src)  # freezing as TF does (v2 converter / v1 session graph)
+    model = load_model(src, ["serving_default"])  # freezing as TF does (v2 / v1 session)
     sig = model.signatures["serving_default"]
     ins = [t.tensor.split(":")[0] for t in sig.inputs.values()]
     outs = [t.tensor.split(":")[0] for t in sig.outputs.values()]
@@ -55,7 +55,7 @@ def tf_chain(src: str, dst: str) -> None:
 def rel_diff(src: str, other: str, shapes) -> float:
     from tfopt.verify import run_saved_model
 
-    model = load_model(src)
+    model = load_model(src, ["serving_default"])
     sig = model.signatures["serving_default"]
     feeds = make_inputs(sig.inputs, 1, parse_shapes(shapes), seed=3)
     ref = model.reference("serving_default", feeds)
@@ -64,7 +64,7 @@ def rel_diff(src: str, other: str, shapes) -> float:
 
 def profile(path: str, shapes) -> OpProfile:
 
-    sig = load_model(path).signatures["serving_default"]
+    sig = load_model(path, ["serving_default"]).signatures["serving_default"]
     return profile_graph(sig, make_inputs(sig.inputs, 1, parse_shapes(shapes)))
 
 

@@ -337,9 +337,8 @@ def mark_identical(sigs: dict[str, SignatureGraph]) -> None:
     for key, sig in sigs.items():
         if sig.same_as:
             continue
-        ident = (tuple(sorted(n.SerializeToString(deterministic=True)
-                              for n in sig.graph_def.node)),
-                 sig.graph_def.library.SerializeToString(deterministic=True),
+        nodes, functions = _canonical(sig.graph_def)
+        ident = (nodes, functions,
                  tuple(sorted((k, v.tensor) for k, v in sig.inputs.items())),
                  tuple(sorted((k, v.tensor) for k, v in sig.outputs.items())),
                  tuple(sig.init_ops), sig.method_name)
@@ -347,6 +346,34 @@ def mark_identical(sigs: dict[str, SignatureGraph]) -> None:
             sig.same_as = seen[ident]
         else:
             seen[ident] = key
+
+
+def _canonical(graph_def: graph_pb2.GraphDef) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    """Nodes and library functions as sorted bytes, with function names replaced by a hash
+    of their body: each trace names its functions anew (``__inference_f_379`` vs ``_412``)."""
+    import hashlib
+
+    names = [f.signature.name.encode() for f in graph_def.library.function]
+
+    def strip(data: bytes) -> bytes:
+        for name in names:
+            data = data.replace(name, b"")
+        return data
+
+    digest = {}
+    bodies = []
+    for fn in graph_def.library.function:
+        body = strip(fn.SerializeToString(deterministic=True))
+        digest[fn.signature.name.encode()] = hashlib.sha1(body).hexdigest().encode()
+        bodies.append(body)
+
+    def canon(data: bytes) -> bytes:
+        for name, value in digest.items():
+            data = data.replace(name, value)
+        return data
+
+    nodes = tuple(sorted(canon(n.SerializeToString(deterministic=True)) for n in graph_def.node))
+    return nodes, tuple(sorted(bodies))
 
 
 def signature_keys(proto: saved_model_pb2.SavedModel) -> list[str]:

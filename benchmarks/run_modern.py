@@ -73,6 +73,17 @@ def build(name: str, path: str) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def profile(path: str, spec: list[str]):
+    """Kernel time per op type of the frozen graph (Session, Grappler on), batch 1."""
+    from tfopt.loader import load_model
+    from tfopt.profile import profile_graph
+    from tfopt.verify import input_hints, make_inputs
+
+    sig = load_model(path, ["serving_default"]).signatures["serving_default"]
+    feeds = make_inputs(sig.inputs, 1, parse_shapes(spec), hints=input_hints(sig))
+    return profile_graph(sig, feeds)
+
+
 def _spec(shapes: dict[str, tuple[int, ...]], batch: int) -> list[str]:
     return [f"{k}={batch}," + ",".join(map(str, v[1:])) for k, v in shapes.items()]
 
@@ -87,6 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="tfopt-modern-")
     rows = []
+    profiles = []
     try:
         for name in args.models.split(","):
             src = os.path.join(work, name)
@@ -98,6 +110,7 @@ def main() -> None:
             xla_report = tfopt.optimize(src, opt_xla, input_shapes=spec, xla="auto")
             xla_note = next((n for n in xla_report.notes if n.startswith("xla:")), "")
             sig = report.signatures["serving_default"]
+            profiles.append((name, profile(src, spec), profile(opt, spec)))
             for batch in (int(b) for b in args.batch.split(",")):
                 settings = Settings(batch_size=batch, num_iter=args.num_iter, num_warmup=3,
                                     rounds=args.rounds,
@@ -109,7 +122,7 @@ def main() -> None:
                 o, c, t, x = res.models
                 print(f"{name} b{batch}: orig {o.throughput:.1f}/s chain {c.ratio:.2f}x "
                       f"tfopt {t.verdict} xla {x.verdict}", flush=True)
-                write(args, rows)
+                write(args, rows, profiles)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -118,7 +131,7 @@ def _ci(m) -> str:
     return f"{m.ratio:.2f}x [{m.ratio_low:.2f}-{m.ratio_high:.2f}]"
 
 
-def write(args, rows) -> None:
+def write(args, rows, profiles=()) -> None:
     lines = ["# Transformers and modern CNNs", "",
              f"Machine: {summary_line()}. Threads = cores, Grappler on. {args.rounds} rounds, a "
              "fresh process per model and round, order alternating; throughput = median over "
@@ -142,6 +155,15 @@ def write(args, rows) -> None:
                 lines.append("")
                 lines.append(f"Transformers, batch {batch}, {label}: geometric mean "
                              f"{float(np.exp(np.mean(np.log(sel)))):.2f}x over the original.")
+    if profiles:
+        lines += ["", "## Where the time goes (batch 1, kernel ms per run by op type as "
+                  "executed; frozen graph in a Session, Grappler on)", "",
+                  "| model | original: top op types | tfopt: top op types |", "|---|---|---|"]
+        for name, before, after in profiles:
+            def top(p):
+                return ", ".join(f"{op} {ms:.1f}" for op, ms, _ in p.by_op[:4]) + \
+                    f" (total {p.total_ms:.1f})"
+            lines.append(f"| {name} | {top(before)} | {top(after)} |")
     with open(args.out, "w") as f:
         f.write("\n".join(lines) + "\n")
 

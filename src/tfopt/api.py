@@ -386,7 +386,7 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
         report = Report(src, dst, model.kind, reports, True if verify else None, tolerance,
                         time.perf_counter() - start, notes, target, runtimes,
                         {str(f): n for f, n in sorted(fusions_in(
-                            s.graph_def for s in optimized.values()).items())})
+                            s.graph_def for s in optimized.values() if not s.same_as).items())})
         if format == "saved_model":
             write_metadata(tmp, report.metadata())
     return report

@@ -60,3 +60,27 @@ def test_image_input_of_unknown_size(tmp_path):
     report = tfopt.optimize(src, str(tmp_path / "opt"))
     assert report.verified
     assert any("[1, 224, 224, 3]" in n and "spatial dims set to 224" in n for n in report.notes)
+
+
+def test_keras_grouped_conv_export_is_inlined_and_depthwise(tmp_path):
+    """Keras 3 exports Conv2D(groups=C) as a call of an XLA-marked _conv_xla function (as in
+    ConvNeXt): the call is inlined and the grouped conv becomes a depthwise conv."""
+    import keras
+
+    from tfopt.loader import load_model
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16, 16, 8))
+    x = keras.layers.Conv2D(8, 7, padding="same", groups=8)(inp)
+    x = keras.layers.LayerNormalization(epsilon=1e-6)(x)
+    model = keras.Model(inp, keras.layers.GlobalAveragePooling2D()(keras.layers.Dense(4)(x)))
+    src = str(tmp_path / "grouped")
+    model.export(src, format="tf_saved_model", verbose=False)
+    before = load_model(src, ["serve"]).signatures["serve"].graph_def
+    assert sum(n.op == "StatefulPartitionedCall" for n in before.node) == 1
+    report = tfopt.optimize(src, str(tmp_path / "opt"))
+    assert report.verified and report.signatures["serving_default"].same_as == "serve"
+    after = load_model(str(tmp_path / "opt"), ["serve"]).signatures["serve"].graph_def
+    ops = {n.op for n in after.node}
+    assert "StatefulPartitionedCall" not in ops and "DepthwiseConv2dNative" in ops
+    assert "Conv2D" not in ops and not after.library.function

@@ -67,3 +67,24 @@ def test_pass_record_merges_counts():
     rec.add_notes(["3 identity-like nodes spliced out"])
     rec.add_notes(["2 identity-like nodes spliced out", "1 other thing"])
     assert rec.notes == ["5 identity-like nodes spliced out", "1 other thing"]
+
+
+def test_match_chain_follows_sole_readers_and_optional_steps():
+    import tensorflow as tf
+
+    from tfopt.graph import GraphView, Step
+
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [2, 3], name="x")
+        m = tf.matmul(x, tf.ones([3, 3]), name="mm")
+        b = tf.nn.bias_add(m, tf.ones([3]), name="bias")
+        tf.nn.relu(b, name="act")
+        tf.identity(tf.nn.relu(tf.matmul(x, tf.ones([3, 3]), name="mm2"), name="r2"), name="o2")
+    view = GraphView(g.as_graph_def())
+    steps = [Step("bias", ("BiasAdd",), optional=True), Step("act", ("Relu",))]
+    assert [(lab, n.name) for lab, n in view.match_chain(view.node("mm"), steps)] == [
+        ("bias", "bias"), ("act", "act")]
+    assert [lab for lab, _ in view.match_chain(view.node("mm2"), steps)] == ["act"]
+    assert view.match_chain(view.node("mm"), steps, protected={"bias"}) == []  # guard
+    assert view.sole_reader("act") is None  # nobody reads it

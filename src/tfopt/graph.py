@@ -8,7 +8,7 @@ nobody rewires inputs by bare name (dropping ``:N`` ports or ``^control`` edges)
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,6 +139,18 @@ def set_const_value(node: node_def_pb2.NodeDef, value: np.ndarray) -> None:
     node.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(value))
 
 
+@dataclass(frozen=True)
+class Step:
+    """One link of a chain pattern (see :meth:`GraphView.match_chain`): the next node must be
+    the previous one's sole reader, one of ``ops``, and pass ``where(node, previous)``; an
+    optional step may be absent (matching goes on from the previous node)."""
+
+    label: str
+    ops: frozenset[str] | tuple[str, ...]
+    optional: bool = False
+    where: Callable[[node_def_pb2.NodeDef, node_def_pb2.NodeDef], bool] | None = None
+
+
 class GraphView:
     """Index of a GraphDef: nodes by name and, for every node, who consumes it.
 
@@ -240,6 +252,23 @@ class GraphView:
         if len(users) != 1 or users[0][1].control or users[0][1].port != 0:
             return None
         return users[0][0]
+
+    def match_chain(self, start: node_def_pb2.NodeDef, steps: Iterable[Step],
+                    protected: Iterable[str] = ()) -> list[tuple[str, node_def_pb2.NodeDef]]:
+        """Follow ``start``'s readers along ``steps``; returns the matched (label, node) pairs
+        in order, stopping at the first required step that does not match (then [])."""
+        protected = set(protected)
+        matched: list[tuple[str, node_def_pb2.NodeDef]] = []
+        previous = start
+        for step in steps:
+            node = self.sole_reader(previous.name, protected)
+            if node is not None and node.op in step.ops and (
+                    step.where is None or step.where(node, previous)):
+                matched.append((step.label, node))
+                previous = node
+            elif not step.optional:
+                return []
+        return matched
 
     # --- edits -----------------------------------------------------------------------------
     def retype(self, node: node_def_pb2.NodeDef, op: str, keep: Iterable[str] = ()) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tfopt.graph import GraphView, get_attr, set_attr
+from tfopt.graph import GraphView, Step, get_attr, set_attr
 from tfopt.kernels import ACTIVATIONS
 from tfopt.passes.base import GraphPass, PassContext, count_note
 from tfopt.shapes import StaticInfo
@@ -41,20 +41,35 @@ class FuseKernels(GraphPass):
             fused += self._fuse(view, node, ctx, info)
         return count_note(fused, "op chains fused into _Fused* kernels")
 
-    def _residual(self, view: GraphView, bias, ctx: PassContext, info: StaticInfo):
-        """The Add reading ``bias`` and a same-shape tensor (a ResNet shortcut), if any."""
-        add = view.sole_reader(bias.name, ctx.protected)
-        if add is None or add.op not in ("Add", "AddV2") or get_attr(add, "T") != tf.float32:
-            return None, None
-        refs = view.data_inputs(add)
-        others = [r for r in refs if r.node != bias.name]
-        if len(refs) != 2 or len(others) != 1:
-            return None, None
-        a, b = info.shape(f"{bias.name}:0"), info.shape(others[0].tensor)
-        if a is None or b is None or a.rank != 4 or a.as_list() != b.as_list() or any(
-                d is None for d in a.as_list()[1:]):
-            return None, None  # broadcasting adds are not what the kernel computes
-        return add, others[0]
+    @staticmethod
+    def _pattern(view: GraphView, conv, info: StaticInfo) -> list[Step]:
+        """::
+
+            conv ─► BiasAdd ─► [Add(·, same-shape shortcut)] ─► [Relu|Relu6|Elu|...]
+
+        The residual Add only after a Conv2D, only when the other operand has the conv
+        output's full static shape (a broadcasting add is not what the kernel computes)."""
+        def is_float(node, _prev) -> bool:
+            return get_attr(node, "T") == tf.float32
+
+        def bias_of_conv(node, prev) -> bool:
+            return (get_attr(node, "data_format", "NHWC") == "NHWC"
+                    and view.data_inputs(node)[0].node == prev.name)
+
+        def shortcut(node, prev) -> bool:
+            refs = view.data_inputs(node)
+            others = [r for r in refs if r.node != prev.name]
+            if not is_float(node, prev) or len(refs) != 2 or len(others) != 1:
+                return False
+            a, b = info.shape(f"{prev.name}:0"), info.shape(others[0].tensor)
+            return (a is not None and b is not None and a.rank == 4
+                    and a.as_list() == b.as_list() and None not in a.as_list()[1:])
+
+        steps = [Step("bias", ("BiasAdd",), where=bias_of_conv)]
+        if conv.op == "Conv2D":
+            steps.append(Step("Add", ("Add", "AddV2"), optional=True, where=shortcut))
+        steps.append(Step("act", ACTIVATIONS, optional=True, where=is_float))
+        return steps
 
     def _fuse(self, view: GraphView, conv, ctx: PassContext, info: StaticInfo) -> int:
         if get_attr(conv, "T") != tf.float32 or conv.name in ctx.protected:
@@ -63,28 +78,21 @@ class FuseKernels(GraphPass):
             return 0
         if conv.op == "DepthwiseConv2dNative" and get_attr(conv, "padding") == "EXPLICIT":
             return 0  # _FusedDepthwiseConv2dNative has no explicit_paddings
-        bias = view.sole_reader(conv.name, ctx.protected)
-        if bias is None or bias.op != "BiasAdd":
-            return 0
-        if get_attr(bias, "data_format", "NHWC") != "NHWC" or view.data_inputs(bias)[0].node != conv.name:
-            return 0
-        chain = [bias]
-        fused_ops = ["BiasAdd"]
-        extra_args: list[str] = []
+        matched = view.match_chain(conv, self._pattern(view, conv, info), ctx.protected)
         op = FUSED_OP[conv.op]
-        if op == "_FusedConv2D":
-            add, addend = self._residual(view, bias, ctx, info)
-            if add is not None and ctx.kernels.supports(op, ("BiasAdd", "Add")):
-                chain.append(add)
-                fused_ops.append("Add")
-                extra_args.append(str(addend))
-        act = view.sole_reader(chain[-1].name, ctx.protected)
-        if (act is not None and act.op in ACTIVATIONS and get_attr(act, "T") == tf.float32
-                and ctx.kernels.supports(op, (*fused_ops, act.op))):
-            chain.append(act)
-            fused_ops.append(act.op)
-        if not ctx.kernels.supports(op, tuple(fused_ops)):
+        # The longest matched prefix whose fused_ops the target's runtimes run.
+        while matched and not ctx.kernels.supports(
+                op, ["BiasAdd" if label == "bias" else label if label == "Add" else node.op
+                     for label, node in matched]):
+            matched.pop()
+        if not matched:
             return 0
+        chain = [node for _, node in matched]
+        bias = chain[0]
+        fused_ops = ["BiasAdd" if label == "bias" else label if label == "Add" else node.op
+                     for label, node in matched]
+        extra_args = [str(r) for label, node in matched if label == "Add"
+                      for r in view.data_inputs(node) if r.node != bias.name]
         last = chain[-1]
         alpha = get_attr(last, "alpha", 0.2) if last.op == "LeakyRelu" else None
         inputs = ([str(r) for r in view.data_inputs(conv)] + [str(view.data_inputs(bias)[1])]

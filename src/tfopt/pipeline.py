@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from tensorflow.core.framework import graph_pb2
 
-from tfopt.errors import first_line
+from tfopt.errors import VerificationError, first_line
 from tfopt.graph import op_counts
 from tfopt.passes import ALL_PASSES, FINALIZE, SIMPLIFY, GraphPass, PassContext
 
@@ -16,6 +17,14 @@ MAX_ITERATIONS = 10
 
 # Returns None when the candidate graph still answers like the original, else why not.
 Checker = Callable[[graph_pb2.GraphDef], str | None]
+
+
+class Verifier(Protocol):
+    """What the checked re-run needs: a check of the untouched baseline, and of a candidate."""
+
+    def baseline(self, graph_def: graph_pb2.GraphDef) -> str | None: ...
+
+    def __call__(self, graph_def: graph_pb2.GraphDef) -> str | None: ...
 Log = Callable[[str], None]
 
 
@@ -158,3 +167,14 @@ def run_passes(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: set[str
     progress("finalize", size, current, changed)
     return PipelineResult(current, [records[p.name] for p in ALL_PASSES if p.name in records],
                           iterations, converged)
+
+
+def run_checked(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: set[str],
+                verifier: Verifier, log: Log | None = None, label: str = "") -> PipelineResult:
+    """The re-run after a failed verification. Passes can only be blamed if the frozen graph,
+    before any pass, answers like the original; then every pass application is checked, and
+    one that breaks the outputs is undone and switched off (its record says why)."""
+    problem = verifier.baseline(graph_def)
+    if problem is not None:
+        raise VerificationError(problem)
+    return run_passes(graph_def, ctx, enabled, verifier, log, label)

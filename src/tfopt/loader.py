@@ -353,26 +353,35 @@ def _canonical(graph_def: graph_pb2.GraphDef) -> tuple[tuple[bytes, ...], tuple[
     of their body: each trace names its functions anew (``__inference_f_379`` vs ``_412``)."""
     import hashlib
 
-    names = [f.signature.name.encode() for f in graph_def.library.function]
+    from tensorflow.core.framework import function_pb2, node_def_pb2
 
-    def strip(data: bytes) -> bytes:
-        for name in names:
-            data = data.replace(name, b"")
-        return data
+    def renamed(node, names: dict[str, str]):
+        copy = node_def_pb2.NodeDef()
+        copy.CopyFrom(node)
+        if copy.op in names:
+            copy.op = names[copy.op]
+        for value in copy.attr.values():
+            if value.HasField("func"):
+                value.func.name = names.get(value.func.name, value.func.name)
+            for fn in value.list.func:
+                fn.name = names.get(fn.name, fn.name)
+        return copy
 
-    digest = {}
-    bodies = []
-    for fn in graph_def.library.function:
-        body = strip(fn.SerializeToString(deterministic=True))
-        digest[fn.signature.name.encode()] = hashlib.sha1(body).hexdigest().encode()
+    lib = graph_def.library.function
+    blank = {f.signature.name: "" for f in lib}
+    digest, bodies = {}, []
+    for fn in lib:
+        copy = function_pb2.FunctionDef()
+        copy.CopyFrom(fn)
+        copy.signature.name = ""
+        nodes = [renamed(n, blank) for n in copy.node_def]
+        del copy.node_def[:]
+        copy.node_def.extend(nodes)
+        body = copy.SerializeToString(deterministic=True)
+        digest[fn.signature.name] = hashlib.sha1(body).hexdigest()
         bodies.append(body)
-
-    def canon(data: bytes) -> bytes:
-        for name, value in digest.items():
-            data = data.replace(name, value)
-        return data
-
-    nodes = tuple(sorted(canon(n.SerializeToString(deterministic=True)) for n in graph_def.node))
+    nodes = tuple(sorted(renamed(n, digest).SerializeToString(deterministic=True)
+                         for n in graph_def.node))
     return nodes, tuple(sorted(bodies))
 
 

@@ -36,41 +36,29 @@ def _excluded(node: node_def_pb2.NodeDef) -> bool:
 
 
 def cluster(sig: SignatureGraph) -> set[str]:
-    """Nodes to compile: not excluded, and no excluded compute op among their ancestors
-    (placeholders and constants do not count as excluded ancestors)."""
-    nodes = {n.name: n for n in sig.graph_def.node}
-    blocked: dict[str, bool] = {}
-
-    def is_blocked(name: str) -> bool:  # an excluded compute op at or above ``name``
-        stack, order = [name], []
-        while stack:
-            current = stack.pop()
-            if current in blocked or current not in nodes:
-                continue
-            order.append(current)
-            stack.extend(InputRef.parse(t).node for t in nodes[current].input)
-        for current in reversed(order):
-            if current in blocked:
-                continue
-            node = nodes[current]
-            own = _excluded(node) and node.op not in ("Placeholder", "Const")
-            blocked[current] = own or any(blocked.get(InputRef.parse(t).node, False)
-                                          for t in node.input)
-        return blocked.get(name, False)
-
+    """Nodes to compile: every node that is not itself left out (excluded op, control input,
+    string/resource/variant output, load-time initializer) and has no left-out compute node
+    among its ancestors. Placeholders and constants do not block: they feed the cluster. So
+    no path leaves the cluster and comes back, and outlining it cannot create a cycle."""
     from tfopt.shapes import StaticInfo
 
+    nodes = {n.name: n for n in sig.graph_def.node}
     info = StaticInfo(sig.graph_def)
-    chosen = set()
-    for name, node in nodes.items():
-        if name in sig.init_ops or _excluded(node) or is_blocked(name):
-            continue
-        dtype = info.dtype(name + ":0")
-        if dtype is not None and dtype.name in ("string", "resource", "variant"):
-            continue
-        if any(t.startswith("^") for t in node.input):
-            continue  # ordering constraints stay with TensorFlow's executor
-        chosen.add(name)
+
+    def left_out(node: node_def_pb2.NodeDef) -> bool:
+        if node.op in ("Placeholder", "Const"):
+            return False
+        dtype = info.dtype(node.name + ":0")
+        return (_excluded(node) or node.name in sig.init_ops
+                or any(t.startswith("^") for t in node.input)
+                or (dtype is not None and dtype.name in ("string", "resource", "variant")))
+
+    blocked: dict[str, bool] = {}
+    for node in _topological(nodes):
+        blocked[node.name] = left_out(node) or any(
+            blocked.get(InputRef.parse(t).node, False) for t in node.input)
+    chosen = {name for name, node in nodes.items()
+              if not blocked[name] and node.op not in ("Placeholder", "Const")}
     # Constants read only by the cluster go inside it (weights become compile-time constants).
     view = GraphView(sig.graph_def)
     for name, node in nodes.items():
@@ -79,6 +67,14 @@ def cluster(sig: SignatureGraph) -> set[str]:
             if readers and readers <= chosen:
                 chosen.add(name)
     return chosen
+
+
+def _topological(nodes: dict[str, node_def_pb2.NodeDef]) -> list[node_def_pb2.NodeDef]:
+    from tfopt.graph import topological_order
+
+    graph_def = graph_pb2.GraphDef()
+    graph_def.node.extend(nodes.values())
+    return topological_order(graph_def)
 
 
 def outline(sig: SignatureGraph) -> SignatureGraph | None:

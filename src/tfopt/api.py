@@ -453,7 +453,8 @@ def _with_xla(sigs: dict[str, SignatureGraph], mode: str, model: LoadedModel, fe
         write_saved_model({key: candidate[key]}, compiled, model.tags)
         inputs = os.path.join(tmp, "inputs.npz")
         np.savez(inputs, **feeds[key])
-        result = benchmark([plain, compiled], Settings(num_iter=30, num_warmup=3, rounds=3,
+        # 5 rounds: with fewer, one disturbed round decides the interval on a busy machine.
+        result = benchmark([plain, compiled], Settings(num_iter=40, num_warmup=3, rounds=5,
                                                        signature=key, inputs_file=inputs))
     timed = result.models[1]
     verdict = f"{timed.ratio:.2f}x [{timed.ratio_low:.2f}-{timed.ratio_high:.2f}]"

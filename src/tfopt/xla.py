@@ -36,10 +36,11 @@ def _excluded(node: node_def_pb2.NodeDef) -> bool:
 
 
 def cluster(sig: SignatureGraph) -> set[str]:
-    """Nodes to compile: every node that is not itself left out (excluded op, control input,
-    string/resource/variant output, load-time initializer) and has no left-out compute node
-    among its ancestors. Placeholders and constants do not block: they feed the cluster. So
-    no path leaves the cluster and comes back, and outlining it cannot create a cycle."""
+    """Nodes to compile: not left out themselves (excluded op, control input, string/resource/
+    variant output, load-time initializer), and either with no left-out node among their
+    ancestors or with none among their descendants, whichever set is larger. Each set is
+    convex (no path leaves it and comes back), so outlining it cannot create a cycle;
+    placeholders and constants feed the cluster and block nothing."""
     from tfopt.shapes import StaticInfo
 
     nodes = {n.name: n for n in sig.graph_def.node}
@@ -53,12 +54,27 @@ def cluster(sig: SignatureGraph) -> set[str]:
                 or any(t.startswith("^") for t in node.input)
                 or (dtype is not None and dtype.name in ("string", "resource", "variant")))
 
-    blocked: dict[str, bool] = {}
-    for node in _topological(nodes):
-        blocked[node.name] = left_out(node) or any(
-            blocked.get(InputRef.parse(t).node, False) for t in node.input)
-    chosen = {name for name, node in nodes.items()
-              if not blocked[name] and node.op not in ("Placeholder", "Const")}
+    order = _topological(nodes)
+    out = {node.name: left_out(node) for node in order}
+    # Two convex candidates: the nodes no left-out node precedes (a transformer: all of it),
+    # and the nodes no left-out node follows (a ViT: all after its patch-embedding conv).
+    after: dict[str, bool] = {}
+    for node in order:
+        after[node.name] = out[node.name] or any(after.get(InputRef.parse(t).node, False)
+                                                 for t in node.input)
+    before: dict[str, bool] = {}
+    readers: dict[str, list[str]] = {}
+    for node in order:
+        for t in node.input:
+            readers.setdefault(InputRef.parse(t).node, []).append(node.name)
+    for node in reversed(order):
+        before[node.name] = out[node.name] or any(before.get(r, False)
+                                                  for r in readers.get(node.name, ()))
+    candidates = []
+    for blocked in (after, before):
+        candidates.append({name for name, node in nodes.items()
+                           if not blocked[name] and node.op not in ("Placeholder", "Const")})
+    chosen = max(candidates, key=len)
     # Constants read only by the cluster go inside it (weights become compile-time constants).
     view = GraphView(sig.graph_def)
     for name, node in nodes.items():
@@ -79,7 +95,7 @@ def _topological(nodes: dict[str, node_def_pb2.NodeDef]) -> list[node_def_pb2.No
 
 def outline(sig: SignatureGraph) -> SignatureGraph | None:
     """The signature with its XLA cluster outlined into a compiled function, or None when the
-    cluster is too small (a CNN: its convolutions come first, so nothing after them joins)."""
+    cluster is too small (a CNN: convolutions all the way through)."""
     chosen = cluster(sig)
     compute = [n for n in sig.graph_def.node if n.name in chosen and n.op != "Const"]
     if len(compute) < MIN_COMPUTE_NODES:

@@ -304,8 +304,6 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
         feeds = _feeds(model, inputs_file, shapes, batch_size, int_range)
     say(f"loaded and froze {src} ({model.kind}; signatures {', '.join(model.signatures)}) in "
         f"{time.perf_counter() - loaded_at:.1f}s")
-    for note in model.notes:
-        say(note)
     if verify:
         refs = {key: _reference(model, key, feeds[key]) for key in model.signatures}
     if format == "pb" and len(model.signatures) > 1:

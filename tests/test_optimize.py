@@ -95,7 +95,9 @@ def test_keras_application_mobilenet(mobilenet_v2, tmp_path):
     report = tfopt.optimize(mobilenet_v2, out)
     assert report.verified and report.worst.rel < 1e-4
     ops = _ops(out)
-    assert "Rsqrt" not in ops and ops.get("_FusedConv2D", 0) > 30
+    assert "Rsqrt" not in ops and ops.get("_FusedConv2D", 0) >= 25
+    # the 10 projection convs before a residual Add are left for the runtime to fuse
+    assert ops.get("Conv2D") == 10 and ops.get("AddV2") == 10
     feeds = make_inputs(tfopt.api.load_model(mobilenet_v2).signatures["serving_default"].inputs)
     np.testing.assert_allclose(run_saved_model(out, feeds)["output_0"],
                                run_saved_model(mobilenet_v2, feeds)["output_0"], rtol=1e-4,

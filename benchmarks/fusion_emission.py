@@ -72,25 +72,20 @@ def main() -> None:
                     json.dump([(r[0], r[1], r[2], r[3], *(asdict(m) for m in r[4:]))
                                for r in rows], f, indent=1)
                 print(name, runtime, f"portable {p.verdict}; generic {g.verdict}; "
-                      f"A/A {_aa(a, p)}", flush=True)
+                      f"A/A {_between(a, p)}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_table(args, rows)
 
 
 def _ci(m) -> str:
-    return f"{m.ratio:.2f}x [{m.ratio_low:.2f}-{m.ratio_high:.2f}]"
+    return m.interval().short()
 
 
-def _aa(copy, model) -> str:
-    """The A/A ratio: a copy of ``model`` against itself, with its interval (noise floor)."""
-    r = stats.ratio(copy.round_throughputs, model.round_throughputs)
-    return f"{r.value:.2f}x [{r.low:.2f}-{r.high:.2f}]"
-
-
-def _pg(p, g) -> str:
-    r = stats.ratio(p.round_throughputs, g.round_throughputs)
-    return f"{r.value:.2f}x [{r.low:.2f}-{r.high:.2f}]"
+def _between(model, other) -> str:
+    """``model`` against ``other`` of the same run, with its interval (for the A/A copy
+    against the model it copies: the run's noise floor)."""
+    return stats.ratio(model.round_throughputs, other.round_throughputs).short()
 
 
 def write_table(args, rows) -> None:
@@ -106,7 +101,7 @@ def write_table(args, rows) -> None:
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for name, runtime, fused, orig, p, g, a in rows:
         lines.append(f"| {name} | {runtime_label(runtime)} | {fused} | {orig:.2f} | {_ci(p)} | "
-                     f"{_ci(g)} | {_pg(p, g)} | {_aa(a, p)} |")
+                     f"{_ci(g)} | {_between(p, g)} | {_between(a, p)} |")
     for runtime in args.runtimes.split(","):
         sel = [r for r in rows if r[1] == runtime]
         lines.append("")

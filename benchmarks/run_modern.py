@@ -134,7 +134,7 @@ def main() -> None:
 def _ci(m) -> str:
     if m is None:
         return "n/a (TF's chain output does not load)"
-    return f"{m.ratio:.2f}x [{m.ratio_low:.2f}-{m.ratio_high:.2f}]"
+    return m.interval().short()
 
 
 def _chain_loads(src: str, chain: str) -> bool:

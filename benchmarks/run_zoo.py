@@ -102,7 +102,7 @@ def main() -> None:
             o, t, f = res.models
             rows.append((name, batch, o.throughput, t.throughput,
                          f.throughput, t.ratio, f.ratio, f.ratio / t.ratio,
-                         f"{f.ratio_low:.2f}-{f.ratio_high:.2f}", d_tf, d_opt, opt_s))
+                         f.interval().short(), d_tf, d_opt, opt_s))
             print(rows[-1], flush=True)
     write_table(args.out, rows, args, profiles)
     write_chart(os.path.join(os.path.dirname(args.out), "speedups.png"), rows)

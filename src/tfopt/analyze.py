@@ -29,6 +29,7 @@ from tfopt.loader import (
     pick_signature,
     read_graph_def,
     read_saved_model_proto,
+    serving_meta_graph,
     signature_keys,
 )
 from tfopt.model import TensorInfo
@@ -93,8 +94,7 @@ def _stored_graph_counts(path: str, kind: str, signature: str | None = None
     functions: dict[str, dict[str, int]] = {}
     if kind == "saved_model":
         proto = read_saved_model_proto(path)
-        meta = next((m for m in proto.meta_graphs if "serve" in m.meta_info_def.tags),
-                    proto.meta_graphs[0])
+        meta = serving_meta_graph(proto)
         graph_def = meta.graph_def
         if signature:
             graph_def = _signature_graph(path, proto, meta, signature)
@@ -256,12 +256,12 @@ def analyze(path: str, signature: str | None = None, facts: bool = True) -> Anal
 
 def _runtime_needs(model) -> tuple[dict[str, int], list[str]]:
     """The model's fused kernels and the CPU runtimes (oneDNN on/off) that run them all."""
-    from tfopt.kernels import fusions_in, runtimes_running
+    from tfopt.kernels import fusion_names, fusions_in, runtimes_running
 
     if model is None:
         return {}, []
     fusions = fusions_in(s.graph_def for s in model.signatures.values())
-    return {str(f): n for f, n in sorted(fusions.items())}, runtimes_running(fusions)
+    return fusion_names(fusions), runtimes_running(fusions)
 
 
 def runtime_line(a: Analysis) -> str:
@@ -307,8 +307,8 @@ def text_report(a: Analysis, top: int | None = None, show_functions: bool = Fals
     for title, specs in (("inputs", a.inputs), ("outputs", a.outputs)):
         if specs:
             lines.append(f"  {title}: " + ", ".join(f"{k} {v}" for k, v in specs.items()))
-    if runtime_line(a):
-        lines.append(runtime_line(a))
+    if line := runtime_line(a):
+        lines.append(line)
     lines.append("")
     shares = a.shares()[:top] if top else a.shares()
     width = max([len(op) for op, _, _ in shares] + [7])

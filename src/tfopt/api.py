@@ -13,7 +13,7 @@ import numpy as np
 from tfopt import isolate
 from tfopt.errors import TfoptError, VerificationError, first_line
 from tfopt.graph import function_nodes, op_counts
-from tfopt.kernels import KernelSupport, fusions_in, runtimes_running
+from tfopt.kernels import KernelSupport, fusion_names, fusions_in, runtimes_running
 from tfopt.loader import load_model
 from tfopt.model import LoadedModel, SignatureGraph
 from tfopt.passes import PassContext
@@ -29,6 +29,7 @@ from tfopt.saver import (
 from tfopt.verify import (
     DEFAULT_TOLERANCE,
     OutputCheck,
+    check_shape_names,
     compare,
     input_hints,
     load_inputs,
@@ -150,11 +151,8 @@ def _feeds(model: LoadedModel, inputs_file: str | None, shapes, batch_size: int,
            int_range) -> dict[str, dict[str, np.ndarray]]:
     """Verification inputs per signature: from ``inputs_file``, or generated to be valid for
     the graph (see :func:`tfopt.verify.input_hints`). What was assumed goes to model.notes."""
-    known = {k for s in model.signatures.values() for k in s.inputs}
-    unknown = set(shapes) - known
-    if unknown and not inputs_file:
-        raise TfoptError(f"--input-shape names unknown input(s) {', '.join(sorted(unknown))} "
-                         f"(inputs: {', '.join(sorted(known))})")
+    if not inputs_file:
+        check_shape_names(shapes, {k for s in model.signatures.values() for k in s.inputs})
     feeds: dict[str, dict[str, np.ndarray]] = {}
     described: dict[str, str] = {}
     for key, sig in model.signatures.items():
@@ -229,10 +227,8 @@ def _check_shape_names(src: str, shapes: dict, signatures: list[str] | None) -> 
     per_sig = signature_input_keys(read_saved_model_proto(src))
     known = {k for key, names in per_sig.items() if not signatures or key in signatures
              for k in names}
-    unknown = sorted(set(shapes) - known)
-    if unknown and known:
-        raise TfoptError(f"--input-shape names unknown input(s) {', '.join(unknown)} "
-                         f"(inputs: {', '.join(sorted(known))})")
+    if known:
+        check_shape_names(shapes, known)
 
 
 def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = None,
@@ -374,8 +370,8 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
                                             f"pass could be blamed: {worst[0]}; nothing written")
         report = Report(src, dst, model.kind, reports, True if verify else None, tolerance,
                         time.perf_counter() - start, notes, target, runtimes,
-                        {str(f): n for f, n in sorted(fusions_in(
-                            s.graph_def for s in optimized.values() if not s.same_as).items())})
+                        fusion_names(fusions_in(
+                            s.graph_def for s in optimized.values() if not s.same_as)))
         if format == "saved_model":
             write_metadata(tmp, report.metadata())
     return report
@@ -432,9 +428,7 @@ def _with_xla(sigs: dict[str, SignatureGraph], mode: str, model: LoadedModel, fe
             outlined.append(key)
     for key, sig in sigs.items():
         if sig.same_as in outlined:
-            candidate[key] = candidate[sig.same_as].with_graph(
-                candidate[sig.same_as].graph_def)
-            candidate[key].key, candidate[key].same_as = key, sig.same_as
+            candidate[key] = sig.with_graph(candidate[sig.same_as].graph_def)
     if not outlined:
         notes.append("xla: no cluster worth compiling (convolutions come first, or too small)")
         return sigs
@@ -454,9 +448,9 @@ def _with_xla(sigs: dict[str, SignatureGraph], mode: str, model: LoadedModel, fe
         # 5 rounds: with fewer, one disturbed round decides the interval on a busy machine.
         result = benchmark([plain, compiled], Settings(num_iter=40, num_warmup=3, rounds=5,
                                                        signature=key, inputs_file=inputs))
-    timed = result.models[1]
-    verdict = f"{timed.ratio:.2f}x [{timed.ratio_low:.2f}-{timed.ratio_high:.2f}]"
-    if timed.ratio_low > 1.0:
+    timed = result.models[1].interval()
+    verdict = timed.short()
+    if timed.faster:
         notes.append(f"xla: compiled cluster kept, {verdict} faster than without")
         return candidate
     notes.append(f"xla: compiled cluster not kept ({verdict}: no measurable gain)")

@@ -69,6 +69,10 @@ class ModelResult:
     ratio_high: float = 1.0
     verdict: str = "baseline"
 
+    def interval(self, confidence: float = 0.95) -> stats.Ratio:
+        """The ratio to the baseline with its interval, as :mod:`tfopt.stats` defines it."""
+        return stats.Ratio(self.ratio, self.ratio_low, self.ratio_high, confidence)
+
 
 @dataclass
 class BenchmarkResult:
@@ -421,14 +425,14 @@ def chart_png(result: BenchmarkResult) -> bytes:
     highs = [max(m.round_throughputs) - m.throughput for m in models]
     fig, ax = plt.subplots(figsize=(8, 1.2 + 0.7 * len(models)))
     y = list(range(len(models)))[::-1]
-    colors = ["#9e9e9e"] + ["#1f77b4" if m.ratio_low > 1 else "#d62728" if m.ratio_high < 1
-                            else "#bdbdbd" for m in models[1:]]
+    ratios = [m.interval(result.environment["confidence"]) for m in models]
+    colors = ["#9e9e9e"] + ["#1f77b4" if r.faster else "#d62728" if r.measurable else "#bdbdbd"
+                            for r in ratios[1:]]
     ax.barh(y, medians, xerr=[lows, highs], capsize=5, color=colors, height=0.6)
     right = max(max(m.round_throughputs) for m in models)
-    for yi, m in zip(y, models, strict=True):
+    for yi, m, r in zip(y, models, ratios, strict=True):
         text = ("baseline" if m is models[0] else
-                f"{m.ratio:.2f}x [{m.ratio_low:.2f}-{m.ratio_high:.2f}]"
-                + ("" if m.ratio_low > 1 or m.ratio_high < 1 else " n.s."))
+                r.short() + ("" if r.measurable else " n.s."))
         ax.text(max(m.round_throughputs) + right * 0.02, yi, text, va="center", fontsize=9)
     ax.set_xlim(0, right * 1.45)
     ax.set_yticks(y, names)

@@ -43,7 +43,7 @@ def explain(ratio, before, after) -> str:
     """One sentence on why the speedup is what it is, from the profiles."""
     fused = before.fused_share()
     saved = before.total_ms - after.total_ms
-    if ratio.measurable and ratio.value > 1:
+    if ratio.faster:
         top = max(((op, b - a) for op, b, a in _deltas(before, after)), key=lambda x: x[1],
                   default=("", 0.0))
         return (f"The optimized graph spends {saved:.1f} ms less kernel time per run "
@@ -70,7 +70,6 @@ def run_demo(out_dir: str, num_iter: int = 160, num_warmup: int = 5, rounds: int
     from tfopt.detector import build_ssd_inception
     from tfopt.loader import load_model
     from tfopt.profile import compare_png, compare_text, profile_graph
-    from tfopt.stats import Ratio
     from tfopt.verify import make_inputs, parse_shapes
 
     if os.path.exists(out_dir) and os.listdir(out_dir):
@@ -98,7 +97,7 @@ def run_demo(out_dir: str, num_iter: int = 160, num_warmup: int = 5, rounds: int
     bench = benchmark([original, optimized], settings, labels=["original", "optimized"])
     say(bench.table())
     opt = bench.models[1]
-    ratio = Ratio(opt.ratio, opt.ratio_low, opt.ratio_high, settings.confidence)
+    ratio = opt.interval(settings.confidence)
 
     say("[4/5] profiling both (kernel time per op type, TensorFlow's tracer)...")
     profiles = []

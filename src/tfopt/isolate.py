@@ -60,8 +60,7 @@ class _Child:
         self.out_path = os.path.join(self.tmp.name, "out.pickle")
         with open(job_path, "wb") as f:
             pickle.dump(job, f)  # written and read by tfopt only, in a private temp dir
-        env = runtime_env(runtime) if runtime else dict(
-            os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+        env = runtime_env(runtime)
         self.proc = subprocess.Popen([sys.executable, "-m", "tfopt.isolate", job_path,
                                       self.out_path], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True, env=env)

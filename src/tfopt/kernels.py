@@ -253,6 +253,11 @@ def fusions_in(graph_defs) -> dict[Fusion, int]:
     return counts
 
 
+def fusion_names(fusions: dict[Fusion, int]) -> dict[str, int]:
+    """``{"_FusedConv2D[BiasAdd,Relu]": 33, ...}``, sorted: how reports and tfopt.json say it."""
+    return {str(f): n for f, n in sorted(fusions.items())}
+
+
 def runtimes_running(fusions: Iterable[Fusion]) -> list[str]:
     """The CPU runtimes that run every one of ``fusions`` (probing both if needed)."""
     fusions = set(fusions)

@@ -226,8 +226,7 @@ def _session_reference(sess: tf.compat.v1.Session, sigs: dict[str, SignatureGrap
 
 def _load_tf1(path: str, proto: saved_model_pb2.SavedModel,
               signatures: list[str] | None) -> LoadedModel:
-    metas = proto.meta_graphs
-    meta = next((m for m in metas if "serve" in m.meta_info_def.tags), metas[0])
+    meta = serving_meta_graph(proto)
     tags = tuple(meta.meta_info_def.tags)
     keys = pick_signatures(signature_keys(proto), signatures, path)
     graph = tf.Graph()
@@ -385,18 +384,22 @@ def _canonical(graph_def: graph_pb2.GraphDef) -> tuple[tuple[bytes, ...], tuple[
     return nodes, tuple(sorted(bodies))
 
 
-def signature_keys(proto: saved_model_pb2.SavedModel) -> list[str]:
-    """Signature keys as stored (TF2: the serving signatures; TF1: the signature_def map)."""
+def serving_meta_graph(proto: saved_model_pb2.SavedModel):
+    """The MetaGraph tagged ``serve`` (else the first): what TF Serving would load."""
     metas = proto.meta_graphs
-    meta = next((m for m in metas if "serve" in m.meta_info_def.tags), metas[0])
-    return [k for k in meta.signature_def if not k.startswith("__")]
+    return next((m for m in metas if "serve" in m.meta_info_def.tags), metas[0])
 
 
 def signature_input_keys(proto: saved_model_pb2.SavedModel) -> dict[str, list[str]]:
-    """Input keys per stored signature, read from the proto without loading the model."""
-    metas = proto.meta_graphs
-    meta = next((m for m in metas if "serve" in m.meta_info_def.tags), metas[0])
-    return {k: list(sd.inputs) for k, sd in meta.signature_def.items() if not k.startswith("__")}
+    """Input keys per stored signature (TF2: the serving signatures; TF1: the signature_def
+    map), read from the proto without loading the model."""
+    return {k: list(sd.inputs) for k, sd in serving_meta_graph(proto).signature_def.items()
+            if not k.startswith("__")}
+
+
+def signature_keys(proto: saved_model_pb2.SavedModel) -> list[str]:
+    """Signature keys as stored."""
+    return list(signature_input_keys(proto))
 
 
 def load_model(path: str, signatures: list[str] | str | None = None,

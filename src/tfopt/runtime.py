@@ -19,10 +19,12 @@ def runtime_label(runtime: str) -> str:
     return {"onednn": "oneDNN on", "eigen": "oneDNN off"}.get(runtime, runtime)
 
 
-def runtime_env(runtime: str, base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for a child process that must run under ``runtime``."""
+def runtime_env(runtime: str | None, base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a child process that must run under ``runtime`` (None: whatever this
+    process's environment selects), with TensorFlow's start-up chatter quiet."""
     env = dict(os.environ if base is None else base)
-    env["TF_ENABLE_ONEDNN_OPTS"] = RUNTIMES[runtime]
+    if runtime is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = RUNTIMES[runtime]
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return env
 

@@ -31,11 +31,20 @@ class Ratio:
         """False when the interval contains 1.0: no difference can be claimed."""
         return not (self.low <= 1.0 <= self.high)
 
+    @property
+    def faster(self) -> bool:
+        """Measurably faster: the whole interval lies above 1.0."""
+        return self.low > 1.0
+
+    def short(self) -> str:
+        """``1.23x [1.10-1.35]``: the ratio and its interval, for tables and labels."""
+        return f"{self.value:.2f}x [{self.low:.2f}-{self.high:.2f}]"
+
     def verdict(self) -> str:
         ci = f"{self.confidence:.0%} CI {self.low:.2f}-{self.high:.2f}"
         if not self.measurable:
             return f"no difference measurable ({self.value:.2f}x, {ci})"
-        word = "faster" if self.value > 1 else "slower"
+        word = "faster" if self.faster else "slower"
         return f"{self.value:.2f}x ({word}; {ci})"
 
 

@@ -94,6 +94,14 @@ def input_hints(sig: SignatureGraph) -> dict[str, InputHint]:
     return hints
 
 
+def check_shape_names(shapes: dict[str, tuple[int, ...]], known) -> None:
+    """Every name given a shape must be an input (of the signatures concerned)."""
+    unknown = sorted(set(shapes) - set(known))
+    if unknown:
+        raise TfoptError(f"--input-shape names unknown input(s) {', '.join(unknown)} "
+                         f"(inputs: {', '.join(sorted(known))})")
+
+
 def resolve_shape(key: str, info: TensorInfo, batch_size: int,
                   shapes: dict[str, tuple[int, ...]]) -> tuple[tuple[int, ...], str]:
     """The shape to generate, and what was assumed for unknown dimensions ("" if nothing)."""
@@ -135,10 +143,7 @@ def make_inputs(specs: dict[str, TensorInfo], batch_size: int = 1,
     rng = np.random.default_rng(seed)
     shapes = shapes or {}
     hints = hints or {}
-    unknown = set(shapes) - set(specs)
-    if unknown:
-        raise TfoptError(f"--input-shape names unknown input(s) {', '.join(sorted(unknown))} "
-                         f"(inputs: {', '.join(sorted(specs))})")
+    check_shape_names(shapes, specs)
     feeds: dict[str, np.ndarray] = {}
     for key, info in specs.items():
         shape, assumed = resolve_shape(key, info, batch_size, shapes)

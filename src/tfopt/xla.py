@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2
 
-from tfopt.graph import GraphView, InputRef, body_to_function, set_attr
+from tfopt.graph import GraphView, InputRef, body_to_function, set_attr, topological_order
 from tfopt.model import SignatureGraph
+from tfopt.shapes import StaticInfo
 
 # Never inside the cluster: convolutions (XLA's CPU convolutions are slow), ops XLA cannot
 # compile or that hold state, and control flow kept for TensorFlow's executor.
@@ -35,16 +36,15 @@ def _excluded(node: node_def_pb2.NodeDef) -> bool:
     return node.op in EXCLUDED_OPS or node.op.startswith(EXCLUDED_PREFIXES)
 
 
-def cluster(sig: SignatureGraph) -> set[str]:
+def cluster(sig: SignatureGraph, view: GraphView | None = None,
+            info: StaticInfo | None = None) -> set[str]:
     """Nodes to compile: not left out themselves (excluded op, control input, string/resource/
     variant output, load-time initializer), and either with no left-out node among their
     ancestors or with none among their descendants, whichever set is larger. Each set is
     convex (no path leaves it and comes back), so outlining it cannot create a cycle;
     placeholders and constants feed the cluster and block nothing."""
-    from tfopt.shapes import StaticInfo
-
-    nodes = {n.name: n for n in sig.graph_def.node}
-    info = StaticInfo(sig.graph_def)
+    view = view or GraphView(sig.graph_def)
+    info = info or StaticInfo(sig.graph_def)
 
     def left_out(node: node_def_pb2.NodeDef) -> bool:
         if node.op in ("Placeholder", "Const"):
@@ -54,7 +54,7 @@ def cluster(sig: SignatureGraph) -> set[str]:
                 or any(t.startswith("^") for t in node.input)
                 or (dtype is not None and dtype.name in ("string", "resource", "variant")))
 
-    order = _topological(nodes)
+    order = topological_order(sig.graph_def)
     out = {node.name: left_out(node) for node in order}
     # Two convex candidates: the nodes no left-out node precedes (a transformer: all of it),
     # and the nodes no left-out node follows (a ViT: all after its patch-embedding conv).
@@ -63,44 +63,29 @@ def cluster(sig: SignatureGraph) -> set[str]:
         after[node.name] = out[node.name] or any(after.get(InputRef.parse(t).node, False)
                                                  for t in node.input)
     before: dict[str, bool] = {}
-    readers: dict[str, list[str]] = {}
-    for node in order:
-        for t in node.input:
-            readers.setdefault(InputRef.parse(t).node, []).append(node.name)
     for node in reversed(order):
-        before[node.name] = out[node.name] or any(before.get(r, False)
-                                                  for r in readers.get(node.name, ()))
-    candidates = []
-    for blocked in (after, before):
-        candidates.append({name for name, node in nodes.items()
-                           if not blocked[name] and node.op not in ("Placeholder", "Const")})
-    chosen = max(candidates, key=len)
+        before[node.name] = out[node.name] or any(before.get(reader.name, False)
+                                                  for reader, _ in view.consumers(node.name))
+    chosen = max(({node.name for node in order
+                   if not blocked[node.name] and node.op not in ("Placeholder", "Const")}
+                  for blocked in (after, before)), key=len)
     # Constants read only by the cluster go inside it (weights become compile-time constants).
-    view = GraphView(sig.graph_def)
-    for name, node in nodes.items():
+    for node in order:
         if node.op == "Const" and not node.input:
-            readers = {c.name for c, _ in view.consumers(name)}
+            readers = {c.name for c, _ in view.consumers(node.name)}
             if readers and readers <= chosen:
-                chosen.add(name)
+                chosen.add(node.name)
     return chosen
-
-
-def _topological(nodes: dict[str, node_def_pb2.NodeDef]) -> list[node_def_pb2.NodeDef]:
-    from tfopt.graph import topological_order
-
-    graph_def = graph_pb2.GraphDef()
-    graph_def.node.extend(nodes.values())
-    return topological_order(graph_def)
 
 
 def outline(sig: SignatureGraph) -> SignatureGraph | None:
     """The signature with its XLA cluster outlined into a compiled function, or None when the
     cluster is too small (a CNN: convolutions all the way through)."""
-    chosen = cluster(sig)
+    view, info = GraphView(sig.graph_def), StaticInfo(sig.graph_def)
+    chosen = cluster(sig, view, info)
     compute = [n for n in sig.graph_def.node if n.name in chosen and n.op != "Const"]
     if len(compute) < MIN_COMPUTE_NODES:
         return None
-    view = GraphView(sig.graph_def)
     # Tensors flowing in (read by the cluster, made outside) and out (made inside, read
     # outside, or a signature output).
     inputs: list[str] = []
@@ -123,9 +108,6 @@ def outline(sig: SignatureGraph) -> SignatureGraph | None:
                 and t not in outputs]
     if not inputs or not outputs:
         return None
-    from tfopt.shapes import StaticInfo
-
-    info = StaticInfo(sig.graph_def)
     arg_names = [f"arg{i}" for i in range(len(inputs))]
     body = graph_pb2.GraphDef()
     for name, tensor in zip(arg_names, inputs, strict=True):

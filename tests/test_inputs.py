@@ -84,3 +84,19 @@ def test_keras_grouped_conv_export_is_inlined_and_depthwise(tmp_path):
     ops = {n.op for n in after.node}
     assert "StatefulPartitionedCall" not in ops and "DepthwiseConv2dNative" in ops
     assert "Conv2D" not in ops and not after.library.function
+
+
+def test_unknown_dims_default_by_kind_of_input():
+    """Only a rank-4 float or uint8 input with 1-4 channels is an image (224); anything else,
+    a uint8 byte sequence included, gets the sequence default (64)."""
+    from tfopt.model import TensorInfo
+    from tfopt.verify import resolve_shape
+
+    def shape(dtype, dims):
+        return resolve_shape("x", TensorInfo("x:0", dtype, dims), 2, {})[0]
+
+    assert shape(tf.float32, (None, None, None, 3)) == (2, 224, 224, 3)
+    assert shape(tf.uint8, (None, None, None, 3)) == (2, 224, 224, 3)
+    assert shape(tf.uint8, (None, None)) == (2, 64)
+    assert shape(tf.float32, (None, None, 16)) == (2, 64, 16)
+    assert shape(tf.int32, (None, None, None, 3)) == (2, 64, 64, 3)

@@ -124,8 +124,8 @@ def resolve_shape(key: str, info: TensorInfo, batch_size: int,
         dims[0] = batch_size
     assumed = ""
     if any(d is None for d in dims):
-        image_like = (len(dims) == 4 and info.dtype.is_floating or info.dtype == tf.uint8) and \
-            dims[-1] is not None and 1 <= dims[-1] <= 4
+        image_like = (len(dims) == 4 and (info.dtype.is_floating or info.dtype == tf.uint8)
+                      and dims[-1] is not None and 1 <= dims[-1] <= 4)
         default = SPATIAL_DEFAULT if image_like else SEQUENCE_DEFAULT
         assumed = (f"unknown {'spatial' if image_like else 'non-batch'} dims set to {default}")
         dims = [default if d is None else d for d in dims]

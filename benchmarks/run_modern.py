@@ -38,7 +38,7 @@ def build(name: str, path: str) -> dict[str, tuple[int, ...]]:
     """Export model ``name`` to ``path``; returns the input shapes to time it at (batch 1)."""
     import keras
 
-    from tfopt.zoo import randomize_batch_norm
+    from tfopt.zoo import randomize_batch_norm, randomize_constant_weights
 
     keras.utils.set_random_seed(0)
     text = {"token_ids": (1, SEQ), "padding_mask": (1, SEQ)}
@@ -69,6 +69,7 @@ def build(name: str, path: str) -> dict[str, tuple[int, ...]]:
         model = getattr(keras.applications, app)(weights=None, input_shape=(224, 224, 3))
         randomize_batch_norm(model)
         shapes = {}
+    randomize_constant_weights(model)
     model.export(path, format="tf_saved_model", verbose=False)
     return shapes
 

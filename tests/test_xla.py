@@ -40,3 +40,26 @@ def test_auto_times_and_says_what_it_kept(bert_export, tmp_path):
 def test_convolutions_first_means_no_cluster(keras_resnet):
     sig = load_model(keras_resnet, ["serving_default"]).signatures["serving_default"]
     assert xla.outline(sig) is None
+
+
+def test_fused_matmuls_are_unfused_for_the_cluster():
+    """XLA has no _FusedMatMul kernel: outlining turns it back into MatMul -> BiasAdd -> act
+    (same numbers), so a fused dense layer does not cut the cluster."""
+    from tests.passes.helpers import context, graph_of, rand, run
+    from tfopt.passes.fuse_kernels import FuseKernels
+
+    def build():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 4], name="x")
+        y = tf.nn.bias_add(tf.matmul(x, tf.constant(rand(4, 3))), tf.constant(rand(3, seed=1)))
+        z = tf.nn.bias_add(tf.matmul(tf.nn.leaky_relu(y, 0.3), tf.constant(rand(3, 3, seed=2))),
+                           tf.constant(rand(3, seed=3)))
+        tf.identity(z, name="out")
+
+    gd = graph_of(build)
+    fused = FuseKernels().run(gd, context(["out"], ["x:0"], target="native")).graph_def
+    plain = xla.unfuse_matmuls(fused)
+    ops = sorted(n.op for n in plain.node if n.op not in ("Const", "Placeholder", "Identity"))
+    assert ops == ["BiasAdd", "BiasAdd", "LeakyRelu", "MatMul", "MatMul"]
+    feeds = {"x:0": rand(5, 4, seed=4)}
+    np.testing.assert_allclose(run(plain, ["out"], feeds)[0], run(gd, ["out"], feeds)[0],
+                               rtol=1e-6)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2
 
-from tfopt.graph import GraphView, InputRef, body_to_function, set_attr, topological_order
+from tfopt.graph import GraphView, InputRef, body_to_function, get_attr, set_attr, topological_order
 from tfopt.model import SignatureGraph
 from tfopt.shapes import StaticInfo
 
@@ -78,9 +78,43 @@ def cluster(sig: SignatureGraph, view: GraphView | None = None,
     return chosen
 
 
+def unfuse_matmuls(graph_def: graph_pb2.GraphDef) -> graph_pb2.GraphDef:
+    """``_FusedMatMul[BiasAdd(, act)]`` back to ``MatMul -> BiasAdd (-> act)``: XLA has no
+    kernel for the fused op, and would otherwise stop the cluster at every fused dense layer.
+    The last op keeps the fused node's name, so readers are untouched."""
+    view = GraphView(graph_def)
+    for node in list(view):
+        fused_ops = get_attr(node, "fused_ops", [])
+        if node.op != "_FusedMatMul" or not fused_ops or fused_ops[0] != "BiasAdd" or len(
+                fused_ops) > 2 or view.control_inputs(node):
+            continue
+        x, w, bias = (str(r) for r in view.data_inputs(node)[:3])
+        dtype = get_attr(node, "T")
+        matmul = view.add(node_def_pb2.NodeDef(name=view.unique_name(node.name + "/MatMul"),
+                                               op="MatMul", input=[x, w], device=node.device))
+        for key in ("T", "transpose_a", "transpose_b"):
+            set_attr(matmul, key, get_attr(node, key, False) if key != "T" else dtype)
+        last = node
+        if len(fused_ops) == 2:
+            biased = view.add(node_def_pb2.NodeDef(
+                name=view.unique_name(node.name + "/BiasAdd"), op="BiasAdd",
+                input=[matmul.name, bias], device=node.device))
+            set_attr(biased, "T", dtype)
+            alpha = get_attr(node, "leakyrelu_alpha", 0.2)
+            view.retype(last, fused_ops[1], keep=("T",))
+            view.set_inputs(last, [biased.name])
+            if fused_ops[1] == "LeakyRelu":
+                set_attr(last, "alpha", alpha)
+        else:
+            view.retype(last, "BiasAdd", keep=("T",))
+            view.set_inputs(last, [matmul.name, bias])
+    return view.to_graph_def()
+
+
 def outline(sig: SignatureGraph) -> SignatureGraph | None:
     """The signature with its XLA cluster outlined into a compiled function, or None when the
     cluster is too small (a CNN: convolutions all the way through)."""
+    sig = sig.with_graph(unfuse_matmuls(sig.graph_def))
     view, info = GraphView(sig.graph_def), StaticInfo(sig.graph_def)
     chosen = cluster(sig, view, info)
     compute = [n for n in sig.graph_def.node if n.name in chosen and n.op != "Const"]

@@ -186,6 +186,19 @@ def randomize_batch_norm(model, seed: int = 0) -> None:
             layer.set_weights(new)
 
 
+def randomize_constant_weights(model, seed: int = 0, scale: float = 0.1) -> None:
+    """Perturb every weight that initialisation left constant (zero biases, LayerNorm's
+    gamma = 1 and beta = 0, BN statistics): trained models have none, and a zero bias or a
+    unit scale is something Grappler removes at load time, which would flatter or hide
+    rewrites of exactly those ops."""
+    rng = np.random.default_rng(seed)
+    for var in model.weights:
+        value = np.asarray(var.numpy())
+        if value.size and value.dtype.kind == "f" and np.all(value == value.flat[0]):
+            noise = rng.uniform(-scale, scale, value.shape).astype(value.dtype)
+            var.assign(value + noise)
+
+
 def build_ssd(export_dir: str, seed: int = 0) -> None:
     from tfopt.detector import build_ssd_inception
 

@@ -39,7 +39,16 @@ def _dense_with_duplicates():
         tf.nn.relu(tf.identity(same + b), name="out")
 
 
+def _transformer_ffn():
+    x = tf.compat.v1.placeholder(tf.float32, [None, None, 4], name="x")
+    h = tf.tensordot(x, tf.constant(rand(4, 6, seed=10)), axes=[[2], [0]])
+    h = tf.nn.gelu(tf.nn.bias_add(h, tf.constant(rand(6, seed=11))), approximate=True)
+    y = tf.tensordot(h, tf.constant(rand(6, 4, seed=12)), axes=[[2], [0]]) + x
+    tf.identity(y * tf.constant(rand(4, seed=13)), name="out")
+
+
 GRAPHS = {"cnn": (_cnn, {"x:0": rand(2, 8, 8, 3, seed=7)}),
+          "ffn": (_transformer_ffn, {"x:0": rand(2, 5, 4, seed=14)}),
           "dense": (_dense_with_duplicates, {"x:0": rand(3, 6, seed=8)})}
 
 

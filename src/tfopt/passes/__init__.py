@@ -12,6 +12,7 @@ from tfopt.passes.base import GraphPass, PassContext, PassResult
 from tfopt.passes.constant_fold import ConstantFold
 from tfopt.passes.cse import MergeDuplicates
 from tfopt.passes.debug_ops import RemoveDebugOps
+from tfopt.passes.dense_reshape import DenseReshape
 from tfopt.passes.fold_batch_norm import FoldBatchNorm
 from tfopt.passes.function_bodies import CleanFunctionBodies
 from tfopt.passes.fuse_kernels import FuseKernels
@@ -26,7 +27,7 @@ from tfopt.passes.trivial_ops import RemoveTrivialOps
 
 _CLASSES: dict[str, type[GraphPass]] = {cls.name: cls for cls in (
     RemoveTrainingNodes, RemoveDebugOps, CleanFunctionBodies, InlineCalls, StripUnused, RemoveIdentities,
-    ResolveConstantSwitch, ConstantFold, GroupedConvToDepthwise, FoldBatchNorm, RemoveTrivialOps,
+    ResolveConstantSwitch, ConstantFold, GroupedConvToDepthwise, DenseReshape, FoldBatchNorm, RemoveTrivialOps,
     MergeDuplicates, FusePad, FuseKernels)}
 
 # Passes repeated until none of them changes the graph (a fixed point).

@@ -86,6 +86,12 @@ class FuseKernels(GraphPass):
             # at load time, which a pre-fused [BiasAdd] would block (ResNet50 measured 0.91x
             # against leaving it to the runtime); the Eigen runtime fuses conv + bias itself.
             return 0
+        if (conv.op == "MatMul" and len(matched) == 1
+                and len(view.data_consumers(matched[0][1].name)) > 1):
+            # MatMul + BiasAdd read several times is how a GELU or Swish starts: the oneDNN
+            # runtime fuses the whole activation into its matmul at load time, which a
+            # pre-fused [BiasAdd] would block; both runtimes fuse MatMul + BiasAdd themselves.
+            return 0
         # The longest matched prefix whose fused_ops the target's runtimes run.
         while matched and not ctx.kernels.supports(
                 op, ["BiasAdd" if label == "bias" else label if label == "Add" else node.op

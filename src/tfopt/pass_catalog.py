@@ -38,11 +38,17 @@ SIMPLIFY: list[tuple[str, str]] = [
     # into depthwise weights as well).
     ("grouped_conv", "rewrite a grouped Conv2D with one input channel per group (Keras "
                      "groups=C) as DepthwiseConv2dNative, 13x faster on CPU"),
+    # After constant_fold (weights must be Consts), before dense_reshape (which moves the
+    # bias add in front of the Reshape this leaves).
+    ("einsum_matmul", "rewrite a dense-layer Einsum (Keras EinsumDense, attention "
+                      "projections) against constant weights as Reshape -> MatMul -> Reshape"),
     # After constant_fold (weights must be Consts); its reshapes-of-reshapes and dead shape
     # arithmetic are left to trivial_ops/strip_unused of the same round.
     ("dense_reshape", "give Keras' dense-on-3D (Tensordot) the 2-D form Reshape -> MatMul -> "
                       "BiasAdd -> activation -> Reshape that the runtimes fuse (GELU "
                       "included, with oneDNN)"),
+    ("transpose_matmul", "fold transposes of the last two dims into BatchMatMul's adj_x/adj_y "
+                         "(attention scores: (A B)^T = B^T A^T)"),
     ("fold_batch_norm", "fold FusedBatchNorm*/BatchNormWithGlobalNormalization and per-channel "
                         "Mul/Add into Conv2D/DepthwiseConv2dNative/MatMul/Conv2DBackpropInput "
                         "weights + BiasAdd"),

@@ -44,7 +44,10 @@ def _transformer_ffn():
     h = tf.tensordot(x, tf.constant(rand(4, 6, seed=10)), axes=[[2], [0]])
     h = tf.nn.gelu(tf.nn.bias_add(h, tf.constant(rand(6, seed=11))), approximate=True)
     y = tf.tensordot(h, tf.constant(rand(6, 4, seed=12)), axes=[[2], [0]]) + x
-    tf.identity(y * tf.constant(rand(4, seed=13)), name="out")
+    q = tf.einsum("abc,cde->abde", y, tf.constant(rand(4, 2, 2, seed=15)))  # 2 heads of 2
+    s = tf.linalg.matmul(tf.transpose(q, [0, 2, 1, 3]), tf.transpose(q, [0, 2, 3, 1]))
+    s = tf.reduce_sum(tf.transpose(s, [0, 1, 3, 2]), [1, 3])[..., None]
+    tf.identity(y * tf.constant(rand(4, seed=13)) + s, name="out")
 
 
 GRAPHS = {"cnn": (_cnn, {"x:0": rand(2, 8, 8, 3, seed=7)}),

@@ -13,6 +13,7 @@ from tfopt.passes.constant_fold import ConstantFold
 from tfopt.passes.cse import MergeDuplicates
 from tfopt.passes.debug_ops import RemoveDebugOps
 from tfopt.passes.dense_reshape import DenseReshape
+from tfopt.passes.einsum_matmul import EinsumToMatMul
 from tfopt.passes.fold_batch_norm import FoldBatchNorm
 from tfopt.passes.function_bodies import CleanFunctionBodies
 from tfopt.passes.fuse_kernels import FuseKernels
@@ -23,11 +24,13 @@ from tfopt.passes.inline_calls import InlineCalls
 from tfopt.passes.strip_unused import StripUnused
 from tfopt.passes.switch_const import ResolveConstantSwitch
 from tfopt.passes.training_nodes import RemoveTrainingNodes
+from tfopt.passes.transpose_matmul import TransposeIntoMatMul
 from tfopt.passes.trivial_ops import RemoveTrivialOps
 
 _CLASSES: dict[str, type[GraphPass]] = {cls.name: cls for cls in (
     RemoveTrainingNodes, RemoveDebugOps, CleanFunctionBodies, InlineCalls, StripUnused, RemoveIdentities,
-    ResolveConstantSwitch, ConstantFold, GroupedConvToDepthwise, DenseReshape, FoldBatchNorm, RemoveTrivialOps,
+    ResolveConstantSwitch, ConstantFold, GroupedConvToDepthwise, EinsumToMatMul,
+    DenseReshape, TransposeIntoMatMul, FoldBatchNorm, RemoveTrivialOps,
     MergeDuplicates, FusePad, FuseKernels)}
 
 # Passes repeated until none of them changes the graph (a fixed point).

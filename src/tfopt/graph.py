@@ -129,6 +129,15 @@ def make_const(name: str, value: np.ndarray, device: str = "") -> node_def_pb2.N
     return node
 
 
+def make_node(name: str, op: str, inputs: list[str], device: str = "",
+              **attrs) -> node_def_pb2.NodeDef:
+    """A new ``op`` node reading ``inputs``, its attributes set with :func:`set_attr`."""
+    node = node_def_pb2.NodeDef(name=name, op=op, input=inputs, device=device)
+    for key, value in attrs.items():
+        set_attr(node, key, value)
+    return node
+
+
 def const_value(node: node_def_pb2.NodeDef) -> np.ndarray:
     return tensor_util.MakeNdarray(node.attr["value"].tensor)
 

@@ -14,7 +14,15 @@ from __future__ import annotations
 
 from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2
 
-from tfopt.graph import GraphView, InputRef, body_to_function, get_attr, set_attr, topological_order
+from tfopt.graph import (
+    GraphView,
+    InputRef,
+    body_to_function,
+    get_attr,
+    make_node,
+    set_attr,
+    topological_order,
+)
 from tfopt.model import SignatureGraph
 from tfopt.shapes import StaticInfo
 
@@ -90,16 +98,14 @@ def unfuse_matmuls(graph_def: graph_pb2.GraphDef) -> graph_pb2.GraphDef:
             continue
         x, w, bias = (str(r) for r in view.data_inputs(node)[:3])
         dtype = get_attr(node, "T")
-        matmul = view.add(node_def_pb2.NodeDef(name=view.unique_name(node.name + "/MatMul"),
-                                               op="MatMul", input=[x, w], device=node.device))
-        for key in ("T", "transpose_a", "transpose_b"):
-            set_attr(matmul, key, get_attr(node, key, False) if key != "T" else dtype)
+        matmul = view.add(make_node(view.unique_name(node.name + "/MatMul"), "MatMul", [x, w],
+                                    node.device, T=dtype,
+                                    transpose_a=get_attr(node, "transpose_a", False),
+                                    transpose_b=get_attr(node, "transpose_b", False)))
         last = node
         if len(fused_ops) == 2:
-            biased = view.add(node_def_pb2.NodeDef(
-                name=view.unique_name(node.name + "/BiasAdd"), op="BiasAdd",
-                input=[matmul.name, bias], device=node.device))
-            set_attr(biased, "T", dtype)
+            biased = view.add(make_node(view.unique_name(node.name + "/BiasAdd"), "BiasAdd",
+                                        [matmul.name, bias], node.device, T=dtype))
             alpha = get_attr(node, "leakyrelu_alpha", 0.2)
             view.retype(last, fused_ops[1], keep=("T",))
             view.set_inputs(last, [biased.name])

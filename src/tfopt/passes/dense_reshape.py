@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfopt.graph import GraphView, InputRef, get_attr, make_const
+from tfopt.graph import GraphView, InputRef, get_attr, make_const, make_node
 from tfopt.passes.base import GraphPass, PassContext
 from tfopt.shapes import StaticInfo
 
@@ -71,12 +71,20 @@ class DenseReshape(GraphPass):
         return notes
 
 
-def _matmul_width(view: GraphView, matmul) -> int | None:
-    """C, the contraction size of a MatMul whose ``b`` is a 2-D constant (else None)."""
+def _weight_dims(view: GraphView, matmul) -> tuple[int, int] | None:
+    """(C, N): contraction size and output width of a MatMul whose ``b`` is a 2-D constant
+    (else None)."""
     weights = view.const_input(matmul, 1)
-    if weights is None or weights.ndim != 2 or get_attr(matmul, "transpose_a", False):
+    if weights is None or weights.ndim != 2:
         return None
-    return int(weights.shape[1] if get_attr(matmul, "transpose_b", False) else weights.shape[0])
+    rows, cols = (int(d) for d in weights.shape)
+    return (cols, rows) if get_attr(matmul, "transpose_b", False) else (rows, cols)
+
+
+def _matmul_width(view: GraphView, matmul) -> int | None:
+    """C, the contraction size of a MatMul reading ``a`` untransposed (else None)."""
+    dims = _weight_dims(view, matmul)
+    return None if dims is None or get_attr(matmul, "transpose_a", False) else dims[0]
 
 
 def _flatten(view: GraphView, reshape) -> int:
@@ -206,23 +214,15 @@ def _sink(view: GraphView, reshape, info: StaticInfo, protected: set[str]) -> in
         outside = [(r, ref) for r, ref in view.consumers(node.name) if r.name not in region]
         if not outside:
             continue
-        back = view.add(_reshape_like(reshape, view.unique_name(f"{node.name}/unflatten"),
-                                      node.name, shape_input))
+        back = view.add(make_node(view.unique_name(f"{node.name}/unflatten"), "Reshape",
+                                  [node.name, shape_input], reshape.device,
+                                  **dict(reshape.attr)))
         for reader, ref in outside:
             if ref.control:
                 continue
             idx = list(reader.input).index(str(ref))
             view.set_input(reader, idx, str(InputRef(back.name, ref.port)))
     return len(region)
-
-
-def _reshape_like(template, name: str, data: str, shape: str):
-    node = type(template)()
-    node.CopyFrom(template)
-    node.name = name
-    del node.input[:]
-    node.input.extend([data, shape])
-    return node
 
 
 def _collapse(view: GraphView, reshape, protected: set[str]) -> int:
@@ -250,11 +250,8 @@ def _is_flat(view: GraphView, node, width: int, depth: int = 0) -> bool:
     if depth > 64:
         return False
     if node.op in MATMULS:
-        weights = view.const_input(node, 1)
-        if weights is None or weights.ndim != 2:
-            return False
-        return int(weights.shape[0] if get_attr(node, "transpose_b", False)
-                   else weights.shape[1]) == width
+        dims = _weight_dims(view, node)
+        return dims is not None and dims[1] == width
     if node.op not in UNARY | BINARY:
         return False
     found = False

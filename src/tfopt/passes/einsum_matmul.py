@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import node_def_pb2
 
-from tfopt.graph import GraphView, get_attr, make_const, set_attr
+from tfopt.graph import GraphView, get_attr, make_const, make_node, set_attr
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 
@@ -69,11 +68,8 @@ def _rewrite(view: GraphView, node, weights: np.ndarray, n_free: int, n_k: int) 
     base, device = node.name, node.device
 
     def add(op: str, suffix: str, inputs: list[str], **attrs):
-        new = view.add(node_def_pb2.NodeDef(name=view.unique_name(f"{base}/{suffix}"), op=op,
-                                            input=inputs, device=device))
-        for key, value in attrs.items():
-            set_attr(new, key, value)
-        return new
+        return view.add(make_node(view.unique_name(f"{base}/{suffix}"), op, inputs, device,
+                                  **attrs))
 
     def const(suffix: str, value: np.ndarray):
         return view.add(make_const(view.unique_name(f"{base}/{suffix}"), value, device)).name

@@ -41,7 +41,8 @@ SIMPLIFY: list[tuple[str, str]] = [
     # After constant_fold (weights must be Consts), before dense_reshape (which moves the
     # bias add in front of the Reshape this leaves).
     ("einsum_matmul", "rewrite a dense-layer Einsum (Keras EinsumDense, attention "
-                      "projections) against constant weights as Reshape -> MatMul -> Reshape"),
+                      "projections) or a BatchMatMul against a 2-D constant weight as "
+                      "Reshape -> MatMul -> Reshape"),
     # After constant_fold (weights must be Consts); its reshapes-of-reshapes and dead shape
     # arithmetic are left to trivial_ops/strip_unused of the same round.
     ("dense_reshape", "give Keras' dense-on-3D (Tensordot) the 2-D form Reshape -> MatMul -> "

@@ -100,3 +100,20 @@ def test_unknown_dims_default_by_kind_of_input():
     assert shape(tf.uint8, (None, None)) == (2, 64)
     assert shape(tf.float32, (None, None, 16)) == (2, 64, 16)
     assert shape(tf.int32, (None, None, None, 3)) == (2, 64, 64, 3)
+
+
+def test_mask_compared_with_zero_after_a_minimum_is_a_mask():
+    """GPT-2's padding mask: ExpandDims -> Minimum(causal mask) -> Greater(0), never cast."""
+    from tfopt.model import SignatureGraph, TensorInfo
+
+    graph = tf.Graph()
+    with graph.as_default():
+        mask = tf.compat.v1.placeholder(tf.int32, [None, None], name="padding_mask")
+        causal = tf.constant(np.tril(np.ones((4, 4), np.int32)))
+        keep = tf.math.greater(tf.minimum(tf.expand_dims(mask, 1), causal), 0)
+        tf.where(keep, tf.ones([1, 4, 4]), tf.zeros([1, 4, 4]), name="out")
+    sig = SignatureGraph("serving_default", graph.as_graph_def(),
+                         {"padding_mask": TensorInfo("padding_mask:0", tf.int32, (None, None))},
+                         {"out": TensorInfo("out:0", tf.float32, (None, 4, 4))})
+    hints = input_hints(sig)
+    assert hints["padding_mask"].int_range == (0, 2) and hints["padding_mask"].why == "mask"

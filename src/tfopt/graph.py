@@ -300,6 +300,10 @@ class GraphView:
         self._index(added)
         return added
 
+    def add_const(self, base: str, value: np.ndarray, device: str = "") -> str:
+        """Add a Const named ``base`` (made unique); returns its name, ready to wire in."""
+        return self.add(make_const(self.unique_name(base), value, device)).name
+
     def set_input(self, node: node_def_pb2.NodeDef, index: int, text: str) -> None:
         node.input[index] = text
         self._consumers[node_of(text)].add(node.name)

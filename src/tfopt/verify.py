@@ -30,6 +30,10 @@ SEQUENCE_DEFAULT = 64   # other unknown non-batch dimensions (sequence lengths)
 _ID_PASSTHROUGH = {"Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "StridedSlice",
                    "Slice", "Transpose", "Tile", "BroadcastTo", "Pack", "ConcatV2"}
 _GATHERS = {"GatherV2", "Gather", "ResourceGather"}
+# A mask compared with 0 or 1 (GPT-2's attention mask: Minimum with the causal mask, then
+# Greater(mask, 0)); Minimum/Maximum keep a 0/1 value 0/1 and keep ids inside their table.
+_MASK_TESTS = {"Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual"}
+_VALUE_KEEPING = {"Minimum", "Maximum"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ def input_hints(sig: SignatureGraph) -> dict[str, InputHint]:
         if not (info.dtype.is_integer or info.dtype == tf.bool):
             continue
         limits: list[tuple[int, str]] = []
+        compared = False
         seen, stack = set(), [node_of(info.tensor)]
         while stack:
             name = stack.pop()
@@ -85,13 +90,22 @@ def input_hints(sig: SignatureGraph) -> dict[str, InputHint]:
                         limits.append((int(depth), "one-hot depth"))
                 elif node.op == "Cast" and node.attr["DstT"].type == tf.bool.as_datatype_enum:
                     limits.append((2, "mask"))
-                elif node.op in _ID_PASSTHROUGH or (node.op in ("Select", "SelectV2")
-                                                    and index > 0):
+                elif node.op in _MASK_TESTS and _is_zero_or_one(
+                        _const_of(nodes, node.input[1 - index])):
+                    compared = True  # ids are compared with 0 too (negative-id wrapping)
+                elif (node.op in _ID_PASSTHROUGH | _VALUE_KEEPING
+                      or (node.op in ("Select", "SelectV2") and index > 0)):
                     stack.append(node.name)  # (Keras wraps negative ids with a SelectV2)
+        if compared and not limits:  # a comparison with 0/1 and nothing it indexes: a mask
+            limits.append((2, "mask"))
         if limits:
             high, why = min(limits)
             hints[key] = InputHint((0, max(high, 1)), why)
     return hints
+
+
+def _is_zero_or_one(value) -> bool:
+    return value is not None and value.size == 1 and float(value.reshape(())) in (0.0, 1.0)
 
 
 def check_shape_names(shapes: dict[str, tuple[int, ...]], known) -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfopt.graph import GraphView, InputRef, get_attr, make_const, make_node
+from tfopt.graph import GraphView, InputRef, get_attr, make_node
 from tfopt.passes.base import GraphPass, PassContext
 from tfopt.shapes import StaticInfo
 
@@ -102,9 +102,8 @@ def _flatten(view: GraphView, reshape) -> int:
     if current is not None and current.tolist() == [-1, width]:
         return 0
     dtype = np.int64 if get_attr(reshape, "Tshape") == "int64" else np.int32
-    shape = view.add(make_const(view.unique_name(reshape.name + "/flat_shape"),
-                                np.array([-1, width], dtype), reshape.device))
-    view.set_input(reshape, 1, shape.name)
+    view.set_input(reshape, 1, view.add_const(reshape.name + "/flat_shape",
+                                              np.array([-1, width], dtype), reshape.device))
     return 1
 
 
@@ -205,9 +204,8 @@ def _sink(view: GraphView, reshape, info: StaticInfo, protected: set[str]) -> in
             if ref.node == reshape.name and ref.port == 0:
                 view.set_input(node, i, str(source))
             elif (node.name, i) in flat_consts:
-                const = view.add(make_const(view.unique_name(f"{node.name}/flat_operand{i}"),
-                                            flat_consts[(node.name, i)], node.device))
-                view.set_input(node, i, const.name)
+                view.set_input(node, i, view.add_const(f"{node.name}/flat_operand{i}",
+                                                       flat_consts[(node.name, i)], node.device))
     # Where results leave the region, put the reshape back.
     shape_input = str(view.data_inputs(reshape)[1])
     for node in region.values():

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tfopt.graph import GraphView, get_attr, make_const, make_node, set_attr
+from tfopt.graph import GraphView, get_attr, make_node, set_attr
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 
@@ -97,8 +97,8 @@ def _rewrite(view: GraphView, node, kernel: np.ndarray, lead_end: int,
         return view.add(make_node(view.unique_name(f"{base}/{suffix}"), op, inputs, device,
                                   **attrs))
 
-    def const(suffix: str, value: np.ndarray):
-        return view.add(make_const(view.unique_name(f"{base}/{suffix}"), value, device)).name
+    def const(suffix: str, value: np.ndarray) -> str:
+        return view.add_const(f"{base}/{suffix}", value, device)
 
     flat = add("Reshape", "flatten", [x, const("flat_shape", np.array([-1, k_size], np.int32))],
                T=tf.float32, Tshape=tf.int32)

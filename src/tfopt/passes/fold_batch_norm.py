@@ -26,7 +26,6 @@ from tfopt.graph import (
     InputRef,
     const_value,
     get_attr,
-    make_const,
     set_attr,
     set_const_value,
 )
@@ -241,9 +240,8 @@ class FoldBatchNorm(GraphPass):
             new_w = producer.scaled_weights(scale).astype(w.dtype)
             # Shared weights get a copy; a control edge on the const reads no value.
             if len(view.data_consumers(w_node.name)) > 1:
-                w_node = view.add(make_const(view.unique_name(w_node.name + "/folded"), new_w,
-                                             w_node.device))
-                view.set_input(producer.op_node, _weights_index(producer.op_node), w_node.name)
+                view.set_input(producer.op_node, _weights_index(producer.op_node),
+                               view.add_const(w_node.name + "/folded", new_w, w_node.device))
             else:
                 set_const_value(w_node, new_w)
         bias = np.zeros(producer.channels)
@@ -264,13 +262,12 @@ class FoldBatchNorm(GraphPass):
             view.set_inputs(node, [source] + controls)
             view.bypass(node, [InputRef(source)])
             return
-        b_const = view.add(make_const(view.unique_name(node.name + "/bias"), bias.astype(dtype),
-                                      node.device))
+        b_const = view.add_const(node.name + "/bias", bias.astype(dtype), node.device)
         fmt = "NCHW" if producer.channel_axis == 1 and producer.rank > 2 else "NHWC"
         view.retype(node, "BiasAdd")
         set_attr(node, "T", _dtype_of(dtype))
         set_attr(node, "data_format", fmt)
-        view.set_inputs(node, [source, b_const.name] + controls)
+        view.set_inputs(node, [source, b_const] + controls)
 
 
 def _dtype_of(np_dtype):

@@ -15,7 +15,7 @@ channel count known, the filter a constant.
 
 from __future__ import annotations
 
-from tfopt.graph import GraphView, get_attr, make_const
+from tfopt.graph import GraphView, get_attr
 from tfopt.passes.base import GraphPass, PassContext, count_note
 from tfopt.shapes import StaticInfo
 
@@ -45,10 +45,9 @@ class GroupedConvToDepthwise(GraphPass):
             if not channels or channels == 1 or weights.shape[3] % channels:
                 continue
             kh, kw, _, out = weights.shape
-            filt = view.add(make_const(view.unique_name(conv.name + "/depthwise_filter"),
-                                       weights.reshape(kh, kw, channels, out // channels),
-                                       conv.device))
-            view.set_input(conv, 1, filt.name)
+            filt = view.add_const(conv.name + "/depthwise_filter",
+                                  weights.reshape(kh, kw, channels, out // channels), conv.device)
+            view.set_input(conv, 1, filt)
             view.retype(conv, "DepthwiseConv2dNative", keep=_DEPTHWISE_ATTRS)
             rewritten += 1
         return count_note(rewritten, "grouped convolutions rewritten as depthwise")

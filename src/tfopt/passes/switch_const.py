@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfopt.graph import GraphView, InputRef, make_const
+from tfopt.graph import GraphView, InputRef
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 SWITCHES = {"Switch", "RefSwitch"}
@@ -70,9 +70,8 @@ class ResolveConstantSwitch(GraphPass):
                     if r.node in view and not (r.node == switch.name and r.port != taken)]
             index, source = live[0]
             if view.data_consumers(merge_name, 1):
-                const = view.add(make_const(view.unique_name(merge_name + "/value_index"),
-                                            np.array(index, np.int32)))
-                view.replace_uses(InputRef(merge_name, 1), InputRef(const.name),
+                const = view.add_const(merge_name + "/value_index", np.array(index, np.int32))
+                view.replace_uses(InputRef(merge_name, 1), InputRef(const),
                                   keep_controls=False)
             view.set_inputs(merge, [str(source)] + [str(r) for r in view.control_inputs(merge)])
             view.bypass(merge, [source])

@@ -110,7 +110,8 @@ def test_mask_compared_with_zero_after_a_minimum_is_a_mask():
     with graph.as_default():
         mask = tf.compat.v1.placeholder(tf.int32, [None, None], name="padding_mask")
         causal = tf.constant(np.tril(np.ones((4, 4), np.int32)))
-        keep = tf.math.greater(tf.minimum(tf.expand_dims(mask, 1), causal), 0)
+        zero = tf.cast(tf.constant(0.5), tf.int32)  # what Keras compares the mask with
+        keep = tf.math.greater(tf.minimum(tf.expand_dims(mask, 1), causal), zero)
         tf.where(keep, tf.ones([1, 4, 4]), tf.zeros([1, 4, 4]), name="out")
     sig = SignatureGraph("serving_default", graph.as_graph_def(),
                          {"padding_mask": TensorInfo("padding_mask:0", tf.int32, (None, None))},

@@ -30,8 +30,9 @@ SEQUENCE_DEFAULT = 64   # other unknown non-batch dimensions (sequence lengths)
 _ID_PASSTHROUGH = {"Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "StridedSlice",
                    "Slice", "Transpose", "Tile", "BroadcastTo", "Pack", "ConcatV2"}
 _GATHERS = {"GatherV2", "Gather", "ResourceGather"}
-# A mask compared with 0 or 1 (GPT-2's attention mask: Minimum with the causal mask, then
-# Greater(mask, 0)); Minimum/Maximum keep a 0/1 value 0/1 and keep ids inside their table.
+# A mask compared with a threshold in [0, 1] (GPT-2's attention mask: Minimum with the causal
+# mask, then Greater(mask, Cast(0.5))); Minimum/Maximum keep a 0/1 value 0/1 and keep ids
+# inside their table.
 _MASK_TESTS = {"Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual"}
 _VALUE_KEEPING = {"Minimum", "Maximum"}
 
@@ -44,12 +45,12 @@ class InputHint:
     why: str = ""
 
 
-def _const_of(nodes: dict, text: str):
-    """Value of a Const reached through Identity chains, else None."""
+def _const_of(nodes: dict, text: str, through: tuple[str, ...] = ("Identity",)):
+    """Value of a Const reached through ``through`` chains (Identity), else None."""
     from tfopt.graph import const_value, node_of
 
     node = nodes.get(node_of(text))
-    while node is not None and node.op == "Identity" and node.input:
+    while node is not None and node.op in through and node.input:
         node = nodes.get(node_of(node.input[0]))
     return const_value(node) if node is not None and node.op == "Const" else None
 
@@ -91,7 +92,7 @@ def input_hints(sig: SignatureGraph) -> dict[str, InputHint]:
                 elif node.op == "Cast" and node.attr["DstT"].type == tf.bool.as_datatype_enum:
                     limits.append((2, "mask"))
                 elif node.op in _MASK_TESTS and _is_zero_or_one(
-                        _const_of(nodes, node.input[1 - index])):
+                        _const_of(nodes, node.input[1 - index], ("Identity", "Cast"))):
                     compared = True  # ids are compared with 0 too (negative-id wrapping)
                 elif (node.op in _ID_PASSTHROUGH | _VALUE_KEEPING
                       or (node.op in ("Select", "SelectV2") and index > 0)):
@@ -105,7 +106,8 @@ def input_hints(sig: SignatureGraph) -> dict[str, InputHint]:
 
 
 def _is_zero_or_one(value) -> bool:
-    return value is not None and value.size == 1 and float(value.reshape(())) in (0.0, 1.0)
+    """A threshold between 0 and 1 (Keras compares a mask with Cast(0.5) -> 0)."""
+    return value is not None and value.size == 1 and 0.0 <= float(value.reshape(())) <= 1.0
 
 
 def check_shape_names(shapes: dict[str, tuple[int, ...]], known) -> None:

@@ -373,3 +373,33 @@ def test_native_target_records_what_it_needs(keras_resnet, tmp_path):
             isolate.run_saved_model(out, "serving_default", feeds, runtime=others[0])
     else:
         assert meta["requires"] is None
+
+
+def test_each_runtime_is_compared_with_the_original_under_the_same_runtime(toy_tf1):
+    """A model whose own answers differ between runtimes is compared, under the other runtime,
+    with itself run there (in a child, only when needed), and the difference is noted."""
+    from tfopt.api import References
+    from tfopt.runtime import RUNTIMES, current_runtime
+
+    model = tfopt.api.load_model(toy_tf1)
+    sig = model.signatures["serving_default"]
+    feeds = {"serving_default": make_inputs(sig.inputs, 2)}
+    local = {"serving_default": model.reference("serving_default", feeds["serving_default"])}
+    other = next(r for r in RUNTIMES if r != current_runtime())
+
+    same = References(model, feeds, local)
+    assert all(c.ok for c in same.check("serving_default", local["serving_default"], 1e-4,
+                                        other))
+    assert not same._under  # agreeing outputs start no child
+
+    there = References(model, feeds, local).original_under(other)["serving_default"]
+    # This process's original answering otherwise (as a saturated softmax can): the output
+    # under the other runtime is checked against the original run there, and that is said.
+    shifted = {"serving_default": {k: v + 1.0 for k, v in local["serving_default"].items()}}
+    refs = References(model, feeds, shifted)
+    checks = refs.check("serving_default", there, 1e-4, other)
+    assert checks and all(c.ok for c in checks)
+    assert refs.notes and "the original itself answers differently" in refs.notes[0]
+    # ... but an output that matches neither still fails.
+    wrong = {k: v - 5.0 for k, v in there.items()}
+    assert not all(c.ok for c in refs.check("serving_default", wrong, 1e-4, other))

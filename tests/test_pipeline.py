@@ -3,7 +3,7 @@
 import pytest
 
 import tfopt
-from tfopt.api import SignatureVerifier, _context
+from tfopt.api import References, SignatureVerifier, _context
 from tfopt.errors import VerificationError
 from tfopt.kernels import KernelSupport
 from tfopt.pipeline import run_checked, select_passes
@@ -13,19 +13,23 @@ from tfopt.verify import make_inputs, run_graph_def
 def test_checked_rerun_blames_freezing_first(toy_tf1):
     """If the untouched frozen graph already differs (here: a reference it cannot match),
     no pass is blamed: the re-run stops with the baseline's reason."""
-    sig = tfopt.api.load_model(toy_tf1).signatures["serving_default"]
+    model = tfopt.api.load_model(toy_tf1)
+    sig = model.signatures["serving_default"]
     feeds = make_inputs(sig.inputs, 2)
     wrong = {k: v + 1.0 for k, v in run_graph_def(sig, feeds).items()}
-    verifier = SignatureVerifier(sig, feeds, wrong, 1e-4, ["eigen"])
+    refs = References(model, {sig.key: feeds}, {sig.key: wrong})
+    verifier = SignatureVerifier(sig, feeds, refs, 1e-4, ["eigen"])
     with pytest.raises(VerificationError, match="before any pass, already differs"):
         run_checked(sig.graph_def, _context(sig, KernelSupport()), select_passes(None, None),
                     verifier)
 
 
 def test_checked_rerun_keeps_good_passes(toy_tf1):
-    sig = tfopt.api.load_model(toy_tf1).signatures["serving_default"]
+    model = tfopt.api.load_model(toy_tf1)
+    sig = model.signatures["serving_default"]
     feeds = make_inputs(sig.inputs, 2)
-    verifier = SignatureVerifier(sig, feeds, run_graph_def(sig, feeds), 1e-4, ["onednn"])
+    refs = References(model, {sig.key: feeds}, {sig.key: run_graph_def(sig, feeds)})
+    verifier = SignatureVerifier(sig, feeds, refs, 1e-4, ["onednn"])
     result = run_checked(sig.graph_def, _context(sig, KernelSupport()),
                          {"debug_ops", "identity", "strip_unused"}, verifier)
     assert result.converged and not any(r.skipped for r in result.records)

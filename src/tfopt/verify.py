@@ -57,7 +57,8 @@ def _const_of(nodes: dict, text: str, through: tuple[str, ...] = ("Identity",)):
 
 def input_hints(sig: SignatureGraph) -> dict[str, InputHint]:
     """Ranges for integer inputs, derived from what they index: the rows of the smallest
-    embedding table they gather from, a one-hot depth, 0/1 for masks cast to bool."""
+    embedding table they gather from, a one-hot depth, 0/1 for masks (cast to bool, or
+    compared with a threshold in [0, 1] and indexing nothing)."""
     from tfopt.graph import InputRef, node_of
 
     nodes = {n.name: n for n in sig.graph_def.node}
@@ -91,13 +92,13 @@ def input_hints(sig: SignatureGraph) -> dict[str, InputHint]:
                         limits.append((int(depth), "one-hot depth"))
                 elif node.op == "Cast" and node.attr["DstT"].type == tf.bool.as_datatype_enum:
                     limits.append((2, "mask"))
-                elif node.op in _MASK_TESTS and _is_zero_or_one(
+                elif node.op in _MASK_TESTS and _is_mask_threshold(
                         _const_of(nodes, node.input[1 - index], ("Identity", "Cast"))):
                     compared = True  # ids are compared with 0 too (negative-id wrapping)
                 elif (node.op in _ID_PASSTHROUGH | _VALUE_KEEPING
                       or (node.op in ("Select", "SelectV2") and index > 0)):
                     stack.append(node.name)  # (Keras wraps negative ids with a SelectV2)
-        if compared and not limits:  # a comparison with 0/1 and nothing it indexes: a mask
+        if compared and not limits:  # compared, and indexing nothing: a mask
             limits.append((2, "mask"))
         if limits:
             high, why = min(limits)
@@ -105,7 +106,7 @@ def input_hints(sig: SignatureGraph) -> dict[str, InputHint]:
     return hints
 
 
-def _is_zero_or_one(value) -> bool:
+def _is_mask_threshold(value) -> bool:
     """A threshold between 0 and 1 (Keras compares a mask with Cast(0.5) -> 0)."""
     return value is not None and value.size == 1 and 0.0 <= float(value.reshape(())) <= 1.0
 

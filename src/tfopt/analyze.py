@@ -33,6 +33,7 @@ from tfopt.loader import (
     signature_keys,
 )
 from tfopt.model import TensorInfo
+from tfopt.ops import BATCH_MATMUL_OPS
 from tfopt.saver import read_metadata
 
 CONV_OPS = {"Conv2D", "_FusedConv2D", "DepthwiseConv2dNative", "_FusedDepthwiseConv2dNative",
@@ -118,7 +119,6 @@ def _stored_graph_counts(path: str, kind: str, signature: str | None = None
 
 
 MATMUL_OPS = {"MatMul", "_FusedMatMul"}
-BATCH_MATMUL_OPS = {"BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"}
 FLOP_OPS = CONV_OPS | BATCH_MATMUL_OPS | {"Einsum"}
 
 

@@ -25,6 +25,9 @@ DEBUG_OPS = DEBUG_PASS_THROUGH | DEBUG_SINKS
 # Ops that pass their input through unchanged.
 IDENTITY_OPS = {"Identity", "StopGradient", "Snapshot", "PreventGradient"}
 
+# Batched matrix products (V3: mixed input/output dtypes, attributes Ta/Tb/Tout, no T).
+BATCH_MATMUL_OPS = {"BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"}
+
 # TF1 control flow (frames and branches): an Identity after these is a pivot, not a no-op.
 TF1_CONTROL_FLOW_OPS = {"Switch", "RefSwitch", "Merge", "RefMerge", "Enter", "RefEnter", "Exit",
                         "RefExit", "NextIteration", "RefNextIteration", "LoopCond"}

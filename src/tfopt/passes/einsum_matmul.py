@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfopt.graph import GraphView, get_attr, make_node, set_attr
+from tfopt.ops import BATCH_MATMUL_OPS
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 
@@ -54,16 +55,14 @@ def dense_split(equation: str) -> tuple[int, int, int] | None:
     return len(free_x), k, len(free_w)
 
 
-BATCH_MATMULS = frozenset({"BatchMatMul", "BatchMatMulV2"})
-
-
 class EinsumToMatMul(GraphPass):
     name = "einsum_matmul"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         einsums = batched = 0
         for node in list(view):
-            if (node.op not in BATCH_MATMULS | {"Einsum"} or len(view.data_inputs(node)) != 2
+            # (BatchMatMulV3 has no T attribute: left alone by the float32 guard)
+            if (node.op not in BATCH_MATMUL_OPS | {"Einsum"} or len(view.data_inputs(node)) != 2
                     or view.control_inputs(node) or get_attr(node, "T") != tf.float32):
                 continue
             weights = view.const_input(node, 1)

@@ -19,9 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from tfopt.graph import GraphView, get_attr, set_attr
+from tfopt.ops import BATCH_MATMUL_OPS
 from tfopt.passes.base import GraphPass, PassContext, count_note
-
-BATCH_MATMULS = ("BatchMatMulV2", "BatchMatMulV3", "BatchMatMul")
 
 
 def _swaps_last_two(perm: np.ndarray | None) -> bool:
@@ -42,7 +41,7 @@ class TransposeIntoMatMul(GraphPass):
                 continue
             if node.op == "Transpose":
                 folded += _fold_output(view, node, ctx.protected)
-            elif node.op in BATCH_MATMULS:
+            elif node.op in BATCH_MATMUL_OPS:
                 folded += _fold_inputs(view, node, ctx.protected)
         return count_note(folded, "transposes folded into BatchMatMul adj_x/adj_y")
 
@@ -50,7 +49,7 @@ class TransposeIntoMatMul(GraphPass):
 def _fold_output(view: GraphView, transpose, protected: set[str]) -> int:
     """Transpose(BMM(a, b, adj_x, adj_y), swap) -> BMM(b, a, !adj_y, !adj_x)."""
     matmul = view.input_node(transpose, 0)
-    if (matmul is None or matmul.op not in BATCH_MATMULS or view.control_inputs(transpose)
+    if (matmul is None or matmul.op not in BATCH_MATMUL_OPS or view.control_inputs(transpose)
             or not _swaps_last_two(view.const_input(transpose, 1))
             or view.sole_reader(matmul.name, protected) is not transpose
             or view.control_inputs(matmul) or transpose.name in protected):

@@ -20,8 +20,6 @@ import shutil
 import tempfile
 from dataclasses import asdict
 
-import numpy as np
-
 import tfopt
 from tfopt import stats, zoo
 from tfopt.benchmark import Settings, benchmark
@@ -30,10 +28,6 @@ from tfopt.runtime import runtime_label, summary_line
 
 MODELS = ["mobilenet_v2", "resnet50", "efficientnet_b0", "ssd_inception"]
 SHAPES = {"ssd_inception": {"inputs": (1, 300, 300, 3)}}
-
-
-def geomean(values: list[float]) -> float:
-    return float(np.exp(np.mean(np.log(values)))) if values else float("nan")
 
 
 def main() -> None:
@@ -106,10 +100,10 @@ def write_table(args, rows) -> None:
         sel = [r for r in rows if r[1] == runtime]
         lines.append("")
         lines.append(f"Geometric mean, {runtime_label(runtime)}: portable "
-                     f"{geomean([r[4].ratio for r in sel]):.2f}x, generic "
-                     f"{geomean([r[5].ratio for r in sel]):.2f}x, portable / generic "
-                     f"{geomean([r[4].throughput / r[5].throughput for r in sel]):.2f}x, A/A "
-                     f"{geomean([r[6].throughput / r[4].throughput for r in sel]):.2f}x.")
+                     f"{stats.geomean([r[4].ratio for r in sel]):.2f}x, generic "
+                     f"{stats.geomean([r[5].ratio for r in sel]):.2f}x, portable / generic "
+                     f"{stats.geomean([r[4].throughput / r[5].throughput for r in sel]):.2f}x, A/A "
+                     f"{stats.geomean([r[6].throughput / r[4].throughput for r in sel]):.2f}x.")
     with open(args.out, "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

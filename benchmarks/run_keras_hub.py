@@ -22,11 +22,10 @@ import sys
 import tempfile
 import traceback
 
-import numpy as np
-
 import tfopt
 from tfopt.benchmark import Settings, benchmark
 from tfopt.runtime import summary_line
+from tfopt.stats import geomean
 
 TEXT = dict(num_layers=2, num_heads=4, hidden_dim=64, intermediate_dim=128)
 GQA = dict(num_layers=2, num_query_heads=4, num_key_value_heads=2, hidden_dim=64,
@@ -160,7 +159,7 @@ def write(args, rows) -> None:
                      f"{orig.throughput:.1f} | {opt.interval().short()} |")
     if ratios:
         lines += ["", f"{len(ratios)} of {len(rows)} optimized and verified; geometric mean "
-                      f"{float(np.exp(np.mean(np.log(ratios)))):.2f}x, range "
+                      f"{geomean(ratios):.2f}x, range "
                       f"{min(ratios):.2f}x-{max(ratios):.2f}x."]
     with open(args.out, "w") as f:
         f.write("\n".join(lines) + "\n")

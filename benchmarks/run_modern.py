@@ -20,8 +20,6 @@ import shutil
 import sys
 import tempfile
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(__file__))
 
 from run_zoo import tf_chain  # noqa: E402
@@ -30,6 +28,7 @@ import tfopt  # noqa: E402
 from tfopt.benchmark import Settings, benchmark  # noqa: E402
 from tfopt.options import parse_shapes  # noqa: E402
 from tfopt.runtime import summary_line  # noqa: E402
+from tfopt.stats import geomean  # noqa: E402
 
 SEQ = 128
 
@@ -176,7 +175,7 @@ def write(args, rows, profiles=()) -> None:
             if sel:
                 lines.append("")
                 lines.append(f"Transformers, batch {batch}, {label}: geometric mean "
-                             f"{float(np.exp(np.mean(np.log(sel)))):.2f}x over the original.")
+                             f"{geomean(sel):.2f}x over the original.")
     if profiles:
         lines += ["", "## Where the time goes (batch 1, kernel ms per run by op type as "
                   "executed; frozen graph in a Session, Grappler on)", "",

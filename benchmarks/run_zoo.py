@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 import tfopt
-from tfopt import zoo
+from tfopt import stats, zoo
 from tfopt.benchmark import Settings, benchmark
 from tfopt.loader import load_model
 from tfopt.profile import OpProfile, profile_graph
@@ -151,7 +151,7 @@ def write_table(path: str, rows, args, profiles=()) -> None:
     b1 = [r[6] for r in rows if r[1] == 1]
     if b1:
         lines += ["", f"Geometric-mean speedup of tfopt over the original at batch 1: "
-                  f"{float(np.exp(np.mean(np.log(b1)))):.2f}x"]
+                  f"{stats.geomean(b1):.2f}x"]
     if profiles:
         lines += ["", "## Where the time goes (batch 1, kernel time per run, frozen graph in a "
                   "Session, Grappler on)", "",

@@ -48,3 +48,9 @@ def test_aa_and_degenerate_cases():
         stats.ratio([1.0, 2.0], [1.0])
     assert stats.spread([10.0, 11.0, 9.0]) == pytest.approx(0.1)
     assert stats.round_throughput([0.5, 0.5], batch=4) == 8.0  # 8 samples in 1 s
+
+
+def test_geometric_mean_of_ratios():
+    assert stats.geomean([2.0, 0.5]) == pytest.approx(1.0)   # 2x and 0.5x cancel
+    assert stats.geomean([1.2, 1.2, 1.2]) == pytest.approx(1.2)
+    assert stats.geomean([]) != stats.geomean([])  # NaN: no models, no mean

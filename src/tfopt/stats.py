@@ -19,6 +19,11 @@ import numpy as np
 BOOTSTRAP_SAMPLES = 4000
 
 
+def geomean(values: list[float]) -> float:
+    """Geometric mean of speed ratios (the mean that treats 2x and 0.5x as cancelling)."""
+    return float(np.exp(np.mean(np.log(values)))) if values else float("nan")
+
+
 @dataclass(frozen=True)
 class Ratio:
     value: float   # median(model) / median(baseline)

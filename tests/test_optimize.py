@@ -403,3 +403,27 @@ def test_each_runtime_is_compared_with_the_original_under_the_same_runtime(toy_t
     # ... but an output that matches neither still fails.
     wrong = {k: v - 5.0 for k, v in there.items()}
     assert not all(c.ok for c in refs.check("serving_default", wrong, 1e-4, other))
+
+
+def test_keras_grouped_conv_with_batch_norm_runs_on_both_runtimes(tmp_path):
+    """ResNeXt/RegNet-style Conv2D(groups=4) + BatchNorm + ReLU: Keras keeps the grouped conv
+    in an XLA function; inlined and with its batch norm folded into a bias, it must not become
+    a Conv2D + BiasAdd + Relu that Grappler fuses into a kernel the Eigen runtime lacks."""
+    import keras
+
+    from tfopt.zoo import randomize_batch_norm
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((12, 12, 8))
+    x = keras.layers.Conv2D(16, 3, padding="same", groups=4, use_bias=False)(inp)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+    model = keras.Model(inp, keras.layers.GlobalAveragePooling2D()(x))
+    randomize_batch_norm(model)
+    src, out = str(tmp_path / "grouped"), str(tmp_path / "opt")
+    model.export(src, format="tf_saved_model", verbose=False)
+    report = tfopt.optimize(src, out)
+    assert report.verified and report.worst.rel < 1e-4
+    assert not [n for n in report.notes if "skipped" in n]
+    ops = _ops(out)
+    assert ops["Conv2D"] == 1 and ops["AddV2"] == 1 and ops["Relu"] == 1
+    assert "Rsqrt" not in ops and "_FusedConv2D" not in ops and "BiasAdd" not in ops

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from tfopt.errors import first_line
 from tfopt.model import SignatureGraph
 from tfopt.runtime import runtime_env, runtime_label
 
@@ -142,4 +143,8 @@ def _child(job_path: str, out_path: str) -> None:
 
 
 if __name__ == "__main__":
-    _child(*sys.argv[1:])
+    try:
+        _child(*sys.argv[1:])
+    except Exception as err:  # the parent reports stderr's last line: make it the reason
+        print(f"{type(err).__name__}: {first_line(err)}", file=sys.stderr)
+        sys.exit(1)

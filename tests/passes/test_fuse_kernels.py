@@ -63,3 +63,19 @@ def test_fuse_residual_add():
         assert kinds("native") == [("BiasAdd",), ("BiasAdd", "Add", "Relu")]
     else:
         assert kinds("native") == [("BiasAdd",)]
+
+
+def test_grouped_conv_bias_is_left_as_an_add():
+    """A grouped Conv2D keeps its bias as AddV2: Grappler would fuse Conv2D + BiasAdd + Relu,
+    which the Eigen runtime (oneDNN off) cannot run for grouped convolutions."""
+    def build(add_bias):
+        x = tf.compat.v1.placeholder(tf.float32, [None, 8, 8, 8], name="x")
+        y = tf.nn.conv2d(x, tf.constant(rand(3, 3, 2, 8)), 1, "SAME")  # 4 groups of 2 channels
+        tf.nn.relu(add_bias(y, tf.constant(rand(8, seed=1))), name="out")
+
+    fused = FuseKernels().run(graph_of(lambda: build(tf.nn.bias_add)), context(["out"], ["x:0"]))
+    ops = counts(fused.graph_def)
+    assert "_FusedConv2D" not in ops and "BiasAdd" not in ops and ops["AddV2"] == 1
+    assert any("AddV2" in note for note in fused.notes)
+    feeds = {"x:0": rand(2, 8, 8, 8, seed=9)}
+    check_same(graph_of(lambda: build(tf.add)), fused.graph_def, feeds=feeds)

@@ -31,15 +31,17 @@ class FuseKernels(GraphPass):
     name = "fuse_kernels"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
-        if ctx.kernels is None or not ctx.kernels.allowed:
-            return []
-        fused = 0
         info = StaticInfo(view.to_graph_def())
+        notes = count_note(_unbias_grouped(view, info, ctx.protected),
+                           "grouped convolutions' BiasAdd written as AddV2")
+        if ctx.kernels is None or not ctx.kernels.allowed:
+            return notes
+        fused = 0
         for node in view:
             if node.name not in view or node.op not in FUSED_OP:
                 continue
             fused += self._fuse(view, node, ctx, info)
-        return count_note(fused, "op chains fused into _Fused* kernels")
+        return notes + count_note(fused, "op chains fused into _Fused* kernels")
 
     @staticmethod
     def _pattern(view: GraphView, conv, info: StaticInfo) -> list[Step]:
@@ -78,6 +80,8 @@ class FuseKernels(GraphPass):
             return 0
         if conv.op == "DepthwiseConv2dNative" and get_attr(conv, "padding") == "EXPLICIT":
             return 0  # _FusedDepthwiseConv2dNative has no explicit_paddings
+        if conv.op == "Conv2D" and not _ungrouped(conv, view, info):
+            return 0  # the Eigen runtime's _FusedConv2D rejects grouped convolutions
         matched = view.match_chain(conv, self._pattern(view, conv, info), ctx.protected)
         op = FUSED_OP[conv.op]
         if [label for label, _ in matched][:2] == ["bias", "Add"] and not ctx.kernels.supports(
@@ -124,3 +128,34 @@ class FuseKernels(GraphPass):
             set_attr(last, "leakyrelu_alpha", float(alpha))
         view.set_inputs(last, inputs + sorted(controls - {f"^{conv.name}"}))
         return 1
+
+
+def _ungrouped(conv, view: GraphView, info: StaticInfo) -> bool:
+    """Whether a Conv2D provably reads all its input channels in one group (the filter's
+    input depth equals the input's); unknown depths count as grouped."""
+    x, w = (info.shape(r.tensor) for r in view.data_inputs(conv)[:2])
+    if x is None or w is None or x.rank != 4 or w.rank != 4:
+        return False
+    return x[3] is not None and x[3] == w[2]
+
+
+def _unbias_grouped(view: GraphView, info: StaticInfo, protected: set[str]) -> int:
+    """Turn ``BiasAdd`` after a grouped ``Conv2D`` into the same ``AddV2``.
+
+    Grappler's remapper fuses Conv2D + BiasAdd [+ Relu] without checking for groups, and the
+    Eigen runtime's ``_FusedConv2D`` then fails ("does not support grouped convolutions"):
+    Keras keeps such convs inside an XLA function, where the remapper does not reach, but
+    inlining them and folding their batch norm into a bias exposes the pattern."""
+    changed = 0
+    for conv in list(view):
+        if conv.op != "Conv2D" or get_attr(conv, "data_format", "NHWC") != "NHWC":
+            continue
+        if _ungrouped(conv, view, info):
+            continue
+        for bias in view.data_consumers(conv.name):
+            if (bias.op == "BiasAdd" and bias.name not in protected
+                    and get_attr(bias, "data_format", "NHWC") == "NHWC"
+                    and view.data_inputs(bias)[0].node == conv.name):
+                view.retype(bias, "AddV2", keep=("T",))
+                changed += 1
+    return changed

@@ -22,6 +22,7 @@ def _cnn():
     z = tf.nn.depthwise_conv2d(y, tf.constant(rand(3, 3, 4, 1, seed=1)), [1, 1, 1, 1], "SAME")
     z = tf.nn.relu(tf.nn.bias_add(z, tf.constant(rand(4, seed=2))) + y)
     z = tf.nn.conv2d(z, tf.constant(rand(3, 3, 1, 4, seed=9)), 1, "SAME")  # groups = 4
+    z = tf.nn.atrous_conv2d(z, tf.constant(rand(3, 3, 4, 4, seed=16)), 2, "SAME")  # TF1 form
     h = tf.reshape(tf.reduce_mean(z, [1, 2]), [-1, 4]) * tf.constant(1.0)
     h = tf.nn.bias_add(tf.matmul(h, tf.constant(rand(4, 5, seed=3))), tf.constant(rand(5)))
     tf.nn.tanh(h + tf.constant(0.0), name="out")

@@ -13,6 +13,7 @@ from tfopt.passes.constant_fold import ConstantFold
 from tfopt.passes.cse import MergeDuplicates
 from tfopt.passes.debug_ops import RemoveDebugOps
 from tfopt.passes.dense_reshape import DenseReshape
+from tfopt.passes.dilated_conv import DilatedConv
 from tfopt.passes.einsum_matmul import EinsumToMatMul
 from tfopt.passes.fold_batch_norm import FoldBatchNorm
 from tfopt.passes.function_bodies import CleanFunctionBodies
@@ -29,7 +30,7 @@ from tfopt.passes.trivial_ops import RemoveTrivialOps
 
 _CLASSES: dict[str, type[GraphPass]] = {cls.name: cls for cls in (
     RemoveTrainingNodes, RemoveDebugOps, CleanFunctionBodies, InlineCalls, StripUnused, RemoveIdentities,
-    ResolveConstantSwitch, ConstantFold, GroupedConvToDepthwise, EinsumToMatMul,
+    ResolveConstantSwitch, ConstantFold, DilatedConv, GroupedConvToDepthwise, EinsumToMatMul,
     DenseReshape, TransposeIntoMatMul, FoldBatchNorm, RemoveTrivialOps,
     MergeDuplicates, FusePad, FuseKernels)}
 

@@ -228,6 +228,15 @@ def test_all_signatures_and_string_inputs(two_signatures, tmp_path):
     only = tfopt.optimize(two_signatures, str(tmp_path / "one"), signatures="lengths")
     assert set(only.signatures) == {"lengths"}
     assert set(tf.saved_model.load(str(tmp_path / "one")).signatures.keys()) == {"lengths"}
+    # Real string inputs come as a bytes array; an object array would need pickle to load.
+    np.savez(tmp_path / "words.npz", words=np.array([b"\xff\xd8 jpeg", b"ab"], dtype=bytes))
+    given = tfopt.optimize(two_signatures, str(tmp_path / "given"), signatures="lengths",
+                           inputs_file=str(tmp_path / "words.npz"))
+    assert given.verified
+    np.savez(tmp_path / "objects.npz", words=np.array([b"ab", b"c"], dtype=object))
+    with pytest.raises(tfopt.TfoptError, match="object array.*dtype=bytes"):
+        tfopt.optimize(two_signatures, str(tmp_path / "bad"), signatures="lengths",
+                       inputs_file=str(tmp_path / "objects.npz"))
 
 
 def test_lookup_tables_are_frozen(tf2_table, tf1_table, tmp_path):

@@ -204,7 +204,12 @@ def load_inputs(path: str, specs: dict[str, TensorInfo]) -> dict[str, np.ndarray
                          f"(it has {', '.join(data.files) or 'nothing'})")
     feeds = {}
     for key, info in specs.items():
-        value = data[key]
+        try:
+            value = data[key]
+        except ValueError:  # an object array: reading it would need pickle
+            raise TfoptError(f"{path}: input {key!r} is an object array, which loads only "
+                             "through pickle; save strings as a bytes array "
+                             "(np.array(values, dtype=bytes))") from None
         if value.dtype.kind in "US":
             value = value.astype(object)
         feeds[key] = value.astype(info.dtype.as_numpy_dtype) if info.dtype != tf.string else value

@@ -38,6 +38,10 @@ SIMPLIFY: list[tuple[str, str]] = [
     # fold_batch_norm (the batch norm behind BatchToSpaceND then reads the conv directly).
     ("dilated_conv", "rewrite TF1's atrous convolution (SpaceToBatchND -> Conv2D -> "
                      "BatchToSpaceND) as one dilated Conv2D, ~1.35x faster on both runtimes"),
+    # Before fold_batch_norm and fuse_kernels: they then see conv -> bias -> BN -> activation.
+    ("squeeze_sink", "move a Squeeze below per-channel element-wise ops and cancel it against "
+                     "the next ExpandDims (Conv1D's ExpandDims -> Conv2D -> Squeeze), so batch "
+                     "norm folds and bias + activation fuse into the conv"),
     # After constant_fold (the filter must be a Const), before fold_batch_norm (which folds
     # into depthwise weights as well).
     ("grouped_conv", "rewrite a grouped Conv2D with one input channel per group (Keras "

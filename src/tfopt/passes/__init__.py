@@ -22,6 +22,7 @@ from tfopt.passes.fuse_pad import FusePad
 from tfopt.passes.grouped_conv import GroupedConvToDepthwise
 from tfopt.passes.identity import RemoveIdentities
 from tfopt.passes.inline_calls import InlineCalls
+from tfopt.passes.squeeze_sink import SqueezeSink
 from tfopt.passes.strip_unused import StripUnused
 from tfopt.passes.switch_const import ResolveConstantSwitch
 from tfopt.passes.training_nodes import RemoveTrainingNodes
@@ -30,7 +31,8 @@ from tfopt.passes.trivial_ops import RemoveTrivialOps
 
 _CLASSES: dict[str, type[GraphPass]] = {cls.name: cls for cls in (
     RemoveTrainingNodes, RemoveDebugOps, CleanFunctionBodies, InlineCalls, StripUnused, RemoveIdentities,
-    ResolveConstantSwitch, ConstantFold, DilatedConv, GroupedConvToDepthwise, EinsumToMatMul,
+    ResolveConstantSwitch, ConstantFold, DilatedConv, SqueezeSink,
+    GroupedConvToDepthwise, EinsumToMatMul,
     DenseReshape, TransposeIntoMatMul, FoldBatchNorm, RemoveTrivialOps,
     MergeDuplicates, FusePad, FuseKernels)}
 

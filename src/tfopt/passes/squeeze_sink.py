@@ -1,0 +1,118 @@
+"""Move a ``Squeeze`` below per-channel element-wise ops; cancel it against an ``ExpandDims``.
+
+Keras (and ``tf.nn.conv1d``) run a 1-D convolution as a 2-D one::
+
+    x ─► ExpandDims(-3) ─► Conv2D ─► Squeeze([-3]) ─► BiasAdd ─► Mul(γ') ─► AddV2(β') ─► Relu ─►
+         ExpandDims(-3) ─► Conv2D ─► ...
+
+The Squeeze between the conv and its bias, batch norm and activation hides them from
+fold_batch_norm and from the runtimes' fusions. An element-wise op whose other operand is a
+constant scalar or channel vector gives the same values before or after a Squeeze that keeps
+the channel (last) axis, so the two swap (names stay: readers of the element-wise op still
+read the squeezed result); a Squeeze directly followed by the ExpandDims that undoes it goes::
+
+    x ─► ExpandDims ─► Conv2D ─► BiasAdd ─► Mul ─► AddV2 ─► Relu ─► Conv2D ─► ...
+"""
+
+from __future__ import annotations
+
+from tensorflow.core.framework import attr_value_pb2
+
+from tfopt.graph import GraphView, InputRef, get_attr
+from tfopt.passes.base import GraphPass, PassContext, count_note
+from tfopt.shapes import StaticInfo
+
+# Element-wise with a constant operand (input 1), the data in input 0.
+_WITH_CONSTANT = {"BiasAdd", "Add", "AddV2", "Sub", "Mul", "Maximum", "Minimum"}
+_UNARY = {"Relu", "Relu6", "Elu", "Selu", "LeakyRelu", "Sigmoid", "Tanh", "Softplus"}
+_SWEEPS = 8
+
+
+class SqueezeSink(GraphPass):
+    name = "squeeze_sink"
+
+    def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
+        moved = cancelled = 0
+        for _ in range(_SWEEPS):  # one step down per sweep: shapes are re-read between sweeps
+            info, touched = StaticInfo(view.to_graph_def()), set()
+            step = 0
+            for node in list(view):
+                squeeze = view.input_node(node, 0) if node.name in view else None
+                if (squeeze is None or squeeze.op != "Squeeze" or squeeze.name in touched
+                        or view.sole_reader(squeeze.name, ctx.protected) is not node
+                        or not _keeps_channels(squeeze, view, info)):
+                    continue
+                if node.op == "ExpandDims" and _undoes(node, squeeze, view, info):
+                    view.bypass(node, [view.data_inputs(squeeze)[0]])
+                    view.remove([squeeze.name])
+                    cancelled += 1
+                elif _commutes(node, view):
+                    _swap(view, squeeze, node)
+                    moved += 1
+                else:
+                    continue
+                touched.update((node.name, squeeze.name))
+                step += 1
+            if not step:
+                break
+        return (count_note(moved, "Squeezes moved below element-wise ops")
+                + count_note(cancelled, "Squeeze -> ExpandDims pairs removed"))
+
+
+def _keeps_channels(squeeze, view: GraphView, info: StaticInfo) -> bool:
+    """Explicit squeeze dims, none of them the last axis."""
+    dims = list(get_attr(squeeze, "squeeze_dims", []))
+    shape = info.shape(str(view.data_inputs(squeeze)[0]))
+    if not dims or shape is None or shape.rank is None:
+        return False
+    return all(d % shape.rank != shape.rank - 1 for d in dims)
+
+
+def _undoes(expand, squeeze, view: GraphView, info: StaticInfo) -> bool:
+    dims = list(get_attr(squeeze, "squeeze_dims", []))
+    axis = view.const_input(expand, 1)
+    rank = info.shape(str(view.data_inputs(squeeze)[0])).rank
+    if len(dims) != 1 or axis is None or axis.size != 1:
+        return False
+    return dims[0] % rank == int(axis.reshape(())) % rank
+
+
+def _commutes(node, view: GraphView) -> bool:
+    """``node(Squeeze(y)) == Squeeze(node(y))``: unary, or a constant scalar/vector operand."""
+    if view.control_inputs(node):
+        return False
+    if node.op in _UNARY:
+        return True
+    if node.op not in _WITH_CONSTANT or len(view.data_inputs(node)) != 2:
+        return False
+    if node.op == "BiasAdd" and get_attr(node, "data_format", "NHWC") != "NHWC":
+        return False
+    value = view.const_input(node, 1)
+    return value is not None and value.ndim <= 1
+
+
+def _swap(view: GraphView, squeeze, node) -> None:
+    """``y ─► squeeze ─► node`` becomes ``y ─► squeeze' ─► node'``: the squeeze's node now
+    computes the element-wise op on ``y`` and ``node`` squeezes it, so readers of ``node``
+    keep reading the same (squeezed) values."""
+    source = view.data_inputs(squeeze)[0]
+    squeeze_controls = [str(r) for r in view.control_inputs(squeeze)]
+    op, attrs = node.op, _copied(node.attr)
+    rest = [str(r) for r in view.data_inputs(node)[1:]]
+    squeeze_attrs = _copied(squeeze.attr)
+    view.retype(squeeze, op)
+    for key, value in attrs.items():
+        squeeze.attr[key].CopyFrom(value)
+    view.set_inputs(squeeze, [str(source), *rest, *squeeze_controls])
+    view.retype(node, "Squeeze")
+    for key, value in squeeze_attrs.items():
+        node.attr[key].CopyFrom(value)
+    view.set_inputs(node, [str(InputRef(squeeze.name))])
+
+
+def _copied(attrs) -> dict[str, attr_value_pb2.AttrValue]:
+    out = {}
+    for key, value in attrs.items():
+        out[key] = attr_value_pb2.AttrValue()
+        out[key].CopyFrom(value)
+    return out

@@ -436,3 +436,35 @@ def test_keras_grouped_conv_with_batch_norm_runs_on_both_runtimes(tmp_path):
     ops = _ops(out)
     assert ops["Conv2D"] == 1 and ops["AddV2"] == 1 and ops["Relu"] == 1
     assert "Rsqrt" not in ops and "_FusedConv2D" not in ops and "BiasAdd" not in ops
+
+
+def test_model_that_only_runs_with_onednn(tmp_path):
+    """A GPU-era NCHW graph: its MaxPool runs only with oneDNN. Portable output is impossible
+    and the error says why; --target native verifies and records oneDNN only."""
+    import json
+
+    rng = np.random.default_rng(0)
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 3, 8, 8], name="images")
+        w = tf.constant(rng.standard_normal((3, 3, 3, 4)).astype(np.float32))
+        h = tf.nn.relu(tf.nn.conv2d(x, w, 1, "SAME", data_format="NCHW"))
+        h = tf.nn.max_pool2d(h, 2, 2, "VALID", data_format="NCHW")
+        tf.reduce_mean(h, [2, 3], name="logits")
+    pb = str(tmp_path / "nchw.pb")
+    tf.io.write_graph(graph.as_graph_def(), str(tmp_path), "nchw.pb", as_text=False)
+    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="1")  # the same on any x86 CPU
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "tfopt.cli", "optimize", pb, *args],
+                              capture_output=True, text=True, env=env, timeout=600)
+
+    portable = cli(str(tmp_path / "portable"))
+    assert portable.returncode == 2 and not (tmp_path / "portable").exists()
+    assert "the original model itself fails under oneDNN off" in portable.stderr
+    assert "Traceback" not in portable.stderr and "--target native" in portable.stderr
+    native = cli(str(tmp_path / "native"), "--target", "native")
+    assert native.returncode == 0, native.stderr[-1500:]
+    assert "verified (oneDNN on):" in native.stdout
+    meta = json.loads((tmp_path / "native" / "tfopt.json").read_text())
+    assert meta["runtimes"] == ["onednn"] and meta["requires"].startswith("TF_ENABLE_ONEDNN_OPTS=1")

@@ -342,7 +342,7 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
     _share_identical(optimized, reports)
     if xla != "off":
         optimized = _with_xla(optimized, xla, model, feeds, say, model.notes)
-    runtimes = _runtimes_for(target, optimized)
+    runtimes = _runtimes_for(target, optimized, refs)
 
     notes: list[str] = list(model.notes)
     with atomic_output(dst, overwrite) as tmp:
@@ -362,7 +362,7 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
                         notes.append(f"[{key}] pass {rec.name} skipped: {rec.skipped}")
                 _remove_tree(tmp)
                 optimized = {key: optimized[key] for key in model.signatures}
-                runtimes = _runtimes_for(target, optimized)
+                runtimes = _runtimes_for(target, optimized, refs)
                 _write(optimized, tmp, format, model.tags)
                 still = _verify(tmp, format, optimized, feeds, refs, tolerance, reports, runtimes)
                 if still:
@@ -393,6 +393,7 @@ class References:
         self.model, self.feeds, self.local = model, feeds, local
         self.frozen = dict(model.signatures)  # before any pass: for a bare GraphDef or .keras
         self._under: dict[str, dict | None] = {}
+        self._failures: dict[str, str] = {}
         self.notes: list[str] = []
 
     def check(self, key: str, got: dict, tolerance: float, runtime: str) -> list[OutputCheck]:
@@ -423,7 +424,16 @@ class References:
                 runs = isolate.run_graph_def_under(self.frozen, self.feeds, [runtime])
             got = runs[runtime]
             self._under[runtime] = None if isinstance(got, isolate.ChildFailed) else got
+            if isinstance(got, isolate.ChildFailed):
+                self._failures[runtime] = str(got)
         return self._under[runtime]
+
+    def failure_under(self, runtime: str) -> str | None:
+        """Why the original itself cannot run under ``runtime`` (None: it runs there)."""
+        if runtime == current_runtime():
+            return None
+        self.original_under(runtime)
+        return self._failures.get(runtime)
 
 
 class SignatureVerifier:
@@ -521,13 +531,23 @@ def _share_identical(sigs: dict[str, SignatureGraph], reports: dict[str, Signatu
             reports[key].same_as = sig.same_as
 
 
-def _runtimes_for(target: str, sigs: dict[str, SignatureGraph]) -> list[str]:
+def _runtimes_for(target: str, sigs: dict[str, SignatureGraph],
+                  refs: References | None) -> list[str]:
     """Where the output must run: both CPU runtimes, unless ``native`` emitted a fusion only
-    this runtime has (then this runtime, and the other only if it runs every fusion too)."""
+    this runtime has (then this runtime, and the other only if it runs every fusion too) or
+    the original itself cannot run under the other (a GPU-era NCHW pooling under Eigen)."""
     if target != "native":
         return list(RUNTIMES)
     running = runtimes_running(fusions_in(s.graph_def for s in sigs.values()))
-    return running if current_runtime() in running else [current_runtime()]
+    running = list(running) if current_runtime() in running else [current_runtime()]
+    for runtime in [r for r in running if refs is not None and refs.failure_under(r)]:
+        running.remove(runtime)
+        note = (f"the original itself fails under {runtime_label(runtime)} "
+                f"({refs.failure_under(runtime)}): the output is verified and recorded for "
+                f"{runtime_label(current_runtime())} only")
+        if note not in refs.notes:
+            refs.notes.append(note)
+    return running
 
 
 def _verify(path, fmt, sigs, feeds, refs, tolerance, reports, runtimes) -> list[str]:
@@ -539,6 +559,12 @@ def _verify(path, fmt, sigs, feeds, refs, tolerance, reports, runtimes) -> list[
         for runtime in runtimes:
             got = runs[runtime]
             if isinstance(got, isolate.ChildFailed):
+                if why := refs.failure_under(runtime):
+                    raise TfoptError(
+                        f"the original model itself fails under {runtime_label(runtime)} "
+                        f"({why}), so no optimized form of it can run there; --target native "
+                        "optimizes for this machine's runtime "
+                        f"({runtime_label(current_runtime())}) only; nothing written")
                 checks.append(OutputCheck("(all outputs)", False, float("inf"), float("inf"),
                                           str(got), runtime))
                 continue

@@ -439,8 +439,9 @@ def test_keras_grouped_conv_with_batch_norm_runs_on_both_runtimes(tmp_path):
 
 
 def test_model_that_only_runs_with_onednn(tmp_path):
-    """A GPU-era NCHW graph: its MaxPool runs only with oneDNN. Portable output is impossible
-    and the error says why; --target native verifies and records oneDNN only."""
+    """An NCHW MaxPool runs only with oneDNN; as the signature's output node it keeps its
+    layout (nchw_layout leaves output nodes as they are). Portable output is impossible and
+    the error says why; --target native verifies and records oneDNN only."""
     import json
 
     rng = np.random.default_rng(0)
@@ -449,8 +450,7 @@ def test_model_that_only_runs_with_onednn(tmp_path):
         x = tf.compat.v1.placeholder(tf.float32, [None, 3, 8, 8], name="images")
         w = tf.constant(rng.standard_normal((3, 3, 3, 4)).astype(np.float32))
         h = tf.nn.relu(tf.nn.conv2d(x, w, 1, "SAME", data_format="NCHW"))
-        h = tf.nn.max_pool2d(h, 2, 2, "VALID", data_format="NCHW")
-        tf.reduce_mean(h, [2, 3], name="logits")
+        tf.nn.max_pool2d(h, 2, 2, "VALID", data_format="NCHW", name="logits")
     pb = str(tmp_path / "nchw.pb")
     tf.io.write_graph(graph.as_graph_def(), str(tmp_path), "nchw.pb", as_text=False)
     env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="1")  # the same on any x86 CPU

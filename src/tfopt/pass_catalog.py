@@ -34,6 +34,11 @@ SIMPLIFY: list[tuple[str, str]] = [
     # vectors that fold_batch_norm recognises.
     ("constant_fold", "evaluate constant subgraphs (weights arithmetic, static shapes) into "
                       "Const nodes"),
+    # Before fold_batch_norm, dilated_conv and fuse_kernels, which take NHWC only; its
+    # leftover transposes (dead after cancelling) go in strip_unused of the next round.
+    ("nchw_layout", "run GPU-era NCHW convolutions, batch norms and pooling in NHWC (the "
+                    "only layout the runtime without oneDNN has), cancelling the transposes "
+                    "between them"),
     # After constant_fold (block shape, paddings and crops must be Consts), before
     # fold_batch_norm (the batch norm behind BatchToSpaceND then reads the conv directly).
     ("dilated_conv", "rewrite TF1's atrous convolution (SpaceToBatchND -> Conv2D -> "

@@ -23,6 +23,9 @@ def _cnn():
     z = tf.nn.relu(tf.nn.bias_add(z, tf.constant(rand(4, seed=2))) + y)
     z = tf.nn.conv2d(z, tf.constant(rand(3, 3, 1, 4, seed=9)), 1, "SAME")  # groups = 4
     z = tf.nn.atrous_conv2d(z, tf.constant(rand(3, 3, 4, 4, seed=16)), 2, "SAME")  # TF1 form
+    t = tf.nn.bias_add(tf.transpose(z, [0, 3, 1, 2]), tf.constant(rand(4, seed=19)),
+                       data_format="NCHW")  # a GPU-era NCHW op (BiasAdd runs on every CPU)
+    z = tf.transpose(tf.nn.relu(t), [0, 2, 3, 1])
     r = tf.nn.conv1d(tf.squeeze(z[:, :1], [1]), tf.constant(rand(3, 4, 4, seed=17)), 1, "SAME")
     z = tf.expand_dims(tf.nn.relu(r * tf.constant(rand(4, seed=18))), 1)  # Conv1D + scale
     h = tf.reshape(tf.reduce_mean(z, [1, 2]), [-1, 4]) * tf.constant(1.0)

@@ -22,6 +22,7 @@ from tfopt.passes.fuse_pad import FusePad
 from tfopt.passes.grouped_conv import GroupedConvToDepthwise
 from tfopt.passes.identity import RemoveIdentities
 from tfopt.passes.inline_calls import InlineCalls
+from tfopt.passes.nchw_layout import NchwToNhwc
 from tfopt.passes.squeeze_sink import SqueezeSink
 from tfopt.passes.strip_unused import StripUnused
 from tfopt.passes.switch_const import ResolveConstantSwitch
@@ -31,7 +32,7 @@ from tfopt.passes.trivial_ops import RemoveTrivialOps
 
 _CLASSES: dict[str, type[GraphPass]] = {cls.name: cls for cls in (
     RemoveTrainingNodes, RemoveDebugOps, CleanFunctionBodies, InlineCalls, StripUnused, RemoveIdentities,
-    ResolveConstantSwitch, ConstantFold, DilatedConv, SqueezeSink,
+    ResolveConstantSwitch, ConstantFold, NchwToNhwc, DilatedConv, SqueezeSink,
     GroupedConvToDepthwise, EinsumToMatMul,
     DenseReshape, TransposeIntoMatMul, FoldBatchNorm, RemoveTrivialOps,
     MergeDuplicates, FusePad, FuseKernels)}

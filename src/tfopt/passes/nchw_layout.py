@@ -1,0 +1,143 @@
+"""Run GPU-era NCHW convolution graphs in NHWC, the layout every CPU kernel has.
+
+A TF1 model trained and frozen for GPUs in ``data_format="NCHW"`` runs on CPU only with
+oneDNN: the runtime without it has no NCHW pooling, batch norm or convolution ("Default
+MaxPoolingOp only supports NHWC on device type CPU"). Each NCHW op is switched to NHWC between
+a pair of transposes (its strides, kernel sizes, dilations and explicit paddings permuted)::
+
+    x ─► Conv2D(NCHW) ─►   =>   x ─► Transpose(0,2,3,1) ─► Conv2D(NHWC) ─► Transpose(0,3,1,2) ─►
+
+then transposes move down through element-wise ops whose every data operand arrives through
+the same transpose (Relu, a residual Add) or is a scalar, and a transpose meeting its inverse
+cancels. What is left is one transpose at the input and one before the first op that needs
+NCHW (a Mean over [2, 3], a Reshape): the convolutions, batch norms (which then fold) and
+pooling all run in NHWC.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from tfopt.graph import GraphView, InputRef, get_attr, make_node, set_attr
+from tfopt.passes.base import GraphPass, PassContext, count_note
+
+TO_NHWC, TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
+# Ops with a data_format attribute whose output 0 and data input 0 are feature maps.
+_LAYOUT_OPS = {"Conv2D", "DepthwiseConv2dNative", "BiasAdd", "FusedBatchNorm",
+               "FusedBatchNormV2", "FusedBatchNormV3", "MaxPool", "AvgPool"}
+# 4-element NCHW attributes that become NHWC ones.
+_PER_DIM_ATTRS = ("strides", "ksize", "dilations")
+# Element-wise: a transpose on every data operand may move to the output instead.
+_SWEEPS = 64
+_ELEMENTWISE = {"Relu", "Relu6", "Elu", "Selu", "LeakyRelu", "Sigmoid", "Tanh", "Softplus",
+                "Add", "AddV2", "Sub", "Mul", "Maximum", "Minimum"}
+
+
+class NchwToNhwc(GraphPass):
+    name = "nchw_layout"
+
+    def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
+        switched = sum(_switch(view, node) for node in list(view)
+                       if node.op in _LAYOUT_OPS and node.name not in ctx.protected
+                       and get_attr(node, "data_format", "NHWC") == "NCHW"
+                       and get_attr(node, "T") == tf.float32)
+        moved = cancelled = 0
+        for _ in range(_SWEEPS):  # each sweep moves a transpose one op further down
+            before = moved + cancelled
+            for node in list(view):
+                if node.name not in view or not view.consumers(node.name):
+                    continue  # dead nodes are strip_unused's
+                if node.op == "Transpose" and _cancel(view, node, ctx.protected):
+                    cancelled += 1
+                elif node.op in _ELEMENTWISE and node.name not in ctx.protected:
+                    moved += _sink(view, node)
+            if moved + cancelled == before:
+                break
+        return (count_note(switched, "NCHW ops switched to NHWC")
+                + count_note(moved, "transposes moved below element-wise ops")
+                + count_note(cancelled, "transpose pairs cancelled"))
+
+
+def _perm_of(view: GraphView, node) -> tuple[int, ...] | None:
+    if node is None or node.op != "Transpose":
+        return None
+    perm = view.const_input(node, 1)
+    return None if perm is None else tuple(int(p) for p in perm.reshape(-1))
+
+
+def _transpose(view: GraphView, base: str, source: str, perm: tuple[int, ...], dtype,
+               device: str) -> str:
+    perm_name = view.add_const(f"{base}/perm", np.array(perm, np.int32), device)
+    node = view.add(make_node(view.unique_name(base), "Transpose", [source, perm_name], device,
+                              T=dtype, Tperm=tf.int32))
+    return node.name
+
+
+def _switch(view: GraphView, node) -> int:
+    """``node`` computes in NHWC between a transpose of its input and one of its output 0."""
+    readers = [n for n, ref in view.consumers(node.name) if not ref.control and ref.port == 0]
+    dtype = get_attr(node, "T")
+    data = view.data_inputs(node)[0]
+    view.set_input(node, 0, _transpose(view, f"{node.name}/to_nhwc", str(data), TO_NHWC, dtype,
+                                       node.device))
+    set_attr(node, "data_format", "NHWC")
+    for key in _PER_DIM_ATTRS:
+        values = get_attr(node, key)
+        if values is not None and len(values) == 4:
+            set_attr(node, key, [int(values[i]) for i in TO_NHWC])
+    pads = get_attr(node, "explicit_paddings")
+    if pads is not None and len(pads) == 8:
+        pairs = [pads[2 * i:2 * i + 2] for i in range(4)]
+        set_attr(node, "explicit_paddings", [int(p) for i in TO_NHWC for p in pairs[i]])
+    if readers:
+        back = _transpose(view, f"{node.name}/to_nchw", node.name, TO_NCHW, dtype, node.device)
+        for reader in readers:
+            for idx, text in enumerate(reader.input):
+                ref = InputRef.parse(text)
+                if ref.node == node.name and not ref.control and ref.port == 0:
+                    view.set_input(reader, idx, back)
+    return 1
+
+
+def _sink(view: GraphView, node) -> int:
+    """Element-wise ``node`` whose data operands all come through the same layout transpose
+    (or are scalar constants) reads the untransposed tensors; the transpose follows it."""
+    refs = view.data_inputs(node)
+    perm = None
+    sources = []
+    for ref in refs:
+        src = view.nodes.get(ref.node)
+        value = view.const_input(node, refs.index(ref))
+        if value is not None and value.ndim == 0:
+            sources.append(str(ref))
+            continue
+        this = _perm_of(view, src) if ref.port == 0 else None
+        if this not in (TO_NHWC, TO_NCHW) or (perm is not None and this != perm):
+            return 0
+        perm = this
+        sources.append(str(view.data_inputs(src)[0]))
+    if perm is None or view.control_inputs(node):
+        return 0
+    readers = [(n, i) for n, ref in view.consumers(node.name) for i, text in enumerate(n.input)
+               if InputRef.parse(text).node == node.name and not InputRef.parse(text).control]
+    for idx, text in enumerate(sources):
+        view.set_input(node, idx, text)
+    back = _transpose(view, f"{node.name}/transposed", node.name, perm, get_attr(node, "T"),
+                      node.device)
+    for reader, idx in readers:
+        if reader.name != back:
+            view.set_input(reader, idx, back)
+    return 1
+
+
+def _cancel(view: GraphView, node, protected: set[str]) -> bool:
+    """``Transpose(Transpose(x, p), q)`` with ``q`` undoing ``p``: readers read ``x``."""
+    inner = view.input_node(node, 0)
+    p, q = _perm_of(view, inner), _perm_of(view, node)
+    if p is None or q is None or len(p) != len(q) or node.name in protected:
+        return False
+    if [p[i] for i in q] != list(range(len(p))):
+        return False
+    view.bypass(node, [view.data_inputs(inner)[0]])
+    return True

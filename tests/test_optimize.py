@@ -468,3 +468,25 @@ def test_model_that_only_runs_with_onednn(tmp_path):
     assert "verified (oneDNN on):" in native.stdout
     meta = json.loads((tmp_path / "native" / "tfopt.json").read_text())
     assert meta["runtimes"] == ["onednn"] and meta["requires"].startswith("TF_ENABLE_ONEDNN_OPTS=1")
+
+
+def test_model_that_writes_variables_when_called(tmp_path):
+    """A serving function that updates state (as a batch norm in training mode does) cannot be
+    frozen; the error says so instead of TensorFlow's 'expected resource'."""
+    class Stateful(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.mean = tf.Variable(tf.zeros([3]))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+        def serve(self, x):
+            self.mean.assign(0.9 * self.mean + 0.1 * tf.reduce_mean(x, 0))
+            return {"y": x - tf.reduce_mean(x, 0)}
+
+    module = Stateful()
+    src = str(tmp_path / "stateful")
+    tf.saved_model.save(module, src, signatures={"serving_default": module.serve})
+    with pytest.raises(tfopt.TfoptError, match=r"writes variables \(1 assignments, e\.g\. "
+                                               r".*AssignVariableOp\).*training=False"):
+        tfopt.optimize(src, str(tmp_path / "opt"))
+    assert not (tmp_path / "opt").exists()

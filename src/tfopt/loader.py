@@ -22,6 +22,7 @@ from tfopt.errors import TfoptError, first_line
 from tfopt.freeze import TABLE_INIT_OPS, freeze_concrete_function, freeze_session
 from tfopt.graph import canonical_tensor, node_of
 from tfopt.model import LoadedModel, SignatureGraph, TensorInfo
+from tfopt.ops import ASSIGN_OPS
 
 DEFAULT_SIGNATURE = "serving_default"
 Reference = Callable[[str, dict[str, np.ndarray]], dict[str, np.ndarray]]
@@ -126,7 +127,20 @@ def _freeze(path: str, func):
     try:
         return freeze_concrete_function(func)
     except ValueError as err:
+        writes = _variable_writes(func.graph.as_graph_def())
+        if writes:
+            raise TfoptError(
+                f"{path}: cannot freeze: calling it writes variables ({len(writes)} "
+                f"assignments, e.g. {writes[0]}), as a batch norm computing in training mode "
+                "does; frozen weights cannot follow such updates: export the model for "
+                "inference (training=False)") from None
         raise TfoptError(f"{path}: cannot freeze: {first_line(err)}") from None
+
+
+def _variable_writes(graph_def) -> list[str]:
+    """Names of the nodes that assign to resource variables, in the graph or its functions."""
+    nodes = [*graph_def.node, *(n for f in graph_def.library.function for n in f.node_def)]
+    return [n.name for n in nodes if n.op in ASSIGN_OPS]
 
 
 def _signature_from_function(key: str, func, frozen, graph_def) -> SignatureGraph:

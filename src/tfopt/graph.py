@@ -86,6 +86,22 @@ def get_attr(node: node_def_pb2.NodeDef, key: str, default=None):
     return default
 
 
+def copied_attrs(node: node_def_pb2.NodeDef, keys: Iterable[str] | None = None
+                 ) -> dict[str, attr_value_pb2.AttrValue]:
+    """Copies of ``node``'s attributes (those in ``keys`` it has), to give another node after
+    ``node`` is retyped or removed."""
+    out = {}
+    for key in node.attr if keys is None else [k for k in keys if k in node.attr]:
+        out[key] = attr_value_pb2.AttrValue()
+        out[key].CopyFrom(node.attr[key])
+    return out
+
+
+def set_attrs(node: node_def_pb2.NodeDef, attrs: dict[str, attr_value_pb2.AttrValue]) -> None:
+    for key, value in attrs.items():
+        node.attr[key].CopyFrom(value)
+
+
 def set_attr(node: node_def_pb2.NodeDef, key: str, value) -> None:
     """Set an attribute from a Python value; the type of ``value`` chooses the field."""
     attr = node.attr[key]

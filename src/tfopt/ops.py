@@ -28,6 +28,11 @@ IDENTITY_OPS = {"Identity", "StopGradient", "Snapshot", "PreventGradient"}
 # Batched matrix products (V3: mixed input/output dtypes, attributes Ta/Tb/Tout, no T).
 BATCH_MATMUL_OPS = {"BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"}
 
+# Element-wise ops, unary and binary (with broadcasting): they commute with layout changes
+# (transposes, squeezes) applied alike to every operand.
+UNARY_ELEMENTWISE = {"Relu", "Relu6", "Elu", "Selu", "LeakyRelu", "Sigmoid", "Tanh", "Softplus"}
+BINARY_ELEMENTWISE = {"Add", "AddV2", "Sub", "Mul", "Maximum", "Minimum"}
+
 # TF1 control flow (frames and branches): an Identity after these is a pivot, not a no-op.
 TF1_CONTROL_FLOW_OPS = {"Switch", "RefSwitch", "Merge", "RefMerge", "Enter", "RefEnter", "Exit",
                         "RefExit", "NextIteration", "RefNextIteration", "LoopCond"}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfopt.graph import GraphView, get_attr, set_attr
+from tfopt.graph import GraphView, copied_attrs, get_attr, set_attr, set_attrs
 from tfopt.passes.base import GraphPass, PassContext, count_note
 from tfopt.shapes import StaticInfo
 
@@ -57,14 +57,13 @@ class DilatedConv(GraphPass):
     @staticmethod
     def _rewrite(view: GraphView, s2b, conv, b2s, padding: tuple[str, list[int]]) -> None:
         """``b2s`` becomes the dilated conv (its readers keep their inputs)."""
-        kept = {k: conv.attr[k] for k in _CONV_ATTRS if k in conv.attr}
+        kept = copied_attrs(conv, _CONV_ATTRS)
         inputs = [str(view.data_inputs(s2b)[0]), str(view.data_inputs(conv)[1])]
         internal = {f"^{s2b.name}", f"^{conv.name}"}
         controls = {str(r) for n in (s2b, conv, b2s) for r in view.control_inputs(n)} - internal
         view.remove([conv.name, s2b.name])
         view.retype(b2s, "Conv2D")
-        for key, value in kept.items():
-            b2s.attr[key].CopyFrom(value)
+        set_attrs(b2s, kept)
         set_attr(b2s, "padding", padding[0])
         set_attr(b2s, "dilations", padding[1])
         view.set_inputs(b2s, inputs + sorted(controls))

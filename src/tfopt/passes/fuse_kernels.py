@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tfopt.graph import GraphView, Step, get_attr, set_attr
+from tfopt.graph import GraphView, Step, copied_attrs, get_attr, set_attr, set_attrs
 from tfopt.kernels import ACTIVATIONS
 from tfopt.passes.base import GraphPass, PassContext, count_note
 from tfopt.shapes import StaticInfo
@@ -114,11 +114,10 @@ class FuseKernels(GraphPass):
         inputs = ([str(r) for r in view.data_inputs(conv)] + [str(view.data_inputs(bias)[1])]
                   + extra_args)
         controls = {str(r) for n in (conv, *chain) for r in view.control_inputs(n)}
-        kept = {k: conv.attr[k] for k in KEPT_ATTRS[op] if k in conv.attr}
+        kept = copied_attrs(conv, KEPT_ATTRS[op])
         view.remove([n.name for n in (conv, *chain[:-1])])
         view.retype(last, op)
-        for key, value in kept.items():
-            set_attr(last, key, value)
+        set_attrs(last, kept)
         set_attr(last, "num_args", 1 + len(extra_args))
         set_attr(last, "fused_ops", fused_ops)
         set_attr(last, "epsilon", 0.0001)

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfopt.graph import GraphView, InputRef, get_attr, make_node, set_attr
+from tfopt.ops import BINARY_ELEMENTWISE, UNARY_ELEMENTWISE
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 TO_NHWC, TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
@@ -29,10 +30,8 @@ _LAYOUT_OPS = {"Conv2D", "DepthwiseConv2dNative", "BiasAdd", "FusedBatchNorm",
 # 4-element NCHW attributes that become NHWC ones.
 _PER_DIM_ATTRS = ("strides", "ksize", "dilations")
 # Element-wise: a transpose on every data operand may move to the output instead.
+_ELEMENTWISE = UNARY_ELEMENTWISE | BINARY_ELEMENTWISE
 _SWEEPS = 64
-_ELEMENTWISE = {"Relu", "Relu6", "Elu", "Selu", "LeakyRelu", "Sigmoid", "Tanh", "Softplus",
-                "Add", "AddV2", "Sub", "Mul", "Maximum", "Minimum"}
-
 
 class NchwToNhwc(GraphPass):
     name = "nchw_layout"
@@ -66,21 +65,27 @@ def _perm_of(view: GraphView, node) -> tuple[int, ...] | None:
     return None if perm is None else tuple(int(p) for p in perm.reshape(-1))
 
 
-def _transpose(view: GraphView, base: str, source: str, perm: tuple[int, ...], dtype,
+def _transpose(view: GraphView, name: str, source: str, perm: tuple[int, ...], dtype,
                device: str) -> str:
-    perm_name = view.add_const(f"{base}/perm", np.array(perm, np.int32), device)
-    node = view.add(make_node(view.unique_name(base), "Transpose", [source, perm_name], device,
-                              T=dtype, Tperm=tf.int32))
-    return node.name
+    perm_name = view.add_const(f"{name}/perm", np.array(perm, np.int32), device)
+    view.add(make_node(name, "Transpose", [source, perm_name], device, T=dtype,
+                       Tperm=tf.int32))
+    return name
+
+
+def _transpose_output(view: GraphView, node, suffix: str, perm: tuple[int, ...]) -> None:
+    """Readers of ``node``'s output 0 read it through a transpose by ``perm`` instead."""
+    name = view.unique_name(f"{node.name}/{suffix}")
+    view.replace_uses(InputRef(node.name), name, keep_controls=False)
+    _transpose(view, name, node.name, perm, get_attr(node, "T"), node.device)
 
 
 def _switch(view: GraphView, node) -> int:
     """``node`` computes in NHWC between a transpose of its input and one of its output 0."""
-    readers = [n for n, ref in view.consumers(node.name) if not ref.control and ref.port == 0]
-    dtype = get_attr(node, "T")
+    _transpose_output(view, node, "to_nchw", TO_NCHW)
     data = view.data_inputs(node)[0]
-    view.set_input(node, 0, _transpose(view, f"{node.name}/to_nhwc", str(data), TO_NHWC, dtype,
-                                       node.device))
+    view.set_input(node, 0, _transpose(view, view.unique_name(f"{node.name}/to_nhwc"), str(data),
+                                       TO_NHWC, get_attr(node, "T"), node.device))
     set_attr(node, "data_format", "NHWC")
     for key in _PER_DIM_ATTRS:
         values = get_attr(node, key)
@@ -90,13 +95,6 @@ def _switch(view: GraphView, node) -> int:
     if pads is not None and len(pads) == 8:
         pairs = [pads[2 * i:2 * i + 2] for i in range(4)]
         set_attr(node, "explicit_paddings", [int(p) for i in TO_NHWC for p in pairs[i]])
-    if readers:
-        back = _transpose(view, f"{node.name}/to_nchw", node.name, TO_NCHW, dtype, node.device)
-        for reader in readers:
-            for idx, text in enumerate(reader.input):
-                ref = InputRef.parse(text)
-                if ref.node == node.name and not ref.control and ref.port == 0:
-                    view.set_input(reader, idx, back)
     return 1
 
 
@@ -119,15 +117,9 @@ def _sink(view: GraphView, node) -> int:
         sources.append(str(view.data_inputs(src)[0]))
     if perm is None or view.control_inputs(node):
         return 0
-    readers = [(n, i) for n, ref in view.consumers(node.name) for i, text in enumerate(n.input)
-               if InputRef.parse(text).node == node.name and not InputRef.parse(text).control]
+    _transpose_output(view, node, "transposed", perm)
     for idx, text in enumerate(sources):
         view.set_input(node, idx, text)
-    back = _transpose(view, f"{node.name}/transposed", node.name, perm, get_attr(node, "T"),
-                      node.device)
-    for reader, idx in readers:
-        if reader.name != back:
-            view.set_input(reader, idx, back)
     return 1
 
 

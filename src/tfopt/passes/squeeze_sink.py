@@ -16,15 +16,13 @@ read the squeezed result); a Squeeze directly followed by the ExpandDims that un
 
 from __future__ import annotations
 
-from tensorflow.core.framework import attr_value_pb2
-
-from tfopt.graph import GraphView, InputRef, get_attr
+from tfopt.graph import GraphView, InputRef, copied_attrs, get_attr, set_attrs
+from tfopt.ops import BINARY_ELEMENTWISE, UNARY_ELEMENTWISE
 from tfopt.passes.base import GraphPass, PassContext, count_note
 from tfopt.shapes import StaticInfo
 
 # Element-wise with a constant operand (input 1), the data in input 0.
-_WITH_CONSTANT = {"BiasAdd", "Add", "AddV2", "Sub", "Mul", "Maximum", "Minimum"}
-_UNARY = {"Relu", "Relu6", "Elu", "Selu", "LeakyRelu", "Sigmoid", "Tanh", "Softplus"}
+_WITH_CONSTANT = BINARY_ELEMENTWISE | {"BiasAdd"}
 _SWEEPS = 8
 
 
@@ -81,7 +79,7 @@ def _commutes(node, view: GraphView) -> bool:
     """``node(Squeeze(y)) == Squeeze(node(y))``: unary, or a constant scalar/vector operand."""
     if view.control_inputs(node):
         return False
-    if node.op in _UNARY:
+    if node.op in UNARY_ELEMENTWISE:
         return True
     if node.op not in _WITH_CONSTANT or len(view.data_inputs(node)) != 2:
         return False
@@ -97,22 +95,13 @@ def _swap(view: GraphView, squeeze, node) -> None:
     keep reading the same (squeezed) values."""
     source = view.data_inputs(squeeze)[0]
     squeeze_controls = [str(r) for r in view.control_inputs(squeeze)]
-    op, attrs = node.op, _copied(node.attr)
+    op, attrs = node.op, copied_attrs(node)
     rest = [str(r) for r in view.data_inputs(node)[1:]]
-    squeeze_attrs = _copied(squeeze.attr)
+    squeeze_attrs = copied_attrs(squeeze)
     view.retype(squeeze, op)
-    for key, value in attrs.items():
-        squeeze.attr[key].CopyFrom(value)
+    set_attrs(squeeze, attrs)
     view.set_inputs(squeeze, [str(source), *rest, *squeeze_controls])
     view.retype(node, "Squeeze")
-    for key, value in squeeze_attrs.items():
-        node.attr[key].CopyFrom(value)
+    set_attrs(node, squeeze_attrs)
     view.set_inputs(node, [str(InputRef(squeeze.name))])
 
-
-def _copied(attrs) -> dict[str, attr_value_pb2.AttrValue]:
-    out = {}
-    for key, value in attrs.items():
-        out[key] = attr_value_pb2.AttrValue()
-        out[key].CopyFrom(value)
-    return out

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfopt.graph import GraphView, get_attr, set_attr
+from tfopt.graph import GraphView, copied_attrs, get_attr, set_attr, set_attrs
 from tfopt.ops import BATCH_MATMUL_OPS
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
@@ -56,10 +56,9 @@ def _fold_output(view: GraphView, transpose, protected: set[str]) -> int:
         return 0
     a, b = (str(r) for r in view.data_inputs(matmul))
     adj_x, adj_y = get_attr(matmul, "adj_x", False), get_attr(matmul, "adj_y", False)
-    keep = {k: matmul.attr[k] for k in matmul.attr}
+    keep = copied_attrs(matmul)
     view.retype(transpose, matmul.op)
-    for key, value in keep.items():
-        set_attr(transpose, key, value)
+    set_attrs(transpose, keep)
     set_attr(transpose, "adj_x", not adj_y)
     set_attr(transpose, "adj_y", not adj_x)
     view.set_inputs(transpose, [b, a])

@@ -58,3 +58,13 @@ def test_nhwc_graphs_and_other_transposes_stay():
         tf.identity(t, name="out")
 
     assert not NchwToNhwc().run(graph_of(build), context(["out"], ["x:0"])).changed
+
+
+def test_nchw_bias_add_on_a_sequence_stays():
+    """BiasAdd takes NCHW for rank 3 too ([batch, channels, steps]): not a 4-D feature map."""
+    def build():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 4, 7], name="x")
+        y = tf.nn.bias_add(x, tf.constant(rand(4)), data_format="NCHW")
+        tf.nn.relu(y, name="out")
+
+    assert not NchwToNhwc().run(graph_of(build), context(["out"], ["x:0"])).changed

@@ -22,6 +22,7 @@ import tensorflow as tf
 from tfopt.graph import GraphView, InputRef, get_attr, make_node, set_attr
 from tfopt.ops import BINARY_ELEMENTWISE, UNARY_ELEMENTWISE
 from tfopt.passes.base import GraphPass, PassContext, count_note
+from tfopt.shapes import StaticInfo
 
 TO_NHWC, TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
 # Ops with a data_format attribute whose output 0 and data input 0 are feature maps.
@@ -37,10 +38,13 @@ class NchwToNhwc(GraphPass):
     name = "nchw_layout"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
-        switched = sum(_switch(view, node) for node in list(view)
-                       if node.op in _LAYOUT_OPS and node.name not in ctx.protected
-                       and get_attr(node, "data_format", "NHWC") == "NCHW"
-                       and get_attr(node, "T") == tf.float32)
+        nchw = [node for node in view if node.op in _LAYOUT_OPS
+                and node.name not in ctx.protected and get_attr(node, "T") == tf.float32
+                and get_attr(node, "data_format", "NHWC") == "NCHW"]
+        if nchw:  # only 4-D feature maps (BiasAdd also takes NCHW for other ranks)
+            info = StaticInfo(view.to_graph_def())
+            nchw = [n for n in nchw if _rank(info, str(view.data_inputs(n)[0])) == 4]
+        switched = sum(_switch(view, node) for node in nchw)
         moved = cancelled = 0
         for _ in range(_SWEEPS):  # each sweep moves a transpose one op further down
             before = moved + cancelled
@@ -56,6 +60,11 @@ class NchwToNhwc(GraphPass):
         return (count_note(switched, "NCHW ops switched to NHWC")
                 + count_note(moved, "transposes moved below element-wise ops")
                 + count_note(cancelled, "transpose pairs cancelled"))
+
+
+def _rank(info: StaticInfo, tensor: str) -> int | None:
+    shape = info.shape(tensor)
+    return None if shape is None else shape.rank
 
 
 def _perm_of(view: GraphView, node) -> tuple[int, ...] | None:

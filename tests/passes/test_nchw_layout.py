@@ -11,7 +11,8 @@ from tfopt.passes.strip_unused import StripUnused
 
 def _net(fmt: str) -> None:
     """conv + BN + ReLU, a strided depthwise conv + bias, a residual add with a scalar scale,
-    max and average pooling, mean over space: in ``fmt`` (the input is NCHW either way)."""
+    a channel scale, max and average pooling, mean over space: in ``fmt`` (the input is NCHW
+    either way)."""
     x = tf.compat.v1.placeholder(tf.float32, [None, 3, 9, 9], name="x")
     h = x if fmt == "NCHW" else tf.transpose(x, [0, 2, 3, 1])
 
@@ -26,6 +27,8 @@ def _net(fmt: str) -> None:
                                data_format=fmt)
     d = tf.nn.bias_add(d, tf.constant(rand(4, seed=2)), data_format=fmt)
     h = tf.nn.relu6(d * 0.5 + h)
+    scale = rand(4, seed=4)  # an unfused batch norm's scale, broadcast along the channels
+    h = h * tf.constant(scale.reshape(4, 1, 1) if fmt == "NCHW" else scale)
     h = tf.nn.max_pool2d(h, 3, per_dim(2, 2), "SAME", data_format=fmt)
     h = tf.nn.avg_pool2d(h, 2, per_dim(1, 1), "VALID", data_format=fmt)
     tf.reduce_mean(h, [2, 3] if fmt == "NCHW" else [1, 2], name="out")

@@ -8,7 +8,8 @@ a pair of transposes (its strides, kernel sizes, dilations and explicit paddings
     x ─► Conv2D(NCHW) ─►   =>   x ─► Transpose(0,2,3,1) ─► Conv2D(NHWC) ─► Transpose(0,3,1,2) ─►
 
 then transposes move down through element-wise ops whose every data operand arrives through
-the same transpose (Relu, a residual Add) or is a scalar, and a transpose meeting its inverse
+the same transpose (Relu, a residual Add) or is a constant (transposed alike: an unfused
+batch norm's ``[C, 1, 1]`` scale), and a transpose meeting its inverse
 cancels. What is left is one transpose at the input and one before the first op that needs
 NCHW (a Mean over [2, 3], a Reshape): the convolutions, batch norms (which then fold) and
 pooling all run in NHWC.
@@ -109,26 +110,30 @@ def _switch(view: GraphView, node) -> int:
 
 def _sink(view: GraphView, node) -> int:
     """Element-wise ``node`` whose data operands all come through the same layout transpose
-    (or are scalar constants) reads the untransposed tensors; the transpose follows it."""
+    (or are constants, transposed alike: a ``[C, 1, 1]`` channel scale becomes
+    ``[1, 1, 1, C]``) reads the untransposed tensors; the transpose follows it."""
     refs = view.data_inputs(node)
     perm = None
-    sources = []
-    for ref in refs:
-        src = view.nodes.get(ref.node)
-        value = view.const_input(node, refs.index(ref))
-        if value is not None and value.ndim == 0:
-            sources.append(str(ref))
+    sources: list[str | np.ndarray] = []
+    for idx, ref in enumerate(refs):
+        value = view.const_input(node, idx)
+        if value is not None and value.ndim <= 4:
+            sources.append(value if value.ndim else str(ref))
             continue
-        this = _perm_of(view, src) if ref.port == 0 else None
+        this = _perm_of(view, view.nodes.get(ref.node)) if ref.port == 0 else None
         if this not in (TO_NHWC, TO_NCHW) or (perm is not None and this != perm):
             return 0
         perm = this
-        sources.append(str(view.data_inputs(src)[0]))
+        sources.append(str(view.data_inputs(view.nodes[ref.node])[0]))
     if perm is None or view.control_inputs(node):
         return 0
     _transpose_output(view, node, "transposed", perm)
-    for idx, text in enumerate(sources):
-        view.set_input(node, idx, text)
+    undo = np.argsort(perm)
+    for idx, source in enumerate(sources):
+        if isinstance(source, np.ndarray):  # broadcast as 4-D, laid out like the operands now
+            value = source.reshape((1,) * (4 - source.ndim) + source.shape).transpose(undo)
+            source = view.add_const(f"{node.name}/operand_{idx}", value, node.device)
+        view.set_input(node, idx, source)
     return 1
 
 

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from tests.passes.helpers import bn_params, check_same, context, counts, graph_of, rand
+from tfopt.passes.constant_fold import ConstantFold
 from tfopt.passes.dilated_conv import DilatedConv
 from tfopt.passes.fold_batch_norm import FoldBatchNorm
 
@@ -49,3 +50,22 @@ def test_other_space_to_batch_uses_stay():
         tf.add(y, z, name="out")
 
     assert not DilatedConv().run(graph_of(build), context(["out"], ["x:0"])).changed
+
+
+@pytest.mark.parametrize("rate,padding", [(2, "SAME"), (4, "VALID")])
+def test_dilated_conv1d_becomes_one_dilated_conv(rate, padding):
+    """Conv1D's form: SpaceToBatchND -> ExpandDims -> Conv2D -> Squeeze -> BatchToSpaceND."""
+    def build():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 21, 3], name="x")
+        y = tf.nn.convolution(x, tf.constant(rand(3, 3, 4)), padding=padding, dilations=[rate])
+        tf.nn.relu(y, name="out")
+
+    gd = graph_of(build)
+    assert counts(gd).get("SpaceToBatchND") == 1 and counts(gd).get("Squeeze") == 1
+    result = DilatedConv().run(ConstantFold().run(gd, context(["out"], ["x:0"])).graph_def,
+                               context(["out"], ["x:0"]))
+    assert result.notes == ["1 space-to-batch convolutions written as dilated Conv2D"]
+    ops = counts(result.graph_def)
+    assert "SpaceToBatchND" not in ops and "BatchToSpaceND" not in ops and ops["Squeeze"] == 1
+    assert _dilations(result.graph_def) == [([1, 1, rate, 1], padding)]
+    check_same(gd, result.graph_def, feeds={"x:0": rand(2, 21, 3, seed=6)})

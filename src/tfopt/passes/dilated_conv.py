@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfopt.graph import GraphView, copied_attrs, get_attr, set_attr, set_attrs
+from tfopt.graph import GraphView, InputRef, copied_attrs, get_attr, set_attr, set_attrs
 from tfopt.passes.base import GraphPass, PassContext, count_note
 from tfopt.shapes import StaticInfo
 
@@ -38,21 +38,31 @@ class DilatedConv(GraphPass):
         for b2s in list(view):
             if b2s.op != "BatchToSpaceND" or b2s.name not in view:
                 continue
-            conv = view.input_node(b2s, 0)
-            if conv is None or conv.op != "Conv2D" or view.sole_reader(conv.name,
-                                                                      ctx.protected) is not b2s:
+            chain = _chain(view, b2s, ctx.protected)
+            if chain is None:
                 continue
-            s2b = view.input_node(conv, 0)
-            if s2b is None or s2b.op != "SpaceToBatchND" or view.sole_reader(
-                    s2b.name, ctx.protected) is not conv:
-                continue
+            s2b, conv = chain[0], chain[len(chain) // 2]  # the conv is in the middle
             info = info or StaticInfo(view.to_graph_def())
             padding = _dilated_padding(view, s2b, conv, b2s, info)
             if padding is None:
                 continue
-            self._rewrite(view, s2b, conv, b2s, padding)
+            if len(chain) == 3:
+                self._rewrite(view, s2b, conv, b2s, padding)
+            else:
+                self._rewrite_1d(view, chain, padding)
             rewritten += 1
         return count_note(rewritten, "space-to-batch convolutions written as dilated Conv2D")
+
+    @staticmethod
+    def _rewrite_1d(view: GraphView, chain: list, padding: tuple[str, list[int]]) -> None:
+        """A Conv1D's ``S2B -> ExpandDims -> Conv2D -> Squeeze -> B2S``: the ExpandDims reads
+        the S2B's input, the conv dilates, readers of the B2S read the Squeeze."""
+        s2b, expand, conv, squeeze, b2s = chain
+        view.set_input(expand, 0, str(view.data_inputs(s2b)[0]))
+        set_attr(conv, "padding", padding[0])
+        set_attr(conv, "dilations", padding[1])
+        view.bypass(b2s, [InputRef(squeeze.name)])
+        view.remove([s2b.name])
 
     @staticmethod
     def _rewrite(view: GraphView, s2b, conv, b2s, padding: tuple[str, list[int]]) -> None:
@@ -69,6 +79,29 @@ class DilatedConv(GraphPass):
         view.set_inputs(b2s, inputs + sorted(controls))
 
 
+def _chain(view: GraphView, b2s, protected: set[str]) -> list | None:
+    """The nodes from SpaceToBatchND to ``b2s``, each the sole reader of the one before:
+    ``[s2b, conv, b2s]``, or a Conv1D's ``[s2b, expand, conv, squeeze, b2s]``."""
+    chain = [b2s]
+    while (node := view.input_node(chain[0], 0)) is not None and len(chain) < 5:
+        if view.sole_reader(node.name, protected) is not chain[0]:
+            return None
+        chain.insert(0, node)
+        if node.op == "SpaceToBatchND":
+            break
+    ops = [n.op for n in chain]
+    if ops == ["SpaceToBatchND", "Conv2D", "BatchToSpaceND"]:
+        return chain
+    if ops != ["SpaceToBatchND", "ExpandDims", "Conv2D", "Squeeze", "BatchToSpaceND"]:
+        return None
+    axis = view.const_input(chain[1], 1)
+    dims = list(get_attr(chain[3], "squeeze_dims", []))
+    if axis is None or axis.size != 1 or int(axis.reshape(())) not in (1, -3) or dims not in (
+            [1], [-3]) or view.control_inputs(chain[0]) or view.control_inputs(chain[-1]):
+        return None
+    return chain  # [N, W, C] -> [N, 1, W, C] -> conv -> [N, 1, W', O] -> [N, W', O]
+
+
 def _dilated_padding(view: GraphView, s2b, conv, b2s,
                      info: StaticInfo) -> tuple[str, list[int]] | None:
     """(padding, dilations) of the equivalent dilated Conv2D, or None when there is none."""
@@ -80,8 +113,11 @@ def _dilated_padding(view: GraphView, s2b, conv, b2s,
     block_out, crops = view.const_input(b2s, 1), view.const_input(b2s, 2)
     if any(v is None for v in (block, pads, block_out, crops)):
         return None
-    if (block.shape != (2,) or not np.array_equal(block, block_out)
-            or pads.shape != (2, 2) or crops.shape != (2, 2) or (block < 1).any()):
+    if not np.array_equal(block, block_out) or (block < 1).any():
+        return None
+    if block.shape == (1,) and pads.shape == crops.shape == (1, 2):  # Conv1D: height 1
+        block, pads, crops = np.r_[1, block], np.r_[[[0, 0]], pads], np.r_[[[0, 0]], crops]
+    if block.shape != (2,) or pads.shape != (2, 2) or crops.shape != (2, 2):
         return None
     kernel = info.shape(str(view.data_inputs(conv)[1]))
     if kernel is None or kernel.rank != 4 or None in kernel.as_list()[:2]:

@@ -5,8 +5,10 @@ atrous backbones) emit the dilation as a batch rearrangement around a plain conv
 
     x ─► SpaceToBatchND(block [rh, rw], paddings P) ─► Conv2D(VALID) ─► BatchToSpaceND(crops C)
 
-which is the dilated convolution of ``x`` padded by ``P`` and cropped by ``C``; for a stride-1
-convolution cropping an output row is dropping the padding row it came from, so it is::
+(a dilated Conv1D of fixed length: the same with a 1-D block around its ``ExpandDims ->
+Conv2D -> Squeeze``). That is the dilated convolution of ``x`` padded by ``P`` and cropped by
+``C``; for a stride-1 convolution cropping an output row is dropping the padding row it came
+from, so it is::
 
     x ─► Conv2D(dilations [1, rh, rw, 1], padding P - C)
 

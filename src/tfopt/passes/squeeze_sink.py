@@ -31,6 +31,8 @@ class SqueezeSink(GraphPass):
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         moved = cancelled = 0
+        if not any(node.op == "Squeeze" for node in view):
+            return []  # spare the shape inference
         for _ in range(_SWEEPS):  # one step down per sweep: shapes are re-read between sweeps
             info, touched = StaticInfo(view.to_graph_def()), set()
             step = 0

@@ -387,7 +387,7 @@ def test_native_target_records_what_it_needs(keras_resnet, tmp_path):
 def test_each_runtime_is_compared_with_the_original_under_the_same_runtime(toy_tf1):
     """A model whose own answers differ between runtimes is compared, under the other runtime,
     with itself run there (in a child, only when needed), and the difference is noted."""
-    from tfopt.api import References
+    from tfopt.checking import References
     from tfopt.runtime import RUNTIMES, current_runtime
 
     model = tfopt.api.load_model(toy_tf1)

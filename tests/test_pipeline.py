@@ -3,7 +3,8 @@
 import pytest
 
 import tfopt
-from tfopt.api import References, SignatureVerifier, _context
+from tfopt.api import _context
+from tfopt.checking import References, SignatureVerifier
 from tfopt.errors import VerificationError
 from tfopt.kernels import KernelSupport
 from tfopt.pipeline import run_checked, select_passes

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tfopt import isolate
+from tfopt.checking import References, SignatureVerifier
 from tfopt.errors import TfoptError, VerificationError, first_line
 from tfopt.graph import function_nodes, op_counts
 from tfopt.kernels import KernelSupport, fusion_names, fusions_in, runtimes_running
@@ -30,12 +31,10 @@ from tfopt.verify import (
     DEFAULT_TOLERANCE,
     OutputCheck,
     check_shape_names,
-    compare,
     input_hints,
     load_inputs,
     make_inputs,
     parse_shapes,
-    run_graph_def,
 )
 
 
@@ -378,97 +377,6 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
         if format == "saved_model":
             write_metadata(tmp, report.metadata())
     return report
-
-
-class References:
-    """The original's outputs on the verification inputs, per CPU runtime.
-
-    This process's runtime answers from the original as loaded here. Another runtime's answers
-    are computed (in a child, once) only when an optimized output there differs from them: a
-    model whose own answers differ between runtimes (a saturated softmax of random weights
-    flips its argmax under oneDNN off) is then compared with itself under the same runtime,
-    instead of failing every pass."""
-
-    def __init__(self, model: LoadedModel, feeds: dict, local: dict[str, dict]):
-        self.model, self.feeds, self.local = model, feeds, local
-        self.frozen = dict(model.signatures)  # before any pass: for a bare GraphDef or .keras
-        self._under: dict[str, dict | None] = {}
-        self._failures: dict[str, str] = {}
-        self.notes: list[str] = []
-
-    def check(self, key: str, got: dict, tolerance: float, runtime: str) -> list[OutputCheck]:
-        checks = compare(self.local[key], got, tolerance)
-        if all(c.ok for c in checks) or runtime == current_runtime():
-            return checks
-        other = self.original_under(runtime)
-        if other is None or key not in other:
-            return checks
-        again = compare(other[key], got, tolerance)
-        if not all(c.ok for c in again):
-            return checks
-        own = max(c.rel for c in compare(self.local[key], other[key], tolerance))
-        note = (f"[{key}] the original itself answers differently under "
-                f"{runtime_label(runtime)} (relative difference {own:.3g} from "
-                f"{runtime_label(current_runtime())}): there the output is compared with the "
-                "original run under the same runtime")
-        if note not in self.notes:
-            self.notes.append(note)
-        return again
-
-    def original_under(self, runtime: str) -> dict | None:
-        """The original's outputs per signature under ``runtime`` (None if it fails there)."""
-        if runtime not in self._under:
-            if self.model.kind.startswith("saved_model"):
-                runs = isolate.run_saved_model_under(self.model.path, self.feeds, [runtime])
-            else:
-                runs = isolate.run_graph_def_under(self.frozen, self.feeds, [runtime])
-            got = runs[runtime]
-            self._under[runtime] = None if isinstance(got, isolate.ChildFailed) else got
-            if isinstance(got, isolate.ChildFailed):
-                self._failures[runtime] = str(got)
-        return self._under[runtime]
-
-    def failure_under(self, runtime: str) -> str | None:
-        """Why the original itself cannot run under ``runtime`` (None: it runs there)."""
-        if runtime == current_runtime():
-            return None
-        self.original_under(runtime)
-        return self._failures.get(runtime)
-
-
-class SignatureVerifier:
-    """Answers for the pipeline's checked re-run: does this graph still answer like the
-    original, under every runtime the output must run on? (None: yes; else why not.)"""
-
-    def __init__(self, sig: SignatureGraph, feeds, refs: References, tolerance: float,
-                 runtimes: list[str]):
-        self.sig, self.feeds, self.refs = sig, feeds, refs
-        self.ref = refs.local[sig.key]
-        self.tolerance, self.runtimes = tolerance, runtimes
-
-    def baseline(self, graph_def) -> str | None:
-        """The frozen graph before any pass, run in this process: if it already differs, the
-        difference comes from freezing or float rounding, and no pass is to blame."""
-        bad = [c for c in compare(self.ref, run_graph_def(self.sig.with_graph(graph_def),
-                                                          self.feeds), self.tolerance) if not c.ok]
-        if not bad:
-            return None
-        return (f"the frozen graph of {self.sig.key!r}, before any pass, already differs from "
-                f"the original: {bad[0].describe()}; the tolerance ({self.tolerance:g}) is "
-                "tighter than float rounding after freezing allows; nothing written")
-
-    def __call__(self, graph_def) -> str | None:
-        key = self.sig.key
-        runs = isolate.run_graph_def_under({key: self.sig.with_graph(graph_def)},
-                                           {key: self.feeds}, self.runtimes)
-        for runtime, got in runs.items():
-            if isinstance(got, isolate.ChildFailed):
-                return str(got)
-            bad = [c for c in self.refs.check(key, got[key], self.tolerance, runtime)
-                   if not c.ok]
-            if bad:
-                return f"{bad[0].describe()} [{runtime_label(runtime)}]"
-        return None
 
 
 def _with_xla(sigs: dict[str, SignatureGraph], mode: str, model: LoadedModel, feeds, say,

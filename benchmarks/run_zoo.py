@@ -98,11 +98,13 @@ def main() -> None:
             settings = Settings(batch_size=batch, num_iter=args.num_iter if batch == 1 else
                                 max(6, args.num_iter // 4), num_warmup=3, rounds=args.rounds,
                                 input_shapes=parse_shapes(bshapes))
-            res = benchmark([src, chain, opt], settings, labels=["original", "tf-chain", "tfopt"])
-            o, t, f = res.models
+            # The original twice: its A/A ratio is this run's noise, beside the real ratios.
+            res = benchmark([src, chain, opt, src], settings,
+                            labels=["original", "tf-chain", "tfopt", "original again"])
+            o, t, f, again = res.models
             rows.append((name, batch, o.throughput, t.throughput,
                          f.throughput, t.ratio, f.ratio, f.ratio / t.ratio,
-                         f.interval().short(), d_tf, d_opt, opt_s))
+                         f.interval().short(), d_tf, d_opt, opt_s, again.interval().short()))
             print(rows[-1], flush=True)
     write_table(args.out, rows, args, profiles)
     write_chart(os.path.join(os.path.dirname(args.out), "speedups.png"), rows)
@@ -133,21 +135,22 @@ def write_chart(path: str, rows) -> None:
 def write_table(path: str, rows, args, profiles=()) -> None:
     lines = ["# Model-zoo benchmark", "",
              f"Machine: {summary_line()}, {platform.system()}; threads = cores; Grappler on "
-             f"(as users run models). Median of {args.rounds} rounds (original, tf-chain, tfopt "
-             "in turn, a fresh process per model and round, order alternating); ratio interval: "
+             f"(as users run models). Median of {args.rounds} rounds (original, tf-chain, tfopt, "
+             "original again in turn, a fresh process per model and round, order alternating; "
+             "the A/A column is the original against itself: the run's noise); ratio interval: "
              "95% paired bootstrap over rounds; "
              "throughput in samples/s. Random weights, built locally. tf-chain = "
              "convert_variables_to_constants_v2 (v1 session freeze for TF1) + "
              "optimize_for_inference, saved as a SavedModel like tfopt's output (only the graph "
              "differs).", "",
              "| model | batch | original | tf-chain | tfopt | tf-chain / original | "
-             "tfopt / original | tfopt / tf-chain | tfopt 95% CI | rel diff tf-chain | "
-             "rel diff tfopt | optimize time (s) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
+             "tfopt / original | tfopt / tf-chain | tfopt 95% CI | A/A (original again) | "
+             "rel diff tf-chain | rel diff tfopt | optimize time (s) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r[0]} | {r[1]} | {r[2]:.2f} | {r[3]:.2f} | {r[4]:.2f} | {r[5]:.2f}x "
-                     f"| {r[6]:.2f}x | {r[7]:.2f}x | {r[8]} | {r[9]:.1e} | {r[10]:.1e} | "
-                     f"{r[11]:.1f} |")
+                     f"| {r[6]:.2f}x | {r[7]:.2f}x | {r[8]} | {r[12]} | {r[9]:.1e} | "
+                     f"{r[10]:.1e} | {r[11]:.1f} |")
     b1 = [r[6] for r in rows if r[1] == 1]
     if b1:
         lines += ["", f"Geometric-mean speedup of tfopt over the original at batch 1: "

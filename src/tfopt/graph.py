@@ -512,6 +512,13 @@ def reachable_from(nodes: graph_pb2.GraphDef | Iterable[node_def_pb2.NodeDef],
     return seen
 
 
+def all_nodes(graph_def: graph_pb2.GraphDef) -> Iterator[node_def_pb2.NodeDef]:
+    """The main graph's nodes, then those of every function in its library."""
+    yield from graph_def.node
+    for fn in graph_def.library.function:
+        yield from fn.node_def
+
+
 def function_nodes(graph_def: graph_pb2.GraphDef) -> int:
     """Nodes inside the graph's function library (If/While bodies, calls freezing left)."""
     return sum(len(f.node_def) for f in graph_def.library.function)

@@ -241,12 +241,11 @@ class KernelSupport:
 
 def fusions_in(graph_defs) -> dict[Fusion, int]:
     """Count the ``_Fused*`` kernels a set of GraphDefs (function bodies included) holds."""
-    from tfopt.graph import get_attr
+    from tfopt.graph import all_nodes, get_attr
 
     counts: dict[Fusion, int] = {}
     for gd in graph_defs:
-        nodes = list(gd.node) + [n for f in gd.library.function for n in f.node_def]
-        for node in nodes:
+        for node in all_nodes(gd):
             if node.op.startswith("_Fused"):
                 fusion = Fusion(node.op, tuple(get_attr(node, "fused_ops", [])))
                 counts[fusion] = counts.get(fusion, 0) + 1

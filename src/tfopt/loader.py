@@ -20,7 +20,7 @@ from tensorflow.python.util import nest
 
 from tfopt.errors import TfoptError, first_line
 from tfopt.freeze import TABLE_INIT_OPS, freeze_concrete_function, freeze_session
-from tfopt.graph import canonical_tensor, node_of
+from tfopt.graph import all_nodes, canonical_tensor, node_of
 from tfopt.model import LoadedModel, SignatureGraph, TensorInfo
 from tfopt.ops import ASSIGN_OPS
 
@@ -139,8 +139,7 @@ def _freeze(path: str, func):
 
 def _variable_writes(graph_def) -> list[str]:
     """Names of the nodes that assign to resource variables, in the graph or its functions."""
-    nodes = [*graph_def.node, *(n for f in graph_def.library.function for n in f.node_def)]
-    return [n.name for n in nodes if n.op in ASSIGN_OPS]
+    return [n.name for n in all_nodes(graph_def) if n.op in ASSIGN_OPS]
 
 
 def _signature_from_function(key: str, func, frozen, graph_def) -> SignatureGraph:

@@ -447,15 +447,18 @@ def _runtimes_for(target: str, sigs: dict[str, SignatureGraph],
     if target != "native":
         return list(RUNTIMES)
     running = runtimes_running(fusions_in(s.graph_def for s in sigs.values()))
-    running = list(running) if current_runtime() in running else [current_runtime()]
-    for runtime in [r for r in running if refs is not None and refs.failure_under(r)]:
-        running.remove(runtime)
-        note = (f"the original itself fails under {runtime_label(runtime)} "
-                f"({refs.failure_under(runtime)}): the output is verified and recorded for "
-                f"{runtime_label(current_runtime())} only")
+    running = running if current_runtime() in running else [current_runtime()]
+    kept = []
+    for runtime in running:
+        why = refs.failure_under(runtime) if refs is not None else None
+        if why is None:
+            kept.append(runtime)
+            continue
+        note = (f"the original itself fails under {runtime_label(runtime)} ({why}): the "
+                f"output is verified and recorded for {runtime_label(current_runtime())} only")
         if note not in refs.notes:
             refs.notes.append(note)
-    return running
+    return kept
 
 
 def _verify(path, fmt, sigs, feeds, refs, tolerance, reports, runtimes) -> list[str]:

@@ -26,8 +26,7 @@ class References:
     def __init__(self, model: LoadedModel, feeds: dict, local: dict[str, dict]):
         self.model, self.feeds, self.local = model, feeds, local
         self.frozen = dict(model.signatures)  # before any pass: for a bare GraphDef or .keras
-        self._under: dict[str, dict | None] = {}
-        self._failures: dict[str, str] = {}
+        self._under: dict[str, dict | isolate.ChildFailed] = {}  # the original's runs
         self.notes: list[str] = []
 
     def check(self, key: str, got: dict, tolerance: float, runtime: str) -> list[OutputCheck]:
@@ -49,25 +48,28 @@ class References:
             self.notes.append(note)
         return again
 
-    def original_under(self, runtime: str) -> dict | None:
-        """The original's outputs per signature under ``runtime`` (None if it fails there)."""
+    def _run_under(self, runtime: str) -> dict | isolate.ChildFailed:
+        """The original run under ``runtime`` in a child, once: its outputs per signature,
+        or how it failed."""
         if runtime not in self._under:
             if self.model.kind.startswith("saved_model"):
                 runs = isolate.run_saved_model_under(self.model.path, self.feeds, [runtime])
             else:
                 runs = isolate.run_graph_def_under(self.frozen, self.feeds, [runtime])
-            got = runs[runtime]
-            self._under[runtime] = None if isinstance(got, isolate.ChildFailed) else got
-            if isinstance(got, isolate.ChildFailed):
-                self._failures[runtime] = str(got)
+            self._under[runtime] = runs[runtime]
         return self._under[runtime]
+
+    def original_under(self, runtime: str) -> dict | None:
+        """The original's outputs per signature under ``runtime`` (None if it fails there)."""
+        got = self._run_under(runtime)
+        return None if isinstance(got, isolate.ChildFailed) else got
 
     def failure_under(self, runtime: str) -> str | None:
         """Why the original itself cannot run under ``runtime`` (None: it runs there)."""
         if runtime == current_runtime():
             return None
-        self.original_under(runtime)
-        return self._failures.get(runtime)
+        got = self._run_under(runtime)
+        return str(got) if isinstance(got, isolate.ChildFailed) else None
 
 
 class SignatureVerifier:

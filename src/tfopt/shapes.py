@@ -22,6 +22,10 @@ class StaticInfo:
         except (KeyError, ValueError):
             return None
 
+    def rank(self, tensor: str) -> int | None:
+        shape = self.shape(tensor)
+        return None if shape is None else shape.rank
+
     def dtype(self, tensor: str) -> tf.DType | None:
         try:
             return self.graph.get_tensor_by_name(_canon(tensor)).dtype

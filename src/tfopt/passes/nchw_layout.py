@@ -35,6 +35,7 @@ _PER_DIM_ATTRS = ("strides", "ksize", "dilations")
 _ELEMENTWISE = UNARY_ELEMENTWISE | BINARY_ELEMENTWISE
 _SWEEPS = 64
 
+
 class NchwToNhwc(GraphPass):
     name = "nchw_layout"
 
@@ -44,8 +45,9 @@ class NchwToNhwc(GraphPass):
                 and get_attr(node, "data_format", "NHWC") == "NCHW"]
         if nchw:  # only 4-D feature maps (BiasAdd also takes NCHW for other ranks)
             info = StaticInfo(view.to_graph_def())
-            nchw = [n for n in nchw if _rank(info, str(view.data_inputs(n)[0])) == 4]
-        switched = sum(_switch(view, node) for node in nchw)
+            nchw = [n for n in nchw if info.rank(str(view.data_inputs(n)[0])) == 4]
+        for node in nchw:
+            _switch(view, node)
         moved = cancelled = 0
         for _ in range(_SWEEPS):  # each sweep moves a transpose one op further down
             before = moved + cancelled
@@ -58,14 +60,9 @@ class NchwToNhwc(GraphPass):
                     moved += _sink(view, node)
             if moved + cancelled == before:
                 break
-        return (count_note(switched, "NCHW ops switched to NHWC")
+        return (count_note(len(nchw), "NCHW ops switched to NHWC")
                 + count_note(moved, "transposes moved below element-wise ops")
                 + count_note(cancelled, "transpose pairs cancelled"))
-
-
-def _rank(info: StaticInfo, tensor: str) -> int | None:
-    shape = info.shape(tensor)
-    return None if shape is None else shape.rank
 
 
 def _perm_of(view: GraphView, node) -> tuple[int, ...] | None:
@@ -90,7 +87,7 @@ def _transpose_output(view: GraphView, node, suffix: str, perm: tuple[int, ...])
     _transpose(view, name, node.name, perm, get_attr(node, "T"), node.device)
 
 
-def _switch(view: GraphView, node) -> int:
+def _switch(view: GraphView, node) -> None:
     """``node`` computes in NHWC between a transpose of its input and one of its output 0."""
     _transpose_output(view, node, "to_nchw", TO_NCHW)
     data = view.data_inputs(node)[0]
@@ -105,7 +102,6 @@ def _switch(view: GraphView, node) -> int:
     if pads is not None and len(pads) == 8:
         pairs = [pads[2 * i:2 * i + 2] for i in range(4)]
         set_attr(node, "explicit_paddings", [int(p) for i in TO_NHWC for p in pairs[i]])
-    return 1
 
 
 def _sink(view: GraphView, node) -> int:

@@ -35,14 +35,16 @@ class SqueezeSink(GraphPass):
             return []  # spare the shape inference
         for _ in range(_SWEEPS):  # one step down per sweep: shapes are re-read between sweeps
             info, touched = StaticInfo(view.to_graph_def()), set()
-            step = 0
+            before = moved + cancelled
             for node in list(view):
                 squeeze = view.input_node(node, 0) if node.name in view else None
                 if (squeeze is None or squeeze.op != "Squeeze" or squeeze.name in touched
-                        or view.sole_reader(squeeze.name, ctx.protected) is not node
-                        or not _keeps_channels(squeeze, view, info)):
+                        or view.sole_reader(squeeze.name, ctx.protected) is not node):
                     continue
-                if node.op == "ExpandDims" and _undoes(node, squeeze, view, info):
+                rank = info.rank(str(view.data_inputs(squeeze)[0]))
+                if not _keeps_channels(squeeze, rank):
+                    continue
+                if node.op == "ExpandDims" and _undoes(node, squeeze, view, rank):
                     view.bypass(node, [view.data_inputs(squeeze)[0]])
                     view.remove([squeeze.name])
                     cancelled += 1
@@ -52,26 +54,23 @@ class SqueezeSink(GraphPass):
                 else:
                     continue
                 touched.update((node.name, squeeze.name))
-                step += 1
-            if not step:
+            if moved + cancelled == before:
                 break
         return (count_note(moved, "Squeezes moved below element-wise ops")
                 + count_note(cancelled, "Squeeze -> ExpandDims pairs removed"))
 
 
-def _keeps_channels(squeeze, view: GraphView, info: StaticInfo) -> bool:
-    """Explicit squeeze dims, none of them the last axis."""
+def _keeps_channels(squeeze, rank: int | None) -> bool:
+    """Explicit squeeze dims of an input of known rank, none of them the last axis."""
     dims = list(get_attr(squeeze, "squeeze_dims", []))
-    shape = info.shape(str(view.data_inputs(squeeze)[0]))
-    if not dims or shape is None or shape.rank is None:
+    if not dims or rank is None:
         return False
-    return all(d % shape.rank != shape.rank - 1 for d in dims)
+    return all(d % rank != rank - 1 for d in dims)
 
 
-def _undoes(expand, squeeze, view: GraphView, info: StaticInfo) -> bool:
+def _undoes(expand, squeeze, view: GraphView, rank: int) -> bool:
     dims = list(get_attr(squeeze, "squeeze_dims", []))
     axis = view.const_input(expand, 1)
-    rank = info.shape(str(view.data_inputs(squeeze)[0])).rank
     if len(dims) != 1 or axis is None or axis.size != 1:
         return False
     return dims[0] % rank == int(axis.reshape(())) % rank

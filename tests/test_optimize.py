@@ -155,9 +155,12 @@ def test_input_never_modified(toy_tf1, tmp_path):
 
 # --- bad input: one line, non-zero exit, nothing written ---------------------------------------
 
-def _cli(*args, cwd=None):
+def _cli(*args, cwd=None, onednn: str | None = None, timeout: int = 300):
+    """Run ``tfopt`` in a child: (exit code, stdout, stderr); ``onednn`` pins
+    TF_ENABLE_ONEDNN_OPTS for it."""
+    env = None if onednn is None else dict(os.environ, TF_ENABLE_ONEDNN_OPTS=onednn)
     proc = subprocess.run([sys.executable, "-m", "tfopt.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+                          text=True, cwd=cwd, env=env, timeout=timeout)
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -341,16 +344,12 @@ def test_output_runs_under_both_runtimes(keras_resnet, tmp_path, written_under):
     """Optimized with oneDNN on or off, the default output loads and answers alike with oneDNN
     on and off (each run in a child with TF_ENABLE_ONEDNN_OPTS pinned); tfopt.json says so."""
     import json
-    import subprocess
-    import sys
 
     out = tmp_path / "opt"
-    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=written_under)
-    proc = subprocess.run([sys.executable, "-m", "tfopt.cli", "optimize", keras_resnet, str(out),
-                           "--json", str(tmp_path / "r.json")], capture_output=True, text=True,
-                          env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-1500:]
-    assert "verified (oneDNN on and oneDNN off)" in proc.stdout
+    code, stdout, stderr = _cli("optimize", keras_resnet, str(out), "--json",
+                                str(tmp_path / "r.json"), onednn=written_under, timeout=600)
+    assert code == 0, stderr[-1500:]
+    assert "verified (oneDNN on and oneDNN off)" in stdout
     meta = json.loads((out / "tfopt.json").read_text())
     assert meta["target"] == "portable" and meta["runtimes"] == ["onednn", "eigen"]
     assert meta["requires"] is None and meta["written_on"]["onednn"] == (written_under == "1")
@@ -453,19 +452,15 @@ def test_model_that_only_runs_with_onednn(tmp_path):
         tf.nn.max_pool2d(h, 2, 2, "VALID", data_format="NCHW", name="logits")
     pb = str(tmp_path / "nchw.pb")
     tf.io.write_graph(graph.as_graph_def(), str(tmp_path), "nchw.pb", as_text=False)
-    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="1")  # the same on any x86 CPU
-
-    def cli(*args):
-        return subprocess.run([sys.executable, "-m", "tfopt.cli", "optimize", pb, *args],
-                              capture_output=True, text=True, env=env, timeout=600)
-
-    portable = cli(str(tmp_path / "portable"))
-    assert portable.returncode == 2 and not (tmp_path / "portable").exists()
-    assert "the original model itself fails under oneDNN off" in portable.stderr
-    assert "Traceback" not in portable.stderr and "--target native" in portable.stderr
-    native = cli(str(tmp_path / "native"), "--target", "native")
-    assert native.returncode == 0, native.stderr[-1500:]
-    assert "verified (oneDNN on):" in native.stdout
+    # oneDNN pinned on: the same on any x86 CPU
+    code, _, err = _cli("optimize", pb, str(tmp_path / "portable"), onednn="1", timeout=600)
+    assert code == 2 and not (tmp_path / "portable").exists()
+    assert "the original model itself fails under oneDNN off" in err
+    assert "Traceback" not in err and "--target native" in err
+    code, out, err = _cli("optimize", pb, str(tmp_path / "native"), "--target", "native",
+                          onednn="1", timeout=600)
+    assert code == 0, err[-1500:]
+    assert "verified (oneDNN on):" in out
     meta = json.loads((tmp_path / "native" / "tfopt.json").read_text())
     assert meta["runtimes"] == ["onednn"] and meta["requires"].startswith("TF_ENABLE_ONEDNN_OPTS=1")
 

@@ -15,17 +15,14 @@ Needs ``keras-hub`` (see run_modern.py for the ``--no-deps`` install).
 
 from __future__ import annotations
 
-import argparse
 import os
-import shutil
-import sys
-import tempfile
 import traceback
 
+import harness
+
 import tfopt
-from tfopt.benchmark import Settings, benchmark
-from tfopt.runtime import summary_line
-from tfopt.stats import geomean
+from tfopt.measure.benchmark import Settings
+from tfopt.measure.stats import geomean
 
 TEXT = dict(num_layers=2, num_heads=4, hidden_dim=64, intermediate_dim=128)
 GQA = dict(num_layers=2, num_query_heads=4, num_key_value_heads=2, hidden_dim=64,
@@ -97,7 +94,7 @@ def build(name: str, path: str) -> None:
     import keras
     import keras_hub
 
-    from tfopt.zoo import randomize_batch_norm, randomize_constant_weights
+    from tfopt.zoo.builders import randomize_batch_norm, randomize_constant_weights
 
     keras.utils.set_random_seed(0)
     _, cls, config = CONFIGS[name]
@@ -108,62 +105,51 @@ def build(name: str, path: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=",".join(CONFIGS))
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--num-iter", type=int, default=40)
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__),
-                                                      "KERAS_HUB.md"))
-    args = parser.parse_args()
-    work = tempfile.mkdtemp(prefix="tfopt-hub-")
-    rows: list[tuple] = []
-    try:
-        for name in args.models.split(","):
+    args = harness.arguments(__doc__, "KERAS_HUB.md", list(CONFIGS), num_iter=40, rounds=3)
+    rows: list[harness.Row] = []
+    with harness.workdir("tfopt-hub-") as work:
+        for name in args.model_list:
             src, opt = os.path.join(work, name), os.path.join(work, name + "_tfopt")
             try:
                 build(name, src)
                 report = tfopt.optimize(src, opt)
                 settings = Settings(num_iter=args.num_iter, num_warmup=5, rounds=args.rounds)
-                res = benchmark([src, opt], settings, labels=["original", "tfopt"])
+                row = harness.time_variants(name, 1, {"original": src, "tfopt": opt}, settings)
                 sig = report.signatures["serving_default"]
-                rows.append((name, sig.nodes_before, sig.nodes_after, report.worst.rel,
-                             res.models[0], res.models[1], ""))
-                print(f"{name}: {res.models[1].verdict}", flush=True)
+                row.facts.update(nodes=f"{sig.nodes_before} -> {sig.nodes_after}",
+                                 diff=f"{report.worst.rel:.1e}")
             except Exception as err:  # a failure is a result of the sweep, not its end
                 traceback.print_exc()
-                rows.append((name, None, None, None, None, None,
-                             f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"))
+                row = harness.Row(name, 1, {"original": None, "tfopt": None},
+                                  {"error": f"{type(err).__name__}: "
+                                            f"{str(err).splitlines()[0][:120]}"})
+            rows.append(row)
             write(args, rows)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
-def write(args, rows) -> None:
-    lines = ["# keras_hub backbones no test builds", "",
-             f"Machine: {summary_line()}. Batch 1, threads = cores, Grappler on, "
-             f"{args.rounds} rounds (a fresh process per model and round, order alternating); "
-             "ratio = tfopt's default output over the original, median throughput, 95% "
-             "paired-bootstrap interval. Each model: 2 layers, width 64, random weights; "
-             "generated inputs (64 tokens where the length is dynamic). Verified under oneDNN "
-             "on and off (worst relative difference over both).", "",
-             "| model | kind | nodes | rel diff | original samples/s | tfopt |",
-             "|---|---|---:|---:|---:|---:|"]
-    ratios = []
-    for name, before, after, diff, orig, opt, error in rows:
-        kind = CONFIGS[name][0]
-        if error:
-            lines.append(f"| {name} | {kind} | failed | | | {error} |")
-            continue
-        ratios.append(opt.ratio)
-        lines.append(f"| {name} | {kind} | {before} -> {after} | {diff:.1e} | "
-                     f"{orig.throughput:.1f} | {opt.interval().short()} |")
-    if ratios:
-        lines += ["", f"{len(ratios)} of {len(rows)} optimized and verified; geometric mean "
-                      f"{geomean(ratios):.2f}x, range "
-                      f"{min(ratios):.2f}x-{max(ratios):.2f}x."]
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
+def write(args, rows: list[harness.Row]) -> None:
+    body = []
+    for r in rows:
+        kind = CONFIGS[r.model][0]
+        if "error" in r.facts:
+            body.append([r.model, kind, "failed", "", "", "", r.facts["error"]])
+        else:
+            body.append([r.model, kind, r.facts["nodes"], r.facts["diff"],
+                         f"{r.baseline.throughput:.1f}", r.ci(harness.AA), r.ci("tfopt")])
+    done = [r for r in rows if "error" not in r.facts]
+    ratios = [r.ratio("tfopt") for r in done]
+    summary = [f"{len(done)} of {len(rows)} optimized and verified; geometric mean "
+               f"{geomean(ratios):.2f}x, range {min(ratios):.2f}x-"
+               f"{max(ratios):.2f}x."] if ratios else []
+    harness.write_markdown(
+        args.out, "keras_hub backbones no test builds",
+        harness.METHOD.format(rounds=args.rounds) + " Batch 1. Each model: 2 layers, width 64, "
+        "random weights; generated inputs (64 tokens where the length is dynamic). Verified "
+        "under oneDNN on and off (worst relative difference over both).",
+        [harness.table(["model", "kind", "nodes", "rel diff", "original samples/s", "A/A",
+                        "tfopt"], body, [False, False, True, True, True, True, True]),
+         summary])
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

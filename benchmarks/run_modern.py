@@ -14,21 +14,15 @@ tokenizers``: its tensorflow-text dependency would pull in a second, non-CPU Ten
 
 from __future__ import annotations
 
-import argparse
 import os
-import shutil
+import subprocess
 import sys
-import tempfile
 
-sys.path.insert(0, os.path.dirname(__file__))
+import harness
 
-from run_zoo import tf_chain  # noqa: E402
-
-import tfopt  # noqa: E402
-from tfopt.benchmark import Settings, benchmark  # noqa: E402
-from tfopt.options import parse_shapes  # noqa: E402
-from tfopt.runtime import summary_line  # noqa: E402
-from tfopt.stats import geomean  # noqa: E402
+import tfopt
+from tfopt.measure.benchmark import Settings
+from tfopt.verify.inputs import input_hints, make_inputs
 
 SEQ = 128
 
@@ -37,7 +31,7 @@ def build(name: str, path: str) -> dict[str, tuple[int, ...]]:
     """Export model ``name`` to ``path``; returns the input shapes to time it at (batch 1)."""
     import keras
 
-    from tfopt.zoo import randomize_batch_norm, randomize_constant_weights
+    from tfopt.zoo.builders import randomize_batch_norm, randomize_constant_weights
 
     keras.utils.set_random_seed(0)
     text = {"token_ids": (1, SEQ), "padding_mask": (1, SEQ)}
@@ -73,77 +67,51 @@ def build(name: str, path: str) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def profile(path: str, spec: list[str]):
+def profile(path: str, shapes: dict[str, tuple[int, ...]]):
     """Kernel time per op type of the frozen graph (Session, Grappler on), batch 1."""
-    from tfopt.loader import load_model
-    from tfopt.profile import profile_graph
-    from tfopt.verify import input_hints, make_inputs
+    from tfopt.measure.profile import profile_graph
+    from tfopt.model.formats import load_model
 
     sig = load_model(path, ["serving_default"]).signatures["serving_default"]
-    feeds = make_inputs(sig.inputs, 1, parse_shapes(spec), hints=input_hints(sig))
+    feeds = make_inputs(sig.inputs, 1, shapes, hints=input_hints(sig))
     return profile_graph(sig, feeds)
 
 
-def _spec(shapes: dict[str, tuple[int, ...]], batch: int) -> list[str]:
-    return [f"{k}={batch}," + ",".join(map(str, v[1:])) for k, v in shapes.items()]
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="bert,vit,gpt2,convnext_tiny,efficientnet_v2_b0")
-    parser.add_argument("--batch", default="1,8")
-    parser.add_argument("--num-iter", type=int, default=24)
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "MODERN.md"))
-    args = parser.parse_args()
-    work = tempfile.mkdtemp(prefix="tfopt-modern-")
-    rows = []
+    args = harness.arguments(__doc__, "MODERN.md",
+                             ["bert", "vit", "gpt2", "convnext_tiny", "efficientnet_v2_b0"],
+                             batch="1,8", num_iter=24, rounds=4)
+    rows: list[harness.Row] = []
     profiles = []
-    try:
-        for name in args.models.split(","):
+    with harness.workdir("tfopt-modern-") as work:
+        for name in args.model_list:
             src = os.path.join(work, name)
             shapes = build(name, src)
             chain, opt, opt_xla = src + "_chain", src + "_tfopt", src + "_xla"
-            chain = chain if _chain_loads(src, chain) else None
-            spec = _spec(shapes, 1)
-            report = tfopt.optimize(src, opt, input_shapes=spec)
-            xla_report = tfopt.optimize(src, opt_xla, input_shapes=spec, xla="auto")
-            xla_note = next((n for n in xla_report.notes if n.startswith("xla:")), "")
+            report = tfopt.optimize(src, opt, input_shapes=shapes)
+            xla_report = tfopt.optimize(src, opt_xla, input_shapes=shapes, xla="auto")
             sig = report.signatures["serving_default"]
-            profiles.append((name, profile(src, spec), profile(opt, spec)))
-            for batch in (int(b) for b in args.batch.split(",")):
+            facts = {"diff": report.worst.rel, "diff_xla": xla_report.worst.rel,
+                     "nodes": f"{sig.nodes_before} -> {sig.nodes_after}",
+                     "xla": next((n for n in xla_report.notes if n.startswith("xla:")), "")}
+            variants = {"original": src, "tf-chain": chain if _chain_loads(src, chain) else None,
+                        "tfopt": opt, "tfopt+xla": opt_xla}
+            profiles.append((name, profile(src, shapes), profile(opt, shapes)))
+            for batch in args.batches:
                 settings = Settings(batch_size=batch, num_iter=args.num_iter, num_warmup=3,
                                     rounds=args.rounds,
-                                    input_shapes=parse_shapes(_spec(shapes, batch)))
-                paths = [src, chain, opt, opt_xla] if chain else [src, opt, opt_xla]
-                labels = ["original", "tf-chain", "tfopt", "tfopt+xla"] if chain else [
-                    "original", "tfopt", "tfopt+xla"]
-                res = benchmark(paths, settings, labels=labels)
-                models = res.models if chain else [res.models[0], None, *res.models[1:]]
-                rows.append((name, batch, models, report.worst.rel, xla_report.worst.rel,
-                             sig.nodes_before, sig.nodes_after, xla_note))
-                o, c, t, x = models
-                print(f"{name} b{batch}: orig {o.throughput:.1f}/s chain "
-                      f"{f'{c.ratio:.2f}x' if c else 'n/a'} "
-                      f"tfopt {t.verdict} xla {x.verdict}", flush=True)
+                                    input_shapes=harness.at_batch(shapes, batch))
+                row = harness.time_variants(name, batch, variants, settings)
+                row.facts.update(facts)
+                rows.append(row)
                 write(args, rows, profiles)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _ci(m) -> str:
-    if m is None:
-        return "n/a (TF's chain output does not load)"
-    return m.interval().short()
 
 
 def _chain_loads(src: str, chain: str) -> bool:
     """TF's own chain, if its output loads at all (on ConvNeXt, optimize_for_inference drops
     the library functions the graph still calls)."""
-    import subprocess
-
     try:
-        tf_chain(src, chain)
+        harness.tf_chain(src, chain)
     except Exception as err:
         print(f"tf-chain failed on {src}: {err}", flush=True)
         return False
@@ -152,41 +120,34 @@ def _chain_loads(src: str, chain: str) -> bool:
     return check.returncode == 0
 
 
-def write(args, rows, profiles=()) -> None:
-    lines = ["# Transformers and modern CNNs", "",
-             f"Machine: {summary_line()}. Threads = cores, Grappler on. {args.rounds} rounds, a "
-             "fresh process per model and round, order alternating; throughput = median over "
-             "rounds; ratios to the original with 95% paired-bootstrap intervals. Random "
-             f"weights; text models at sequence length {SEQ}. tf-chain = freeze + "
-             "optimize_for_inference; tfopt = default output (portable); tfopt+xla = "
-             "`--xla auto` (compiled cluster kept only if measured faster at batch 1).", "",
-             "| model | batch | original samples/s | tf-chain | tfopt | tfopt+xla | nodes | "
-             "rel diff tfopt / +xla | xla decision |",
-             "|---|---:|---:|---:|---:|---:|---:|---|---|"]
-    for name, batch, models, d_opt, d_xla, before, after, note in rows:
-        o, c, t, x = models
-        lines.append(f"| {name} | {batch} | {o.throughput:.2f} | {_ci(c)} | {_ci(t)} | "
-                     f"{_ci(x)} | {before} -> {after} | {d_opt:.1e} / {d_xla:.1e} | "
-                     f"{note.removeprefix('xla: ')} |")
-    for label, index in (("tfopt", 2), ("tfopt+xla", 3)):
-        for batch in sorted({r[1] for r in rows}):
-            sel = [r[2][index].ratio for r in rows if r[1] == batch and r[0] in
-                   ("bert", "vit", "gpt2")]
-            if sel:
-                lines.append("")
-                lines.append(f"Transformers, batch {batch}, {label}: geometric mean "
-                             f"{geomean(sel):.2f}x over the original.")
+def write(args, rows: list[harness.Row], profiles=()) -> None:
+    body = [[r.model, r.batch, f"{r.baseline.throughput:.2f}", r.ci("tf-chain"), r.ci("tfopt"),
+             r.ci("tfopt+xla"), r.ci(harness.AA), r.facts["nodes"],
+             f"{r.facts['diff']:.1e} / {r.facts['diff_xla']:.1e}",
+             str(r.facts["xla"]).removeprefix("xla: ")] for r in rows]
+    results = harness.table(["model", "batch", "original samples/s", "tf-chain", "tfopt",
+                             "tfopt+xla", "A/A", "nodes", "rel diff tfopt / +xla",
+                             "xla decision"], body,
+                            [False, True, True, True, True, True, True, True, False, False])
+    transformers = [r for r in rows if r.model in ("bert", "vit", "gpt2")]
+    summary = [line for label in ("tfopt", "tfopt+xla") for batch in args.batches
+               if (line := harness.geomean_line(transformers, label, batch, " (transformers)"))]
+    where = []
     if profiles:
-        lines += ["", "## Where the time goes (batch 1, kernel ms per run by op type as "
-                  "executed; frozen graph in a Session, Grappler on)", "",
-                  "| model | original: top op types | tfopt: top op types |", "|---|---|---|"]
-        for name, before, after in profiles:
-            def top(p):
-                return ", ".join(f"{op} {ms:.1f}" for op, ms, _ in p.by_op[:4]) + \
-                    f" (total {p.total_ms:.1f})"
-            lines.append(f"| {name} | {top(before)} | {top(after)} |")
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
+        def top(p) -> str:
+            return (", ".join(f"{op} {ms:.1f}" for op, ms, _ in p.by_op[:4])
+                    + f" (total {p.total_ms:.1f})")
+
+        where = ["## Where the time goes (batch 1, kernel ms per run by op type as executed; "
+                 "frozen graph in a Session, Grappler on)", "",
+                 *harness.table(["model", "original: top op types", "tfopt: top op types"],
+                                [[n, top(b), top(a)] for n, b, a in profiles])]
+    harness.write_markdown(
+        args.out, "Transformers and modern CNNs",
+        harness.METHOD.format(rounds=args.rounds) + f" Random weights; text models at sequence "
+        f"length {SEQ}. tf-chain = freeze + optimize_for_inference (n/a: its output does not "
+        "load); tfopt = default output (portable); tfopt+xla = `--xla auto` (compiled cluster "
+        "kept only if measured faster at batch 1).", [results, summary, where])
 
 
 if __name__ == "__main__":

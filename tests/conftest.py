@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 @pytest.fixture(scope="session")
 def toy_tf1(tmp_path_factory) -> str:
-    from tfopt.zoo import build_toy_tf1
+    from tfopt.zoo.builders import build_toy_tf1
 
     path = str(tmp_path_factory.mktemp("models") / "toy_tf1")
     build_toy_tf1(path)
@@ -21,7 +21,7 @@ def toy_tf1(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def toy_tf2(tmp_path_factory) -> str:
-    from tfopt.zoo import build_toy_tf2
+    from tfopt.zoo.builders import build_toy_tf2
 
     path = str(tmp_path_factory.mktemp("models") / "toy_tf2")
     build_toy_tf2(path)
@@ -32,7 +32,7 @@ def small_resnet():
     """A small Keras ResNet-style model: conv/BN/ReLU, residual adds, a dense head."""
     import keras
 
-    from tfopt.zoo import randomize_batch_norm
+    from tfopt.zoo.builders import randomize_batch_norm
 
     keras.utils.set_random_seed(0)
     inp = keras.Input((32, 32, 3), name="image")
@@ -72,7 +72,7 @@ def keras_file(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def mobilenet_v2(tmp_path_factory) -> str:
-    from tfopt.zoo import build_keras_app
+    from tfopt.zoo.builders import build_keras_app
 
     path = str(tmp_path_factory.mktemp("models") / "mobilenet_v2")
     build_keras_app("mobilenet_v2", path)
@@ -81,7 +81,7 @@ def mobilenet_v2(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def small_ssd(tmp_path_factory) -> str:
-    from tfopt.detector import build_ssd_inception
+    from tfopt.zoo.detector import build_ssd_inception
 
     path = str(tmp_path_factory.mktemp("models") / "ssd")
     build_ssd_inception(path, depth=0.25)

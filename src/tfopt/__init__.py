@@ -12,9 +12,9 @@ Python API (the CLI, ``tfopt optimize|benchmark|analyze|demo``, mirrors it)::
 ``tfopt.optimize`` takes the CLI's options as keywords (``signatures``, ``input_shapes``,
 ``target``, ``format``, ``tolerance``, ...); see ``help(tfopt.optimize)``. Errors are
 :class:`TfoptError` (bad input; one clear message) and :class:`VerificationError` (no correct
-optimized model could be made; nothing is written). Benchmarks: :mod:`tfopt.benchmark`;
-analysis: :mod:`tfopt.analyze`; the passes: :mod:`tfopt.passes` (order in
-:mod:`tfopt.pass_catalog`).
+optimized model could be made; nothing is written). Benchmarks: :mod:`tfopt.measure.benchmark`;
+analysis: :mod:`tfopt.report.analyze`; the passes: :mod:`tfopt.passes` (order in
+:mod:`tfopt.passes.registry`).
 """
 
 from __future__ import annotations

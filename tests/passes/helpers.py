@@ -6,9 +6,9 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import graph_pb2
 
-from tfopt.graph import op_counts
-from tfopt.kernels import KernelSupport
-from tfopt.passes import PassContext
+from tfopt.graph.kernels import KernelSupport
+from tfopt.graph.view import op_counts
+from tfopt.passes.base import PassContext
 
 
 def graph_of(build) -> graph_pb2.GraphDef:

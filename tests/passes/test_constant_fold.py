@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from tests.passes.helpers import check_same, context, counts, graph_of, rand, run
 from tfopt.passes.constant_fold import ConstantFold
-from tfopt.zoo import v1_control_flow
+from tfopt.zoo.builders import v1_control_flow
 
 
 def test_constant_fold_bn_arithmetic_but_not_random():
@@ -43,7 +43,8 @@ def test_constant_fold_static_dims_of_dynamic_shape():
 def test_tf1_while_loop_constants_stay_in_their_frame():
     """Constants inside a TF1 loop body carry a ^pivot control input; folding them must not
     pull a value out of the loop frame (the executor rejects cross-frame edges)."""
-    from tfopt.pipeline import run_passes, select_passes
+    from tfopt.passes.pipeline import run_passes
+    from tfopt.passes.registry import select
 
     def build():
         x = tf.compat.v1.placeholder(tf.float32, [3], name="x")
@@ -59,6 +60,6 @@ def test_tf1_while_loop_constants_stay_in_their_frame():
         gd = graph_of(build)
     assert "Enter" in counts(gd) and "NextIteration" in counts(gd)
     ctx = context(["out"], ["x:0"])
-    optimized = run_passes(gd, ctx, select_passes(None, None)).graph_def
+    optimized = run_passes(gd, ctx, select(None, None)).graph_def
     feed = {"x:0": np.array([1, 2, 3], np.float32)}
     np.testing.assert_allclose(run(optimized, ["out"], feed)[0], run(gd, ["out"], feed)[0])

@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from tests.passes.helpers import context, graph_of, rand, run
-from tfopt.passes import ALL_PASSES
 from tfopt.passes.base import check_graph
+from tfopt.passes.registry import instances
 
 
 def _cnn():
@@ -61,9 +61,12 @@ GRAPHS = {"cnn": (_cnn, {"x:0": rand(2, 8, 8, 3, seed=7)}),
           "dense": (_dense_with_duplicates, {"x:0": rand(3, 6, seed=8)})}
 
 
+ALL = instances()
+
+
 @pytest.mark.parametrize("graph_name", sorted(GRAPHS))
-@pytest.mark.parametrize("pass_", ALL_PASSES, ids=lambda p: p.name)
-def test_pass_contract(pass_, graph_name):
+@pytest.mark.parametrize("spec,pass_", ALL, ids=[spec.name for spec, _ in ALL])
+def test_pass_contract(spec, pass_, graph_name):
     build, feeds = GRAPHS[graph_name]
     gd = graph_of(build)
     ctx = context(["out"], ["x:0"])
@@ -74,15 +77,15 @@ def test_pass_contract(pass_, graph_name):
     got = run(first.graph_def, ["out"], feeds)[0]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
     second = pass_.run(first.graph_def, ctx)
-    assert not second.changed, f"{pass_.name} changed the graph again: {second.notes}"
+    assert not second.changed, f"{spec.name} changed the graph again: {second.notes}"
 
 
 def test_every_pass_changes_some_shared_graph():
     """The shared graphs exercise every pass (else the contract above proves little)."""
     unused = []
-    for pass_ in ALL_PASSES:
+    for spec, pass_ in ALL:
         ctx = context(["out"], ["x:0"])
         if not any(pass_.run(graph_of(build), ctx).changed for build, _ in GRAPHS.values()):
-            unused.append(pass_.name)
+            unused.append(spec.name)
     # TF1 Switch/Merge and function calls: covered in test_cleanup and test_inline_calls
     assert unused == ["inline_calls", "switch_const"]

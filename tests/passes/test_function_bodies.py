@@ -58,7 +58,7 @@ def test_no_checks_prints_or_identity_chains_anywhere(control_flow_model, tmp_pa
     notes = "; ".join(n for r in report.signatures["serving_default"].passes for n in r.notes)
     assert "function bodies cleaned" in notes and "If nodes that only checked" in notes
     # what the written model holds, as TF loads it (the frozen graph is in the MetaGraph)
-    from tfopt.loader import load_model
+    from tfopt.model.formats import load_model
 
     frozen = load_model(out).signatures["serving_default"].graph_def
     everything = list(frozen.node) + [n for f in frozen.library.function for n in f.node_def]
@@ -75,3 +75,50 @@ def test_no_checks_prints_or_identity_chains_anywhere(control_flow_model, tmp_pa
              "x": np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32)}
     np.testing.assert_allclose(run_saved_model(out, feeds)["y"],
                                run_saved_model(control_flow_model, feeds)["y"], rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def loop_arithmetic_model(tmp_path_factory) -> str:
+    """A loop whose body computes ``2.0 * 3.0 + 1.0`` on every iteration."""
+
+    class Module(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
+        def serve(self, x):
+            def body(i, acc):
+                step = tf.constant(2.0) * tf.constant(3.0) + tf.constant(1.0)
+                return i + 1, acc * 0.5 + step
+
+            _, acc = tf.while_loop(lambda i, a: i < 3, body, [tf.constant(0), x])
+            return {"y": acc}
+
+    module = Module()
+    path = str(tmp_path_factory.mktemp("models") / "loop_arithmetic")
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    return path
+
+
+def _body_ops(path) -> list[str]:
+    from tfopt.model.formats import load_model
+
+    frozen = load_model(path).signatures["serving_default"].graph_def
+    return [n.op for f in frozen.library.function for n in f.node_def]
+
+
+@pytest.mark.parametrize("skip", [[], ["constant_fold"]], ids=["default", "skip"])
+def test_loop_body_constant_arithmetic_follows_skip(loop_arithmetic_model, tmp_path, skip):
+    """Bodies run the same pipeline as the main graph: constant_fold folds the body's
+    arithmetic by default, leaves it with --skip constant_fold, and its record is in the
+    per-pass table under function_bodies."""
+    out = str(tmp_path / "opt")
+    report = tfopt.optimize(loop_arithmetic_model, out, skip=skip)
+    assert report.verified
+    ops = _body_ops(out)
+    records = {r.label: r for r in report.signatures["serving_default"].passes}
+    if skip:
+        assert ops.count("Mul") >= 2 and "AddV2" in ops  # 2.0 * 3.0 and + 1.0 still there
+        assert "function_bodies > constant_fold" not in records
+    else:
+        assert ops.count("Mul") == 1  # only acc * 0.5 is left; 2.0 * 3.0 + 1.0 is one Const
+        folded = records["function_bodies > constant_fold"]
+        assert folded.changed and folded.ops_delta.get("Mul", 0) < 0
+        assert "function_bodies > constant_fold" in report.table()

@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from tests.passes.helpers import check_same, context, counts, graph_of, rand
-from tfopt.kernels import KernelSupport
+from tfopt.graph.kernels import KernelSupport
 from tfopt.passes.fuse_kernels import FuseKernels
 from tfopt.passes.fuse_pad import FusePad
 from tfopt.runtime import current_runtime

@@ -8,7 +8,7 @@ from tfopt.passes.identity import RemoveIdentities
 from tfopt.passes.strip_unused import StripUnused
 from tfopt.passes.switch_const import ResolveConstantSwitch
 from tfopt.passes.training_nodes import RemoveTrainingNodes
-from tfopt.zoo import v1_control_flow
+from tfopt.zoo.builders import v1_control_flow
 
 
 def test_placeholder_with_default_and_constant_switch():

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 from tensorflow.core.framework import graph_pb2
 
-from tfopt.graph import GraphView, node_of
+from tfopt.graph.view import GraphView, node_of
 
 if TYPE_CHECKING:
-    from tfopt.kernels import KernelSupport
+    from tfopt.graph.kernels import KernelSupport
+    from tfopt.passes.pipeline import PassRecord
 
 
 @dataclass
@@ -23,6 +24,9 @@ class PassContext:
     max_const_bytes: int = 64 << 20        # constant folding will not create bigger tensors
     kernels: KernelSupport | None = None   # which fused kernels the target runs (None: none)
     init_ops: list[str] = field(default_factory=list)  # run at load (table initializers)
+    # Passes switched on for this run (None: all): passes that run others (function_bodies)
+    # honour --passes/--skip through it.
+    enabled: frozenset[str] | None = None
 
 
 @dataclass
@@ -30,23 +34,17 @@ class PassResult:
     graph_def: graph_pb2.GraphDef
     changed: bool
     notes: list[str] = field(default_factory=list)
+    # What passes run *by* this pass did (function_bodies runs the body-safe passes in each
+    # body): the pipeline lists them in the per-pass table under this pass.
+    inner: list[PassRecord] = field(default_factory=list)
 
 
 class GraphPass:
-    """Base class: subclasses set ``name`` (listed in the catalog) and implement ``apply``.
+    """Base class: subclasses implement ``apply``; :mod:`tfopt.passes.registry` names them.
 
     ``apply`` edits the view in place and returns human-readable notes, one per rewrite kind;
     an empty list means nothing changed. ``run`` wraps that in a pure GraphDef -> GraphDef step.
     """
-
-    name: ClassVar[str] = ""
-
-    @property
-    def summary(self) -> str:
-        """What the pass does, from :mod:`tfopt.pass_catalog` (one source for CLI and docs)."""
-        from tfopt.pass_catalog import SUMMARIES
-
-        return SUMMARIES[self.name]
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         raise NotImplementedError

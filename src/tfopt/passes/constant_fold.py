@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tfopt.graph import (
+from tfopt.graph.shapes import StaticInfo, is_stateful
+from tfopt.graph.view import (
     GraphView,
     InputRef,
     const_value,
@@ -20,7 +21,6 @@ from tfopt.graph import (
     topological_order,
 )
 from tfopt.passes.base import GraphPass, PassContext, count_note
-from tfopt.shapes import StaticInfo, is_stateful
 
 # Never folded even when their inputs are constant.
 NOT_FOLDABLE = {"Const", "Placeholder", "PlaceholderWithDefault", "Switch", "RefSwitch", "Merge",
@@ -34,7 +34,6 @@ UNREPRESENTABLE = {tf.resource, tf.variant}
 
 
 class ConstantFold(GraphPass):
-    name = "constant_fold"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         graph_def = view.to_graph_def()

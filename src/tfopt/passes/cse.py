@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 
-from tfopt.graph import GraphView, InputRef, const_value, topological_order
-from tfopt.ops import TF1_CONTROL_FLOW_OPS as CONTROL_FLOW_OPS
+from tfopt.graph.ops import TF1_CONTROL_FLOW_OPS as CONTROL_FLOW_OPS
+from tfopt.graph.shapes import is_stateful
+from tfopt.graph.view import GraphView, InputRef, const_value, topological_order
 from tfopt.passes.base import GraphPass, PassContext, count_note
-from tfopt.shapes import is_stateful
 
 
 def node_key(node) -> tuple:
@@ -30,7 +30,6 @@ def node_key(node) -> tuple:
 
 
 class MergeDuplicates(GraphPass):
-    name = "cse"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         seen: dict[tuple, str] = {}

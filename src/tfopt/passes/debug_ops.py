@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tfopt.graph import GraphView
-from tfopt.ops import DEBUG_PASS_THROUGH, DEBUG_SINKS
+from tfopt.graph.ops import DEBUG_PASS_THROUGH, DEBUG_SINKS
+from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 PASS_THROUGH, SINKS = DEBUG_PASS_THROUGH, DEBUG_SINKS
@@ -12,7 +12,6 @@ CONDITIONALS = {"If", "StatelessIf"}
 
 
 class RemoveDebugOps(GraphPass):
-    name = "debug_ops"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         spliced = removed = guards = 0
@@ -39,7 +38,7 @@ class RemoveDebugOps(GraphPass):
 def _only_checks(view: GraphView, node) -> bool:
     """Whether both branches of a conditional do nothing but checks, prints and pure ops
     (``tf.debugging.assert_*`` in a TF2 function becomes such an ``If``)."""
-    from tfopt.shapes import is_stateful
+    from tfopt.graph.shapes import is_stateful
 
     library = {f.signature.name: f for f in view.graph_def.library.function}
     for key in ("then_branch", "else_branch"):

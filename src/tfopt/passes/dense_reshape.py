@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfopt.graph import GraphView, InputRef, get_attr, make_node
+from tfopt.graph.shapes import StaticInfo
+from tfopt.graph.view import GraphView, InputRef, get_attr, make_node
 from tfopt.passes.base import GraphPass, PassContext
-from tfopt.shapes import StaticInfo
 
 # Element-wise ops whose output has their inputs' broadcast shape and whose value at one
 # position depends only on the inputs at that position.
@@ -43,7 +43,6 @@ MATMULS = frozenset({"MatMul", "_FusedMatMul"})
 
 
 class DenseReshape(GraphPass):
-    name = "dense_reshape"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         flattened = sum(_flatten(view, node) for node in list(view)

@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfopt.graph import GraphView, InputRef, copied_attrs, get_attr, set_attr, set_attrs
+from tfopt.graph.shapes import StaticInfo
+from tfopt.graph.view import GraphView, InputRef, copied_attrs, get_attr, set_attr, set_attrs
 from tfopt.passes.base import GraphPass, PassContext, count_note
-from tfopt.shapes import StaticInfo
 
 # Conv2D attributes the dilated convolution takes over (padding and dilations are set anew).
 _CONV_ATTRS = ("T", "strides", "data_format", "use_cudnn_on_gpu", "_class")
 
 
 class DilatedConv(GraphPass):
-    name = "dilated_conv"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         info: StaticInfo | None = None

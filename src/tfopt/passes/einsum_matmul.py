@@ -30,8 +30,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tfopt.graph import GraphView, get_attr, make_node, set_attr
-from tfopt.ops import BATCH_MATMUL_OPS
+from tfopt.graph.ops import BATCH_MATMUL_OPS
+from tfopt.graph.view import GraphView, get_attr, make_node, set_attr
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 
@@ -56,7 +56,6 @@ def dense_split(equation: str) -> tuple[int, int, int] | None:
 
 
 class EinsumToMatMul(GraphPass):
-    name = "einsum_matmul"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         einsums = batched = 0

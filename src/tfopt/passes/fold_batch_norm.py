@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from tfopt.graph import (
+from tfopt.graph.view import (
     GraphView,
     InputRef,
     const_value,
@@ -146,7 +146,6 @@ def _per_channel(value: np.ndarray | None, channels: int, axis: int, rank: int
 
 
 class FoldBatchNorm(GraphPass):
-    name = "fold_batch_norm"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         counts = {"batch norms": 0, "scales": 0, "shifts": 0}

@@ -4,37 +4,38 @@ loop bodies, and any other function the graph still calls.
 TF2 keeps ``tf.cond``/``tf.while_loop`` bodies, ``map_fn`` and Keras RNN steps as functions;
 their Identity chains, debug ops and constant arithmetic run on every call (every loop
 iteration). Each body is turned into a GraphDef (arguments as placeholders), cleaned by the
-passes below with the function's arguments, results and control results protected, then put
-back under the same signature. What makes a loop correct is untouched: the While node, its
+pipeline itself with the registry's rows marked ``in_bodies`` (so ``--skip`` and the graph
+checks apply, and each inner pass gets its own record), the function's arguments, results and
+control results protected, then put back under the same signature. What makes a loop correct is untouched: the While node, its
 attributes and the loop-carried signature; stateful ops stay (only pure nodes that no result
 reaches are dropped).
 """
 
 from __future__ import annotations
 
-from tfopt.graph import GraphView, InputRef, body_to_function, function_body, reachable_from
-from tfopt.ops import DEBUG_OPS
-from tfopt.passes.base import GraphPass, PassContext, count_note
-from tfopt.shapes import is_stateful
+from typing import TYPE_CHECKING
+
+from tensorflow.core.framework import graph_pb2
+
+from tfopt.graph.ops import DEBUG_OPS
+from tfopt.graph.shapes import is_stateful
+from tfopt.graph.view import GraphView, InputRef, body_to_function, function_body, reachable_from
+from tfopt.passes.base import GraphPass, PassContext, PassResult, count_note
+
+if TYPE_CHECKING:
+    from tfopt.passes.pipeline import PassRecord
 
 
-def _inner_passes() -> list[GraphPass]:
-    from tfopt.passes.constant_fold import ConstantFold
-    from tfopt.passes.cse import MergeDuplicates
-    from tfopt.passes.debug_ops import RemoveDebugOps
-    from tfopt.passes.identity import RemoveIdentities
-    from tfopt.passes.trivial_ops import RemoveTrivialOps
+def _clean(fdef, library: dict, ctx: PassContext) -> tuple[object, int, list[PassRecord]]:
+    """The cleaned FunctionDef (None: left as it was), how many nodes it lost, and what each
+    inner pass did."""
+    from tfopt.passes.pipeline import run_passes
+    from tfopt.passes.registry import NAMES
 
-    return [RemoveDebugOps(), RemoveIdentities(), ConstantFold(), RemoveTrivialOps(),
-            MergeDuplicates()]
-
-
-def _clean(fdef, library: dict, ctx: PassContext):
-    """The cleaned FunctionDef and how many nodes it lost (None: left as it was)."""
     try:
         body, results = function_body(fdef)
     except Exception:  # TensorFlow cannot read this body back (e.g. nested direct calls)
-        return None, 0
+        return None, 0, []
     ops = {n.name: n.op for n in body.node}
     # Control results keep side effects in order; a check or print is no side effect we keep.
     effects = {n for n in fdef.control_ret.values() if ops.get(n) not in DEBUG_OPS}
@@ -43,15 +44,10 @@ def _clean(fdef, library: dict, ctx: PassContext):
     inner = PassContext(protected=keep | set(args),
                         outputs=[InputRef.parse(t).tensor for t in results],
                         inputs=[a + ":0" for a in args], kernels=None,
-                        max_const_bytes=ctx.max_const_bytes)
-    for _ in range(4):
-        changed = False
-        for p in _inner_passes():
-            result = p.run(body, inner)
-            if result.changed:
-                body, changed = result.graph_def, True
-        if not changed:
-            break
+                        max_const_bytes=ctx.max_const_bytes, enabled=ctx.enabled)
+    enabled = ctx.enabled if ctx.enabled is not None else frozenset(NAMES)
+    result = run_passes(body, inner, enabled, only=lambda spec: spec.in_bodies)
+    body = result.graph_def
     reached = reachable_from(body, list(keep))
     view = GraphView(body)
     view.remove([n.name for n in body.node if n.name not in reached and n.name not in args
@@ -59,7 +55,7 @@ def _clean(fdef, library: dict, ctx: PassContext):
     body = view.to_graph_def()
     new = body_to_function(fdef, body, library)
     if new is None:
-        return None, 0
+        return None, 0, []
     present = {n.name for n in new.node_def}
     gone = [k for k, v in new.control_ret.items() if v not in present]
     for key in gone:
@@ -68,22 +64,25 @@ def _clean(fdef, library: dict, ctx: PassContext):
         kept = [c for c in new.signature.control_output if c not in gone]
         del new.signature.control_output[:]
         new.signature.control_output.extend(kept)
-    return new, len(fdef.node_def) - len(new.node_def)
+    return new, len(fdef.node_def) - len(new.node_def), result.records
 
 
 class CleanFunctionBodies(GraphPass):
-    name = "function_bodies"
 
-    def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
+    def run(self, graph_def: graph_pb2.GraphDef, ctx: PassContext) -> PassResult:
+        view = GraphView(graph_def)
         lib = view.graph_def.library
         library = {f.signature.name: f for f in lib.function}
         cleaned = removed = 0
+        records: list[PassRecord] = []
         for i, fdef in enumerate(list(lib.function)):
-            new, lost = _clean(fdef, library, ctx)
+            new, lost, inner = _clean(fdef, library, ctx)
             if new is None or new.SerializeToString(deterministic=True) == \
                     fdef.SerializeToString(deterministic=True):
                 continue
             lib.function[i].CopyFrom(new)
+            records.extend(r for r in inner if r.changed)
             cleaned += 1
             removed += lost
-        return count_note(cleaned, f"function bodies cleaned ({removed} nodes fewer)")
+        notes = count_note(cleaned, f"function bodies cleaned ({removed} nodes fewer)")
+        return PassResult(view.to_graph_def(), bool(notes), notes, records)

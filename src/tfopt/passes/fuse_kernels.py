@@ -1,7 +1,7 @@
 """Fuse Conv2D/DepthwiseConv2dNative/MatMul + BiasAdd [+ activation] into one kernel call.
 
 Emits ``_FusedConv2D``, ``_FusedDepthwiseConv2dNative`` and ``_FusedMatMul`` — the kernels
-Grappler's remapper targets — only for the forms in :data:`tfopt.kernels.FUSION_TABLE` that the
+Grappler's remapper targets — only for the forms in :data:`tfopt.graph.kernels.FUSION_TABLE` that the
 target admits: by default those both CPU runtimes (oneDNN on and off) run, so the model runs
 everywhere; with ``--target native`` whatever this runtime runs; none with ``--target generic``.
 The fused node takes the name of the last node of the chain, so readers keep their inputs.
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tfopt.graph import GraphView, Step, copied_attrs, get_attr, set_attr, set_attrs
-from tfopt.kernels import ACTIVATIONS
+from tfopt.graph.kernels import ACTIVATIONS
+from tfopt.graph.shapes import StaticInfo
+from tfopt.graph.view import GraphView, Step, copied_attrs, get_attr, set_attr, set_attrs
 from tfopt.passes.base import GraphPass, PassContext, count_note
-from tfopt.shapes import StaticInfo
 
 FUSED_OP = {"Conv2D": "_FusedConv2D", "DepthwiseConv2dNative": "_FusedDepthwiseConv2dNative",
             "MatMul": "_FusedMatMul"}
@@ -28,7 +28,6 @@ KEPT_ATTRS = {
 
 
 class FuseKernels(GraphPass):
-    name = "fuse_kernels"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         info = StaticInfo(view.to_graph_def())

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfopt.graph import GraphView, get_attr, set_attr
+from tfopt.graph.shapes import StaticInfo
+from tfopt.graph.view import GraphView, get_attr, set_attr
 from tfopt.passes.base import GraphPass, PassContext, count_note
-from tfopt.shapes import StaticInfo
 
 # DepthwiseConv2dNative accepts EXPLICIT padding in its op definition, but Grappler's layout
 # code aborts the process on it (TF 2.21, "Invalid index from the dimension"): SAME only.
@@ -42,7 +42,6 @@ def _as_same(conv, pads: np.ndarray, in_shape, spatial: tuple[int, int], weights
 
 
 class FusePad(GraphPass):
-    name = "fuse_pad"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         fused = 0

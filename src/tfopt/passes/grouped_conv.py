@@ -15,16 +15,15 @@ channel count known, the filter a constant.
 
 from __future__ import annotations
 
-from tfopt.graph import GraphView, get_attr
+from tfopt.graph.shapes import StaticInfo
+from tfopt.graph.view import GraphView, get_attr
 from tfopt.passes.base import GraphPass, PassContext, count_note
-from tfopt.shapes import StaticInfo
 
 # Attributes of a Conv2D that DepthwiseConv2dNative takes over unchanged.
 _DEPTHWISE_ATTRS = ("T", "strides", "padding", "data_format", "dilations", "_class")
 
 
 class GroupedConvToDepthwise(GraphPass):
-    name = "grouped_conv"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         info: StaticInfo | None = None

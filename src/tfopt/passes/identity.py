@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tfopt.graph import GraphView
-from tfopt.ops import IDENTITY_OPS, TF1_CONTROL_FLOW_OPS
+from tfopt.graph.ops import IDENTITY_OPS, TF1_CONTROL_FLOW_OPS
+from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 # TF1 control flow uses Identity after these as a frame/branch pivot: splicing it would hang
@@ -12,7 +12,6 @@ CONTROL_FLOW_OPS = TF1_CONTROL_FLOW_OPS
 
 
 class RemoveIdentities(GraphPass):
-    name = "identity"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         count = 0

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 from tensorflow.core.framework import node_def_pb2, types_pb2
 
-from tfopt.graph import GraphView, InputRef, function_body, get_attr
+from tfopt.graph.view import GraphView, InputRef, function_body, get_attr
 from tfopt.passes.base import GraphPass, PassContext
 
 CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall")
 
 
 class InlineCalls(GraphPass):
-    name = "inline_calls"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         library = {f.signature.name: f for f in view.graph_def.library.function}

@@ -20,10 +20,10 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tfopt.graph import GraphView, InputRef, get_attr, make_node, set_attr
-from tfopt.ops import BINARY_ELEMENTWISE, UNARY_ELEMENTWISE
+from tfopt.graph.ops import BINARY_ELEMENTWISE, UNARY_ELEMENTWISE
+from tfopt.graph.shapes import StaticInfo
+from tfopt.graph.view import GraphView, InputRef, get_attr, make_node, set_attr
 from tfopt.passes.base import GraphPass, PassContext, count_note
-from tfopt.shapes import StaticInfo
 
 TO_NHWC, TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
 # Ops with a data_format attribute whose output 0 and data input 0 are feature maps.
@@ -37,7 +37,6 @@ _SWEEPS = 64
 
 
 class NchwToNhwc(GraphPass):
-    name = "nchw_layout"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         nchw = [node for node in view if node.op in _LAYOUT_OPS

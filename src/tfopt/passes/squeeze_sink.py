@@ -16,10 +16,10 @@ read the squeezed result); a Squeeze directly followed by the ExpandDims that un
 
 from __future__ import annotations
 
-from tfopt.graph import GraphView, InputRef, copied_attrs, get_attr, set_attrs
-from tfopt.ops import BINARY_ELEMENTWISE, UNARY_ELEMENTWISE
+from tfopt.graph.ops import BINARY_ELEMENTWISE, UNARY_ELEMENTWISE
+from tfopt.graph.shapes import StaticInfo
+from tfopt.graph.view import GraphView, InputRef, copied_attrs, get_attr, set_attrs
 from tfopt.passes.base import GraphPass, PassContext, count_note
-from tfopt.shapes import StaticInfo
 
 # Element-wise with a constant operand (input 1), the data in input 0.
 _WITH_CONSTANT = BINARY_ELEMENTWISE | {"BiasAdd"}
@@ -27,7 +27,6 @@ _SWEEPS = 8
 
 
 class SqueezeSink(GraphPass):
-    name = "squeeze_sink"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         moved = cancelled = 0

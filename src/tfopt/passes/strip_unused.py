@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from tfopt.graph import GraphView, reachable_from, referenced_functions
+from tfopt.graph.view import GraphView, reachable_from, referenced_functions
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 
 class StripUnused(GraphPass):
-    name = "strip_unused"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         keep = reachable_from(view.nodes.values(), ctx.outputs + ctx.init_ops) | ctx.protected

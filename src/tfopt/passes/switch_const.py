@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfopt.graph import GraphView, InputRef
+from tfopt.graph.view import GraphView, InputRef
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 SWITCHES = {"Switch", "RefSwitch"}
@@ -18,7 +18,6 @@ MERGES = {"Merge", "RefMerge"}
 
 
 class ResolveConstantSwitch(GraphPass):
-    name = "switch_const"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         resolved = 0

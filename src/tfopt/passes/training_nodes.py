@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from tfopt.graph import GraphView
-from tfopt.ops import is_training_op
+from tfopt.graph.ops import is_training_op
+from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 
 class RemoveTrainingNodes(GraphPass):
-    name = "training_nodes"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         notes: list[str] = []

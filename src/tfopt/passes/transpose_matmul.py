@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfopt.graph import GraphView, copied_attrs, get_attr, set_attr, set_attrs
-from tfopt.ops import BATCH_MATMUL_OPS
+from tfopt.graph.ops import BATCH_MATMUL_OPS
+from tfopt.graph.view import GraphView, copied_attrs, get_attr, set_attr, set_attrs
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 
@@ -32,7 +32,6 @@ def _swaps_last_two(perm: np.ndarray | None) -> bool:
 
 
 class TransposeIntoMatMul(GraphPass):
-    name = "transpose_matmul"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         folded = 0

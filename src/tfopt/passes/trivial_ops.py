@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfopt.graph import GraphView, get_attr
+from tfopt.graph.shapes import StaticInfo
+from tfopt.graph.view import GraphView, get_attr
 from tfopt.passes.base import GraphPass, PassContext, count_note
-from tfopt.shapes import StaticInfo
 
 
 class RemoveTrivialOps(GraphPass):
-    name = "trivial_ops"
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         info: StaticInfo | None = None

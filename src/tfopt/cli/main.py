@@ -1,0 +1,342 @@
+"""The ``tfopt`` command line. Every user error ends as one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from tfopt.errors import TfoptError, first_line
+
+
+def _echo_err(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tfopt")
+def cli() -> None:
+    """Make pre-trained TensorFlow models fast for inference, and prove it."""
+
+
+@cli.command()
+@click.argument("src", type=click.Path())
+@click.argument("dst", type=click.Path())
+@click.option("--signature", "signatures", multiple=True,
+              help="Keep only this signature (repeatable; default: every signature).")
+@click.option("--all-signatures", is_flag=True, hidden=True, help="Every signature (default).")
+@click.option("--inputs", help="GraphDef input nodes, comma-separated (default: placeholders).")
+@click.option("--outputs", help="GraphDef output nodes, comma-separated (default: sinks).")
+@click.option("--passes", help="Run only these passes (comma-separated; see `tfopt passes`).")
+@click.option("--skip", help="Skip these passes (comma-separated).")
+@click.option("--no-verify", is_flag=True, help="Do not compare outputs with the original.")
+@click.option("--tolerance", type=float, default=1e-4, show_default=True,
+              help="Allowed max|diff| / max|original| per float output.")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=D1,D2,...",
+              help="Shape for an input with unknown dimensions (repeatable).")
+@click.option("--inputs-file", type=click.Path(), help=".npz of real inputs, keyed by input name.")
+@click.option("--batch-size", type=int, default=1, show_default=True,
+              help="Batch size for generated verification inputs.")
+@click.option("--int-range", metavar="LOW,HIGH",
+              help="Range [LOW, HIGH) for generated integer inputs (default: from the graph: "
+                   "embedding table rows, one-hot depth, masks; else 0,10).")
+@click.option("--format", type=click.Choice(["saved_model", "pb"]), default="saved_model",
+              show_default=True, help="Write a SavedModel or a frozen GraphDef.")
+@click.option("--target", type=click.Choice(["portable", "native", "generic"]),
+              default="portable", show_default=True,
+              help="Which runtimes the output must run on. portable: every CPU build of this "
+                   "TensorFlow, oneDNN on or off (verified under both); native: also fused "
+                   "kernels only this machine's runtime has (recorded in tfopt.json); generic: "
+                   "public ops only, for other TensorFlow builds.")
+@click.option("--portable", is_flag=True, hidden=True, help="Old name of --target generic.")
+@click.option("--xla", type=click.Choice(["off", "auto", "on"]), default="off",
+              show_default=True,
+              help="Compile the convolution-free part (attention, MLP) with XLA. auto: only if "
+                   "timing the model with and without it shows a measurable gain.")
+@click.option("--overwrite", is_flag=True, help="Replace DST if it exists.")
+@click.option("--json", "json_path", type=click.Path(), help="Write the full report as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="Only print the summary line.")
+def optimize(src, dst, signatures, all_signatures, inputs, outputs, passes, skip, no_verify,
+             tolerance, input_shapes, inputs_file, batch_size, int_range, format, target,
+             portable, xla, overwrite, json_path, quiet) -> None:
+    """Optimize the model SRC for inference and write it to DST.
+
+    SRC is a SavedModel directory (TF2 or TF1), a frozen .pb/.pbtxt GraphDef or a .keras
+    file. The result is verified against SRC on the same inputs unless --no-verify.
+    """
+    from tfopt.options import OptimizeOptions, parse_int_range
+
+    # Flag errors before TensorFlow is even imported: the options check themselves.
+    options = OptimizeOptions.build(
+        src, dst, signatures=list(signatures) or None, inputs=inputs, outputs=outputs,
+        passes=_split(passes), skip=_split(skip), verify=not no_verify, tolerance=tolerance,
+        input_shapes=list(input_shapes), inputs_file=inputs_file, batch_size=batch_size,
+        int_range=parse_int_range(int_range) if int_range else None, format=format,
+        target="generic" if portable else target, xla=xla, overwrite=overwrite)
+    from tfopt.optimizer.stages import run
+
+    report = run(options, None if quiet else _echo_err)
+    if not quiet:
+        click.echo(report.table())
+    click.echo(report.summary())
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(report.to_dict(), f, indent=2, default=str)
+
+
+@cli.command()
+@click.argument("models", nargs=-1, required=True, type=click.Path())
+@click.option("--num-iter", type=int, default=50, show_default=True,
+              help="Timed iterations per model (warm-up runs not counted).")
+@click.option("--num-warmup", type=int, default=10, show_default=True,
+              help="Untimed warm-up iterations per model.")
+@click.option("--rounds", type=int, default=5, show_default=True,
+              help="Rounds the iterations are split into; each round runs every model in a "
+                   "fresh process, the order alternating (A B, B A, ...).")
+@click.option("--batch-size", type=int, default=1, show_default=True,
+              help="Batch size of generated inputs (dynamic batch dimension).")
+@click.option("--input-shape", multiple=True, metavar="NAME=D1,D2,...",
+              help="Shape for an input with unknown dimensions (repeatable).")
+@click.option("--inputs-file", type=click.Path(), help=".npz of real inputs, keyed by input name.")
+@click.option("--int-range", metavar="LOW,HIGH",
+              help="Range [LOW, HIGH) for generated integer inputs (default: from the graph).")
+@click.option("--signature", help="Signature key (default: serving_default).")
+@click.option("--intra-op-threads", type=int, default=0, show_default=True,
+              help="Threads inside one op (0: one per CPU core; always set and reported).")
+@click.option("--inter-op-threads", type=int, default=0, show_default=True,
+              help="Ops run in parallel (0: one per CPU core; always set and reported).")
+@click.option("--runtime", type=click.Choice(["onednn", "eigen"]),
+              help="Pin the CPU runtime: onednn (TF_ENABLE_ONEDNN_OPTS=1) or eigen (=0). "
+                   "Default: this machine's default, reported either way.")
+@click.option("--confidence", type=float, default=0.95, show_default=True,
+              help="Confidence level of the ratio intervals.")
+@click.option("--disable-optimize", is_flag=True,
+              help="Switch TensorFlow's graph optimizer (Grappler) off, so that the model's own "
+                   "graph is what gets timed, not what Grappler makes of it at load time.")
+@click.option("--json", "json_path", type=click.Path(), help="Write results as JSON.")
+@click.option("--csv", "csv_path", type=click.Path(), help="Write results as CSV.")
+@click.option("--chart", type=click.Path(), help="Write a throughput bar chart (PNG).")
+@click.option("--profile", is_flag=True,
+              help="Also show which op types take the time (per-op kernel times of each "
+                   "model's frozen graph in a Session, TensorFlow's tracer).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def benchmark(models, num_iter, num_warmup, rounds, batch_size, input_shape, inputs_file,
+              int_range, signature, intra_op_threads, inter_op_threads, runtime, confidence,
+              disable_optimize, json_path, csv_path, chart, profile, quiet) -> None:
+    """Measure throughput and latency of MODELS, with ratios to the first and their intervals.
+
+    Give the same model twice (tfopt benchmark M M) for an A/A check of the noise floor.
+    """
+    from tfopt.options import parse_int_range, parse_shapes
+
+    shapes = parse_shapes(input_shape)
+    ints = parse_int_range(int_range) if int_range else None
+    from tfopt.measure.benchmark import Settings
+    from tfopt.measure.benchmark import benchmark as run
+
+    settings = Settings(batch_size=batch_size, num_iter=num_iter, num_warmup=num_warmup,
+                        rounds=rounds, intra_op_threads=intra_op_threads,
+                        inter_op_threads=inter_op_threads, disable_optimize=disable_optimize,
+                        signature=signature, input_shapes=shapes,
+                        inputs_file=inputs_file,
+                        int_range=ints,
+                        runtime=runtime, confidence=confidence)
+    total = num_iter * len(models)
+    bars: list = []
+
+    def progress(done: int) -> None:
+        # Created on the first timed iteration, so load errors print nothing but the error.
+        if not bars:
+            bars.append(click.progressbar(length=total, label="benchmarking", file=sys.stderr,
+                                          hidden=quiet).__enter__())
+        bars[0].update(done)
+
+    try:
+        result = run(list(models), settings, progress=progress)
+    finally:
+        if bars:
+            bars[0].__exit__(None, None, None)
+    click.echo(result.table())
+    if profile:
+        from tfopt.measure.profile import profile_graph
+        from tfopt.model.formats import load_model
+        from tfopt.model.loader import pick_signature
+        from tfopt.runtime import current_runtime, runtime_label
+        from tfopt.verify.inputs import input_hints, load_inputs, make_inputs
+
+        where = runtime_label(current_runtime())
+        if runtime and runtime != current_runtime():
+            where += f"; the benchmark above ran with {runtime_label(runtime)}"
+        for path in models:
+            model = load_model(path, [signature] if signature else None)
+            sig = model.signatures[pick_signature(list(model.signatures), signature, path)]
+            feeds = (load_inputs(inputs_file, sig.inputs) if inputs_file else
+                     make_inputs(sig.inputs, batch_size, settings.input_shapes,
+                                 settings.int_range, hints=input_hints(sig)))
+            click.echo(f"\n{path}: where the time goes (frozen graph, Session, Grappler on, "
+                       f"{where})")
+            click.echo(profile_graph(sig, feeds).table())
+    if json_path:
+        result.write_json(json_path)
+    if csv_path:
+        result.write_csv(csv_path)
+    if chart:
+        from tfopt.measure.benchmark import chart_png
+
+        with open(chart, "wb") as f:
+            f.write(chart_png(result))
+
+
+@cli.command()
+@click.argument("model", type=click.Path())
+@click.option("--compare", "other", type=click.Path(), help="A second model: before/after table.")
+@click.option("--signature", help="Count only what this signature runs (default: the whole "
+              "stored graph; facts use serving_default).")
+@click.option("--functions", is_flag=True, help="Per-function op breakdown (TF2 models).")
+@click.option("--top", type=int, help="Show only the N most frequent op types.")
+@click.option("--chart", type=click.Path(), help="Write the op-type bar chart (compute ops) as PNG.")
+@click.option("--html", "html_path", type=click.Path(), help="Write a self-contained HTML report.")
+@click.option("--json", "json_path", type=click.Path(), help="Write the analysis as JSON.")
+def analyze(model, other, signature, functions, top, chart, html_path, json_path) -> None:
+    """Show what MODEL is made of: op types, shares, parameters, FLOPs."""
+    from tfopt.report import analyze as az
+
+    for path in (chart, html_path, json_path):
+        az.check_writable(path)
+    first = az.analyze(model, signature)
+    analyses = [("model", first)]
+    if other:
+        analyses = [("before", first), ("after", az.analyze(other, signature))]
+    for _, a in analyses:
+        click.echo(az.text_report(a, top, functions))
+        click.echo("")
+    if other:
+        click.echo(az.compare_report(analyses[0][1], analyses[1][1]))
+    if chart:
+        az.write_chart(chart, analyses)
+        click.echo(f"chart written to {chart}")
+    if html_path:
+        az.write_html(html_path, f"tfopt analyze: {model}", analyses)
+        click.echo(f"HTML report written to {html_path}")
+    if json_path:
+        az.write_json(json_path, analyses)
+
+
+@cli.command()
+@click.option("--out", "out_dir", default="tfopt-demo", show_default=True, type=click.Path(),
+              help="Directory for the models and the HTML report (must be new or empty).")
+@click.option("--num-iter", type=int, default=160, show_default=True,
+              help="Benchmark iterations per model.")
+@click.option("--rounds", type=int, default=8, show_default=True,
+              help="Benchmark rounds (a fresh process per model and round).")
+@click.option("--overwrite", is_flag=True, help="Replace the contents of --out.")
+def demo(out_dir, num_iter, rounds, overwrite) -> None:
+    """Build an SSD detector, optimize, verify, benchmark, profile and analyze it (no
+    download)."""
+    from tfopt.cli.demo import run_demo
+
+    run_demo(out_dir, num_iter=num_iter, rounds=rounds, overwrite=overwrite, say=click.echo)
+
+
+@cli.group()
+def zoo() -> None:
+    """Models built locally with random weights: list them, build one."""
+
+
+@zoo.command("list")
+def zoo_list() -> None:
+    """List the models tfopt can build."""
+    from tfopt.zoo.builders import zoo_names
+
+    for name, text in zoo_names().items():
+        click.echo(f"{name:<16} {text}")
+
+
+@zoo.command("build")
+@click.argument("name")
+@click.argument("out", type=click.Path())
+@click.option("--seed", type=int, default=0, show_default=True)
+def zoo_build(name, out, seed) -> None:
+    """Build zoo model NAME as a SavedModel at OUT."""
+    from tfopt.model.saver import atomic_output, check_output_path
+    from tfopt.zoo.builders import build
+
+    check_output_path(out, overwrite=False)
+    with atomic_output(out, overwrite=False) as tmp:
+        build(name, tmp, seed)
+    click.echo(f"{name} written to {out}")
+
+
+@cli.command("passes")
+def list_passes() -> None:
+    """List the optimization passes, in pipeline order."""
+    from tfopt.passes.registry import FINALIZE, REGISTRY, SIMPLIFY
+
+    for phase, title in ((SIMPLIFY, "repeated until nothing changes"), (FINALIZE, "then once")):
+        click.echo(f"# {title}")
+        for spec in REGISTRY:
+            if spec.phase == phase:
+                bodies = " [also inside function bodies]" if spec.in_bodies else ""
+                click.echo(f"{spec.name:<20} {spec.summary}{bodies}")
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [s.strip() for s in text.split(",") if s.strip()] if text else None
+
+
+def _silence_native_logs() -> None:
+    """Send TensorFlow's C++ log lines (fd 2) to /dev/null; Python's stderr keeps the terminal.
+
+    TensorFlow prints start-up banners from native code whatever TF_CPP_MIN_LOG_LEVEL says;
+    they would bury tfopt's own messages. TFOPT_TF_LOGS=1 keeps them.
+    """
+    if os.environ.get("TFOPT_TF_LOGS"):
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        sys.stderr = os.fdopen(saved, "w", buffering=1)
+    except OSError:
+        return
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    try:
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    except ImportError:
+        pass
+
+
+def main() -> None:
+    _silence_native_logs()
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        _echo_err("tfopt: aborted")
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except TfoptError as err:
+        _echo_err(f"tfopt: error: {err}")
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        _echo_err("tfopt: interrupted")
+        sys.exit(130)
+    except Exception as err:  # a bug of ours: still one line, the traceback on request
+        if os.environ.get("TFOPT_DEBUG"):
+            raise
+        _echo_err(f"tfopt: internal error: {type(err).__name__}: {first_line(err, '')} "
+                  "(set TFOPT_DEBUG=1 for the traceback)")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

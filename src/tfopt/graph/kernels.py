@@ -1,0 +1,273 @@
+"""Which fused kernels each CPU runtime of the installed TensorFlow runs, found by asking it.
+
+One TensorFlow CPU build has two runtimes: with oneDNN (on by default on AVX-512 machines, or
+``TF_ENABLE_ONEDNN_OPTS=1``) and without it (Eigen; the default elsewhere, or ``=0``). They
+implement different ``fused_ops`` lists for ``_FusedConv2D`` and friends, and a graph holding a
+fusion only one of them implements fails on the other at its first call ("Fusion is not
+implemented"). So:
+
+* :data:`FUSION_TABLE` lists every fusion tfopt can emit (pattern -> fused op + fused_ops).
+* Each runtime is probed in a child process with ``TF_ENABLE_ONEDNN_OPTS`` pinned: one tiny graph
+  per fusion, run with Grappler off. Results are cached on disk per TensorFlow version, runtime,
+  table and CPU ISA level, so the probe costs a few seconds once per machine.
+* A :class:`KernelSupport` answers for a *target*: ``portable`` (default) admits only fusions
+  both runtimes run, ``native`` whatever this process's runtime runs, ``generic`` nothing
+  (public ops only, for other TensorFlow builds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tfopt.errors import TfoptError
+from tfopt.runtime import RUNTIMES, cpu_isa, current_runtime, runtime_env, runtime_label
+
+TARGETS = ("portable", "native", "generic")
+
+# Activations a fused kernel may end with (the op's name is the fused_ops entry).
+ACTIVATIONS = ("Relu", "Relu6", "Elu", "LeakyRelu", "Tanh", "Sigmoid")
+
+
+@dataclass(frozen=True, order=True)
+class Fusion:
+    """One fused kernel form: the fused op and its ``fused_ops`` list."""
+
+    op: str
+    fused_ops: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.op}[{','.join(self.fused_ops)}]"
+
+    @classmethod
+    def parse(cls, text: str) -> Fusion:
+        op, _, rest = text.partition("[")
+        return cls(op, tuple(x for x in rest.rstrip("]").split(",") if x))
+
+
+def _table() -> tuple[Fusion, ...]:
+    """What fuse_kernels knows how to build: X + BiasAdd [+ residual Add] [+ activation]."""
+    out = []
+    for op, heads in (("_FusedConv2D", (("BiasAdd",), ("BiasAdd", "Add"))),
+                      ("_FusedDepthwiseConv2dNative", (("BiasAdd",),)),
+                      ("_FusedMatMul", (("BiasAdd",),))):
+        for head in heads:
+            out.append(Fusion(op, head))
+            out.extend(Fusion(op, (*head, act)) for act in ACTIVATIONS)
+    return tuple(out)
+
+
+FUSION_TABLE: tuple[Fusion, ...] = _table()
+
+# The input data for each fused op probe: (x shape, filter shape).
+_PROBE_SHAPES = {
+    "_FusedConv2D": ((1, 4, 4, 2), (1, 1, 2, 2)),
+    "_FusedDepthwiseConv2dNative": ((1, 4, 4, 2), (1, 1, 2, 1)),
+    "_FusedMatMul": ((2, 2), (2, 2)),
+}
+
+
+def _probe_graph(fusion: Fusion):
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow.core.framework import graph_pb2
+
+    from tfopt.graph.view import make_const, set_attr
+
+    op, fused_ops = fusion.op, fusion.fused_ops
+    x_shape, w_shape = _PROBE_SHAPES[op]
+    graph_def = graph_pb2.GraphDef()
+    x = make_const("x", np.linspace(-1, 1, int(np.prod(x_shape)), dtype=np.float32)
+                   .reshape(x_shape))
+    w = make_const("w", np.ones(w_shape, np.float32))
+    channels = w_shape[-1] * (w_shape[-2] if op == "_FusedDepthwiseConv2dNative" else 1)
+    args = [make_const("arg0", np.ones(channels, np.float32))]
+    if "Add" in fused_ops:  # a residual operand with the output's shape
+        out_shape = (*x_shape[:-1], channels)
+        args.append(make_const("arg1", np.ones(out_shape, np.float32)))
+    graph_def.node.extend([x, w, *args])
+    node = graph_def.node.add(name="fused", op=op)
+    node.input.extend(["x", "w"] + [a.name for a in args])
+    set_attr(node, "T", tf.float32)
+    set_attr(node, "num_args", len(args))
+    if op == "_FusedConv2D":
+        set_attr(node, "TArgs", [tf.float32] * len(args))
+    set_attr(node, "fused_ops", list(fused_ops))
+    set_attr(node, "epsilon", 0.001)
+    set_attr(node, "leakyrelu_alpha", 0.2)
+    if op == "_FusedMatMul":
+        set_attr(node, "transpose_a", False)
+        set_attr(node, "transpose_b", False)
+    else:
+        set_attr(node, "strides", [1, 1, 1, 1])
+        set_attr(node, "padding", "VALID")
+        set_attr(node, "data_format", "NHWC")
+        set_attr(node, "dilations", [1, 1, 1, 1])
+    return graph_def
+
+
+def has_cpu_kernel(op: str) -> bool:
+    """Whether the kernel registry has a float32 CPU kernel for ``op``."""
+    import tensorflow as tf
+    from tensorflow.python.framework import kernels as tf_kernels
+
+    try:
+        registered = tf_kernels.get_registered_kernels_for_op(op)
+    except Exception:
+        return False
+    for kernel in registered.kernel:
+        if kernel.device_type != "CPU":
+            continue
+        types = [c for c in kernel.constraint if c.name == "T"]
+        if not types or tf.float32.as_datatype_enum in types[0].allowed_values.list.type:
+            return True
+    return False
+
+
+def _runs(fusion: Fusion) -> bool:
+    import numpy as np
+    import tensorflow as tf
+
+    if not has_cpu_kernel(fusion.op):
+        return False
+    graph = tf.Graph()
+    try:
+        with graph.as_default():
+            tf.import_graph_def(_probe_graph(fusion), name="")
+        # Grappler off: it must not rewrite the probe into something else before it runs.
+        config = tf.compat.v1.ConfigProto()
+        config.graph_options.rewrite_options.disable_meta_optimizer = True
+        with tf.compat.v1.Session(graph=graph, config=config) as sess:
+            out = sess.run("fused:0")
+        return bool(np.all(np.isfinite(out)))
+    except Exception:
+        return False
+
+
+def probe_here(fusions: Iterable[Fusion] = FUSION_TABLE) -> frozenset[Fusion]:
+    """The fusions this process's runtime runs (imports TensorFlow)."""
+    return frozenset(f for f in fusions if _runs(f))
+
+
+def _cache_path(runtime: str) -> str:
+    import tensorflow as tf
+
+    root = os.environ.get("TFOPT_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tfopt")
+    table = hashlib.sha1("\n".join(map(str, FUSION_TABLE)).encode()).hexdigest()[:10]
+    return os.path.join(root, f"kernels-tf{tf.__version__}-{runtime}-{cpu_isa()}-{table}.json")
+
+
+def _read_cache(runtime: str) -> frozenset[Fusion] | None:
+    try:
+        with open(_cache_path(runtime)) as f:
+            return frozenset(Fusion.parse(s) for s in json.load(f)["supported"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_cache(runtime: str, supported: frozenset[Fusion]) -> None:
+    path = _cache_path(runtime)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump({"runtime": runtime, "supported": sorted(map(str, supported))}, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs a re-probe next time
+
+
+def probe_runtimes(runtimes: Iterable[str] = RUNTIMES) -> dict[str, frozenset[Fusion]]:
+    """Supported fusions per runtime: from the cache, this process, or a child per runtime
+    with ``TF_ENABLE_ONEDNN_OPTS`` pinned (children run in parallel)."""
+    found: dict[str, frozenset[Fusion]] = {}
+    children = {}
+    here = current_runtime()
+    for runtime in runtimes:
+        cached = _read_cache(runtime)
+        if cached is not None:
+            found[runtime] = cached
+        elif runtime == here:
+            found[runtime] = probe_here()
+            _write_cache(runtime, found[runtime])
+        else:
+            children[runtime] = subprocess.Popen(
+                [sys.executable, "-m", "tfopt.graph.kernels"], env=runtime_env(runtime),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for runtime, proc in children.items():
+        out, err = proc.communicate(timeout=600)
+        try:
+            report = json.loads(out.strip().splitlines()[-1])
+            assert report["runtime"] == runtime
+        except (ValueError, IndexError, KeyError, AssertionError):
+            tail = (err.strip().splitlines() or ["no output"])[-1]
+            raise TfoptError(f"cannot probe the {runtime_label(runtime)} runtime's kernels: "
+                             f"{tail}") from None
+        found[runtime] = frozenset(Fusion.parse(s) for s in report["supported"])
+        _write_cache(runtime, found[runtime])
+    return found
+
+
+class KernelSupport:
+    """Answers "may tfopt emit this fused kernel?" for one target. Probes lazily, once."""
+
+    def __init__(self, target: str = "portable") -> None:
+        if target not in TARGETS:
+            raise TfoptError(f"unknown target {target!r} (choose {', '.join(TARGETS)})")
+        self.target = target
+        self._per_runtime: dict[str, frozenset[Fusion]] | None = None
+
+    @property
+    def per_runtime(self) -> dict[str, frozenset[Fusion]]:
+        if self._per_runtime is None:
+            wanted = RUNTIMES if self.target == "portable" else (current_runtime(),)
+            self._per_runtime = {} if self.target == "generic" else probe_runtimes(wanted)
+        return self._per_runtime
+
+    @property
+    def allowed(self) -> frozenset[Fusion]:
+        sets = list(self.per_runtime.values())
+        return frozenset.intersection(*sets) if sets else frozenset()
+
+    def supports(self, op: str, fused_ops: Iterable[str]) -> bool:
+        return Fusion(op, tuple(fused_ops)) in self.allowed
+
+
+def fusions_in(graph_defs) -> dict[Fusion, int]:
+    """Count the ``_Fused*`` kernels a set of GraphDefs (function bodies included) holds."""
+    from tfopt.graph.view import all_nodes, get_attr
+
+    counts: dict[Fusion, int] = {}
+    for gd in graph_defs:
+        for node in all_nodes(gd):
+            if node.op.startswith("_Fused"):
+                fusion = Fusion(node.op, tuple(get_attr(node, "fused_ops", [])))
+                counts[fusion] = counts.get(fusion, 0) + 1
+    return counts
+
+
+def fusion_names(fusions: dict[Fusion, int]) -> dict[str, int]:
+    """``{"_FusedConv2D[BiasAdd,Relu]": 33, ...}``, sorted: how reports and tfopt.json say it."""
+    return {str(f): n for f, n in sorted(fusions.items())}
+
+
+def runtimes_running(fusions: Iterable[Fusion]) -> list[str]:
+    """The CPU runtimes that run every one of ``fusions`` (probing both if needed)."""
+    fusions = set(fusions)
+    if not fusions:
+        return list(RUNTIMES)
+    support = probe_runtimes(RUNTIMES)
+    return [r for r in RUNTIMES if fusions <= support[r]]
+
+
+if __name__ == "__main__":  # the probe child: report this runtime's support as one JSON line
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    supported = probe_here()
+    print(json.dumps({"runtime": current_runtime(), "supported": sorted(map(str, supported))}))
+    sys.stdout.flush()

@@ -1,0 +1,377 @@
+"""Throughput and latency of one or more models, measured so that a comparison holds.
+
+Models run as users run them: a SavedModel through ``tf.saved_model.load(...).signatures[k]``,
+a GraphDef in a ``Session``. On a small shared machine the same model in two processes differs
+by 10-20%, so a process is one sample, not the whole measurement: every round starts a *fresh*
+process per model (a new TensorFlow runtime, thread pools and allocator), the models run one
+after the other in that round, and the order alternates between rounds (A B, B A, ...), so
+neither placement nor position favours one model. Statistics are in :mod:`tfopt.measure.stats`:
+throughput is the median over rounds, a ratio is the ratio of medians with a paired bootstrap
+interval, and an interval containing 1.0 is reported as "no difference measurable".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import tensorflow as tf
+
+from tfopt.errors import TfoptError, first_line
+from tfopt.measure import stats
+from tfopt.model.formats import detect, load_model
+from tfopt.model.loader import pick_signature
+from tfopt.model.signature import TensorInfo
+from tfopt.runtime import RUNTIMES, describe, runtime_label
+from tfopt.verify.inputs import input_hints, load_inputs, make_inputs
+
+
+@dataclass
+class Settings:
+    batch_size: int = 1
+    num_iter: int = 50
+    num_warmup: int = 10
+    rounds: int = 5
+    intra_op_threads: int = 0  # 0: one per CPU core (set explicitly, and reported)
+    inter_op_threads: int = 0
+    disable_optimize: bool = False
+    signature: str | None = None
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    inputs_file: str | None = None
+    int_range: tuple[int, int] | None = None  # None: derived from the graph
+    runtime: str | None = None  # "onednn" / "eigen": pin TF_ENABLE_ONEDNN_OPTS; None: default
+    confidence: float = 0.95
+
+    def threads(self) -> tuple[int, int]:
+        cores = os.cpu_count() or 1
+        return self.intra_op_threads or cores, self.inter_op_threads or cores
+
+
+@dataclass
+class ModelResult:
+    model: str
+    batch_size: int
+    iterations: int
+    throughput: float          # samples/s: median over rounds (the one definition)
+    latency_mean_ms: float
+    latency_p50_ms: float
+    latency_p90_ms: float
+    latency_p99_ms: float
+    round_throughputs: list[float]
+    noise: float               # per-round spread of throughput (MAD / median)
+    ratio: float = 1.0         # throughput / baseline throughput
+    ratio_low: float = 1.0     # confidence interval of the ratio
+    ratio_high: float = 1.0
+    verdict: str = "baseline"
+
+    def interval(self, confidence: float = 0.95) -> stats.Ratio:
+        """The ratio to the baseline with its interval, as :mod:`tfopt.measure.stats` defines it."""
+        return stats.Ratio(self.ratio, self.ratio_low, self.ratio_high, confidence)
+
+
+@dataclass
+class BenchmarkResult:
+    models: list[ModelResult]
+    environment: dict
+    schedule: list[tuple[int, int]] = field(default_factory=list)  # (round, model) run order
+
+    def to_dict(self) -> dict:
+        return {"environment": self.environment, "models": [asdict(m) for m in self.models],
+                "schedule": self.schedule}
+
+    def setup_line(self) -> str:
+        env = self.environment
+        return (f"batch {env['batch_size']}, threads intra={env['intra_op_threads']} "
+                f"inter={env['inter_op_threads']}, TensorFlow {env['tensorflow']}, "
+                f"{runtime_label(env['runtime'])}, CPU {env['isa']} ({env['cpu']}, "
+                f"{env['cpus']} cores), Grappler {'off' if env['disable_optimize'] else 'on'}, "
+                f"{env['rounds']} rounds x fresh process per model, interleaved")
+
+    def table(self) -> str:
+        conf = f"{self.environment['confidence']:.0%} CI"
+        headers = ["model", "samples/s", "mean ms", "p50 ms", "p90 ms", "p99 ms", "noise",
+                   "ratio", conf]
+        rows = [[m.model, f"{m.throughput:.2f}", f"{m.latency_mean_ms:.2f}",
+                 f"{m.latency_p50_ms:.2f}", f"{m.latency_p90_ms:.2f}",
+                 f"{m.latency_p99_ms:.2f}", f"{m.noise:.1%}", f"{m.ratio:.3f}x",
+                 f"{m.ratio_low:.3f}-{m.ratio_high:.3f}"] for m in self.models]
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+        lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w)
+                           for i, (h, w) in enumerate(zip(headers, widths, strict=True)))]
+        for row in rows:
+            lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                                   for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        for m in self.models[1:]:
+            lines.append(f"{m.model} vs {self.models[0].model}: {m.verdict}")
+        lines.append(self.setup_line())
+        lines.append("samples/s: median over rounds; ratio: ratio of those medians; noise: "
+                     "spread of a model's per-round throughput (MAD/median)")
+        return "\n".join(lines)
+
+    def write_json(self, path: str) -> None:
+        with open(path, "w") as f:
+            json.dump(self.to_dict(), f, indent=2)
+
+    def write_csv(self, path: str) -> None:
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            fields = [k for k in asdict(self.models[0]) if k != "round_throughputs"]
+            writer.writerow(fields)
+            for m in self.models:
+                d = asdict(m)
+                writer.writerow([d[k] for k in fields])
+
+
+def environment(settings: Settings, facts: dict) -> dict:
+    intra, inter = settings.threads()
+    return {**facts, "batch_size": settings.batch_size, "intra_op_threads": intra,
+            "inter_op_threads": inter, "disable_optimize": settings.disable_optimize,
+            "rounds": settings.rounds, "num_iter": settings.num_iter,
+            "num_warmup": settings.num_warmup, "confidence": settings.confidence,
+            "isolation": "fresh process per model and round, order alternating"}
+
+
+def _session_config(settings: Settings) -> tf.compat.v1.ConfigProto:
+    intra, inter = settings.threads()
+    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=intra,
+                                      inter_op_parallelism_threads=inter)
+    if settings.disable_optimize:
+        config.graph_options.rewrite_options.disable_meta_optimizer = True
+    return config
+
+
+def configure_runtime(settings: Settings) -> None:
+    """Thread and Grappler settings for eager/function execution; must run before any op."""
+    intra, inter = settings.threads()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+    except RuntimeError:
+        pass  # runtime already initialised (library use): keep its settings
+    tf.config.optimizer.set_experimental_options(
+        {"disable_meta_optimizer": settings.disable_optimize})
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def _worker(conn, path: str, settings: Settings) -> None:
+    """One model in one fresh process: load, take inputs, warm up, time what it is told."""
+    try:
+        configure_runtime(settings)
+        runner = detect(path).open(settings.signature, _session_config(settings))
+    except Exception as err:
+        conn.send(("error", first_line(err) if isinstance(err, TfoptError) else
+                   f"{path}: cannot load the model: {first_line(err)}"))
+        return
+    conn.send(("inputs", (runner.inputs, describe())))
+    feeds = conn.recv()
+    try:
+        call = runner.prepare(feeds)
+        for _ in range(max(settings.num_warmup, 1)):
+            call()
+    except Exception as err:
+        conn.send(("error", f"{path}: fails on the generated inputs: {first_line(err)} (give "
+                            "inputs with --inputs-file, --input-shape or --int-range)"))
+        return
+    conn.send(("ready", None))
+    while (count := conn.recv()) is not None:
+        times = []
+        for _ in range(count):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        conn.send(("times", times))
+
+
+@contextlib.contextmanager
+def _pinned_runtime(runtime: str | None) -> Iterator[None]:
+    """Spawned children read TF_ENABLE_ONEDNN_OPTS from the environment they start with."""
+    if runtime is None:
+        yield
+        return
+    if runtime not in RUNTIMES:
+        raise TfoptError(f"unknown runtime {runtime!r} (choose {', '.join(RUNTIMES)})")
+    old = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = RUNTIMES[runtime]
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)
+        else:
+            os.environ["TF_ENABLE_ONEDNN_OPTS"] = old
+
+
+class _ModelProcess:
+    """Parent's handle on a ``_worker`` in a fresh process (a new TensorFlow runtime)."""
+
+    def __init__(self, path: str, settings: Settings, ctx):
+        self.path = path
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker, args=(child, path, settings), daemon=True)
+        with _pinned_runtime(settings.runtime):
+            self.proc.start()
+        child.close()
+
+    def _died(self) -> TfoptError:
+        self.proc.join(timeout=5)
+        return TfoptError(f"{self.path}: the benchmark process died (exit code "
+                          f"{self.proc.exitcode}); TensorFlow crashed running the model")
+
+    def recv(self):
+        while not self.conn.poll(0.2):
+            if not self.proc.is_alive():
+                raise self._died()
+        try:
+            kind, value = self.conn.recv()
+        except (EOFError, ConnectionError):
+            raise self._died() from None
+        if kind == "error":
+            raise TfoptError(value)
+        return value
+
+    def send(self, value) -> None:
+        self.conn.send(value)
+
+    def close(self) -> None:
+        try:
+            self.conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+        self.proc.join(timeout=10)
+        if self.proc.is_alive():
+            self.proc.terminate()
+
+
+def _feeds_for(spec: dict[str, TensorInfo], feeds: dict[str, np.ndarray], first: dict,
+               path: str, first_path: str) -> dict[str, np.ndarray]:
+    if set(spec) <= set(feeds):
+        return {k: feeds[k] for k in spec}
+    if len(spec) == len(first):  # same inputs under other keys (a .pb's node names)
+        return dict(zip(spec, feeds.values(), strict=True))
+    raise TfoptError(f"{path}: inputs {', '.join(sorted(spec))} differ from {first_path}'s; "
+                     "models compared must share a signature")
+
+
+def _hints(path: str, spec: dict[str, TensorInfo], settings: Settings) -> dict:
+    """Valid ranges for integer inputs (ids), read from the model's frozen graph."""
+    if settings.int_range or not any(i.dtype.is_integer for i in spec.values()):
+        return {}
+    model = load_model(path, [settings.signature] if settings.signature else None)
+    sig = model.signatures[pick_signature(list(model.signatures), settings.signature, path)]
+    return input_hints(sig)
+
+
+def benchmark(paths: list[str], settings: Settings,
+              progress: Callable[[int], None] | None = None,
+              labels: list[str] | None = None) -> BenchmarkResult:
+    """Benchmark ``paths`` (the first is the baseline): every round, a fresh process per model,
+    the models one after the other, the order alternating between rounds."""
+    import multiprocessing
+
+    if settings.num_iter < 1 or settings.num_warmup < 0 or settings.batch_size < 1:
+        raise TfoptError("--num-iter and --batch-size must be >= 1, --num-warmup >= 0")
+    if not 0.5 <= settings.confidence < 1:
+        raise TfoptError("--confidence must be in [0.5, 1)")
+    for path in paths:
+        detect(path)  # fail fast, before any process starts
+    labels = labels or paths
+    ctx = multiprocessing.get_context("spawn")
+    rounds = max(1, min(settings.rounds, settings.num_iter))
+    per_round = [settings.num_iter // rounds + (1 if r < settings.num_iter % rounds else 0)
+                 for r in range(rounds)]
+    latencies: list[list[float]] = [[] for _ in paths]
+    round_tp: list[list[float]] = [[] for _ in paths]
+    schedule: list[tuple[int, int]] = []
+    feeds: dict[str, np.ndarray] | None = None
+    first_spec: dict = {}
+    facts: dict = {}
+    batch = settings.batch_size
+    for r in range(rounds):
+        order = list(range(len(paths)))
+        if r % 2:
+            order.reverse()
+        for m in order:
+            worker = _ModelProcess(paths[m], settings, ctx)
+            try:
+                spec, facts = worker.recv()
+                if feeds is None:
+                    first_spec = spec
+                    feeds = (load_inputs(settings.inputs_file, spec) if settings.inputs_file
+                             else make_inputs(spec, settings.batch_size, settings.input_shapes,
+                                              settings.int_range,
+                                              hints=_hints(paths[m], spec, settings)))
+                    values = list(feeds.values())
+                    batch = int(values[0].shape[0]) if values and values[0].ndim else 1
+                worker.send(_feeds_for(spec, feeds, first_spec, paths[m], paths[order[0]]))
+                worker.recv()  # warmed up
+                worker.send(per_round[r])
+                times = worker.recv()
+            finally:
+                worker.close()
+            schedule.append((r, m))
+            latencies[m].extend(times)
+            round_tp[m].append(stats.round_throughput(times, batch))
+            if progress:
+                progress(per_round[r])
+
+    results = []
+    for m, label in enumerate(labels):
+        lat = latencies[m]
+        ratio = stats.ratio(round_tp[m], round_tp[0], settings.confidence)
+        results.append(ModelResult(
+            model=label, batch_size=batch, iterations=len(lat),
+            throughput=stats.median(round_tp[m]),
+            latency_mean_ms=float(np.mean(lat)) * 1e3, latency_p50_ms=_percentile(lat, 50) * 1e3,
+            latency_p90_ms=_percentile(lat, 90) * 1e3, latency_p99_ms=_percentile(lat, 99) * 1e3,
+            round_throughputs=round_tp[m], noise=stats.spread(round_tp[m]),
+            ratio=ratio.value, ratio_low=ratio.low, ratio_high=ratio.high,
+            verdict="baseline" if m == 0 else ratio.verdict()))
+    env = environment(settings, facts)
+    env["batch_size"] = batch
+    return BenchmarkResult(results, env, schedule)
+
+
+def chart_png(result: BenchmarkResult) -> bytes:
+    """Horizontal bars: median throughput per model, whiskers from its slowest to its fastest
+    round, and the ratio with its interval written right of the whisker (never on it)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = result.models
+    names = [os.path.basename(m.model.rstrip("/")) or m.model for m in models]
+    medians = [m.throughput for m in models]
+    lows = [m.throughput - min(m.round_throughputs) for m in models]
+    highs = [max(m.round_throughputs) - m.throughput for m in models]
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.7 * len(models)))
+    y = list(range(len(models)))[::-1]
+    ratios = [m.interval(result.environment["confidence"]) for m in models]
+    colors = ["#9e9e9e"] + ["#1f77b4" if r.faster else "#d62728" if r.measurable else "#bdbdbd"
+                            for r in ratios[1:]]
+    ax.barh(y, medians, xerr=[lows, highs], capsize=5, color=colors, height=0.6)
+    right = max(max(m.round_throughputs) for m in models)
+    for yi, m, r in zip(y, models, ratios, strict=True):
+        text = ("baseline" if m is models[0] else
+                r.short() + ("" if r.measurable else " n.s."))
+        ax.text(max(m.round_throughputs) + right * 0.02, yi, text, va="center", fontsize=9)
+    ax.set_xlim(0, right * 1.45)
+    ax.set_yticks(y, names)
+    ax.set_xlabel("samples/s (median of rounds; whiskers: slowest-fastest round)")
+    ax.set_title(result.setup_line(), fontsize=7, wrap=True)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()

@@ -1,0 +1,130 @@
+"""TF2 attribute endpoints (``loaded.serve(x)``): found on the original, restated on the output.
+
+A Keras 3 export or a ``tf.Module`` save exposes its functions as attributes of the loaded
+object, with their own input and output structure: ``loaded.serve(x)`` returns the bare tensor
+where ``loaded.signatures["serving_default"](x)`` returns ``{"output_0": tensor}``. User code
+and ``keras.layers.TFSMLayer(path, call_endpoint="serve")`` call the attribute. An endpoint is
+kept when a signature calls its function (what Keras and ``tf.saved_model.save(...,
+signatures=...)`` write): the signature's frozen, optimized graph then answers for it, with the
+endpoint's arguments and results mapped onto the signature's inputs and outputs through that
+call. Endpoints no signature calls are not kept, and the notes say so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import tensorflow as tf
+
+from tfopt.model.signature import SignatureGraph
+
+_PASS_THROUGH = ("Identity", "IdentityN")
+_CALLS = ("StatefulPartitionedCall", "PartitionedCall")
+
+
+@dataclass
+class Endpoint:
+    """An attribute function of the loaded original, answered by signature ``key``'s graph."""
+
+    name: str
+    key: str
+    args: Any      # the positional arguments' structure, TensorSpec leaves
+    inputs: Any    # the same structure, each leaf the signature input key it feeds
+    outputs: Any   # the result's structure, each leaf the signature output key it is
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "signature": self.key}
+
+
+def _source(tensor: tf.Tensor) -> tf.Tensor:
+    while tensor.op.type in _PASS_THROUGH:
+        tensor = tensor.op.inputs[tensor.value_index]
+    return tensor
+
+
+def _through_call(func, sig: SignatureGraph, concrete) -> tuple[list, list] | None:
+    """Signature input keys of the endpoint's flat arguments, and signature output keys of its
+    flat results, read off the call the signature function makes; None if it makes none."""
+    name = concrete.name.decode() if isinstance(concrete.name, bytes) else concrete.name
+    calls = [op for op in func.graph.get_operations()
+             if op.type in _CALLS and op.get_attr("f").name == name]
+    if len(calls) != 1:
+        return None
+    call = calls[0]
+    flat_args = tf.nest.flatten(concrete.structured_input_signature)
+    placeholders = {t.ref(): key for t, key in zip(func.inputs, sig.inputs, strict=False)}
+    inputs = [placeholders.get(_source(t).ref()) for t in call.inputs[:len(flat_args)]]
+    by_port = {}
+    for tensor, key in zip(func.outputs, sig.outputs, strict=True):
+        src = _source(tensor)
+        if src.op is call:
+            by_port[src.value_index] = key
+    outputs = [by_port.get(i) for i in range(len(tf.nest.flatten(concrete.structured_outputs)))]
+    if None in inputs or None in outputs:
+        return None
+    return inputs, outputs
+
+
+def find(obj, sigs: dict[str, SignatureGraph], notes: list[str]) -> list[Endpoint]:
+    """The attribute endpoints of a loaded TF2 SavedModel that a kept signature calls."""
+    found = []
+    for name in sorted(dir(obj)):
+        if name.startswith("_") or name == "signatures":
+            continue
+        fn = getattr(obj, name, None)
+        concretes = getattr(fn, "concrete_functions", None)
+        if not concretes:
+            continue
+        why = None
+        if len(concretes) > 1:
+            why = f"{len(concretes)} traces"
+        else:
+            concrete = concretes[0]
+            args, kwargs = concrete.structured_input_signature
+            for key, sig in sigs.items():
+                mapped = None if kwargs else _through_call(obj.signatures[key], sig, concrete)
+                if mapped is not None:
+                    inputs = tf.nest.pack_sequence_as(args, mapped[0])
+                    outputs = tf.nest.pack_sequence_as(concrete.structured_outputs, mapped[1])
+                    found.append(Endpoint(name, key, args, inputs, outputs))
+                    break
+            else:
+                why = "no kept signature calls it"
+        if why:
+            notes.append(f"attribute endpoint {name!r} not kept ({why}); call the model "
+                         "through its signatures")
+    return found
+
+
+def graph_function(sig: SignatureGraph) -> tf.types.experimental.GenericFunction:
+    """A tf.function running ``sig``'s frozen graph: keyword inputs and dict outputs named by
+    the signature's keys (what a serving signature is)."""
+    keys, out_keys = list(sig.inputs), list(sig.outputs)
+    specs = [tf.TensorSpec(None if i.shape is None else list(i.shape), i.dtype, name=k)
+             for k, i in sig.inputs.items()]
+    graph_def = sig.graph_def
+
+    def call(*args):
+        results = tf.graph_util.import_graph_def(
+            graph_def, input_map={sig.inputs[k].tensor: a for k, a in zip(keys, args,
+                                                                            strict=True)},
+            return_elements=[sig.outputs[k].tensor for k in out_keys], name="model")
+        return {k: tf.identity(t, name=k) for k, t in zip(out_keys, results, strict=True)}
+
+    return tf.function(call, input_signature=specs, autograph=False)
+
+
+def endpoint_function(endpoint: Endpoint, sig: SignatureGraph,
+                      graph_fn) -> tf.types.experimental.GenericFunction:
+    """The endpoint restated over the signature's graph function (``graph_function(sig)``):
+    same arguments, same result structure."""
+    keys = tf.nest.flatten(endpoint.inputs)
+    out_keys = tf.nest.flatten(endpoint.outputs)
+
+    def call(*args):
+        given = dict(zip(keys, tf.nest.flatten(args), strict=True))
+        results = graph_fn(*[given[k] for k in sig.inputs])
+        return tf.nest.pack_sequence_as(endpoint.outputs, [results[k] for k in out_keys])
+
+    return tf.function(call, input_signature=list(endpoint.args), autograph=False)

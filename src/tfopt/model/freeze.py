@@ -1,0 +1,171 @@
+"""Turn variables into constants, for TF2 functions and TF1 sessions alike.
+
+TensorFlow's ``convert_variables_to_constants_v2`` does the bulk of the work; we add what it
+leaves broken: ``ResourceGather``/``ResourceGatherNd`` inside functions (the body of a
+``tf.while_loop`` or ``tf.map_fn`` that looks up an embedding) still expect a resource after the
+function argument became a float constant (tf#53569, PR #57537). We rewrite those to
+``GatherV2``/``GatherNd`` on the frozen argument.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2, types_pb2
+from tensorflow.python.framework import dtypes
+
+from tfopt.graph.view import get_attr, make_const, set_attr
+
+# Resource ops on a frozen (now non-resource) input, and the value op that replaces them.
+_RESOURCE_TO_VALUE_OP = {
+    "ResourceGather": "GatherV2",
+    "ResourceGatherNd": "GatherNd",
+}
+
+
+def _function_arg_types(fn: function_pb2.FunctionDef) -> dict[str, int]:
+    return {arg.name: arg.type for arg in fn.signature.input_arg}
+
+
+def _rewrite_resource_gather(fn: function_pb2.FunctionDef) -> int:
+    """Rewrite resource gathers whose resource argument was frozen; returns how many."""
+    arg_types = _function_arg_types(fn)
+    added: list[node_def_pb2.NodeDef] = []
+    count = 0
+    for node in fn.node_def:
+        if node.op not in _RESOURCE_TO_VALUE_OP:
+            continue
+        src = node.input[0].split(":")[0]
+        src_type = arg_types.get(src, types_pb2.DT_RESOURCE)
+        if src_type == types_pb2.DT_RESOURCE:
+            continue
+        value_dtype = get_attr(node, "dtype")
+        new_op = _RESOURCE_TO_VALUE_OP[node.op]
+        batch_dims = get_attr(node, "batch_dims", 0)
+        for key in ("dtype", "validate_indices", "_class", "batch_dims"):
+            if key in node.attr:
+                del node.attr[key]
+        node.op = new_op
+        set_attr(node, "Tparams", value_dtype)
+        if new_op == "GatherV2":
+            axis = make_const(node.name + "/frozen_axis", np.array(batch_dims, np.int32))
+            added.append(axis)
+            node.input.insert(2, axis.name + ":output:0")
+            set_attr(node, "Taxis", dtypes.int32)
+            set_attr(node, "batch_dims", batch_dims)
+        count += 1
+    fn.node_def.extend(added)
+    return count
+
+
+def repair_frozen_functions(graph_def: graph_pb2.GraphDef) -> int:
+    """Fix what ``convert_variables_to_constants_v2`` leaves inside the function library."""
+    return sum(_rewrite_resource_gather(fn) for fn in graph_def.library.function)
+
+
+def freeze_concrete_function(func):
+    """Freeze a ``ConcreteFunction``; returns the frozen function, its repaired GraphDef and
+    the table initializers to run at load (see ``embed_tables``)."""
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    # lower_control_flow=False keeps If/While functional: Grappler and Serving run them well,
+    # and lowering to Switch/Merge would block later graph passes for no gain.
+    frozen = convert_variables_to_constants_v2(func, lower_control_flow=False)
+    graph_def = frozen.graph.as_graph_def()
+    repair_frozen_functions(graph_def)
+    init_ops = embed_tables(func, graph_def)
+    return frozen, graph_def, init_ops
+
+
+def freeze_session(sess, graph_def: graph_pb2.GraphDef, output_nodes: list[str]) -> graph_pb2.GraphDef:
+    """Freeze a TF1 session's graph to what ``output_nodes`` need."""
+    from tensorflow.python.framework import convert_to_constants
+
+    frozen = convert_to_constants.convert_variables_to_constants_from_session_graph(
+        sess, graph_def, output_nodes)
+    repair_frozen_functions(frozen)
+    return frozen
+
+
+# --- lookup tables -------------------------------------------------------------------------------
+
+LOOKUP_DTYPES = {  # op -> (key dtype attr, value dtype attr)
+    "LookupTableFindV2": ("Tin", "Tout"),
+    "LookupTableImportV2": ("Tin", "Tout"),
+    "LookupTableExportV2": ("Tkeys", "Tvalues"),
+    "LookupTableInsertV2": ("Tin", "Tout"),
+}
+# What fills a table at load time (KeyValueTensorInitializer emits LookupTableImportV2).
+TABLE_INIT_OPS = {"InitializeTableV2", "InitializeTable", "InitializeTableFromTextFileV2",
+                  "InitializeTableFromTextFile", "InitializeTableFromDataset",
+                  "LookupTableImportV2"}
+
+
+def _table_dtypes(graph_def: graph_pb2.GraphDef, placeholder: str
+                  ) -> tuple[dtypes.DType, dtypes.DType] | None:
+    """Key/value dtypes of the table behind ``placeholder``, from the ops that use it."""
+    users: dict[str, list[node_def_pb2.NodeDef]] = {}
+    for node in graph_def.node:
+        for text in node.input:
+            users.setdefault(text.lstrip("^").split(":")[0], []).append(node)
+    stack, seen = [placeholder], set()
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for user in users.get(name, []):
+            if user.op in LOOKUP_DTYPES:
+                key_attr, value_attr = LOOKUP_DTYPES[user.op]
+                return get_attr(user, key_attr), get_attr(user, value_attr)
+            if user.op == "Identity":
+                stack.append(user.name)
+    return None
+
+
+def embed_tables(func, graph_def: graph_pb2.GraphDef) -> list[str]:
+    """Turn captured lookup tables (left as resource placeholders by freezing) into
+    ``HashTableV2`` nodes filled by an ``InitializeTableV2`` from constants.
+
+    Returns the initializer node names: they must run once when the model loads (the saver
+    makes them the SavedModel's main op). Raises ValueError for a resource it cannot embed.
+    """
+    import tensorflow as tf
+
+    handles = {internal.op.name: external for external, internal in func.graph.captures}
+    by_name = {n.name: n for n in graph_def.node}
+    init_ops: list[str] = []
+    for node in list(graph_def.node):
+        if node.op != "Placeholder" or get_attr(node, "dtype") != dtypes.resource:
+            continue
+        if node.name not in handles:
+            continue
+        table_types = _table_dtypes(graph_def, node.name)
+        if table_types is None:
+            raise ValueError(f"captured resource {node.name!r} is neither a variable nor a "
+                             "lookup table read in the main graph; it cannot be frozen")
+        key_dtype, value_dtype = table_types
+        keys, values = tf.raw_ops.LookupTableExportV2(
+            table_handle=handles[node.name], Tkeys=key_dtype, Tvalues=value_dtype)
+        digest = hashlib.sha1(keys.numpy().tobytes() + values.numpy().tobytes()).hexdigest()
+        table = by_name[node.name]
+        table.op = "HashTableV2"
+        table.attr.clear()
+        set_attr(table, "key_dtype", key_dtype)
+        set_attr(table, "value_dtype", value_dtype)
+        # Unique per contents: tables of two models loaded in one process must not collide.
+        set_attr(table, "shared_name", f"tfopt_table_{digest[:16]}")
+        set_attr(table, "use_node_name_sharing", False)
+        set_attr(table, "container", "")
+        keys_node = make_const(f"{node.name}/frozen_keys", keys.numpy())
+        values_node = make_const(f"{node.name}/frozen_values", values.numpy())
+        init = node_def_pb2.NodeDef(name=f"{node.name}/frozen_init", op="InitializeTableV2")
+        init.input.extend([node.name, keys_node.name, values_node.name])
+        set_attr(init, "Tkey", key_dtype)
+        set_attr(init, "Tval", value_dtype)
+        graph_def.node.extend([keys_node, values_node, init])
+        init_ops.append(init.name)
+    return init_ops

@@ -1,0 +1,237 @@
+"""Write optimized signature graphs as a SavedModel (or a frozen GraphDef), atomically.
+
+The SavedModel is written with the v1 builder: a frozen graph has no variables, and the v1
+format lets us restate every signature exactly (keys, input tensor names, dtypes, shapes,
+method name). Plain ``tf.saved_model.load`` and TF Serving read it with no tfopt import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import tensorflow as tf
+from tensorflow.core.framework import tensor_shape_pb2
+from tensorflow.core.protobuf import meta_graph_pb2
+
+from tfopt.errors import TfoptError
+from tfopt.model.signature import SignatureGraph, TensorInfo
+
+if TYPE_CHECKING:
+    from tfopt.model.endpoints import Endpoint
+
+
+def _shape_proto(info: TensorInfo) -> tensor_shape_pb2.TensorShapeProto:
+    return tf.TensorShape(None if info.shape is None else list(info.shape)).as_proto()
+
+
+def _scope(sigs: dict[str, SignatureGraph]) -> dict[str, str]:
+    """Import prefix per signature: none for a single graph, the key for several; a signature
+    with the same graph as another (``same_as``) shares that one's scope."""
+    unique = [key for key, sig in sigs.items() if sig.same_as not in sigs]
+    scopes = {key: "" if len(unique) == 1 else key for key in unique}
+    for key, sig in sigs.items():
+        if key not in scopes:
+            scopes[key] = scopes[sig.same_as]
+    return scopes
+
+
+def _prefixed(prefix: str, tensor: str) -> str:
+    return f"{prefix}/{tensor}" if prefix else tensor
+
+
+def merged_graph(sigs: dict[str, SignatureGraph]) -> tuple[tf.Graph, dict[str, str]]:
+    """One graph holding every signature's graph (each once), weights stored once."""
+    scopes = _scope(sigs)
+    graph = tf.Graph()
+    with graph.as_default():
+        for key, sig in sigs.items():
+            if sig.same_as not in sigs:
+                tf.import_graph_def(sig.graph_def, name=scopes[key])
+    if len(set(scopes.values())) > 1:
+        merged = share_constants(graph.as_graph_def())
+        graph = tf.Graph()
+        with graph.as_default():
+            tf.import_graph_def(merged, name="")
+    return graph, scopes
+
+
+def share_constants(graph_def, min_bytes: int = 1024):
+    """Merge equal weight constants of different signatures' graphs into one node, so shared
+    weights are stored once. Small constants are left alone (not worth a cross-scope edge)."""
+    from tfopt.graph.view import GraphView, InputRef
+
+    view = GraphView(graph_def)
+    first: dict[tuple, str] = {}
+    doomed = []
+    for node in view:
+        if node.op != "Const" or node.input:
+            continue
+        tensor = node.attr["value"].tensor
+        if len(tensor.tensor_content) < min_bytes:
+            continue
+        ident = (tensor.dtype, tensor.tensor_shape.SerializeToString(), tensor.tensor_content)
+        if ident in first:
+            view.replace_uses(InputRef(node.name), InputRef(first[ident]))
+            doomed.append(node.name)
+        else:
+            first[ident] = node.name
+    view.remove(doomed)
+    return view.to_graph_def()
+
+
+def _tensor_info(graph: tf.Graph, name: str, info: TensorInfo) -> meta_graph_pb2.TensorInfo:
+    tensor = graph.get_tensor_by_name(name)
+    proto = meta_graph_pb2.TensorInfo(name=tensor.name, dtype=info.dtype.as_datatype_enum)
+    proto.tensor_shape.CopyFrom(_shape_proto(info))
+    return proto
+
+
+def write_saved_model(sigs: dict[str, SignatureGraph], export_dir: str,
+                      tags: tuple[str, ...] = ("serve",), endpoints: Sequence[Endpoint] = ()
+                      ) -> None:
+    """Write ``sigs`` to a *new* directory ``export_dir`` (which must not exist). With
+    attribute ``endpoints`` to restate (a Keras export's ``serve``), a TF2 SavedModel (it
+    cannot run table initializers at load: the caller keeps none then), else the v1
+    builder's."""
+    _check_size(sigs)
+    if endpoints:
+        _write_tf2(sigs, export_dir, endpoints)
+        return
+    graph, scopes = merged_graph(sigs)
+    signature_map = {}
+    for key, sig in sigs.items():
+        sd = meta_graph_pb2.SignatureDef(method_name=sig.method_name)
+        for k, info in sig.inputs.items():
+            sd.inputs[k].CopyFrom(_tensor_info(graph, _prefixed(scopes[key], info.tensor), info))
+        for k, info in sig.outputs.items():
+            sd.outputs[k].CopyFrom(_tensor_info(graph, _prefixed(scopes[key], info.tensor), info))
+        signature_map[key] = sd
+    builder = tf.compat.v1.saved_model.Builder(export_dir)
+    init_ops = [graph.get_operation_by_name(_prefixed(scopes[key], name))
+                for key, sig in sigs.items() if sig.same_as not in sigs
+                for name in sig.init_ops]
+    with graph.as_default():
+        main_op = tf.group(*init_ops, name="tfopt_init") if init_ops else None
+    with tf.compat.v1.Session(graph=graph) as sess:
+        builder.add_meta_graph_and_variables(sess, list(tags), signature_def_map=signature_map,
+                                             strip_default_attrs=True, main_op=main_op)
+    builder.save()
+
+
+def write(sigs: dict[str, SignatureGraph], path: str, fmt: str,
+          tags: tuple[str, ...] = ("serve",), endpoints: Sequence[Endpoint] = ()) -> None:
+    """Write ``sigs`` to the new path ``path`` as ``fmt``: "saved_model" or "pb"."""
+    if fmt == "pb":
+        write_graph_def(sigs, path)
+    else:
+        write_saved_model(sigs, path, tags, endpoints)
+
+
+def remove(path: str) -> None:
+    """Remove what :func:`write` wrote at ``path`` (a directory or a file), if anything."""
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.exists(path):
+        os.remove(path)
+
+
+def _write_tf2(sigs: dict[str, SignatureGraph], export_dir: str,
+               endpoints: Sequence[Endpoint]) -> None:
+    """A TF2 SavedModel: one function per distinct graph, serving every signature over it,
+    and each endpoint as an attribute calling its signature's function."""
+    from tfopt.model.endpoints import endpoint_function, graph_function
+
+    functions = {key: graph_function(sig) for key, sig in sigs.items()
+                 if sig.same_as not in sigs}
+    for key, sig in sigs.items():
+        if key not in functions:
+            functions[key] = functions[sig.same_as]
+    module = tf.Module()
+    for endpoint in endpoints:
+        setattr(module, endpoint.name,
+                endpoint_function(endpoint, sigs[endpoint.key], functions[endpoint.key]))
+    tf.saved_model.save(module, export_dir, signatures={
+        key: fn.get_concrete_function() for key, fn in functions.items()})
+
+
+METADATA_FILE = "tfopt.json"
+
+
+def write_metadata(export_dir: str, metadata: dict) -> None:
+    """``tfopt.json`` beside ``saved_model.pb``: the runtimes the model needs (TF ignores it)."""
+    with open(os.path.join(export_dir, METADATA_FILE), "w") as f:
+        json.dump(metadata, f, indent=2, sort_keys=True)
+
+
+def read_metadata(path: str) -> dict | None:
+    try:
+        with open(os.path.join(path, METADATA_FILE)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _check_size(sigs: dict[str, SignatureGraph]) -> None:
+    """A frozen graph holds every weight; protobuf cannot serialise one of 2 GiB or more."""
+    total = sum(sig.graph_def.ByteSize() for sig in sigs.values())
+    if total >= (1 << 31) - 1:
+        raise TfoptError(f"the frozen graph would be {total / 2**30:.1f} GiB, over protobuf's "
+                         "2 GiB limit for one GraphDef; models this large cannot be frozen")
+
+
+def write_graph_def(sigs: dict[str, SignatureGraph], path: str) -> None:
+    _check_size(sigs)
+    if len(sigs) == 1:
+        graph_def = next(iter(sigs.values())).graph_def
+    else:
+        graph_def = merged_graph(sigs)[0].as_graph_def()
+    as_text = path.lower().endswith(".pbtxt")
+    tf.io.write_graph(graph_def, os.path.dirname(path) or ".", os.path.basename(path),
+                      as_text=as_text)
+
+
+def check_output_path(out: str, overwrite: bool, src: str | None = None) -> None:
+    """Refuse before any work is done: existing OUT without --overwrite, OUT == IN."""
+    if src is not None:
+        a, b = os.path.realpath(out), os.path.realpath(src)
+        if a == b or b.startswith(a + os.sep):
+            raise TfoptError(f"{out}: output would overwrite the input model; choose another path")
+        if a.startswith(b + os.sep):
+            raise TfoptError(f"{out}: output inside the input model's directory would modify "
+                             "the input; choose a path outside it")
+    if os.path.lexists(out) and not overwrite:
+        raise TfoptError(f"{out}: already exists (use --overwrite to replace it)")
+    ancestor = os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(ancestor):  # missing parents are created when writing
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise TfoptError(f"{out}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK):
+        raise TfoptError(f"{out}: {ancestor} is not writable")
+
+
+@contextlib.contextmanager
+def atomic_output(out: str, overwrite: bool) -> Iterator[str]:
+    """Yield a temporary path next to ``out``; on success, move it into place in one rename."""
+    out = os.path.abspath(out)
+    parent = os.path.dirname(out)
+    os.makedirs(parent, exist_ok=True)
+    tmp_root = tempfile.mkdtemp(prefix=".tfopt-", dir=parent)
+    tmp = os.path.join(tmp_root, os.path.basename(out))
+    try:
+        yield tmp
+        if os.path.lexists(out):
+            if not overwrite:
+                raise TfoptError(f"{out}: already exists (use --overwrite to replace it)")
+            old = os.path.join(tmp_root, "previous")
+            os.rename(out, old)
+        os.rename(tmp, out)
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+

@@ -1,0 +1,125 @@
+"""What ``optimize`` did, per signature and per pass, and the verification verdict.
+
+:class:`Report` is what :func:`tfopt.optimize` returns: ``str(report)`` is the CLI's summary
+line, ``report.table()`` the per-pass table, ``report.to_dict()`` the ``--json`` document, and
+``report.metadata()`` the ``tfopt.json`` written beside the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tfopt.passes.pipeline import PassRecord
+from tfopt.runtime import RUNTIMES, runtime_label
+from tfopt.verify.compare import OutputCheck
+
+
+@dataclass
+class SignatureReport:
+    key: str
+    nodes_before: int
+    nodes_after: int
+    ops_before: dict[str, int]
+    ops_after: dict[str, int]
+    passes: list[PassRecord]
+    checks: list[OutputCheck] = field(default_factory=list)
+    same_as: str | None = None  # optimized once, with this identical signature
+    function_nodes_before: int = 0  # nodes inside the function library (If/While bodies...)
+    function_nodes_after: int = 0
+
+    def to_dict(self) -> dict:
+        return {"key": self.key, "same_as": self.same_as, "nodes_before": self.nodes_before,
+                "function_nodes_before": self.function_nodes_before,
+                "function_nodes_after": self.function_nodes_after,
+                "nodes_after": self.nodes_after, "ops_before": self.ops_before,
+                "ops_after": self.ops_after, "passes": [p.to_dict() for p in self.passes],
+                "checks": [c.to_dict() for c in self.checks]}
+
+
+@dataclass
+class Report:
+    """What ``optimize`` did: per signature, per pass, and the verification verdict."""
+
+    src: str
+    dst: str
+    kind: str
+    signatures: dict[str, SignatureReport]
+    verified: bool | None  # None: --no-verify
+    tolerance: float
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+    target: str = "portable"
+    runtimes: list[str] = field(default_factory=list)  # CPU runtimes the output runs under
+    fused_kernels: dict[str, int] = field(default_factory=dict)
+    endpoints: list[dict] = field(default_factory=list)  # TF2 attribute endpoints restated
+
+    @property
+    def worst(self) -> OutputCheck | None:
+        checks = [c for s in self.signatures.values() for c in s.checks]
+        return max(checks, key=lambda c: c.rel) if checks else None
+
+    def summary(self) -> str:
+        """One line: node counts, signatures kept, verification verdict, time."""
+        unique = [s for s in self.signatures.values() if not s.same_as]
+        before = sum(s.nodes_before for s in unique)
+        after = sum(s.nodes_after for s in unique)
+        if self.verified is None:
+            verdict = "not verified (--no-verify)"
+        else:
+            worst = self.worst
+            where = " and ".join(runtime_label(r) for r in self.runtimes)
+            verdict = (f"verified ({where}): worst relative difference {worst.rel:.2e} "
+                       f"(tolerance {self.tolerance:g})" if worst else "verified")
+        return (f"{self.dst}: {before} -> {after} nodes, signatures "
+                f"{', '.join(self.signatures)}; {verdict}; {self.seconds:.1f}s")
+
+    def table(self) -> str:
+        """Per signature: what each pass did (pipeline order) and each output's check."""
+        lines = []
+        for key, sig in self.signatures.items():
+            if sig.same_as:
+                lines.append(f"signature {key}: same graph as {sig.same_as} (optimized once)")
+                continue
+            lines.append(f"signature {key}: main graph {sig.nodes_before} -> {sig.nodes_after} "
+                         f"nodes, function library {sig.function_nodes_before} -> "
+                         f"{sig.function_nodes_after} nodes")
+            for rec in sig.passes:
+                if rec.changed or rec.skipped:
+                    status = (f"SKIPPED ({rec.skipped})" if rec.skipped else
+                              rec.delta_text() or "; ".join(rec.notes))
+                    lines.append(f"  {rec.label:<18} {rec.node_delta:>+7} nodes  "
+                                 f"{rec.seconds:6.2f}s  {status}")
+            for check in sig.checks:
+                lines.append(f"  output {check.describe()}")
+        lines.extend(f"note: {note}" for note in self.notes)
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        worst = self.worst
+        return (f"<Report {self.src!r} -> {self.dst!r}: {len(self.signatures)} signature(s), "
+                f"verified={self.verified}, worst_rel={worst.rel if worst else None!r}, "
+                f"target={self.target!r}>")
+
+    def metadata(self) -> dict:
+        """What the model directory's ``tfopt.json`` says: where the model runs, and why."""
+        from tfopt import __version__
+        from tfopt.runtime import describe
+
+        only = [r for r in RUNTIMES if r not in self.runtimes]
+        return {"tfopt": __version__, "target": self.target, "runtimes": self.runtimes,
+                "requires": (f"TF_ENABLE_ONEDNN_OPTS={RUNTIMES[self.runtimes[0]]} "
+                             f"({runtime_label(self.runtimes[0])})" if only else None),
+                "verified": self.verified, "fused_kernels": self.fused_kernels,
+                "signatures": sorted(self.signatures), "endpoints": self.endpoints,
+                "written_on": describe()}
+
+    def to_dict(self) -> dict:
+        return {"src": self.src, "dst": self.dst, "kind": self.kind, "verified": self.verified,
+                "tolerance": self.tolerance, "seconds": round(self.seconds, 3),
+                "notes": self.notes, "target": self.target, "runtimes": self.runtimes,
+                "endpoints": self.endpoints,
+                "fused_kernels": self.fused_kernels,
+                "signatures": {k: s.to_dict() for k, s in self.signatures.items()}}

@@ -1,0 +1,258 @@
+"""``optimize`` as a road of named stages, each handing one :class:`State` to the next.
+
+    check request -> load -> verification inputs -> original's answers -> passes (per
+    signature) -> share identical -> [XLA] -> where it must run
+    then, in a temporary directory renamed into place only at the end:
+    write -> verify (blame a pass, rewrite, verify again) -> report and metadata
+
+Each stage is a small function that reads what earlier stages left in the state and adds its
+own part; the work itself is done by the module that owns the subject (loading in
+:mod:`tfopt.model`, passes in :mod:`tfopt.passes`, verification in :mod:`tfopt.verify`, XLA in
+:mod:`tfopt.optimizer.xla`). A new stage (reduced precision, say) is one function and one
+entry in :data:`PREPARE` or :data:`WRITE`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tfopt.graph.kernels import KernelSupport, fusion_names, fusions_in
+from tfopt.graph.view import function_nodes, op_counts
+from tfopt.model.endpoints import Endpoint
+from tfopt.model.formats import check_input_names, load_model
+from tfopt.model.loader import mark_identical
+from tfopt.model.saver import atomic_output, check_output_path, remove, write, write_metadata
+from tfopt.model.signature import LoadedModel, SignatureGraph
+from tfopt.optimizer.report import Report, SignatureReport
+from tfopt.options import OptimizeOptions
+from tfopt.passes.base import PassContext
+from tfopt.passes.pipeline import Log, run_checked, run_passes
+from tfopt.passes.registry import select
+from tfopt.runtime import RUNTIMES, runtime_label
+from tfopt.verify import whole
+from tfopt.verify.compare import Policy
+from tfopt.verify.inputs import model_feeds
+from tfopt.verify.references import References, SignatureVerifier
+
+Feeds = dict[str, dict[str, np.ndarray]]
+
+
+@dataclass
+class State:
+    """What the stages know so far; each stage fills in its part and hands it on."""
+
+    options: OptimizeOptions
+    say: Log
+    started: float = field(default_factory=time.perf_counter)
+    enabled: frozenset[str] = frozenset()
+    kernels: KernelSupport | None = None
+    policy: Policy = field(default_factory=Policy)
+    model: LoadedModel | None = None
+    feeds: Feeds | None = None          # None: --no-verify
+    refs: References | None = None
+    optimized: dict[str, SignatureGraph] = field(default_factory=dict)
+    reports: dict[str, SignatureReport] = field(default_factory=dict)
+    runtimes: list[str] = field(default_factory=lambda: list(RUNTIMES))
+    endpoints: list[Endpoint] = field(default_factory=list)  # attribute endpoints to write
+    out: str = ""                        # where WRITE stages write (a temporary path)
+    report: Report | None = None
+
+
+Stage = Callable[[State], None]
+
+
+# --- before writing ------------------------------------------------------------------------------
+
+
+def check_request(state: State) -> None:
+    """Everything that can be refused before the model is loaded."""
+    opts = state.options
+    state.enabled = select(opts.passes, opts.skip)
+    state.kernels = KernelSupport(opts.target)
+    state.policy = Policy(opts.tolerance)
+    check_output_path(opts.dst, opts.overwrite, opts.src)
+    check_input_names(opts.src, opts.input_shapes, opts.signatures)
+
+
+def load(state: State) -> None:
+    opts = state.options
+    began = time.perf_counter()
+    state.model = load_model(opts.src, opts.signatures, opts.inputs, opts.outputs)
+    state.say(f"loaded and froze {opts.src} ({state.model.kind}; signatures "
+              f"{', '.join(state.model.signatures)}) in {time.perf_counter() - began:.1f}s")
+    if opts.format == "pb" and len(state.model.signatures) > 1:
+        state.say("several signatures go into one GraphDef, each under its own name scope")
+
+
+def verification_inputs(state: State) -> None:
+    opts = state.options
+    if opts.verify:
+        state.feeds = model_feeds(state.model, opts.inputs_file, opts.input_shapes,
+                                  opts.batch_size, opts.int_range)
+
+
+def original_answers(state: State) -> None:
+    if state.feeds is not None:
+        state.refs = References.record(state.model, state.feeds)
+
+
+def run_signature_passes(state: State) -> None:
+    for sig in state.model.signatures.values():
+        if not sig.same_as:
+            _optimize_signature(state, sig, checked=False)
+    state.optimized = {key: state.optimized[key] for key in state.model.signatures}
+
+
+def share_identical(state: State) -> None:
+    """Signatures that froze differently (function names differ per trace) but optimize to
+    the same graph are stored once: the later ones are marked ``same_as`` the first."""
+    before = {k: s.same_as for k, s in state.optimized.items()}
+    mark_identical(state.optimized)
+    for key, sig in state.optimized.items():
+        if sig.same_as and not before[key]:
+            state.reports[key].same_as = sig.same_as
+
+
+def compile_xla(state: State) -> None:
+    if state.options.xla != "off":
+        from tfopt.optimizer.xla import compile_cluster
+
+        state.optimized = compile_cluster(state.optimized, state.options.xla, state.model.tags,
+                                          state.feeds, state.say, state.model.notes)
+
+
+def keep_endpoints(state: State) -> None:
+    """The original's attribute endpoints (``loaded.serve``) go into the output when it is a
+    SavedModel without load-time table initializers (which only the v1 format runs)."""
+    found = state.model.endpoints
+    if not found:
+        return
+    names = ", ".join(e.name for e in found)
+    if state.options.format != "saved_model":
+        state.model.notes.append(f"attribute endpoints ({names}) need a SavedModel; a frozen "
+                                 "GraphDef has signatures only")
+    elif any(sig.init_ops for sig in state.optimized.values()):
+        state.model.notes.append(f"attribute endpoints ({names}) not restated: the model "
+                                 "initialises lookup tables at load, which only the v1 "
+                                 "SavedModel format does; call it through its signatures")
+    else:
+        state.endpoints = list(found)
+
+
+def choose_runtimes(state: State) -> None:
+    state.runtimes = whole.runtimes_for(state.options.target, state.optimized, state.refs)
+
+
+# --- in the temporary output ---------------------------------------------------------------------
+
+
+def write_model(state: State) -> None:
+    where = " and ".join(runtime_label(r) for r in state.runtimes)
+    state.say("writing the optimized model" + (f" and running it ({where}) ..."
+                                               if state.feeds is not None else " ..."))
+    write(state.optimized, state.out, state.options.format, state.model.tags,
+          state.endpoints)
+
+
+def verify_written(state: State) -> None:
+    """Run the written model under each runtime; on a difference, blame and switch off the
+    pass responsible (per signature), write again and verify again."""
+    if state.feeds is None:
+        return
+
+    def check() -> whole.Checks:
+        return whole.check_written(state.out, state.options.format, state.optimized,
+                                   state.feeds, state.refs, state.policy, state.runtimes)
+
+    def blame(keys: list[str]) -> None:
+        for key in dict.fromkeys(state.model.signatures[k].same_as or k for k in keys):
+            _optimize_signature(state, state.model.signatures[key], checked=True)
+            state.model.notes.extend(f"[{key}] pass {rec.name} skipped: {rec.skipped}"
+                                     for rec in state.reports[key].passes if rec.skipped)
+        state.optimized = {key: state.optimized[key] for key in state.model.signatures}
+
+    def rewrite() -> None:
+        remove(state.out)
+        choose_runtimes(state)
+        write_model(state)
+
+    for key, checks in whole.verify_with_blame(check, blame, rewrite, state.say).items():
+        state.reports[key].checks = checks
+
+
+def report_and_metadata(state: State) -> None:
+    opts = state.options
+    verified = state.feeds is not None
+    notes = list(state.model.notes) + (state.refs.notes if state.refs else [])
+    fused = fusion_names(fusions_in(s.graph_def for s in state.optimized.values()
+                                    if not s.same_as))
+    state.report = Report(opts.src, opts.dst, state.model.kind, state.reports,
+                          True if verified else None, opts.tolerance,
+                          time.perf_counter() - state.started, notes, opts.target,
+                          state.runtimes, fused, [e.to_dict() for e in state.endpoints])
+    if opts.format == "saved_model":
+        write_metadata(state.out, state.report.metadata())
+
+
+PREPARE: list[Stage] = [check_request, load, verification_inputs, original_answers,
+                        run_signature_passes, share_identical, compile_xla, keep_endpoints,
+                        choose_runtimes]
+WRITE: list[Stage] = [write_model, verify_written, report_and_metadata]
+
+
+def run(options: OptimizeOptions, log: Log | None = None) -> Report:
+    """The road: PREPARE's stages, then WRITE's in a temporary path renamed into place."""
+    state = State(options, log or (lambda _msg: None))
+    for stage in PREPARE:
+        stage(state)
+    with atomic_output(options.dst, options.overwrite) as state.out:
+        for stage in WRITE:
+            stage(state)
+    return state.report
+
+
+# --- the passes on one signature -----------------------------------------------------------------
+
+
+def pass_context(sig: SignatureGraph, kernels: KernelSupport | None,
+                 enabled: frozenset[str] | None = None) -> PassContext:
+    """What the passes may know of a signature. Only declared shapes are used by passes
+    (never the verification feeds): nothing may be specialised to the batch size that
+    happened to be verified."""
+    return PassContext(protected=sig.protected_nodes, outputs=sig.output_tensors,
+                       inputs=[t.tensor for t in sig.inputs.values()],
+                       init_ops=list(sig.init_ops), kernels=kernels, enabled=enabled)
+
+
+def _optimize_signature(state: State, sig: SignatureGraph, checked: bool) -> None:
+    """Run the passes on ``sig`` (``checked``: every application verified, after a failed
+    verification) and record the result for it and the signatures sharing its graph."""
+    unique = [s for s in state.model.signatures.values() if not s.same_as]
+    label = f"[{sig.key}] " if len(unique) > 1 else ""
+    ctx = pass_context(sig, state.kernels, state.enabled)
+    if checked:
+        verifier = SignatureVerifier(sig, state.feeds[sig.key], state.refs, state.policy,
+                                     state.runtimes)
+        result = run_checked(sig.graph_def, ctx, state.enabled, verifier, state.say, label)
+    else:
+        result = run_passes(sig.graph_def, ctx, state.enabled, None, state.say, label)
+    if not result.converged:
+        state.model.notes.append(f"[{sig.key}] the passes found no fixed point in "
+                                 f"{result.iterations} rounds (the result is still verified)")
+    graph_def = result.graph_def
+    state.optimized[sig.key] = sig.with_graph(graph_def)
+    state.reports[sig.key] = SignatureReport(
+        sig.key, len(sig.graph_def.node), len(graph_def.node), op_counts(sig.graph_def),
+        op_counts(graph_def), result.records,
+        function_nodes_before=function_nodes(sig.graph_def),
+        function_nodes_after=function_nodes(graph_def))
+    for twin in state.model.signatures.values():
+        if twin.same_as == sig.key:
+            state.optimized[twin.key] = twin.with_graph(graph_def)
+            state.reports[twin.key] = dataclasses.replace(state.reports[sig.key], key=twin.key,
+                                                          same_as=sig.key)

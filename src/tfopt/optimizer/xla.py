@@ -1,0 +1,253 @@
+"""Selective XLA: compile the part of a graph where XLA is faster on CPU, if measuring says so.
+
+XLA's CPU backend runs attention and MLP blocks (matmuls with their element-wise chains,
+layer norms, GELUs) much faster than TensorFlow's op-by-op executor, and convolutions much
+slower (MobileNetV2/EfficientNet 8x slower here). So the cluster is every node that no
+convolution (or other op XLA should not take) precedes: it is convex by construction (nothing
+leaves it and comes back) and, in a transformer, it is the whole model. The cluster is outlined
+into a function marked ``_XlaMustCompile`` and called with ``PartitionedCall`` — the mechanism
+Keras itself uses — so plain ``tf.saved_model.load`` and TF Serving run it with no tfopt code.
+:func:`compile_cluster` keeps it only when the timed model is faster (``--xla auto``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+
+import numpy as np
+from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2
+
+from tfopt.graph.shapes import StaticInfo
+from tfopt.graph.view import (
+    GraphView,
+    InputRef,
+    body_to_function,
+    get_attr,
+    make_node,
+    set_attr,
+    topological_order,
+)
+from tfopt.model.signature import SignatureGraph
+
+# Never inside the cluster: convolutions (XLA's CPU convolutions are slow), ops XLA cannot
+# compile or that hold state, and control flow kept for TensorFlow's executor.
+EXCLUDED_PREFIXES = ("Conv", "DepthwiseConv", "_Fused", "MaxPool", "AvgPool", "Lookup",
+                     "HashTable", "InitializeTable", "String", "Decode", "Encode", "Regex",
+                     "Print", "Assert", "Save", "Restore", "Var", "ReadVariable", "Resource",
+                     "Random", "StatefulPartitionedCall", "NonMaxSuppression",
+                     "CombinedNonMaxSuppression", "Where", "Unique")
+EXCLUDED_OPS = {"Placeholder", "PlaceholderWithDefault", "NoOp", "If", "StatelessIf", "While",
+                "StatelessWhile", "Case", "PartitionedCall", "Const"}
+MIN_COMPUTE_NODES = 8  # a smaller cluster is not worth a compiled call
+
+FUNCTION_NAME = "tfopt_xla_cluster"
+
+
+def _excluded(node: node_def_pb2.NodeDef) -> bool:
+    return node.op in EXCLUDED_OPS or node.op.startswith(EXCLUDED_PREFIXES)
+
+
+def cluster(sig: SignatureGraph, view: GraphView | None = None,
+            info: StaticInfo | None = None) -> set[str]:
+    """Nodes to compile: not left out themselves (excluded op, control input, string/resource/
+    variant output, load-time initializer), and either with no left-out node among their
+    ancestors or with none among their descendants, whichever set is larger. Each set is
+    convex (no path leaves it and comes back), so outlining it cannot create a cycle;
+    placeholders and constants feed the cluster and block nothing."""
+    view = view or GraphView(sig.graph_def)
+    info = info or StaticInfo(sig.graph_def)
+
+    def left_out(node: node_def_pb2.NodeDef) -> bool:
+        if node.op in ("Placeholder", "Const"):
+            return False
+        dtype = info.dtype(node.name + ":0")
+        return (_excluded(node) or node.name in sig.init_ops
+                or any(t.startswith("^") for t in node.input)
+                or (dtype is not None and dtype.name in ("string", "resource", "variant")))
+
+    order = topological_order(sig.graph_def)
+    out = {node.name: left_out(node) for node in order}
+    # Two convex candidates: the nodes no left-out node precedes (a transformer: all of it),
+    # and the nodes no left-out node follows (a ViT: all after its patch-embedding conv).
+    after: dict[str, bool] = {}
+    for node in order:
+        after[node.name] = out[node.name] or any(after.get(InputRef.parse(t).node, False)
+                                                 for t in node.input)
+    before: dict[str, bool] = {}
+    for node in reversed(order):
+        before[node.name] = out[node.name] or any(before.get(reader.name, False)
+                                                  for reader, _ in view.consumers(node.name))
+    chosen = max(({node.name for node in order
+                   if not blocked[node.name] and node.op not in ("Placeholder", "Const")}
+                  for blocked in (after, before)), key=len)
+    # Constants read only by the cluster go inside it (weights become compile-time constants).
+    for node in order:
+        if node.op == "Const" and not node.input:
+            readers = {c.name for c, _ in view.consumers(node.name)}
+            if readers and readers <= chosen:
+                chosen.add(node.name)
+    return chosen
+
+
+def unfuse_matmuls(graph_def: graph_pb2.GraphDef) -> graph_pb2.GraphDef:
+    """``_FusedMatMul[BiasAdd(, act)]`` back to ``MatMul -> BiasAdd (-> act)``: XLA has no
+    kernel for the fused op, and would otherwise stop the cluster at every fused dense layer.
+    The last op keeps the fused node's name, so readers are untouched."""
+    view = GraphView(graph_def)
+    for node in list(view):
+        fused_ops = get_attr(node, "fused_ops", [])
+        if node.op != "_FusedMatMul" or not fused_ops or fused_ops[0] != "BiasAdd" or len(
+                fused_ops) > 2 or view.control_inputs(node):
+            continue
+        x, w, bias = (str(r) for r in view.data_inputs(node)[:3])
+        dtype = get_attr(node, "T")
+        matmul = view.add(make_node(view.unique_name(node.name + "/MatMul"), "MatMul", [x, w],
+                                    node.device, T=dtype,
+                                    transpose_a=get_attr(node, "transpose_a", False),
+                                    transpose_b=get_attr(node, "transpose_b", False)))
+        last = node
+        if len(fused_ops) == 2:
+            biased = view.add(make_node(view.unique_name(node.name + "/BiasAdd"), "BiasAdd",
+                                        [matmul.name, bias], node.device, T=dtype))
+            alpha = get_attr(node, "leakyrelu_alpha", 0.2)
+            view.retype(last, fused_ops[1], keep=("T",))
+            view.set_inputs(last, [biased.name])
+            if fused_ops[1] == "LeakyRelu":
+                set_attr(last, "alpha", alpha)
+        else:
+            view.retype(last, "BiasAdd", keep=("T",))
+            view.set_inputs(last, [matmul.name, bias])
+    return view.to_graph_def()
+
+
+def outline(sig: SignatureGraph) -> SignatureGraph | None:
+    """The signature with its XLA cluster outlined into a compiled function, or None when the
+    cluster is too small (a CNN: convolutions all the way through)."""
+    sig = sig.with_graph(unfuse_matmuls(sig.graph_def))
+    view, info = GraphView(sig.graph_def), StaticInfo(sig.graph_def)
+    chosen = cluster(sig, view, info)
+    compute = [n for n in sig.graph_def.node if n.name in chosen and n.op != "Const"]
+    if len(compute) < MIN_COMPUTE_NODES:
+        return None
+    # Tensors flowing in (read by the cluster, made outside) and out (made inside, read
+    # outside, or a signature output).
+    inputs: list[str] = []
+    outputs: list[str] = []
+    outputs_wanted = {InputRef.parse(t).tensor for t in sig.output_tensors}
+    for node in sig.graph_def.node:
+        if node.name not in chosen:
+            continue
+        for text in node.input:
+            ref = InputRef.parse(text)
+            if ref.node not in chosen and ref.tensor not in inputs:
+                inputs.append(ref.tensor)
+        for consumer, ref in view.consumers(node.name):
+            if consumer.name not in chosen:
+                if ref.control:
+                    return None
+                if ref.tensor not in outputs:
+                    outputs.append(ref.tensor)
+    outputs += [t for t in sorted(outputs_wanted) if InputRef.parse(t).node in chosen
+                and t not in outputs]
+    if not inputs or not outputs:
+        return None
+    arg_names = [f"arg{i}" for i in range(len(inputs))]
+    body = graph_pb2.GraphDef()
+    for name, tensor in zip(arg_names, inputs, strict=True):
+        ph = body.node.add(name=name, op="Placeholder")
+        set_attr(ph, "dtype", info.dtype(tensor))
+    renamed = dict(zip(inputs, arg_names, strict=True))
+    for node in sig.graph_def.node:
+        if node.name not in chosen:
+            continue
+        copy = body.node.add()
+        copy.CopyFrom(node)
+        del copy.input[:]
+        for text in node.input:
+            ref = InputRef.parse(text)
+            copy.input.append(renamed.get(ref.tensor, text) if ref.node not in chosen else text)
+        copy.device = ""
+    fdef = function_pb2.FunctionDef()
+    fdef.signature.name = FUNCTION_NAME
+    for name, tensor in zip(arg_names, inputs, strict=True):
+        fdef.signature.input_arg.add(name=name, type=info.dtype(tensor).as_datatype_enum)
+    for i, tensor in enumerate(outputs):
+        fdef.signature.output_arg.add(name=f"out{i}", type=info.dtype(tensor).as_datatype_enum)
+    fdef.attr["_XlaMustCompile"].b = True
+    fdef.attr["_noinline"].b = True
+    library = {f.signature.name: f for f in sig.graph_def.library.function}
+    fdef = body_to_function(fdef, body, library, results=outputs)
+    if fdef is None:
+        return None
+
+    call = node_def_pb2.NodeDef(name=view.unique_name("tfopt_xla"), op="PartitionedCall",
+                                input=inputs)
+    set_attr(call, "Tin", [info.dtype(t) for t in inputs])
+    set_attr(call, "Tout", [info.dtype(t) for t in outputs])
+    call.attr["f"].func.name = FUNCTION_NAME
+    set_attr(call, "_XlaMustCompile", True)
+    for key in ("config", "config_proto", "executor_type"):
+        set_attr(call, key, "")
+    view.add(call)
+    for port, tensor in enumerate(outputs):
+        view.replace_uses(InputRef.parse(tensor), InputRef(call.name, port), keep_controls=False)
+    # Signature outputs made inside the cluster: keep their names as Identity nodes.
+    protected_out = {InputRef.parse(t).node for t in sig.output_tensors}
+    doomed = [n for n in chosen if n not in protected_out]
+    for name in chosen & protected_out:
+        node = view.nodes[name]
+        port = outputs.index(InputRef(name).tensor)
+        view.retype(node, "Identity", keep=("T",))
+        set_attr(node, "T", info.dtype(InputRef(name).tensor))
+        view.set_inputs(node, [f"{call.name}:{port}" if port else call.name])
+    view.remove(doomed)
+    graph_def = view.to_graph_def()
+    graph_def.library.function.add().CopyFrom(fdef)
+    return sig.with_graph(graph_def)
+
+
+def compile_cluster(sigs: dict[str, SignatureGraph], mode: str, tags: tuple[str, ...], feeds,
+                    say: Callable[[str], None], notes: list[str]) -> dict[str, SignatureGraph]:
+    """Outline each signature's XLA cluster; with ``auto`` keep it only if timing the written
+    model with and without it shows a gain whose interval excludes 1.0."""
+    candidate = dict(sigs)
+    outlined = []
+    for key, sig in sigs.items():
+        if sig.same_as:
+            continue
+        new = outline(sig)
+        if new is not None:
+            candidate[key] = new
+            outlined.append(key)
+    for key, sig in sigs.items():
+        if sig.same_as in outlined:
+            candidate[key] = sig.with_graph(candidate[sig.same_as].graph_def)
+    if not outlined:
+        notes.append("xla: no cluster worth compiling (convolutions come first, or too small)")
+        return sigs
+    if mode == "on":
+        notes.append(f"xla: compiled cluster in {', '.join(outlined)} (not timed: --xla on)")
+        return candidate
+    from tfopt.measure.benchmark import Settings, benchmark
+    from tfopt.model.saver import write_saved_model
+
+    key = outlined[0]
+    say(f"xla: timing {key} with and without its compiled cluster ...")
+    with tempfile.TemporaryDirectory(prefix="tfopt-xla-") as tmp:
+        plain, compiled = os.path.join(tmp, "plain"), os.path.join(tmp, "xla")
+        write_saved_model({key: sigs[key]}, plain, tags)
+        write_saved_model({key: candidate[key]}, compiled, tags)
+        inputs = os.path.join(tmp, "inputs.npz")
+        np.savez(inputs, **feeds[key])
+        # 5 rounds: with fewer, one disturbed round decides the interval on a busy machine.
+        result = benchmark([plain, compiled], Settings(num_iter=40, num_warmup=3, rounds=5,
+                                                       signature=key, inputs_file=inputs))
+    timed = result.models[1].interval()
+    verdict = timed.short()
+    if timed.faster:
+        notes.append(f"xla: compiled cluster kept, {verdict} faster than without")
+        return candidate
+    notes.append(f"xla: compiled cluster not kept ({verdict}: no measurable gain)")
+    return sigs

@@ -1,0 +1,204 @@
+"""Run the registered passes on one signature graph, to a fixed point, accounting for each."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tensorflow.core.framework import graph_pb2
+
+from tfopt.errors import VerificationError, first_line
+from tfopt.graph.view import op_counts
+from tfopt.passes import registry
+from tfopt.passes.base import GraphPass, PassContext, check_graph
+from tfopt.passes.registry import FINALIZE, SIMPLIFY, PassSpec
+
+MAX_ITERATIONS = 10
+
+# Returns None when the candidate graph still answers like the original, else why not.
+Checker = Callable[[graph_pb2.GraphDef], str | None]
+
+
+class Verifier(Protocol):
+    """What the checked re-run needs: a check of the untouched baseline, and of a candidate."""
+
+    def baseline(self, graph_def: graph_pb2.GraphDef) -> str | None: ...
+
+    def __call__(self, graph_def: graph_pb2.GraphDef) -> str | None: ...
+Log = Callable[[str], None]
+
+
+@dataclass
+class PassRecord:
+    """What one pass did to one signature graph, summed over all its runs."""
+
+    name: str
+    runs: int = 0          # times the pass ran
+    applied: int = 0       # runs that changed the graph
+    node_delta: int = 0    # this pass's own effect on the node count, summed over its runs
+    ops_delta: dict[str, int] = field(default_factory=dict)  # op type -> count change
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    skipped: str | None = None  # why the pass was switched off mid-run
+    within: str | None = None   # run by this pass (function_bodies), not by the pipeline
+
+    @property
+    def label(self) -> str:
+        """The name in the per-pass table: ``function_bodies > constant_fold`` for inner runs."""
+        return f"{self.within} > {self.name}" if self.within else self.name
+
+    @property
+    def changed(self) -> bool:
+        return self.applied > 0
+
+    def merge(self, other: PassRecord) -> None:
+        """Add another record of the same pass (inner runs over several bodies)."""
+        self.runs += other.runs
+        self.applied += other.applied
+        self.node_delta += other.node_delta
+        self.seconds += other.seconds
+        for op, d in other.ops_delta.items():
+            self.ops_delta[op] = self.ops_delta.get(op, 0) + d
+        self.add_notes(other.notes)
+        self.skipped = self.skipped or other.skipped
+
+    def add_notes(self, notes: list[str]) -> None:
+        """Merge "<count> <what>" notes across fixed-point runs: "3 x" + "2 x" -> "5 x"."""
+        for note in notes:
+            count, _, what = note.partition(" ")
+            for i, old in enumerate(self.notes):
+                old_count, _, old_what = old.partition(" ")
+                if count.isdigit() and old_count.isdigit() and what == old_what:
+                    self.notes[i] = f"{int(old_count) + int(count)} {what}"
+                    break
+            else:
+                self.notes.append(note)
+
+    def delta_text(self) -> str:
+        parts = [f"{op} {d:+d}" for op, d in sorted(self.ops_delta.items(), key=lambda x: x[1])
+                 if d]
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "runs": self.runs, "applied": self.applied,
+                "node_delta": self.node_delta, "ops_delta": self.ops_delta,
+                "seconds": round(self.seconds, 4), "notes": self.notes, "skipped": self.skipped,
+                "within": self.within}
+
+
+@dataclass
+class PipelineResult:
+    graph_def: graph_pb2.GraphDef
+    records: list[PassRecord]  # in pipeline order; inner runs right after the pass that ran them
+    iterations: int            # fixed-point iterations of the SIMPLIFY passes
+    converged: bool            # False: MAX_ITERATIONS ran out before a fixed point
+
+
+def _diff(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {op: after.get(op, 0) - before.get(op, 0) for op in set(before) | set(after)
+            if after.get(op, 0) != before.get(op, 0)}
+
+
+def run_passes(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: frozenset[str],
+               checker: Checker | None = None, log: Log | None = None,
+               label: str = "", only: Callable[[PassSpec], bool] | None = None
+               ) -> PipelineResult:
+    """Apply SIMPLIFY passes until none changes anything, then FINALIZE passes once.
+
+    ``enabled`` names the passes switched on (:func:`tfopt.passes.registry.select`); ``only``
+    narrows the registry further (function bodies: the rows marked ``in_bodies``). With a
+    ``checker``, every pass application is verified and one that breaks the outputs is undone
+    and switched off for the rest of the run (its record says why). ``log`` gets one line per
+    fixed-point iteration (progress), not per pass: the records are the table.
+    """
+    passes = [(spec, p) for spec, p in registry.instances()
+              if spec.name in enabled and (only is None or only(spec))]
+    records = {spec.name: PassRecord(spec.name) for spec, _ in passes}
+    inner: dict[str, dict[str, PassRecord]] = {spec.name: {} for spec, _ in passes}
+    active = dict.fromkeys(records, True)
+
+    def step(spec: PassSpec, p: GraphPass,
+             current: graph_pb2.GraphDef) -> tuple[graph_pb2.GraphDef, bool]:
+        if not active[spec.name]:
+            return current, False
+        rec = records[spec.name]
+        before = op_counts(current)
+        start = time.perf_counter()
+        try:
+            result = p.run(current, ctx)
+        except Exception as err:  # a pass bug must not cost the user a model: skip and say
+            rec.skipped = f"failed: {type(err).__name__}: {first_line(err, '')}"
+            active[spec.name] = False
+            if log:
+                log(f"  {label}{spec.name}: skipped, {rec.skipped}")
+            return current, False
+        rec.seconds += time.perf_counter() - start
+        rec.runs += 1
+        if not result.changed:
+            return current, False
+        problem = check_graph(result.graph_def, ctx)
+        if problem is None and checker is not None:
+            problem = checker(result.graph_def)
+        if problem is not None:
+            rec.skipped = problem
+            active[spec.name] = False
+            if log:
+                log(f"  {label}{spec.name}: undone and switched off: {problem}")
+            return current, False
+        for op, d in _diff(before, op_counts(result.graph_def)).items():
+            rec.ops_delta[op] = rec.ops_delta.get(op, 0) + d
+        rec.add_notes(result.notes)
+        rec.applied += 1
+        rec.node_delta += len(result.graph_def.node) - len(current.node)
+        for sub in result.inner:
+            mine = inner[spec.name].setdefault(sub.name, PassRecord(sub.name, within=spec.name))
+            mine.merge(sub)
+        return result.graph_def, True
+
+    def run_phase(phase: str, current: graph_pb2.GraphDef) -> tuple[graph_pb2.GraphDef, list]:
+        changed = []
+        for spec, p in passes:
+            if spec.phase == phase:
+                current, did = step(spec, p, current)
+                if did:
+                    changed.append(spec.name)
+        return current, changed
+
+    def progress(what: str, before: int, after: graph_pb2.GraphDef, names: list[str]) -> None:
+        if log:
+            log(f"  {label}{what}: {before} -> {len(after.node)} nodes"
+                + (f" ({', '.join(names)})" if names else ""))
+
+    current = graph_def
+    iterations, converged = 0, False
+    while iterations < MAX_ITERATIONS:
+        iterations += 1
+        size = len(current.node)
+        current, changed = run_phase(SIMPLIFY, current)
+        progress(f"simplify round {iterations}", size, current, changed)
+        if not changed:
+            converged = True
+            break
+    if not converged and log:
+        log(f"  {label}no fixed point after {MAX_ITERATIONS} rounds; going on with the graph "
+            "as it is (it is still verified)")
+    size = len(current.node)
+    current, changed = run_phase(FINALIZE, current)
+    if any(spec.phase == FINALIZE for spec, _ in passes):
+        progress("finalize", size, current, changed)
+    ordered = [rec for spec, _ in passes
+               for rec in (records[spec.name], *inner[spec.name].values())]
+    return PipelineResult(current, ordered, iterations, converged)
+
+
+def run_checked(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: frozenset[str],
+                verifier: Verifier, log: Log | None = None, label: str = "") -> PipelineResult:
+    """The re-run after a failed verification. Passes can only be blamed if the frozen graph,
+    before any pass, answers like the original; then every pass application is checked, and
+    one that breaks the outputs is undone and switched off (its record says why)."""
+    problem = verifier.baseline(graph_def)
+    if problem is not None:
+        raise VerificationError(problem)
+    return run_passes(graph_def, ctx, enabled, verifier, log, label)

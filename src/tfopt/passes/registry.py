@@ -1,0 +1,170 @@
+"""The pass registry: one table of every pass, in the order the pipeline runs them.
+
+Each row says what the pass is called, where its class lives, when it runs, what it does, why
+it stands where it stands, and whether it may also run inside function bodies (``If``/``While``
+branches, loop bodies). Nothing else names or orders passes: ``tfopt passes``, ``--passes`` /
+``--skip`` checks, the pipeline and :mod:`tfopt.passes.function_bodies` all read this table.
+It is importable without TensorFlow (classes are imported when the pipeline first runs), so
+flag errors and ``tfopt passes`` answer at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tfopt.errors import TfoptError
+
+if TYPE_CHECKING:
+    from tfopt.passes.base import GraphPass
+
+SIMPLIFY = "simplify"  # repeated until none of them changes the graph (a fixed point)
+FINALIZE = "finalize"  # run once after the fixed point: they emit ops the others do not read
+
+
+@dataclass(frozen=True)
+class PassSpec:
+    """One row of the registry."""
+
+    name: str
+    impl: str        # "module:Class" under tfopt.passes
+    phase: str       # SIMPLIFY or FINALIZE
+    summary: str     # what it does (``tfopt passes``, the report)
+    reason: str      # why it stands at this position
+    in_bodies: bool = False  # also safe inside function bodies (no signature, no fusions)
+
+    def load(self) -> GraphPass:
+        module, _, cls = self.impl.partition(":")
+        return getattr(importlib.import_module(f"tfopt.passes.{module}"), cls)()
+
+
+REGISTRY: tuple[PassSpec, ...] = (
+    PassSpec("training_nodes", "training_nodes:RemoveTrainingNodes", SIMPLIFY,
+             "remove Save/Restore, initializers, optimizer updates and gradient branches; "
+             "fold PlaceholderWithDefault flags to their defaults",
+             "first: removing training ops frees gradient branches for strip_unused"),
+    PassSpec("debug_ops", "debug_ops:RemoveDebugOps", SIMPLIFY,
+             "remove CheckNumerics, Print, PrintV2, Assert and If nodes whose branches only "
+             "check (with the control edges to them)",
+             "before strip_unused: an Assert's condition subgraph becomes unreachable",
+             in_bodies=True),
+    PassSpec("function_bodies", "function_bodies:CleanFunctionBodies", SIMPLIFY,
+             "run the passes marked safe inside bodies (debug_ops, identity, constant_fold, "
+             "trivial_ops, cse) in If/While/Case branches, loop bodies and other functions",
+             "right after debug_ops: clean bodies let debug_ops drop check-only Ifs next round"),
+    PassSpec("inline_calls", "inline_calls:InlineCalls", SIMPLIFY,
+             "inline PartitionedCall/StatefulPartitionedCall bodies (Keras' _conv_xla and "
+             "other calls freezing left) into the main graph",
+             "before strip_unused: the inlined function's library copy becomes unreferenced"),
+    PassSpec("strip_unused", "strip_unused:StripUnused", SIMPLIFY,
+             "remove nodes and functions the signature outputs never reach (control deps kept)",
+             "after the removals above, which leave unreachable nodes behind"),
+    PassSpec("identity", "identity:RemoveIdentities", SIMPLIFY,
+             "splice out Identity, IdentityN, StopGradient, Snapshot and NoOp chains",
+             "last among the clean-ups: the passes above expose new Identity chains",
+             in_bodies=True),
+    PassSpec("switch_const", "switch_const:ResolveConstantSwitch", SIMPLIFY,
+             "resolve TF1 Switch/Merge conditionals on a constant predicate (dead branch gone)",
+             "after identity: a folded training flag reaches its Switch only once the Identity "
+             "between them is gone"),
+    PassSpec("constant_fold", "constant_fold:ConstantFold", SIMPLIFY,
+             "evaluate constant subgraphs (weights arithmetic, static shapes) into Const nodes",
+             "before fold_batch_norm: turns Rsqrt(var + eps) * gamma and friends into the "
+             "constant vectors that fold_batch_norm recognises",
+             in_bodies=True),
+    PassSpec("nchw_layout", "nchw_layout:NchwToNhwc", SIMPLIFY,
+             "run GPU-era NCHW convolutions, batch norms and pooling in NHWC (the only layout "
+             "the runtime without oneDNN has), cancelling the transposes between them",
+             "before fold_batch_norm, dilated_conv and fuse_kernels, which take NHWC only; its "
+             "dead transposes go in strip_unused of the next round"),
+    PassSpec("dilated_conv", "dilated_conv:DilatedConv", SIMPLIFY,
+             "rewrite TF1's atrous convolution (SpaceToBatchND -> Conv2D -> BatchToSpaceND, "
+             "also a dilated Conv1D's form) as one dilated Conv2D, ~1.35x faster on both "
+             "runtimes",
+             "after constant_fold (block shape, paddings and crops must be Consts), before "
+             "fold_batch_norm (the batch norm behind BatchToSpaceND then reads the conv)"),
+    PassSpec("squeeze_sink", "squeeze_sink:SqueezeSink", SIMPLIFY,
+             "move a Squeeze below per-channel element-wise ops and cancel it against the next "
+             "ExpandDims (Conv1D's ExpandDims -> Conv2D -> Squeeze), so batch norm folds and "
+             "bias + activation fuse into the conv",
+             "before fold_batch_norm and fuse_kernels: they then see conv -> bias -> BN -> act"),
+    PassSpec("grouped_conv", "grouped_conv:GroupedConvToDepthwise", SIMPLIFY,
+             "rewrite a grouped Conv2D with one input channel per group (Keras groups=C) as "
+             "DepthwiseConv2dNative, 13x faster on CPU",
+             "after constant_fold (the filter must be a Const), before fold_batch_norm (which "
+             "folds into depthwise weights as well)"),
+    PassSpec("einsum_matmul", "einsum_matmul:EinsumToMatMul", SIMPLIFY,
+             "rewrite a dense-layer Einsum (Keras EinsumDense, attention projections) or a "
+             "BatchMatMul against a 2-D constant weight as Reshape -> MatMul -> Reshape",
+             "after constant_fold (weights must be Consts), before dense_reshape (which moves "
+             "the bias add in front of the Reshape this leaves)"),
+    PassSpec("dense_reshape", "dense_reshape:DenseReshape", SIMPLIFY,
+             "give Keras' dense-on-3D (Tensordot) the 2-D form Reshape -> MatMul -> BiasAdd -> "
+             "activation -> Reshape that the runtimes fuse (GELU included, with oneDNN)",
+             "after constant_fold (weights must be Consts); its reshapes-of-reshapes and dead "
+             "shape arithmetic go in trivial_ops/strip_unused of the same round"),
+    PassSpec("transpose_matmul", "transpose_matmul:TransposeIntoMatMul", SIMPLIFY,
+             "fold transposes of the last two dims into BatchMatMul's adj_x/adj_y (attention "
+             "scores: (A B)^T = B^T A^T)",
+             "after einsum_matmul and dense_reshape, which leave the transposes it folds"),
+    PassSpec("fold_batch_norm", "fold_batch_norm:FoldBatchNorm", SIMPLIFY,
+             "fold FusedBatchNorm*/BatchNormWithGlobalNormalization and per-channel Mul/Add into "
+             "Conv2D/DepthwiseConv2dNative/MatMul/Conv2DBackpropInput weights + BiasAdd",
+             "after every pass that exposes a conv -> batch norm chain"),
+    PassSpec("trivial_ops", "trivial_ops:RemoveTrivialOps", SIMPLIFY,
+             "remove no-op Cast/Reshape/Transpose/Pad/Concat, x*1 and x+0 (shape-preserving "
+             "only)",
+             "after folding: x*1, x+0 and same-shape reshapes appear once constants are known",
+             in_bodies=True),
+    PassSpec("cse", "cse:MergeDuplicates", SIMPLIFY,
+             "merge duplicate nodes (same op, inputs, attributes, constant bytes); hash-based",
+             "last of the round: merges the duplicate constants and subexpressions the passes "
+             "above leave",
+             in_bodies=True),
+    PassSpec("fuse_pad", "fuse_pad:FusePad", FINALIZE,
+             "fold a zero Pad into the next conv (as SAME when it matches, else EXPLICIT)",
+             "before fuse_kernels: _FusedConv2D keeps explicit padding, so Pad folds in first"),
+    PassSpec("fuse_kernels", "fuse_kernels:FuseKernels", FINALIZE,
+             "fuse Conv2D/DepthwiseConv2dNative/MatMul + BiasAdd [+ residual Add] "
+             "[+ Relu|Relu6|Elu|LeakyRelu|...] into _Fused* kernels, only forms every runtime "
+             "of the target runs (probed)",
+             "last of all: _Fused* ops are opaque to every other pass"),
+)
+
+NAMES: tuple[str, ...] = tuple(spec.name for spec in REGISTRY)
+BY_NAME: dict[str, PassSpec] = {spec.name: spec for spec in REGISTRY}
+
+
+def _check_table() -> None:
+    """The table's own invariants, checked at import: a broken registry fails at once."""
+    if len(BY_NAME) != len(REGISTRY):
+        raise AssertionError("pass registry: duplicate pass names")
+    phases = [spec.phase for spec in REGISTRY]
+    if set(phases) - {SIMPLIFY, FINALIZE} or phases != sorted(phases, key=[SIMPLIFY,
+                                                                           FINALIZE].index):
+        raise AssertionError("pass registry: every simplify pass must come before finalize")
+    if any(spec.in_bodies and spec.phase != SIMPLIFY for spec in REGISTRY):
+        raise AssertionError("pass registry: only simplify passes run inside bodies")
+
+
+_check_table()
+
+
+def check_names(names: list[str] | None) -> None:
+    """Raise TfoptError naming the first unknown pass."""
+    for given in names or []:
+        if given not in BY_NAME:
+            raise TfoptError(f"unknown pass {given!r} (passes: {', '.join(NAMES)})")
+
+
+def select(passes: list[str] | None, skip: list[str] | None) -> frozenset[str]:
+    """The enabled pass names: ``passes`` (default: all) minus ``skip``; names are checked."""
+    check_names(list(passes or []) + list(skip or []))
+    enabled = set(passes) if passes else set(NAMES)
+    return frozenset(enabled - set(skip or []))
+
+
+def instances() -> list[tuple[PassSpec, GraphPass]]:
+    """Every pass with its row, in table order (passes hold no state; a fresh set per run)."""
+    return [(spec, spec.load()) for spec in REGISTRY]

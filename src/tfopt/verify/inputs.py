@@ -1,0 +1,233 @@
+"""Verification inputs: generated to be valid for the graph, or loaded from ``--inputs-file``.
+
+Generated inputs are valid by construction: integer ids stay within the embedding table they
+index, one-hot inputs within the depth, masks 0/1; unknown dimensions get stated defaults. What
+was assumed is said in one line, so a user knows what the verdict was reached on.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from tfopt.errors import TfoptError
+from tfopt.model.signature import LoadedModel, SignatureGraph, TensorInfo
+from tfopt.options import check_shape_names
+
+DEFAULT_INT_RANGE = (0, 10)
+
+
+# Defaults for dimensions nothing in the signature or the graph fixes.
+SPATIAL_DEFAULT = 224   # height/width of an image-like input [?, ?, ?, C] with C in 1..4
+SEQUENCE_DEFAULT = 64   # other unknown non-batch dimensions (sequence lengths)
+
+# Ops an integer input may pass through and still be the same ids.
+_ID_PASSTHROUGH = {"Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "StridedSlice",
+                   "Slice", "Transpose", "Tile", "BroadcastTo", "Pack", "ConcatV2"}
+_GATHERS = {"GatherV2", "Gather", "ResourceGather"}
+# A mask compared with a threshold in [0, 1] (GPT-2's attention mask: Minimum with the causal
+# mask, then Greater(mask, Cast(0.5))); Minimum/Maximum keep a 0/1 value 0/1 and keep ids
+# inside their table.
+_MASK_TESTS = {"Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual"}
+_VALUE_KEEPING = {"Minimum", "Maximum"}
+
+
+@dataclass(frozen=True)
+class InputHint:
+    """What the graph says a generated input may hold."""
+
+    int_range: tuple[int, int] | None = None  # [low, high) for integer ids
+    why: str = ""
+
+
+def _const_of(nodes: dict, text: str, through: tuple[str, ...] = ("Identity",)):
+    """Value of a Const reached through ``through`` chains (Identity), else None."""
+    from tfopt.graph.view import const_value, node_of
+
+    node = nodes.get(node_of(text))
+    while node is not None and node.op in through and node.input:
+        node = nodes.get(node_of(node.input[0]))
+    return const_value(node) if node is not None and node.op == "Const" else None
+
+
+def input_hints(sig: SignatureGraph) -> dict[str, InputHint]:
+    """Ranges for integer inputs, derived from what they index: the rows of the smallest
+    embedding table they gather from, a one-hot depth, 0/1 for masks (cast to bool, or
+    compared with a threshold in [0, 1] and indexing nothing)."""
+    from tfopt.graph.view import InputRef, node_of
+
+    nodes = {n.name: n for n in sig.graph_def.node}
+    consumers: dict[str, list] = {}
+    for node in sig.graph_def.node:
+        for index, text in enumerate(node.input):
+            ref = InputRef.parse(text)
+            if not ref.control:
+                consumers.setdefault(ref.node, []).append((node, index))
+    hints: dict[str, InputHint] = {}
+    for key, info in sig.inputs.items():
+        if not (info.dtype.is_integer or info.dtype == tf.bool):
+            continue
+        limits: list[tuple[int, str]] = []
+        compared = False
+        seen, stack = set(), [node_of(info.tensor)]
+        while stack:
+            name = stack.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            for node, index in consumers.get(name, ()):
+                if node.op in _GATHERS and index == 1:
+                    table = _const_of(nodes, node.input[0])
+                    axis = _const_of(nodes, node.input[2]) if node.op == "GatherV2" else 0
+                    if table is not None and axis is not None and table.ndim:
+                        limits.append((int(table.shape[int(axis)]), "embedding rows"))
+                elif node.op == "OneHot" and index == 0:
+                    depth = _const_of(nodes, node.input[1])
+                    if depth is not None:
+                        limits.append((int(depth), "one-hot depth"))
+                elif node.op == "Cast" and node.attr["DstT"].type == tf.bool.as_datatype_enum:
+                    limits.append((2, "mask"))
+                elif node.op in _MASK_TESTS and _is_mask_threshold(
+                        _const_of(nodes, node.input[1 - index], ("Identity", "Cast"))):
+                    compared = True  # ids are compared with 0 too (negative-id wrapping)
+                elif (node.op in _ID_PASSTHROUGH | _VALUE_KEEPING
+                      or (node.op in ("Select", "SelectV2") and index > 0)):
+                    stack.append(node.name)  # (Keras wraps negative ids with a SelectV2)
+        if compared and not limits:  # compared, and indexing nothing: a mask
+            limits.append((2, "mask"))
+        if limits:
+            high, why = min(limits)
+            hints[key] = InputHint((0, max(high, 1)), why)
+    return hints
+
+
+def _is_mask_threshold(value) -> bool:
+    """A threshold between 0 and 1 (Keras compares a mask with Cast(0.5) -> 0)."""
+    return value is not None and value.size == 1 and 0.0 <= float(value.reshape(())) <= 1.0
+
+
+def resolve_shape(key: str, info: TensorInfo, batch_size: int,
+                  shapes: dict[str, tuple[int, ...]]) -> tuple[tuple[int, ...], str]:
+    """The shape to generate, and what was assumed for unknown dimensions ("" if nothing)."""
+    hint = f"give it with --input-shape {key}=D1,D2,..."
+    if key in shapes:
+        shape = shapes[key]
+        if info.shape is not None:
+            if len(shape) != len(info.shape):
+                raise TfoptError(f"input {key!r}: --input-shape has rank {len(shape)}, the model "
+                                 f"expects {info.describe()}")
+            for got, want in zip(shape, info.shape, strict=True):
+                if want is not None and got != want:
+                    raise TfoptError(f"input {key!r}: --input-shape {shape} does not fit "
+                                     f"{info.describe()}")
+        return shape, ""
+    if info.shape is None:
+        raise TfoptError(f"input {key!r} has unknown rank; {hint}")
+    dims = list(info.shape)
+    if dims and dims[0] is None:
+        dims[0] = batch_size
+    assumed = ""
+    if any(d is None for d in dims):
+        image_like = (len(dims) == 4 and (info.dtype.is_floating or info.dtype == tf.uint8)
+                      and dims[-1] is not None and 1 <= dims[-1] <= 4)
+        default = SPATIAL_DEFAULT if image_like else SEQUENCE_DEFAULT
+        assumed = (f"unknown {'spatial' if image_like else 'non-batch'} dims set to {default}")
+        dims = [default if d is None else d for d in dims]
+    return tuple(dims), assumed
+
+
+def make_inputs(specs: dict[str, TensorInfo], batch_size: int = 1,
+                shapes: dict[str, tuple[int, ...]] | None = None,
+                int_range: tuple[int, int] | None = None, seed: int = 0,
+                hints: dict[str, InputHint] | None = None,
+                notes: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Random inputs that fit the signature: floats N(0,1), uint8 images, integer ids within
+    ``int_range`` if given, else within what ``hints`` derived from the graph, else 0..9.
+    What was assumed is appended to ``notes``, one phrase per input."""
+    rng = np.random.default_rng(seed)
+    shapes = shapes or {}
+    hints = hints or {}
+    check_shape_names(shapes, specs)
+    feeds: dict[str, np.ndarray] = {}
+    for key, info in specs.items():
+        shape, assumed = resolve_shape(key, info, batch_size, shapes)
+        dtype = info.dtype
+        what = [f"{key} {dtype.name}[{', '.join(map(str, shape))}]"]
+        if dtype.is_floating:
+            feeds[key] = rng.standard_normal(shape).astype(dtype.as_numpy_dtype)
+        elif dtype == tf.uint8:
+            feeds[key] = rng.integers(0, 256, shape, dtype=np.uint8)
+        elif dtype.is_integer:
+            hint = hints.get(key)
+            low, high = int_range or (hint.int_range if hint else None) or DEFAULT_INT_RANGE
+            feeds[key] = rng.integers(low, high, shape).astype(dtype.as_numpy_dtype)
+            source = ("--int-range" if int_range else hint.why if hint else "default")
+            what.append(f"in [{low}, {high}) ({source})")
+        elif dtype == tf.bool:
+            feeds[key] = rng.integers(0, 2, shape).astype(bool)
+        elif dtype == tf.string:
+            words = np.array([b"the", b"quick", b"brown", b"fox", b"jumps"], dtype=object)
+            feeds[key] = words[rng.integers(0, len(words), shape)]
+        else:
+            raise TfoptError(f"input {key!r}: cannot generate {dtype.name} values; give real "
+                             "inputs with --inputs-file inputs.npz")
+        if assumed:
+            what.append(f"({assumed})")
+        if notes is not None:
+            notes.append(" ".join(what))
+    return feeds
+
+
+def load_inputs(path: str, specs: dict[str, TensorInfo]) -> dict[str, np.ndarray]:
+    if not os.path.isfile(path):
+        raise TfoptError(f"{path}: no such inputs file")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as err:
+        raise TfoptError(f"{path}: not a readable .npz file ({type(err).__name__})") from None
+    missing = [k for k in specs if k not in data.files]
+    if missing:
+        raise TfoptError(f"{path}: missing input(s) {', '.join(missing)} "
+                         f"(it has {', '.join(data.files) or 'nothing'})")
+    feeds = {}
+    for key, info in specs.items():
+        try:
+            value = data[key]
+        except ValueError:  # an object array: reading it would need pickle
+            raise TfoptError(f"{path}: input {key!r} is an object array, which loads only "
+                             "through pickle; save strings as a bytes array "
+                             "(np.array(values, dtype=bytes))") from None
+        if value.dtype.kind in "US":
+            value = value.astype(object)
+        feeds[key] = value.astype(info.dtype.as_numpy_dtype) if info.dtype != tf.string else value
+    return feeds
+
+
+def model_feeds(model: LoadedModel, inputs_file: str | None,
+                shapes: dict[str, tuple[int, ...]], batch_size: int,
+                int_range: tuple[int, int] | None) -> dict[str, dict[str, np.ndarray]]:
+    """Verification inputs per signature: from ``inputs_file``, or generated to be valid for
+    the graph (see :func:`input_hints`); signatures over one graph share theirs. What was
+    assumed is added to ``model.notes`` in one line."""
+    if not inputs_file:
+        check_shape_names(shapes, {k for s in model.signatures.values() for k in s.inputs})
+    feeds: dict[str, dict[str, np.ndarray]] = {}
+    described: dict[str, str] = {}
+    for key, sig in model.signatures.items():
+        if sig.same_as in feeds:
+            feeds[key] = feeds[sig.same_as]
+        elif inputs_file:
+            feeds[key] = load_inputs(inputs_file, sig.inputs)
+        else:
+            relevant = {k: v for k, v in shapes.items() if k in sig.inputs}
+            notes: list[str] = []
+            feeds[key] = make_inputs(sig.inputs, batch_size, relevant, int_range,
+                                     hints=input_hints(sig), notes=notes)
+            for note in notes:
+                described.setdefault(note.split(" ", 1)[0], note)
+    if described:
+        model.notes.append("verification inputs: " + "; ".join(described.values()))
+    return feeds

@@ -1,0 +1,160 @@
+"""Run a model in a child process: under a chosen CPU runtime, and safe from native aborts.
+
+Two reasons to run the *optimized* model out of process:
+
+* TensorFlow's C++ checks (``CHECK`` failures in Grappler or a kernel) end the whole process
+  with SIGABRT, not a Python exception. In a child, a crash becomes an ordinary error that names
+  what crashed, and the pipeline can go on to find the pass responsible.
+* The runtime (oneDNN on or off) is fixed when TensorFlow starts, by ``TF_ENABLE_ONEDNN_OPTS``.
+  Only a child started with that variable pinned can show how the model runs on a machine whose
+  default differs from this one's.
+
+Several signatures run in one child (one TensorFlow start per runtime), and children for
+different runtimes run in parallel.
+
+Usage (internal): ``python -m tfopt.verify.isolate JOB.pickle OUT.pickle``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable
+
+import numpy as np
+
+from tfopt.errors import first_line
+from tfopt.model.signature import SignatureGraph
+from tfopt.runtime import runtime_env, runtime_label
+
+TIMEOUT_S = 1800
+
+Outputs = dict[str, np.ndarray]
+
+
+class ChildFailed(Exception):
+    """The child process crashed or failed; the message says how."""
+
+
+def _failure(returncode: int, stderr: str, runtime: str | None) -> ChildFailed:
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    where = f" ({runtime_label(runtime)})" if runtime else ""
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        check = [ln for ln in lines if "Check failed" in ln]
+        detail = check[-1].split("]", 1)[-1].strip() if check else (lines[-1] if lines else "")
+        return ChildFailed(f"TensorFlow crashed ({name}) running it{where}: {detail}".strip())
+    return ChildFailed((lines[-1] if lines else f"exit code {returncode}") + where)
+
+
+class _Child:
+    """One started child; ``result()`` waits for it."""
+
+    def __init__(self, job: dict, runtime: str | None):
+        self.runtime = runtime
+        self.tmp = tempfile.TemporaryDirectory(prefix="tfopt-run-")
+        job_path = os.path.join(self.tmp.name, "job.pickle")
+        self.out_path = os.path.join(self.tmp.name, "out.pickle")
+        with open(job_path, "wb") as f:
+            pickle.dump(job, f)  # written and read by tfopt only, in a private temp dir
+        env = runtime_env(runtime)
+        self.proc = subprocess.Popen([sys.executable, "-m", "tfopt.verify.isolate", job_path,
+                                      self.out_path], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True, env=env)
+
+    def result(self):
+        try:
+            _, stderr = self.proc.communicate(timeout=TIMEOUT_S)
+            if self.proc.returncode != 0:
+                raise _failure(self.proc.returncode, stderr, self.runtime)
+            with open(self.out_path, "rb") as f:
+                return pickle.load(f)
+        finally:
+            self.tmp.cleanup()
+
+
+def _gather(children: dict) -> dict:
+    """Results per key; a failed child's value is its ChildFailed."""
+    out = {}
+    for key, child in children.items():
+        try:
+            out[key] = child.result()
+        except ChildFailed as err:
+            out[key] = err
+    return out
+
+
+def run_saved_model_under(path: str, feeds: dict[str, dict[str, np.ndarray]],
+                          runtimes: Iterable[str | None] = (None,)
+                          ) -> dict[str | None, dict[str, Outputs] | ChildFailed]:
+    """Run signatures ``feeds`` keys of the SavedModel at ``path`` with plain
+    ``tf.saved_model.load``, once per runtime (None: this process's environment)."""
+    job = {"mode": "saved_model", "path": path, "feeds": feeds}
+    return _gather({rt: _Child(job, rt) for rt in runtimes})
+
+
+def run_graph_def_under(sigs: dict[str, SignatureGraph], feeds: dict[str, dict[str, np.ndarray]],
+                        runtimes: Iterable[str | None] = (None,)
+                        ) -> dict[str | None, dict[str, Outputs] | ChildFailed]:
+    """Run frozen signature graphs in a Session, once per runtime."""
+    job = {"mode": "graph_def", "sigs": sigs, "feeds": feeds}
+    return _gather({rt: _Child(job, rt) for rt in runtimes})
+
+
+def run_written(path: str, fmt: str, sigs: dict[str, SignatureGraph],
+                feeds: dict[str, dict[str, np.ndarray]], runtimes: Iterable[str | None]
+                ) -> dict[str | None, dict[str, Outputs] | ChildFailed]:
+    """Run a model tfopt wrote (``fmt`` "saved_model" or "pb") as a user would, per runtime."""
+    feeds = {key: feeds[key] for key in sigs}
+    if fmt == "pb":
+        return run_graph_def_under(sigs, feeds, runtimes)
+    return run_saved_model_under(path, feeds, runtimes)
+
+
+def _unwrap(value):
+    if isinstance(value, ChildFailed):
+        raise value
+    return value
+
+
+def run_saved_model(path: str, key: str, feeds: dict[str, np.ndarray],
+                    runtime: str | None = None) -> Outputs:
+    return _unwrap(run_saved_model_under(path, {key: feeds}, [runtime])[runtime])[key]
+
+
+def run_graph_def(sig: SignatureGraph, feeds: dict[str, np.ndarray],
+                  runtime: str | None = None) -> Outputs:
+    return _unwrap(run_graph_def_under({sig.key: sig}, {sig.key: feeds}, [runtime])[runtime])[
+        sig.key]
+
+
+def _child(job_path: str, out_path: str) -> None:
+    """The child's side: the same runners verification uses in-process, on the same data."""
+    from tfopt.verify import runners
+
+    with open(job_path, "rb") as f:
+        job = pickle.load(f)
+    outputs = {}
+    if job["mode"] == "saved_model":
+        import tensorflow as tf
+
+        obj = tf.saved_model.load(job["path"])
+        for key, feeds in job["feeds"].items():
+            outputs[key] = runners.call_signature(obj, key, feeds)
+    else:
+        for key, feeds in job["feeds"].items():
+            outputs[key] = runners.run_graph_def(job["sigs"][key], feeds)
+    with open(out_path, "wb") as f:
+        pickle.dump(outputs, f)
+
+
+if __name__ == "__main__":
+    try:
+        _child(*sys.argv[1:])
+    except Exception as err:  # the parent reports stderr's last line: make it the reason
+        print(f"{type(err).__name__}: {first_line(err)}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,51 @@
+import numpy as np
+
+from tests.conftest import run_saved_model
+from tfopt.report import analyze as az
+
+
+def test_detector_runs_with_sane_outputs(small_ssd):
+    img = np.random.default_rng(0).integers(0, 256, (2, 240, 320, 3), dtype=np.uint8)
+    out = run_saved_model(small_ssd, {"inputs": img})
+    assert out["detection_boxes"].shape == (2, 100, 4)
+    assert out["detection_scores"].shape == (2, 100)
+    assert out["detection_classes"].shape == (2, 100)
+    assert out["num_detections"].shape == (2,)
+    assert (out["detection_boxes"] >= 0).all() and (out["detection_boxes"] <= 1).all()
+    assert (out["detection_scores"] >= 0).all() and (out["detection_scores"] <= 1).all()
+    valid = out["detection_classes"][out["detection_scores"] > 0]
+    assert ((valid >= 1) & (valid <= 90)).all()
+
+
+def test_detector_op_table(small_ssd):
+    counts = az.analyze(small_ssd, facts=False).op_counts
+    assert counts["FusedBatchNorm"] == 77 and counts["Relu6"] == 77
+    assert counts["Conv2D"] == 77 + 12  # units + box/class predictors
+    assert counts["AvgPool"] == 7 and counts["MaxPool"] == 5
+    assert counts["ConcatV2"] >= 10 and counts["DepthwiseConv2dNative"] == 1
+    assert counts["Identity"] > 300 and counts["VariableV2"] > 300
+    assert counts["SaveV2"] == 1 and counts["RestoreV2"] == 1
+
+
+def test_demo_end_to_end_via_cli(tmp_path):
+    """The README's first command, with tiny iteration counts."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "tfopt.cli.main", "demo", "--out", str(out),
+                           "--num-iter", "2", "--rounds", "1"], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = proc.stdout
+    assert "FusedBatchNorm" in text and "_FusedConv2D" in text
+    assert "Throughput at batch 1: " in text and "worst relative output difference" in text
+    assert "total kernel time" in text  # the profile, before and after
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and "FusedBatchNorm" in page
+    assert "Where the time goes" in page and "oneDNN o" in page
+    for png in ("op_types.png", "throughput.png", "kernel_time.png"):
+        assert (out / png).stat().st_size > 1000
+    again = subprocess.run([sys.executable, "-m", "tfopt.cli.main", "demo", "--out", str(out)],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode != 0 and "not empty" in again.stderr

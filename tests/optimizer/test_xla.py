@@ -1,0 +1,68 @@
+"""Selective XLA: the convolution-free part is outlined into a compiled function that plain
+tf.saved_model.load runs; convolution-led graphs are left alone."""
+
+import numpy as np
+import tensorflow as tf
+
+import tfopt
+from tfopt.model.formats import load_model
+from tfopt.optimizer import xla
+
+
+def test_transformer_cluster_is_compiled_and_answers_alike(bert_export, tmp_path):
+    out = str(tmp_path / "xla")
+    report = tfopt.optimize(bert_export, out, xla="on")
+    assert report.verified and report.worst.rel < 1e-4
+    assert any(n.startswith("xla: compiled cluster in serve") for n in report.notes)
+    graph = load_model(out, ["serve"]).signatures["serve"].graph_def
+    calls = [n for n in graph.node if n.op == "PartitionedCall"]
+    assert len(calls) == 1 and calls[0].attr["_XlaMustCompile"].b
+    (fn,) = [f for f in graph.library.function if f.signature.name == xla.FUNCTION_NAME]
+    assert fn.attr["_XlaMustCompile"].b
+    ops = [n.op for n in fn.node_def]
+    # the attention is inside: its scores and weighted sum (Einsums of two activations) and
+    # the q/k/v/output projections and dense layers (MatMuls after einsum_matmul)
+    assert ops.count("Einsum") == 2 and ops.count("MatMul") >= 6
+    assert len(graph.node) < 15  # the main graph is inputs, the call and the outputs
+    feeds = {"token_ids": tf.constant(np.arange(10, dtype=np.int32).reshape(1, 10)),
+             "segment_ids": tf.constant(np.zeros((1, 10), np.int32)),
+             "padding_mask": tf.constant(np.ones((1, 10), np.int32))}
+    got = tf.saved_model.load(out).signatures["serving_default"](**feeds)
+    want = tf.saved_model.load(bert_export).signatures["serving_default"](**feeds)
+    np.testing.assert_allclose(got["pooled_output"].numpy(), want["pooled_output"].numpy(),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_auto_times_and_says_what_it_kept(bert_export, tmp_path):
+    report = tfopt.optimize(bert_export, str(tmp_path / "auto"), xla="auto")
+    assert report.verified
+    (note,) = [n for n in report.notes if n.startswith("xla:")]
+    assert "x [" in note and ("kept" in note)
+
+
+def test_convolutions_first_means_no_cluster(keras_resnet):
+    sig = load_model(keras_resnet, ["serving_default"]).signatures["serving_default"]
+    assert xla.outline(sig) is None
+
+
+def test_fused_matmuls_are_unfused_for_the_cluster():
+    """XLA has no _FusedMatMul kernel: outlining turns it back into MatMul -> BiasAdd -> act
+    (same numbers), so a fused dense layer does not cut the cluster."""
+    from tests.passes.helpers import context, graph_of, rand, run
+    from tfopt.passes.fuse_kernels import FuseKernels
+
+    def build():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 4], name="x")
+        y = tf.nn.bias_add(tf.matmul(x, tf.constant(rand(4, 3))), tf.constant(rand(3, seed=1)))
+        z = tf.nn.bias_add(tf.matmul(tf.nn.leaky_relu(y, 0.3), tf.constant(rand(3, 3, seed=2))),
+                           tf.constant(rand(3, seed=3)))
+        tf.identity(z, name="out")
+
+    gd = graph_of(build)
+    fused = FuseKernels().run(gd, context(["out"], ["x:0"], target="native")).graph_def
+    plain = xla.unfuse_matmuls(fused)
+    ops = sorted(n.op for n in plain.node if n.op not in ("Const", "Placeholder", "Identity"))
+    assert ops == ["BiasAdd", "BiasAdd", "LeakyRelu", "MatMul", "MatMul"]
+    feeds = {"x:0": rand(5, 4, seed=4)}
+    np.testing.assert_allclose(run(plain, ["out"], feeds)[0], run(gd, ["out"], feeds)[0],
+                               rtol=1e-6)

@@ -3,6 +3,7 @@ dataclass. Importable without TensorFlow, so flag errors come at once."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -116,4 +117,10 @@ class OptimizeOptions:
             raise TfoptError("--xla auto times the model on the verification inputs; it "
                              "cannot go with --no-verify (use --xla on)")
         check_names((self.passes or []) + (self.skip or []))
+        from tfopt.model.paths import check_output_path, model_kind
+
+        model_kind(self.src)
+        check_output_path(self.dst, self.overwrite, self.src)
+        if self.inputs_file and not os.path.isfile(self.inputs_file):
+            raise TfoptError(f"{self.inputs_file}: no such inputs file")
         return self

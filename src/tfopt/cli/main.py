@@ -129,10 +129,15 @@ def benchmark(models, num_iter, num_warmup, rounds, batch_size, input_shape, inp
 
     Give the same model twice (tfopt benchmark M M) for an A/A check of the noise floor.
     """
+    from tfopt.model.paths import model_kind
     from tfopt.options import parse_int_range, parse_shapes
 
     shapes = parse_shapes(input_shape)
     ints = parse_int_range(int_range) if int_range else None
+    for path in models:
+        model_kind(path)  # before TensorFlow loads
+    if inputs_file:
+        _exists(inputs_file, "inputs file")
     from tfopt.measure.benchmark import Settings
     from tfopt.measure.benchmark import benchmark as run
 
@@ -201,6 +206,11 @@ def benchmark(models, num_iter, num_warmup, rounds, batch_size, input_shape, inp
 @click.option("--json", "json_path", type=click.Path(), help="Write the analysis as JSON.")
 def analyze(model, other, signature, functions, top, chart, html_path, json_path) -> None:
     """Show what MODEL is made of: op types, shares, parameters, FLOPs."""
+    from tfopt.model.paths import model_kind
+
+    for path in (model, other):
+        if path:
+            model_kind(path)  # before TensorFlow loads
     from tfopt.report import analyze as az
 
     for path in (chart, html_path, json_path):
@@ -260,7 +270,7 @@ def zoo_list() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def zoo_build(name, out, seed) -> None:
     """Build zoo model NAME as a SavedModel at OUT."""
-    from tfopt.model.saver import atomic_output, check_output_path
+    from tfopt.model.paths import atomic_output, check_output_path
     from tfopt.zoo.builders import build
 
     check_output_path(out, overwrite=False)
@@ -280,6 +290,11 @@ def list_passes() -> None:
             if spec.phase == phase:
                 bodies = " [also inside function bodies]" if spec.in_bodies else ""
                 click.echo(f"{spec.name:<20} {spec.summary}{bodies}")
+
+
+def _exists(path: str, what: str) -> None:
+    if not os.path.isfile(path):
+        raise TfoptError(f"{path}: no such {what}")
 
 
 def _split(text: str | None) -> list[str] | None:

@@ -32,33 +32,41 @@ TARGETS = ("portable", "native", "generic")
 
 # Activations a fused kernel may end with (the op's name is the fused_ops entry).
 ACTIVATIONS = ("Relu", "Relu6", "Elu", "LeakyRelu", "Tanh", "Sigmoid")
+# Dtypes fused kernels are probed for: float32, and bfloat16 for reduced-precision graphs
+# (the oneDNN runtime has bf16 fused kernels; the Eigen runtime rejects them).
+DTYPES = ("float32", "bfloat16")
 
 
 @dataclass(frozen=True, order=True)
 class Fusion:
-    """One fused kernel form: the fused op and its ``fused_ops`` list."""
+    """One fused kernel form: the fused op, its ``fused_ops`` list and its dtype."""
 
     op: str
     fused_ops: tuple[str, ...]
+    dtype: str = "float32"
 
     def __str__(self) -> str:
-        return f"{self.op}[{','.join(self.fused_ops)}]"
+        dtype = "" if self.dtype == "float32" else f"<{self.dtype}>"
+        return f"{self.op}{dtype}[{','.join(self.fused_ops)}]"
 
     @classmethod
     def parse(cls, text: str) -> Fusion:
-        op, _, rest = text.partition("[")
-        return cls(op, tuple(x for x in rest.rstrip("]").split(",") if x))
+        head, _, rest = text.partition("[")
+        op, _, dtype = head.partition("<")
+        return cls(op, tuple(x for x in rest.rstrip("]").split(",") if x),
+                   dtype.rstrip(">") or "float32")
 
 
 def _table() -> tuple[Fusion, ...]:
     """What fuse_kernels knows how to build: X + BiasAdd [+ residual Add] [+ activation]."""
     out = []
-    for op, heads in (("_FusedConv2D", (("BiasAdd",), ("BiasAdd", "Add"))),
-                      ("_FusedDepthwiseConv2dNative", (("BiasAdd",),)),
-                      ("_FusedMatMul", (("BiasAdd",),))):
-        for head in heads:
-            out.append(Fusion(op, head))
-            out.extend(Fusion(op, (*head, act)) for act in ACTIVATIONS)
+    for dtype in DTYPES:
+        for op, heads in (("_FusedConv2D", (("BiasAdd",), ("BiasAdd", "Add"))),
+                          ("_FusedDepthwiseConv2dNative", (("BiasAdd",),)),
+                          ("_FusedMatMul", (("BiasAdd",),))):
+            for head in heads:
+                out.append(Fusion(op, head, dtype))
+                out.extend(Fusion(op, (*head, act), dtype) for act in ACTIVATIONS)
     return tuple(out)
 
 
@@ -80,23 +88,27 @@ def _probe_graph(fusion: Fusion):
     from tfopt.graph.view import make_const, set_attr
 
     op, fused_ops = fusion.op, fusion.fused_ops
+    dtype = tf.as_dtype(fusion.dtype)
     x_shape, w_shape = _PROBE_SHAPES[op]
     graph_def = graph_pb2.GraphDef()
-    x = make_const("x", np.linspace(-1, 1, int(np.prod(x_shape)), dtype=np.float32)
-                   .reshape(x_shape))
-    w = make_const("w", np.ones(w_shape, np.float32))
+
+    def const(name: str, value: np.ndarray):
+        return make_const(name, np.asarray(value).astype(dtype.as_numpy_dtype))
+
+    x = const("x", np.linspace(-1, 1, int(np.prod(x_shape))).reshape(x_shape))
+    w = const("w", np.ones(w_shape))
     channels = w_shape[-1] * (w_shape[-2] if op == "_FusedDepthwiseConv2dNative" else 1)
-    args = [make_const("arg0", np.ones(channels, np.float32))]
+    args = [const("arg0", np.ones(channels))]
     if "Add" in fused_ops:  # a residual operand with the output's shape
         out_shape = (*x_shape[:-1], channels)
-        args.append(make_const("arg1", np.ones(out_shape, np.float32)))
+        args.append(const("arg1", np.ones(out_shape)))
     graph_def.node.extend([x, w, *args])
     node = graph_def.node.add(name="fused", op=op)
     node.input.extend(["x", "w"] + [a.name for a in args])
-    set_attr(node, "T", tf.float32)
+    set_attr(node, "T", dtype)
     set_attr(node, "num_args", len(args))
     if op == "_FusedConv2D":
-        set_attr(node, "TArgs", [tf.float32] * len(args))
+        set_attr(node, "TArgs", [dtype] * len(args))
     set_attr(node, "fused_ops", list(fused_ops))
     set_attr(node, "epsilon", 0.001)
     set_attr(node, "leakyrelu_alpha", 0.2)
@@ -111,8 +123,8 @@ def _probe_graph(fusion: Fusion):
     return graph_def
 
 
-def has_cpu_kernel(op: str) -> bool:
-    """Whether the kernel registry has a float32 CPU kernel for ``op``."""
+def has_cpu_kernel(op: str, dtype: str = "float32") -> bool:
+    """Whether the kernel registry has a CPU kernel for ``op`` in ``dtype``."""
     import tensorflow as tf
     from tensorflow.python.framework import kernels as tf_kernels
 
@@ -124,7 +136,7 @@ def has_cpu_kernel(op: str) -> bool:
         if kernel.device_type != "CPU":
             continue
         types = [c for c in kernel.constraint if c.name == "T"]
-        if not types or tf.float32.as_datatype_enum in types[0].allowed_values.list.type:
+        if not types or tf.as_dtype(dtype).as_datatype_enum in types[0].allowed_values.list.type:
             return True
     return False
 
@@ -133,7 +145,7 @@ def _runs(fusion: Fusion) -> bool:
     import numpy as np
     import tensorflow as tf
 
-    if not has_cpu_kernel(fusion.op):
+    if not has_cpu_kernel(fusion.op, fusion.dtype):
         return False
     graph = tf.Graph()
     try:
@@ -144,7 +156,7 @@ def _runs(fusion: Fusion) -> bool:
         config.graph_options.rewrite_options.disable_meta_optimizer = True
         with tf.compat.v1.Session(graph=graph, config=config) as sess:
             out = sess.run("fused:0")
-        return bool(np.all(np.isfinite(out)))
+        return bool(np.all(np.isfinite(np.asarray(out, np.float32))))
     except Exception:
         return False
 
@@ -235,8 +247,8 @@ class KernelSupport:
         sets = list(self.per_runtime.values())
         return frozenset.intersection(*sets) if sets else frozenset()
 
-    def supports(self, op: str, fused_ops: Iterable[str]) -> bool:
-        return Fusion(op, tuple(fused_ops)) in self.allowed
+    def supports(self, op: str, fused_ops: Iterable[str], dtype: str = "float32") -> bool:
+        return Fusion(op, tuple(fused_ops), dtype) in self.allowed
 
 
 def fusions_in(graph_defs) -> dict[Fusion, int]:
@@ -247,7 +259,9 @@ def fusions_in(graph_defs) -> dict[Fusion, int]:
     for gd in graph_defs:
         for node in all_nodes(gd):
             if node.op.startswith("_Fused"):
-                fusion = Fusion(node.op, tuple(get_attr(node, "fused_ops", [])))
+                dtype = get_attr(node, "T")
+                fusion = Fusion(node.op, tuple(get_attr(node, "fused_ops", [])),
+                                dtype.name if dtype is not None else "float32")
                 counts[fusion] = counts.get(fusion, 0) + 1
     return counts
 

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfopt.model.signature import SignatureGraph
-from tfopt.verify.runners import open_session
+from tfopt.verify.runners import feed_dict, open_session
 
 
 @dataclass
@@ -52,16 +52,16 @@ def _op_type(label: str, fallback: str) -> str:
 def profile_graph(sig: SignatureGraph, feeds: dict[str, np.ndarray], runs: int = 5,
                   warmup: int = 3) -> OpProfile:
     fetches = [t.tensor for t in sig.outputs.values()]
-    feed_dict = {sig.inputs[k].tensor: v for k, v in feeds.items()}
+    fed = feed_dict(sig, feeds)
     times: Counter = Counter()
     nodes: Counter = Counter()
     options = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
     with open_session(sig) as sess:
         for _ in range(warmup):
-            sess.run(fetches, feed_dict)
+            sess.run(fetches, fed)
         for _ in range(runs):
             meta = tf.compat.v1.RunMetadata()
-            sess.run(fetches, feed_dict, options=options, run_metadata=meta)
+            sess.run(fetches, fed, options=options, run_metadata=meta)
             for dev in meta.step_stats.dev_stats:
                 for ns in dev.node_stats:
                     op = _op_type(ns.timeline_label, ns.node_name)

@@ -9,7 +9,6 @@ signature for timed calls (for ``benchmark``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -19,6 +18,7 @@ import numpy as np
 from tfopt.errors import TfoptError
 from tfopt.model import loader
 from tfopt.model.loader import DEFAULT_SIGNATURE, pick_signature, pick_signatures
+from tfopt.model.paths import model_kind
 from tfopt.model.signature import LoadedModel, TensorInfo
 
 Prepare = Callable[[dict[str, np.ndarray]], Callable[[], object]]
@@ -206,22 +206,11 @@ class KerasFile(_SingleSignature):
 
 def detect(path: str) -> ModelFormat:
     """The format of the model at ``path``; a one-line TfoptError when there is none."""
-    if not os.path.exists(path):
-        raise TfoptError(f"{path}: no such file or directory")
-    if os.path.isdir(path):
-        if os.path.exists(os.path.join(path, "saved_model.pb")) or os.path.exists(
-                os.path.join(path, "saved_model.pbtxt")):
-            proto = loader.read_saved_model_proto(path)
-            return (TF2SavedModel if loader.is_tf2_saved_model(proto) else
-                    TF1SavedModel)(path, proto)
-        raise TfoptError(f"{path}: directory is not a SavedModel (no saved_model.pb inside)")
-    ext = os.path.splitext(path)[1].lower()
-    if ext in (".keras", ".h5", ".hdf5"):
-        return KerasFile(path)
-    if ext in (".pb", ".pbtxt", ".graphdef"):
-        return FrozenGraphDef(path)
-    raise TfoptError(f"{path}: unknown model format (expected a SavedModel directory, "
-                     ".pb, .pbtxt, .keras or .h5)")
+    kind = model_kind(path)
+    if kind == "saved_model":
+        proto = loader.read_saved_model_proto(path)
+        return (TF2SavedModel if loader.is_tf2_saved_model(proto) else TF1SavedModel)(path, proto)
+    return {"keras": KerasFile, "graph_def": FrozenGraphDef}[kind](path)
 
 
 def load_model(path: str, signatures: list[str] | str | None = None,

@@ -25,6 +25,7 @@ from tfopt.graph.view import all_nodes, canonical_tensor, node_of
 from tfopt.model import endpoints
 from tfopt.model.freeze import TABLE_INIT_OPS, freeze_concrete_function, freeze_session
 from tfopt.model.signature import LoadedModel, SignatureGraph, TensorInfo
+from tfopt.verify.runners import call_signature, feed_dict
 
 DEFAULT_SIGNATURE = "serving_default"
 Reference = Callable[[str, dict[str, np.ndarray]], dict[str, np.ndarray]]
@@ -161,8 +162,7 @@ def load_tf2(path: str, signatures: list[str] | None) -> LoadedModel:
     found = endpoints.find(obj, sigs, notes)
 
     def reference(key: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        result = obj.signatures[key](**{k: tf.constant(v) for k, v in feeds.items()})
-        return {k: np.asarray(v) for k, v in result.items()}
+        return call_signature(obj, key, feeds)
 
     return LoadedModel(path, sigs, notes=notes, reference=reference, endpoints=found)
 
@@ -218,7 +218,7 @@ def _session_reference(sess: tf.compat.v1.Session, sigs: dict[str, SignatureGrap
         sig = sigs[key]
         fetch_keys = list(sig.outputs)
         values = sess.run([sig.outputs[k].tensor for k in fetch_keys],
-                          {sig.inputs[k].tensor: v for k, v in feeds.items()})
+                          feed_dict(sig, feeds))
         return dict(zip(fetch_keys, values, strict=True))
 
     return reference

@@ -7,12 +7,8 @@ method name). Plain ``tf.saved_model.load`` and TF Serving read it with no tfopt
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import tensorflow as tf
@@ -133,14 +129,6 @@ def write(sigs: dict[str, SignatureGraph], path: str, fmt: str,
         write_saved_model(sigs, path, tags, endpoints)
 
 
-def remove(path: str) -> None:
-    """Remove what :func:`write` wrote at ``path`` (a directory or a file), if anything."""
-    if os.path.isdir(path):
-        shutil.rmtree(path)
-    elif os.path.exists(path):
-        os.remove(path)
-
-
 def _write_tf2(sigs: dict[str, SignatureGraph], export_dir: str,
                endpoints: Sequence[Endpoint]) -> None:
     """A TF2 SavedModel: one function per distinct graph, serving every signature over it,
@@ -158,23 +146,6 @@ def _write_tf2(sigs: dict[str, SignatureGraph], export_dir: str,
                 endpoint_function(endpoint, sigs[endpoint.key], functions[endpoint.key]))
     tf.saved_model.save(module, export_dir, signatures={
         key: fn.get_concrete_function() for key, fn in functions.items()})
-
-
-METADATA_FILE = "tfopt.json"
-
-
-def write_metadata(export_dir: str, metadata: dict) -> None:
-    """``tfopt.json`` beside ``saved_model.pb``: the runtimes the model needs (TF ignores it)."""
-    with open(os.path.join(export_dir, METADATA_FILE), "w") as f:
-        json.dump(metadata, f, indent=2, sort_keys=True)
-
-
-def read_metadata(path: str) -> dict | None:
-    try:
-        with open(os.path.join(path, METADATA_FILE)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 def _check_size(sigs: dict[str, SignatureGraph]) -> None:
@@ -195,43 +166,4 @@ def write_graph_def(sigs: dict[str, SignatureGraph], path: str) -> None:
     tf.io.write_graph(graph_def, os.path.dirname(path) or ".", os.path.basename(path),
                       as_text=as_text)
 
-
-def check_output_path(out: str, overwrite: bool, src: str | None = None) -> None:
-    """Refuse before any work is done: existing OUT without --overwrite, OUT == IN."""
-    if src is not None:
-        a, b = os.path.realpath(out), os.path.realpath(src)
-        if a == b or b.startswith(a + os.sep):
-            raise TfoptError(f"{out}: output would overwrite the input model; choose another path")
-        if a.startswith(b + os.sep):
-            raise TfoptError(f"{out}: output inside the input model's directory would modify "
-                             "the input; choose a path outside it")
-    if os.path.lexists(out) and not overwrite:
-        raise TfoptError(f"{out}: already exists (use --overwrite to replace it)")
-    ancestor = os.path.dirname(os.path.abspath(out))
-    while not os.path.exists(ancestor):  # missing parents are created when writing
-        ancestor = os.path.dirname(ancestor)
-    if not os.path.isdir(ancestor):
-        raise TfoptError(f"{out}: {ancestor} is not a directory")
-    if not os.access(ancestor, os.W_OK):
-        raise TfoptError(f"{out}: {ancestor} is not writable")
-
-
-@contextlib.contextmanager
-def atomic_output(out: str, overwrite: bool) -> Iterator[str]:
-    """Yield a temporary path next to ``out``; on success, move it into place in one rename."""
-    out = os.path.abspath(out)
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    tmp_root = tempfile.mkdtemp(prefix=".tfopt-", dir=parent)
-    tmp = os.path.join(tmp_root, os.path.basename(out))
-    try:
-        yield tmp
-        if os.path.lexists(out):
-            if not overwrite:
-                raise TfoptError(f"{out}: already exists (use --overwrite to replace it)")
-            old = os.path.join(tmp_root, "previous")
-            os.rename(out, old)
-        os.rename(tmp, out)
-    finally:
-        shutil.rmtree(tmp_root, ignore_errors=True)
 

@@ -26,7 +26,8 @@ from tfopt.graph.view import function_nodes, op_counts
 from tfopt.model.endpoints import Endpoint
 from tfopt.model.formats import check_input_names, load_model
 from tfopt.model.loader import mark_identical
-from tfopt.model.saver import atomic_output, check_output_path, remove, write, write_metadata
+from tfopt.model.paths import atomic_output, remove, write_metadata
+from tfopt.model.saver import write
 from tfopt.model.signature import LoadedModel, SignatureGraph
 from tfopt.optimizer.report import Report, SignatureReport
 from tfopt.options import OptimizeOptions
@@ -70,12 +71,12 @@ Stage = Callable[[State], None]
 
 
 def check_request(state: State) -> None:
-    """Everything that can be refused before the model is loaded."""
+    """What can be refused before the model is loaded, past the options' own check (paths,
+    names: :meth:`OptimizeOptions.checked`): input names the SavedModel does not declare."""
     opts = state.options
     state.enabled = select(opts.passes, opts.skip)
     state.kernels = KernelSupport(opts.target)
     state.policy = Policy(opts.tolerance)
-    check_output_path(opts.dst, opts.overwrite, opts.src)
     check_input_names(opts.src, opts.input_shapes, opts.signatures)
 
 

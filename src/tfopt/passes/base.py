@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from tensorflow.core.framework import graph_pb2
 
-from tfopt.graph.view import GraphView, node_of
+from tfopt.graph.view import GraphView, get_attr, node_of
 
 if TYPE_CHECKING:
     from tfopt.graph.kernels import KernelSupport
@@ -84,6 +84,18 @@ def check_graph(graph_def: graph_pb2.GraphDef, ctx: PassContext) -> str | None:
         if name not in names:
             return f"signature node {name!r} was removed"
     return None
+
+
+# The dtype the layout and matmul-form rewrites (einsum_matmul, nchw_layout) are written and
+# tested for; they leave other dtypes alone. fuse_kernels instead asks the kernel probe, whose
+# table carries each fusion's dtype (tfopt.graph.kernels.DTYPES).
+FLOAT32_ONLY = "float32"
+
+
+def is_float32(node) -> bool:
+    """The guard of the float32-only rewrites: the node computes in float32."""
+    dtype = get_attr(node, "T")
+    return dtype is not None and dtype.name == FLOAT32_ONLY
 
 
 def count_note(count: int, what: str) -> list[str]:

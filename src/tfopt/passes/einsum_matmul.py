@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from tfopt.graph.ops import BATCH_MATMUL_OPS
 from tfopt.graph.view import GraphView, get_attr, make_node, set_attr
-from tfopt.passes.base import GraphPass, PassContext, count_note
+from tfopt.passes.base import GraphPass, PassContext, count_note, is_float32
 
 
 def dense_split(equation: str) -> tuple[int, int, int] | None:
@@ -62,7 +62,7 @@ class EinsumToMatMul(GraphPass):
         for node in list(view):
             # (BatchMatMulV3 has no T attribute: left alone by the float32 guard)
             if (node.op not in BATCH_MATMUL_OPS | {"Einsum"} or len(view.data_inputs(node)) != 2
-                    or view.control_inputs(node) or get_attr(node, "T") != tf.float32):
+                    or view.control_inputs(node) or not is_float32(node)):
                 continue
             weights = view.const_input(node, 1)
             if weights is None:

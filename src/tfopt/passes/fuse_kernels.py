@@ -9,9 +9,8 @@ The fused node takes the name of the last node of the chain, so readers keep the
 
 from __future__ import annotations
 
-import tensorflow as tf
-
 from tfopt.graph.kernels import ACTIVATIONS
+from tfopt.graph.kernels import DTYPES as FUSABLE
 from tfopt.graph.shapes import StaticInfo
 from tfopt.graph.view import GraphView, Step, copied_attrs, get_attr, set_attr, set_attrs
 from tfopt.passes.base import GraphPass, PassContext, count_note
@@ -50,8 +49,10 @@ class FuseKernels(GraphPass):
 
         The residual Add only after a Conv2D, only when the other operand has the conv
         output's full static shape (a broadcasting add is not what the kernel computes)."""
+        dtype = get_attr(conv, "T")
+
         def is_float(node, _prev) -> bool:
-            return get_attr(node, "T") == tf.float32
+            return get_attr(node, "T") == dtype
 
         def bias_of_conv(node, prev) -> bool:
             return (get_attr(node, "data_format", "NHWC") == "NHWC"
@@ -73,7 +74,8 @@ class FuseKernels(GraphPass):
         return steps
 
     def _fuse(self, view: GraphView, conv, ctx: PassContext, info: StaticInfo) -> int:
-        if get_attr(conv, "T") != tf.float32 or conv.name in ctx.protected:
+        dtype = get_attr(conv, "T")
+        if dtype is None or dtype.name not in FUSABLE or conv.name in ctx.protected:
             return 0
         if conv.op != "MatMul" and get_attr(conv, "data_format", "NHWC") != "NHWC":
             return 0
@@ -84,7 +86,7 @@ class FuseKernels(GraphPass):
         matched = view.match_chain(conv, self._pattern(view, conv, info), ctx.protected)
         op = FUSED_OP[conv.op]
         if [label for label, _ in matched][:2] == ["bias", "Add"] and not ctx.kernels.supports(
-                op, ("BiasAdd", "Add")):
+                op, ("BiasAdd", "Add"), dtype.name):
             # A residual block's last conv: the oneDNN runtime fuses conv + bias + Add + Relu
             # at load time, which a pre-fused [BiasAdd] would block (ResNet50 measured 0.91x
             # against leaving it to the runtime); the Eigen runtime fuses conv + bias itself.
@@ -98,7 +100,7 @@ class FuseKernels(GraphPass):
         # The longest matched prefix whose fused_ops the target's runtimes run.
         while matched and not ctx.kernels.supports(
                 op, ["BiasAdd" if label == "bias" else label if label == "Add" else node.op
-                     for label, node in matched]):
+                     for label, node in matched], dtype.name):
             matched.pop()
         if not matched:
             return 0
@@ -121,7 +123,7 @@ class FuseKernels(GraphPass):
         set_attr(last, "fused_ops", fused_ops)
         set_attr(last, "epsilon", 0.0001)
         if op == "_FusedConv2D":
-            set_attr(last, "TArgs", [tf.float32] * (1 + len(extra_args)))
+            set_attr(last, "TArgs", [dtype] * (1 + len(extra_args)))
         if alpha is not None:
             set_attr(last, "leakyrelu_alpha", float(alpha))
         view.set_inputs(last, inputs + sorted(controls - {f"^{conv.name}"}))

@@ -23,7 +23,7 @@ import tensorflow as tf
 from tfopt.graph.ops import BINARY_ELEMENTWISE, UNARY_ELEMENTWISE
 from tfopt.graph.shapes import StaticInfo
 from tfopt.graph.view import GraphView, InputRef, get_attr, make_node, set_attr
-from tfopt.passes.base import GraphPass, PassContext, count_note
+from tfopt.passes.base import GraphPass, PassContext, count_note, is_float32
 
 TO_NHWC, TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
 # Ops with a data_format attribute whose output 0 and data input 0 are feature maps.
@@ -40,7 +40,7 @@ class NchwToNhwc(GraphPass):
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         nchw = [node for node in view if node.op in _LAYOUT_OPS
-                and node.name not in ctx.protected and get_attr(node, "T") == tf.float32
+                and node.name not in ctx.protected and is_float32(node)
                 and get_attr(node, "data_format", "NHWC") == "NCHW"]
         if nchw:  # only 4-D feature maps (BiasAdd also takes NCHW for other ranks)
             info = StaticInfo(view.to_graph_def())

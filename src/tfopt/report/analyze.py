@@ -24,7 +24,7 @@ from tfopt.graph.ops import BATCH_MATMUL_OPS
 from tfopt.graph.view import const_value, function_nodes, get_attr
 from tfopt.model.formats import ModelFormat, detect, load_model
 from tfopt.model.loader import pick_signature
-from tfopt.model.saver import read_metadata
+from tfopt.model.paths import read_metadata
 from tfopt.model.signature import TensorInfo
 
 CONV_OPS = {"Conv2D", "_FusedConv2D", "DepthwiseConv2dNative", "_FusedDepthwiseConv2dNative",

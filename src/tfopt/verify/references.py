@@ -92,10 +92,10 @@ class SignatureVerifier:
     """Answers for the pipeline's checked re-run: does this graph still answer like the
     original, under every runtime the output must run on? (None: yes; else why not.)"""
 
-    def __init__(self, sig: SignatureGraph, feeds, refs: References, policy: Policy,
+    def __init__(self, sig: SignatureGraph, feeds, refs: References, policy: Policy | float,
                  runtimes: list[str]):
         self.sig, self.feeds, self.refs = sig, feeds, refs
-        self.policy, self.runtimes = policy, runtimes
+        self.policy, self.runtimes = Policy.of(policy), runtimes
 
     def baseline(self, graph_def) -> str | None:
         """The frozen graph before any pass, run in this process: if it already differs, the

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from tfopt.optimizer.report import Report, SignatureReport
 from tfopt.optimizer.stages import run
-from tfopt.options import DEFAULT_TOLERANCE, OptimizeOptions
+from tfopt.options import OptimizeOptions
 from tfopt.passes.pipeline import Log
 
 __all__ = ["Report", "SignatureReport", "optimize"]
@@ -17,11 +17,12 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
              inputs: str | Sequence[str] | None = None,
              outputs: str | Sequence[str] | None = None,
              passes: Sequence[str] | None = None, skip: Sequence[str] | None = None,
-             verify: bool = True, tolerance: float = DEFAULT_TOLERANCE,
+             verify: bool = True, tolerance: float | None = None,
              input_shapes: Mapping[str, Sequence[int]] | Sequence[str] | None = None,
-             inputs_file: str | None = None, batch_size: int = 1,
+             inputs_file: str | None = None, batch_size: int | None = None,
              int_range: tuple[int, int] | None = None, format: str = "saved_model",
              target: str = "portable", xla: str = "off", overwrite: bool = False,
+             precision: str = "fp32", force_precision: bool = False,
              log: Log | None = None) -> Report:
     """Optimize the model at ``src`` for inference, verify it, and write it to ``dst``.
 
@@ -34,10 +35,12 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
     passes, skip: run only / skip these passes (``tfopt passes`` lists them).
     verify: compare the written model with the original on the same inputs (default on),
         under both CPU runtimes (oneDNN on and off).
-    tolerance: allowed ``max|optimized - original| / max|original|`` per float output.
+    tolerance: allowed ``max|optimized - original| / max|original|`` per float output
+        (default 1e-4; 1e-2 with ``precision="bf16"``).
     input_shapes: shapes for inputs with unknown dimensions, ``{"images": (1, 224, 224, 3)}``.
     inputs_file: ``.npz`` of real inputs keyed by input name (overrides generated ones).
-    batch_size: batch size of generated inputs.
+    batch_size: batch size of generated inputs (default 1; 8 with ``precision="bf16"``, so
+        that top-1 agreement of class scores is measured over several samples).
     int_range: ``(low, high)`` for generated integer inputs; default: derived from the graph
         (embedding table sizes, one-hot depths), else ``(0, 10)``.
     format: ``"saved_model"`` or ``"pb"`` (a frozen GraphDef).
@@ -47,6 +50,11 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
     xla: ``"off"`` (default), ``"auto"`` (compile the convolution-free part with XLA, keep it
         only if the timed model is measurably faster) or ``"on"`` (keep it without timing).
     overwrite: replace ``dst`` if it exists.
+    precision: ``"fp32"`` (default) or ``"bf16"``: convolutions, matmuls and the element-wise
+        ops between them in bfloat16, weights stored as bfloat16 (half the size on disk);
+        verified against the bf16 budget (``tolerance``, and top-1 agreement >= 99% on outputs
+        that look like class scores); refused on a CPU without AVX512_BF16/AMX unless
+        ``force_precision``.
     log: called with progress lines (e.g. ``print``).
 
     Returns a :class:`Report` (``str(report)`` is the CLI's summary, ``report.to_dict()`` the
@@ -62,5 +70,6 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
         src, dst, signatures=signatures, inputs=inputs, outputs=outputs, passes=passes,
         skip=skip, verify=verify, tolerance=tolerance, input_shapes=input_shapes,
         inputs_file=inputs_file, batch_size=batch_size, int_range=int_range, format=format,
-        target=target, xla=xla, overwrite=overwrite)
+        target=target, xla=xla, overwrite=overwrite, precision=precision,
+        force_precision=force_precision)
     return run(options, log)

@@ -48,7 +48,17 @@ def check_shape_names(shapes: dict[str, tuple[int, ...]], known) -> None:
 FORMATS = ("saved_model", "pb")
 TARGETS = ("portable", "native", "generic")
 XLA_MODES = ("off", "auto", "on")
+PRECISIONS = ("fp32", "bf16")
 DEFAULT_TOLERANCE = 1e-4
+# bf16 keeps 8 significant bits (relative rounding 2**-9 ~ 2e-3 per op); through a deep
+# network the worst element drifts to a few 1e-3 (TensorFlow's own bf16 rewrite measured 4e-4
+# to 6e-3 here, OpenVINO bf16 ~5e-3): 1e-2 holds those and still catches a broken rewrite.
+BF16_TOLERANCE = 1e-2
+# Outputs that look like class scores must pick the same class on this share of samples.
+BF16_TOP1_AGREEMENT = 0.99
+# Generated verification samples for reduced precision: enough for top-1 agreement to mean
+# something (when the batch dimension is free).
+BF16_BATCH = 8
 
 
 def _names(value: str | Sequence[str] | None) -> list[str] | None:
@@ -84,15 +94,31 @@ class OptimizeOptions:
     passes: list[str] | None = None
     skip: list[str] | None = None
     verify: bool = True
-    tolerance: float = DEFAULT_TOLERANCE
+    tolerance: float | None = None  # None: DEFAULT_TOLERANCE, or BF16_TOLERANCE for bf16
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     inputs_file: str | None = None
-    batch_size: int = 1
+    batch_size: int | None = None   # None: 1, or BF16_BATCH for bf16
     int_range: tuple[int, int] | None = None
     format: str = "saved_model"
     target: str = "portable"
     xla: str = "off"
     overwrite: bool = False
+    precision: str = "fp32"
+    force_precision: bool = False   # write bf16 even on a CPU without bf16 instructions
+
+    @property
+    def budget(self) -> float:
+        """The allowed relative difference per float output."""
+        if self.tolerance is not None:
+            return self.tolerance
+        return BF16_TOLERANCE if self.precision == "bf16" else DEFAULT_TOLERANCE
+
+    @property
+    def samples(self) -> int:
+        """Batch size of generated verification inputs."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return BF16_BATCH if self.precision == "bf16" else 1
 
     @classmethod
     def build(cls, src: str, dst: str, **given) -> OptimizeOptions:
@@ -113,6 +139,19 @@ class OptimizeOptions:
             raise TfoptError(f"unknown xla mode {self.xla!r} (off, auto or on)")
         if self.target not in TARGETS:
             raise TfoptError(f"unknown target {self.target!r} ({', '.join(TARGETS)})")
+        if self.precision not in PRECISIONS:
+            raise TfoptError(f"unknown precision {self.precision!r} ({', '.join(PRECISIONS)})")
+        if self.precision != "fp32" and not self.verify:
+            raise TfoptError(f"--precision {self.precision} needs verification: its accuracy "
+                             "budget is checked on the verification inputs (drop --no-verify)")
+        if self.precision == "bf16" and not self.force_precision:
+            from tfopt.runtime import bf16_hardware, cpu_isa
+
+            if not bf16_hardware():
+                raise TfoptError(f"this CPU ({cpu_isa()}) has no bfloat16 instructions "
+                                 "(AVX512_BF16 or AMX): a bf16 model would run slower here "
+                                 "than float32; --force-precision writes it anyway (for "
+                                 "another machine)")
         if self.xla == "auto" and not self.verify:
             raise TfoptError("--xla auto times the model on the verification inputs; it "
                              "cannot go with --no-verify (use --xla on)")

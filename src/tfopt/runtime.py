@@ -60,6 +60,16 @@ def cpu_isa() -> str:
     return platform.machine() or "unknown"
 
 
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def bf16_hardware() -> list[str]:
+    """The CPU's bfloat16 instructions (AVX512_BF16, AMX_BF16); [] when it has none, and then
+    a bf16 model runs slower than float32 here."""
+    flags = _cpu_flags()
+    return [f.upper() for f in BF16_FLAGS if f in flags]
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:

@@ -32,13 +32,15 @@ def cli() -> None:
 @click.option("--passes", help="Run only these passes (comma-separated; see `tfopt passes`).")
 @click.option("--skip", help="Skip these passes (comma-separated).")
 @click.option("--no-verify", is_flag=True, help="Do not compare outputs with the original.")
-@click.option("--tolerance", type=float, default=1e-4, show_default=True,
-              help="Allowed max|diff| / max|original| per float output.")
+@click.option("--tolerance", type=float,
+              help="Allowed max|diff| / max|original| per float output (default 1e-4; 1e-2 "
+                   "with --precision bf16).")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=D1,D2,...",
               help="Shape for an input with unknown dimensions (repeatable).")
 @click.option("--inputs-file", type=click.Path(), help=".npz of real inputs, keyed by input name.")
-@click.option("--batch-size", type=int, default=1, show_default=True,
-              help="Batch size for generated verification inputs.")
+@click.option("--batch-size", type=int,
+              help="Batch size for generated verification inputs (default 1; 8 with "
+                   "--precision bf16).")
 @click.option("--int-range", metavar="LOW,HIGH",
               help="Range [LOW, HIGH) for generated integer inputs (default: from the graph: "
                    "embedding table rows, one-hot depth, masks; else 0,10).")
@@ -55,12 +57,20 @@ def cli() -> None:
               show_default=True,
               help="Compile the convolution-free part (attention, MLP) with XLA. auto: only if "
                    "timing the model with and without it shows a measurable gain.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
+              show_default=True,
+              help="bf16: convolutions, matmuls and the element-wise ops between them in "
+                   "bfloat16, weights stored as bfloat16; verified against a 1e-2 budget and "
+                   "99% top-1 agreement on class scores. Fast with oneDNN on a CPU with "
+                   "AVX512_BF16 or AMX.")
+@click.option("--force-precision", is_flag=True,
+              help="Write --precision bf16 even on a CPU without bfloat16 instructions.")
 @click.option("--overwrite", is_flag=True, help="Replace DST if it exists.")
 @click.option("--json", "json_path", type=click.Path(), help="Write the full report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Only print the summary line.")
 def optimize(src, dst, signatures, all_signatures, inputs, outputs, passes, skip, no_verify,
              tolerance, input_shapes, inputs_file, batch_size, int_range, format, target,
-             portable, xla, overwrite, json_path, quiet) -> None:
+             portable, xla, precision, force_precision, overwrite, json_path, quiet) -> None:
     """Optimize the model SRC for inference and write it to DST.
 
     SRC is a SavedModel directory (TF2 or TF1), a frozen .pb/.pbtxt GraphDef or a .keras
@@ -74,7 +84,8 @@ def optimize(src, dst, signatures, all_signatures, inputs, outputs, passes, skip
         passes=_split(passes), skip=_split(skip), verify=not no_verify, tolerance=tolerance,
         input_shapes=list(input_shapes), inputs_file=inputs_file, batch_size=batch_size,
         int_range=parse_int_range(int_range) if int_range else None, format=format,
-        target="generic" if portable else target, xla=xla, overwrite=overwrite)
+        target="generic" if portable else target, xla=xla, overwrite=overwrite,
+        precision=precision, force_precision=force_precision)
     from tfopt.optimizer.stages import run
 
     report = run(options, None if quiet else _echo_err)

@@ -52,6 +52,7 @@ class Report:
     runtimes: list[str] = field(default_factory=list)  # CPU runtimes the output runs under
     fused_kernels: dict[str, int] = field(default_factory=dict)
     endpoints: list[dict] = field(default_factory=list)  # TF2 attribute endpoints restated
+    precision: str = "fp32"
 
     @property
     def worst(self) -> OutputCheck | None:
@@ -70,7 +71,14 @@ class Report:
             where = " and ".join(runtime_label(r) for r in self.runtimes)
             verdict = (f"verified ({where}): worst relative difference {worst.rel:.2e} "
                        f"(tolerance {self.tolerance:g})" if worst else "verified")
-        return (f"{self.dst}: {before} -> {after} nodes, signatures "
+            agreements = [c for s in self.signatures.values() for c in s.checks
+                          if c.top1 is not None]
+            if agreements:
+                low = min(agreements, key=lambda c: c.top1)
+                verdict += (f", top-1 agreement {low.top1:.0%} over {low.samples} samples "
+                            "(lowest)")
+        precision = "" if self.precision == "fp32" else f"{self.precision}, "
+        return (f"{self.dst}: {precision}{before} -> {after} nodes, signatures "
                 f"{', '.join(self.signatures)}; {verdict}; {self.seconds:.1f}s")
 
     def table(self) -> str:
@@ -114,12 +122,16 @@ class Report:
                              f"({runtime_label(self.runtimes[0])})" if only else None),
                 "verified": self.verified, "fused_kernels": self.fused_kernels,
                 "signatures": sorted(self.signatures), "endpoints": self.endpoints,
+                "precision": self.precision, "tolerance": self.tolerance,
+                "fast_with": (None if self.precision == "fp32" else
+                              "oneDNN on (TF_ENABLE_ONEDNN_OPTS=1) and a CPU with AVX512_BF16 "
+                              "or AMX; it runs with oneDNN off too, slower than float32"),
                 "written_on": describe()}
 
     def to_dict(self) -> dict:
         return {"src": self.src, "dst": self.dst, "kind": self.kind, "verified": self.verified,
                 "tolerance": self.tolerance, "seconds": round(self.seconds, 3),
                 "notes": self.notes, "target": self.target, "runtimes": self.runtimes,
-                "endpoints": self.endpoints,
+                "endpoints": self.endpoints, "precision": self.precision,
                 "fused_kernels": self.fused_kernels,
                 "signatures": {k: s.to_dict() for k, s in self.signatures.items()}}

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tfopt.errors import VerificationError
 from tfopt.graph.kernels import KernelSupport, fusion_names, fusions_in
 from tfopt.graph.view import function_nodes, op_counts
 from tfopt.model.endpoints import Endpoint
@@ -30,7 +31,7 @@ from tfopt.model.paths import atomic_output, remove, write_metadata
 from tfopt.model.saver import write
 from tfopt.model.signature import LoadedModel, SignatureGraph
 from tfopt.optimizer.report import Report, SignatureReport
-from tfopt.options import OptimizeOptions
+from tfopt.options import BF16_TOP1_AGREEMENT, OptimizeOptions
 from tfopt.passes.base import PassContext
 from tfopt.passes.pipeline import Log, run_checked, run_passes
 from tfopt.passes.registry import select
@@ -76,7 +77,8 @@ def check_request(state: State) -> None:
     opts = state.options
     state.enabled = select(opts.passes, opts.skip)
     state.kernels = KernelSupport(opts.target)
-    state.policy = Policy(opts.tolerance)
+    state.policy = Policy(opts.budget, top1=BF16_TOP1_AGREEMENT if opts.precision != "fp32"
+                          else None)
     check_input_names(opts.src, opts.input_shapes, opts.signatures)
 
 
@@ -94,7 +96,7 @@ def verification_inputs(state: State) -> None:
     opts = state.options
     if opts.verify:
         state.feeds = model_feeds(state.model, opts.inputs_file, opts.input_shapes,
-                                  opts.batch_size, opts.int_range)
+                                  opts.samples, opts.int_range)
 
 
 def original_answers(state: State) -> None:
@@ -186,6 +188,20 @@ def verify_written(state: State) -> None:
         state.reports[key].checks = checks
 
 
+def check_precision(state: State) -> None:
+    """An explicit reduced precision that verification had to switch off is refused: the
+    user asked for bf16, and a float32 model written under that name would mislead."""
+    if state.options.precision == "fp32":
+        return
+    for key, report in state.reports.items():
+        for rec in report.passes:
+            if rec.name == "reduced_precision" and rec.skipped:
+                raise VerificationError(
+                    f"--precision {state.options.precision} misses the accuracy budget in "
+                    f"signature {key!r} ({rec.skipped}); nothing written (a looser "
+                    "--tolerance, or --precision fp32)")
+
+
 def report_and_metadata(state: State) -> None:
     opts = state.options
     verified = state.feeds is not None
@@ -193,9 +209,10 @@ def report_and_metadata(state: State) -> None:
     fused = fusion_names(fusions_in(s.graph_def for s in state.optimized.values()
                                     if not s.same_as))
     state.report = Report(opts.src, opts.dst, state.model.kind, state.reports,
-                          True if verified else None, opts.tolerance,
+                          True if verified else None, opts.budget,
                           time.perf_counter() - state.started, notes, opts.target,
-                          state.runtimes, fused, [e.to_dict() for e in state.endpoints])
+                          state.runtimes, fused, [e.to_dict() for e in state.endpoints],
+                          opts.precision)
     if opts.format == "saved_model":
         write_metadata(state.out, state.report.metadata())
 
@@ -203,7 +220,7 @@ def report_and_metadata(state: State) -> None:
 PREPARE: list[Stage] = [check_request, load, verification_inputs, original_answers,
                         run_signature_passes, share_identical, compile_xla, keep_endpoints,
                         choose_runtimes]
-WRITE: list[Stage] = [write_model, verify_written, report_and_metadata]
+WRITE: list[Stage] = [write_model, verify_written, check_precision, report_and_metadata]
 
 
 def run(options: OptimizeOptions, log: Log | None = None) -> Report:
@@ -221,13 +238,14 @@ def run(options: OptimizeOptions, log: Log | None = None) -> Report:
 
 
 def pass_context(sig: SignatureGraph, kernels: KernelSupport | None,
-                 enabled: frozenset[str] | None = None) -> PassContext:
+                 enabled: frozenset[str] | None = None, precision: str = "fp32") -> PassContext:
     """What the passes may know of a signature. Only declared shapes are used by passes
     (never the verification feeds): nothing may be specialised to the batch size that
     happened to be verified."""
     return PassContext(protected=sig.protected_nodes, outputs=sig.output_tensors,
                        inputs=[t.tensor for t in sig.inputs.values()],
-                       init_ops=list(sig.init_ops), kernels=kernels, enabled=enabled)
+                       init_ops=list(sig.init_ops), kernels=kernels, enabled=enabled,
+                       precision=precision)
 
 
 def _optimize_signature(state: State, sig: SignatureGraph, checked: bool) -> None:
@@ -235,7 +253,7 @@ def _optimize_signature(state: State, sig: SignatureGraph, checked: bool) -> Non
     verification) and record the result for it and the signatures sharing its graph."""
     unique = [s for s in state.model.signatures.values() if not s.same_as]
     label = f"[{sig.key}] " if len(unique) > 1 else ""
-    ctx = pass_context(sig, state.kernels, state.enabled)
+    ctx = pass_context(sig, state.kernels, state.enabled, state.options.precision)
     if checked:
         verifier = SignatureVerifier(sig, state.feeds[sig.key], state.refs, state.policy,
                                      state.runtimes)

@@ -27,6 +27,7 @@ class PassContext:
     # Passes switched on for this run (None: all): passes that run others (function_bodies)
     # honour --passes/--skip through it.
     enabled: frozenset[str] | None = None
+    precision: str = "fp32"  # "bf16": reduced_precision runs the compute in bfloat16
 
 
 @dataclass

@@ -122,6 +122,11 @@ REGISTRY: tuple[PassSpec, ...] = (
              "last of the round: merges the duplicate constants and subexpressions the passes "
              "above leave",
              in_bodies=True),
+    PassSpec("reduced_precision", "reduced_precision:ReducedPrecision", FINALIZE,
+             "with --precision bf16: convolutions, matmuls and the element-wise ops between "
+             "them in bfloat16, weights stored as bfloat16, casts only at region borders",
+             "once, after the fixed point (weights folded in float32 first), before fuse_pad "
+             "and fuse_kernels (which then fuse only the bf16 forms the runtimes run)"),
     PassSpec("fuse_pad", "fuse_pad:FusePad", FINALIZE,
              "fold a zero Pad into the next conv (as SAME when it matches, else EXPLICIT)",
              "before fuse_kernels: _FusedConv2D keeps explicit padding, so Pad folds in first"),

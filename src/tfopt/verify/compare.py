@@ -3,8 +3,9 @@
 The float comparison is *relative to the output's scale*:
 ``rel = max|optimized - original| / max|original|`` per output (NaNs must match NaNs), so one
 near-zero element cannot make a correct model look wrong. Integer, bool and string outputs
-must match exactly. A :class:`Policy` holds the tolerance, per output where it must differ
-(reduced precision will add its own metrics here).
+must match exactly. A :class:`Policy` holds the tolerance, per output where it must differ,
+and for reduced precision a top-1 agreement: an output that looks like class scores
+(``[samples, classes]``, float) must pick the original's class on that share of samples.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Policy:
 
     tolerance: float = DEFAULT_TOLERANCE
     per_output: dict[str, float] = field(default_factory=dict)
+    top1: float | None = None  # required top-1 agreement on class-score outputs (None: none)
 
     @classmethod
     def of(cls, value: Policy | float) -> Policy:
@@ -40,21 +42,31 @@ class OutputCheck:
     rel: float
     detail: str = ""
     runtime: str = ""  # the CPU runtime the optimized model ran under ("" : this process's)
+    top1: float | None = None  # share of samples with the original's class (class scores)
+    samples: int = 0
 
     def describe(self) -> str:
         from tfopt.runtime import runtime_label
 
         status = "ok" if self.ok else "DIFFERS"
         where = f" [{runtime_label(self.runtime)}]" if self.runtime else ""
-        text = (f"{self.key}{where}: max abs diff {self.max_abs:.3g}, relative {self.rel:.3g} "
-                f"[{status}]")
+        agreement = ("" if self.top1 is None else
+                     f", top-1 agreement {self.top1:.1%} of {self.samples}")
+        text = (f"{self.key}{where}: max abs diff {self.max_abs:.3g}, relative {self.rel:.3g}"
+                f"{agreement} [{status}]")
         return text + (f" ({self.detail})" if self.detail else "")
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
 
-def compare_output(key: str, ref: np.ndarray, got: np.ndarray, tolerance: float) -> OutputCheck:
+def looks_like_class_scores(value: np.ndarray) -> bool:
+    """``[samples, classes]`` floats with at least two classes."""
+    return value.ndim == 2 and value.dtype.kind == "f" and value.shape[1] >= 2 and value.size > 0
+
+
+def compare_output(key: str, ref: np.ndarray, got: np.ndarray, tolerance: float,
+                   top1: float | None = None) -> OutputCheck:
     ref, got = np.asarray(ref), np.asarray(got)
     if ref.shape != got.shape:
         return OutputCheck(key, False, float("inf"), float("inf"),
@@ -68,7 +80,11 @@ def compare_output(key: str, ref: np.ndarray, got: np.ndarray, tolerance: float)
         max_abs = float(diff.max()) if diff.size else 0.0
         scale = float(np.abs(np.where(nan_ref, 0.0, ref64)).max()) if diff.size else 0.0
         rel = max_abs / scale if scale > 0 else max_abs
-        return OutputCheck(key, rel <= tolerance, max_abs, rel)
+        if top1 is None or not looks_like_class_scores(ref):
+            return OutputCheck(key, rel <= tolerance, max_abs, rel)
+        agreement = float(np.mean(ref.argmax(1) == got.argmax(1)))
+        return OutputCheck(key, rel <= tolerance and agreement >= top1, max_abs, rel,
+                           top1=agreement, samples=ref.shape[0])
     mismatches = int(np.count_nonzero(ref != got))
     if ref.dtype.kind in "iub":
         max_abs = float(np.abs(ref.astype(np.int64) - got.astype(np.int64)).max()) if ref.size else 0.0
@@ -87,5 +103,6 @@ def compare(ref: dict[str, np.ndarray], got: dict[str, np.ndarray],
         if key not in got:
             checks.append(OutputCheck(key, False, float("inf"), float("inf"), "missing output"))
         else:
-            checks.append(compare_output(key, ref[key], got[key], policy.tolerance_for(key)))
+            checks.append(compare_output(key, ref[key], got[key], policy.tolerance_for(key),
+                                         policy.top1))
     return checks

@@ -1,0 +1,161 @@
+"""Run the compute-heavy part of the graph in bfloat16, weights stored as bfloat16.
+
+::
+
+    x(f32) ─► Cast(bf16) ─► Conv2D ─► BiasAdd ─► Relu ─► Conv2D ─► ... ─► Cast(f32) ─► Softmax
+                            (bf16 weights)  (bf16 bias)          (bf16 weights)
+
+Painting (as TensorFlow's auto_mixed_precision does, with its lists as the starting point and
+measured rather than copied): every float32 compute-heavy op (:data:`COMPUTE`: convolutions,
+matmuls, einsums) runs in bf16; an element-wise, pooling or layout op (:data:`FOLLOW`) runs in
+bf16 when each of its float inputs is already bf16 or a constant, so regions grow forward from
+the compute ops and end where a numerically sensitive op (Softmax, Exp, Log, Mean, Sum, Rsqrt,
+SquaredDifference, RealDiv, Erf: everything not listed) reads them. Casts stand only at region
+borders, one per tensor; constants read only by bf16 nodes are converted in place (the model on
+disk shrinks), others get a bf16 copy. Signature inputs and outputs and load-time initializers
+are never painted, so the signature keeps its dtypes. Only ops the kernel registry runs in
+bf16 on CPU are painted; the pass does nothing unless the context asks for bf16.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+from tensorflow.python.framework import op_def_registry
+
+from tfopt.graph.kernels import has_cpu_kernel
+from tfopt.graph.view import (
+    GraphView,
+    InputRef,
+    const_value,
+    make_node,
+    set_attr,
+    set_const_value,
+    topological_order,
+)
+from tfopt.passes.base import GraphPass, PassContext, count_note, is_float32
+
+# Run in bf16 wherever they compute in float32: where the time of a CNN or transformer goes.
+COMPUTE = frozenset({"Conv2D", "DepthwiseConv2dNative", "Conv2DBackpropInput", "MatMul",
+                     "BatchMatMulV2", "Einsum"})
+# Run in bf16 when every float input already is (or is a constant): TF's clear list and the
+# benign part of its infer list. Not here, so kept in float32: Softmax, Exp, Log, Mean, Sum,
+# Rsqrt, SquaredDifference, RealDiv, Erf, Pow (reductions and range-sensitive maths).
+FOLLOW = frozenset({"BiasAdd", "Add", "AddV2", "Sub", "Mul", "Relu", "Relu6", "Elu",
+                    "LeakyRelu", "Selu", "Tanh", "Sigmoid", "MaxPool", "AvgPool", "Reshape",
+                    "Transpose", "ConcatV2", "Pad", "Squeeze", "ExpandDims", "Identity",
+                    "StridedSlice", "Slice", "Maximum", "Minimum", "Neg", "Tile",
+                    "BroadcastTo", "ClipByValue"})
+BF16 = tf.bfloat16
+
+
+def _t_inputs(node) -> list[int] | None:
+    """Indices of the node's data inputs typed by its ``T`` attribute (None: unknown op)."""
+    op_def = op_def_registry.get(node.op)
+    if op_def is None:
+        return None
+    indices, index = [], 0
+    for arg in op_def.input_arg:
+        count = 1
+        if arg.number_attr:
+            count = node.attr[arg.number_attr].i
+        elif arg.type_list_attr:
+            return None
+        if arg.type_attr == "T":
+            indices.extend(range(index, index + count))
+        index += count
+    return indices
+
+
+def _t_output_only(node) -> bool:
+    """One output, typed by ``T`` (every op painted has exactly that)."""
+    op_def = op_def_registry.get(node.op)
+    return (op_def is not None and len(op_def.output_arg) == 1
+            and op_def.output_arg[0].type_attr == "T" and not op_def.output_arg[0].number_attr)
+
+
+class ReducedPrecision(GraphPass):
+
+    def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
+        if ctx.precision != "bf16":
+            return []
+        painted = self._paint(view, ctx)
+        if not painted:
+            return []
+        consts, casts = self._rewire(view, painted)
+        for name in painted:
+            set_attr(view.node(name), "T", BF16)
+        return (count_note(len(painted), "ops run in bfloat16")
+                + count_note(consts, "weights stored as bfloat16")
+                + count_note(casts, "casts at region borders"))
+
+    @staticmethod
+    def _paint(view: GraphView, ctx: PassContext) -> set[str]:
+        painted: set[str] = set()
+        for node in topological_order(view.graph_def):
+            if (node.name in ctx.protected or node.op not in COMPUTE | FOLLOW
+                    or not is_float32(node) or not _t_output_only(node)
+                    or not has_cpu_kernel(node.op, "bfloat16")):
+                continue
+            typed = _t_inputs(node)
+            if typed is None:
+                continue
+            refs = [view.data_inputs(node)[i] for i in typed]
+            if node.op in COMPUTE:
+                painted.add(node.name)
+                continue
+            sources = [view.node(r.node) for r in refs]
+            if (any(s.name in painted for s in sources)
+                    and all(s.name in painted or s.op == "Const" for s in sources)):
+                painted.add(node.name)
+        return painted
+
+    @staticmethod
+    def _rewire(view: GraphView, painted: set[str]) -> tuple[int, int]:
+        """Casts at the borders, bf16 constants; returns (constants converted, casts)."""
+        to_bf16: dict[str, str] = {}   # float32 tensor -> its bf16 cast
+        to_f32: dict[str, str] = {}    # painted tensor -> its float32 cast
+        converted: dict[str, str] = {}  # float32 Const -> its bf16 twin (or itself)
+        consts = 0
+
+        def bf16_of(ref: InputRef) -> str:
+            nonlocal consts
+            source = view.node(ref.node)
+            if source.op == "Const":
+                if ref.node not in converted:
+                    readers = {n.name for n, _ in view.consumers(ref.node)}
+                    value = const_value(source).astype(BF16.as_numpy_dtype)
+                    if readers <= painted:
+                        set_const_value(source, value)
+                        converted[ref.node] = ref.node
+                    else:
+                        converted[ref.node] = view.add_const(f"{ref.node}/bf16", value,
+                                                             source.device)
+                    consts += 1
+                return converted[ref.node]
+            if ref.tensor not in to_bf16:
+                cast = view.add(make_node(view.unique_name(f"{ref.node}/to_bf16"), "Cast",
+                                          [str(ref)], source.device, SrcT=tf.float32,
+                                          DstT=BF16, Truncate=False))
+                to_bf16[ref.tensor] = cast.name
+            return to_bf16[ref.tensor]
+
+        def f32_of(ref: InputRef) -> str:
+            if ref.tensor not in to_f32:
+                source = view.node(ref.node)
+                cast = view.add(make_node(view.unique_name(f"{ref.node}/to_f32"), "Cast",
+                                          [str(ref)], source.device, SrcT=BF16,
+                                          DstT=tf.float32, Truncate=False))
+                to_f32[ref.tensor] = cast.name
+            return to_f32[ref.tensor]
+
+        for node in list(view):
+            refs = view.data_inputs(node)
+            if node.name in painted:
+                for i in _t_inputs(node) or []:
+                    if refs[i].node not in painted:
+                        view.set_input(node, i, bf16_of(refs[i]))
+            else:
+                for i, ref in enumerate(refs):
+                    if ref.node in painted:
+                        view.set_input(node, i, f32_of(ref))
+        return consts, len(to_bf16) + len(to_f32)

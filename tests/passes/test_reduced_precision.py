@@ -1,0 +1,66 @@
+"""reduced_precision: compute in bfloat16 between casts at the borders, weights as bf16."""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from tests.passes.helpers import X, context, counts, graph_of, rand, run
+from tfopt.passes.reduced_precision import ReducedPrecision
+
+
+def _cnn():
+    x = tf.compat.v1.placeholder(tf.float32, [None, 8, 8, 3], name="x")
+    h = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, tf.constant(rand(3, 3, 3, 8, seed=2) * .3),
+                                               1, "SAME"), tf.constant(rand(8, seed=3))))
+    h = tf.nn.relu6(tf.nn.depthwise_conv2d(h, tf.constant(rand(3, 3, 8, 1, seed=4) * .3),
+                                           [1, 1, 1, 1], "SAME"))
+    pooled = tf.reduce_mean(h, [1, 2])  # Mean stays float32
+    logits = tf.matmul(pooled, tf.constant(rand(8, 5, seed=5))) + tf.constant(rand(5, seed=6))
+    tf.nn.softmax(logits, name="out")
+
+
+def _bf16_ctx():
+    return dataclasses.replace(context(["out"], ["x:0"]), precision="bf16")
+
+
+def test_compute_runs_in_bf16_with_casts_only_at_borders():
+    gd = graph_of(_cnn)
+    result = ReducedPrecision().run(gd, _bf16_ctx())
+    assert result.changed
+    out = result.graph_def
+    by_name = {n.name: n for n in out.node}
+    bf16 = {n.op for n in out.node if "T" in n.attr and n.attr["T"].type == tf.bfloat16}
+    assert {"Conv2D", "BiasAdd", "Relu", "DepthwiseConv2dNative", "Relu6", "MatMul"} <= bf16
+    assert by_name["out"].attr["T"].type == tf.float32  # Softmax: float32, a signature node
+    assert all(n.attr["T"].type == tf.float32 for n in out.node if n.op == "Mean")
+    # casts: x -> bf16, conv region -> f32 before Mean, Mean -> bf16 for the matmul, and the
+    # matmul region back to f32 before Softmax: four, one per border
+    assert counts(out)["Cast"] == 4
+    weights = [n for n in out.node if n.op == "Const" and n.attr["dtype"].type == tf.bfloat16]
+    assert len(weights) >= 5  # conv, bias, depthwise, matmul weights and bias, converted
+    assert sum(n.attr["dtype"].type == tf.float32 and n.attr["value"].tensor.ByteSize() > 100
+               for n in out.node if n.op == "Const") == 0  # no float32 copy left behind
+    want, got = run(gd, ["out"], X)[0], run(out, ["out"], X)[0]
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=2e-2)
+    assert (got.argmax(1) == want.argmax(1)).mean() >= 0.5
+
+
+def test_nothing_changes_in_fp32_mode():
+    gd = graph_of(_cnn)
+    assert not ReducedPrecision().run(gd, context(["out"], ["x:0"])).changed
+
+
+def test_a_constant_shared_with_a_float32_reader_is_copied():
+    def build():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 4], name="x")
+        w = tf.constant(rand(4, 4, seed=7))
+        tf.identity(tf.nn.softmax(tf.matmul(x, w)) + tf.reduce_sum(w), name="out")
+
+    gd = graph_of(build)
+    out = ReducedPrecision().run(gd, _bf16_ctx()).graph_def
+    consts = [n for n in out.node if n.op == "Const" and len(n.attr["value"].tensor.tensor_content) > 30]
+    assert sorted(tf.as_dtype(n.attr["dtype"].type).name for n in consts) == ["bfloat16", "float32"]
+    feeds = {"x:0": rand(3, 4, seed=8)}
+    np.testing.assert_allclose(run(out, ["out"], feeds)[0], run(gd, ["out"], feeds)[0], rtol=2e-2)

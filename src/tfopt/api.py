@@ -23,6 +23,7 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
              int_range: tuple[int, int] | None = None, format: str = "saved_model",
              target: str = "portable", xla: str = "off", overwrite: bool = False,
              precision: str = "fp32", force_precision: bool = False,
+             labels: str | None = None,
              log: Log | None = None) -> Report:
     """Optimize the model at ``src`` for inference, verify it, and write it to ``dst``.
 
@@ -36,9 +37,11 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
     verify: compare the written model with the original on the same inputs (default on),
         under both CPU runtimes (oneDNN on and off).
     tolerance: allowed ``max|optimized - original| / max|original|`` per float output
-        (default 1e-4; 1e-2 with ``precision="bf16"``).
+        (default 1e-4; with ``precision="bf16"``, 2e-2 on the relative RMS difference).
     input_shapes: shapes for inputs with unknown dimensions, ``{"images": (1, 224, 224, 3)}``.
     inputs_file: ``.npz`` of real inputs keyed by input name (overrides generated ones).
+    labels: ``.npy`` of the true class of each sample in ``inputs_file``: class-score outputs
+        then report the task accuracy of the original and of the optimized model.
     batch_size: batch size of generated inputs (default 1; 8 with ``precision="bf16"``, so
         that top-1 agreement of class scores is measured over several samples).
     int_range: ``(low, high)`` for generated integer inputs; default: derived from the graph
@@ -52,8 +55,8 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
     overwrite: replace ``dst`` if it exists.
     precision: ``"fp32"`` (default) or ``"bf16"``: convolutions, matmuls and the element-wise
         ops between them in bfloat16, weights stored as bfloat16 (half the size on disk);
-        verified against the bf16 budget (``tolerance``, and top-1 agreement >= 99% on outputs
-        that look like class scores); refused on a CPU without AVX512_BF16/AMX unless
+        verified against the bf16 budget (``tolerance`` on the relative RMS difference, and
+        top-1 agreement >= 99% on outputs that look like class scores); refused on a CPU without AVX512_BF16/AMX unless
         ``force_precision``.
     log: called with progress lines (e.g. ``print``).
 
@@ -71,5 +74,5 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
         skip=skip, verify=verify, tolerance=tolerance, input_shapes=input_shapes,
         inputs_file=inputs_file, batch_size=batch_size, int_range=int_range, format=format,
         target=target, xla=xla, overwrite=overwrite, precision=precision,
-        force_precision=force_precision)
+        force_precision=force_precision, labels=labels)
     return run(options, log)

@@ -50,10 +50,14 @@ TARGETS = ("portable", "native", "generic")
 XLA_MODES = ("off", "auto", "on")
 PRECISIONS = ("fp32", "bf16")
 DEFAULT_TOLERANCE = 1e-4
-# bf16 keeps 8 significant bits (relative rounding 2**-9 ~ 2e-3 per op); through a deep
-# network the worst element drifts to a few 1e-3 (TensorFlow's own bf16 rewrite measured 4e-4
-# to 6e-3 here, OpenVINO bf16 ~5e-3): 1e-2 holds those and still catches a broken rewrite.
-BF16_TOLERANCE = 1e-2
+# bf16 keeps 8 significant bits (relative rounding 2**-9 ~ 2e-3 per op). On the models
+# trained here on real data (zoo digits_cnn / digits_transformer, 450 test images) the bf16
+# output's relative RMS difference was 4.7e-3 / 5.0e-3 with oneDNN and 5.0e-3 / 1.2e-2 without
+# (Eigen's bf16 kernels round more), at 100% top-1 agreement and identical task accuracy, while
+# single boundary samples' probabilities moved by up to 3-9%: so reduced precision is judged by
+# the relative RMS (verify.compare), against 2e-2 (the worst measured, with room), plus top-1
+# agreement. A broken rewrite lands at O(1).
+BF16_TOLERANCE = 2e-2
 # Outputs that look like class scores must pick the same class on this share of samples.
 BF16_TOP1_AGREEMENT = 0.99
 # Generated verification samples for reduced precision: enough for top-1 agreement to mean
@@ -105,6 +109,7 @@ class OptimizeOptions:
     overwrite: bool = False
     precision: str = "fp32"
     force_precision: bool = False   # write bf16 even on a CPU without bf16 instructions
+    labels: str | None = None       # .npy of true classes of --inputs-file's samples
 
     @property
     def budget(self) -> float:
@@ -162,4 +167,8 @@ class OptimizeOptions:
         check_output_path(self.dst, self.overwrite, self.src)
         if self.inputs_file and not os.path.isfile(self.inputs_file):
             raise TfoptError(f"{self.inputs_file}: no such inputs file")
+        if self.labels and not self.inputs_file:
+            raise TfoptError("--labels are the classes of --inputs-file's samples; give both")
+        if self.labels and not os.path.isfile(self.labels):
+            raise TfoptError(f"{self.labels}: no such labels file")
         return self

@@ -17,13 +17,16 @@ def test_transformer_cluster_is_compiled_and_answers_alike(bert_export, tmp_path
     graph = load_model(out, ["serve"]).signatures["serve"].graph_def
     calls = [n for n in graph.node if n.op == "PartitionedCall"]
     assert len(calls) == 1 and calls[0].attr["_XlaMustCompile"].b
-    (fn,) = [f for f in graph.library.function if f.signature.name == xla.FUNCTION_NAME]
+    # (the TF2 SavedModel the output is, restated for `loaded.serve`, names functions anew
+    # when loaded: the cluster keeps its name inside theirs)
+    (fn,) = [f for f in graph.library.function if xla.FUNCTION_NAME in f.signature.name]
     assert fn.attr["_XlaMustCompile"].b
     ops = [n.op for n in fn.node_def]
     # the attention is inside: its scores and weighted sum (Einsums of two activations) and
     # the q/k/v/output projections and dense layers (MatMuls after einsum_matmul)
     assert ops.count("Einsum") == 2 and ops.count("MatMul") >= 6
-    assert len(graph.node) < 15  # the main graph is inputs, the call and the outputs
+    # the main graph is inputs, the call and the outputs (with the signature wrapper's)
+    assert len(graph.node) < 20
     feeds = {"token_ids": tf.constant(np.arange(10, dtype=np.int32).reshape(1, 10)),
              "segment_ids": tf.constant(np.zeros((1, 10), np.int32)),
              "padding_mask": tf.constant(np.ones((1, 10), np.int32))}

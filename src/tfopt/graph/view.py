@@ -473,6 +473,38 @@ def _functions_in_attr(value: attr_value_pb2.AttrValue) -> list[str]:
     return []
 
 
+def renamed_refs(node: node_def_pb2.NodeDef, names: dict[str, str]) -> node_def_pb2.NodeDef:
+    """A copy of ``node`` whose references to library functions (as its op, or in ``func`` /
+    ``list(func)`` attributes) follow ``names`` (old -> new; others unchanged)."""
+    copy = node_def_pb2.NodeDef()
+    copy.CopyFrom(node)
+    if copy.op in names:
+        copy.op = names[copy.op]
+    for value in copy.attr.values():
+        if value.HasField("func"):
+            value.func.name = names.get(value.func.name, value.func.name)
+        for fn in value.list.func:
+            fn.name = names.get(fn.name, fn.name)
+    return copy
+
+
+def with_functions_renamed(graph_def: graph_pb2.GraphDef,
+                           names: dict[str, str]) -> graph_pb2.GraphDef:
+    """A copy of ``graph_def`` whose library functions are renamed by ``names``, with every
+    reference to them (main graph and function bodies) following."""
+    out = graph_pb2.GraphDef()
+    out.versions.CopyFrom(graph_def.versions)
+    out.node.extend(renamed_refs(n, names) for n in graph_def.node)
+    for fn in graph_def.library.function:
+        copy = out.library.function.add()
+        copy.CopyFrom(fn)
+        copy.signature.name = names.get(fn.signature.name, fn.signature.name)
+        del copy.node_def[:]
+        copy.node_def.extend(renamed_refs(n, names) for n in fn.node_def)
+    out.library.gradient.extend(graph_def.library.gradient)
+    return out
+
+
 def referenced_functions(nodes: Iterable[node_def_pb2.NodeDef],
                          lib) -> set[str]:
     """Library functions reachable from ``nodes`` (transitively)."""

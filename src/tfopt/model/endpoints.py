@@ -12,11 +12,13 @@ call. Endpoints no signature calls are not kept, and the notes say so.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import tensorflow as tf
 
+from tfopt.graph.view import with_functions_renamed
 from tfopt.model.signature import SignatureGraph
 
 _PASS_THROUGH = ("Identity", "IdentityN")
@@ -103,7 +105,11 @@ def graph_function(sig: SignatureGraph) -> tf.types.experimental.GenericFunction
     keys, out_keys = list(sig.inputs), list(sig.outputs)
     specs = [tf.TensorSpec(None if i.shape is None else list(i.shape), i.dtype, name=k)
              for k, i in sig.inputs.items()]
-    graph_def = sig.graph_def
+    # Functions are registered process-wide by name: the original's (loaded in this process)
+    # share names with the optimized bodies, so these get names of their own.
+    graph_def = with_functions_renamed(sig.graph_def, {
+        f.signature.name: f"{f.signature.name}_{_digest(f)}"
+        for f in sig.graph_def.library.function})
 
     def call(*args):
         results = tf.graph_util.import_graph_def(
@@ -113,6 +119,10 @@ def graph_function(sig: SignatureGraph) -> tf.types.experimental.GenericFunction
         return {k: tf.identity(t, name=k) for k, t in zip(out_keys, results, strict=True)}
 
     return tf.function(call, input_signature=specs, autograph=False)
+
+
+def _digest(fdef) -> str:
+    return hashlib.sha1(fdef.SerializeToString(deterministic=True)).hexdigest()[:10]
 
 
 def endpoint_function(endpoint: Endpoint, sig: SignatureGraph,

@@ -352,19 +352,9 @@ def _canonical(graph_def: graph_pb2.GraphDef) -> tuple[tuple[bytes, ...], tuple[
     of their body: each trace names its functions anew (``__inference_f_379`` vs ``_412``)."""
     import hashlib
 
-    from tensorflow.core.framework import function_pb2, node_def_pb2
+    from tensorflow.core.framework import function_pb2
 
-    def renamed(node, names: dict[str, str]):
-        copy = node_def_pb2.NodeDef()
-        copy.CopyFrom(node)
-        if copy.op in names:
-            copy.op = names[copy.op]
-        for value in copy.attr.values():
-            if value.HasField("func"):
-                value.func.name = names.get(value.func.name, value.func.name)
-            for fn in value.list.func:
-                fn.name = names.get(fn.name, fn.name)
-        return copy
+    from tfopt.graph.view import renamed_refs as renamed
 
     lib = graph_def.library.function
     blank = {f.signature.name: "" for f in lib}

@@ -140,12 +140,14 @@ def _write_tf2(sigs: dict[str, SignatureGraph], export_dir: str,
     for key, sig in sigs.items():
         if key not in functions:
             functions[key] = functions[sig.same_as]
+    signatures = {key: fn.get_concrete_function() for key, fn in functions.items()}
     module = tf.Module()
     for endpoint in endpoints:
-        setattr(module, endpoint.name,
-                endpoint_function(endpoint, sigs[endpoint.key], functions[endpoint.key]))
-    tf.saved_model.save(module, export_dir, signatures={
-        key: fn.get_concrete_function() for key, fn in functions.items()})
+        fn = endpoint_function(endpoint, sigs[endpoint.key], functions[endpoint.key])
+        # A concrete function: saving retraces a tf.function, and the body with it (twice on
+        # disk); a concrete one is stored as traced, calling the one body.
+        setattr(module, endpoint.name, fn.get_concrete_function())
+    tf.saved_model.save(module, export_dir, signatures=signatures)
 
 
 def _check_size(sigs: dict[str, SignatureGraph]) -> None:

@@ -75,8 +75,13 @@ class Report:
                           if c.top1 is not None]
             if agreements:
                 low = min(agreements, key=lambda c: c.top1)
-                verdict += (f", top-1 agreement {low.top1:.0%} over {low.samples} samples "
+                verdict += (f", top-1 agreement {low.top1:.1%} over {low.samples} samples "
                             "(lowest)")
+            tasks = [c for c in agreements if c.accuracy is not None]
+            if tasks:
+                task = min(tasks, key=lambda c: c.accuracy[1] - c.accuracy[0])
+                verdict += (f", task accuracy {task.accuracy[0]:.2%} -> "
+                            f"{task.accuracy[1]:.2%}")
         precision = "" if self.precision == "fp32" else f"{self.precision}, "
         return (f"{self.dst}: {precision}{before} -> {after} nodes, signatures "
                 f"{', '.join(self.signatures)}; {verdict}; {self.seconds:.1f}s")

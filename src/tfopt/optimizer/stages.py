@@ -38,7 +38,7 @@ from tfopt.passes.registry import select
 from tfopt.runtime import RUNTIMES, runtime_label
 from tfopt.verify import whole
 from tfopt.verify.compare import Policy
-from tfopt.verify.inputs import model_feeds
+from tfopt.verify.inputs import load_labels, model_feeds
 from tfopt.verify.references import References, SignatureVerifier
 
 Feeds = dict[str, dict[str, np.ndarray]]
@@ -77,8 +77,9 @@ def check_request(state: State) -> None:
     opts = state.options
     state.enabled = select(opts.passes, opts.skip)
     state.kernels = KernelSupport(opts.target)
-    state.policy = Policy(opts.budget, top1=BF16_TOP1_AGREEMENT if opts.precision != "fp32"
-                          else None)
+    reduced = opts.precision != "fp32"
+    state.policy = Policy(opts.budget, top1=BF16_TOP1_AGREEMENT if reduced else None,
+                          metric="rms" if reduced else "max")
     check_input_names(opts.src, opts.input_shapes, opts.signatures)
 
 
@@ -97,6 +98,9 @@ def verification_inputs(state: State) -> None:
     if opts.verify:
         state.feeds = model_feeds(state.model, opts.inputs_file, opts.input_shapes,
                                   opts.samples, opts.int_range)
+        if opts.labels:
+            state.policy = dataclasses.replace(state.policy,
+                                               labels=load_labels(opts.labels, state.feeds))
 
 
 def original_answers(state: State) -> None:

@@ -13,8 +13,11 @@ the compute ops and end where a numerically sensitive op (Softmax, Exp, Log, Mea
 SquaredDifference, RealDiv, Erf: everything not listed) reads them. Casts stand only at region
 borders, one per tensor; constants read only by bf16 nodes are converted in place (the model on
 disk shrinks), others get a bf16 copy. Signature inputs and outputs and load-time initializers
-are never painted, so the signature keeps its dtypes. Only ops the kernel registry runs in
-bf16 on CPU are painted; the pass does nothing unless the context asks for bf16.
+are never painted, so the signature keeps its dtypes. The logits layer is painted like the
+rest: keeping it float32 was measured on the locally trained digits models and changed nothing
+(mean probability difference 1.8e-4 vs 1.7e-4 for the CNN, 2.4e-4 vs 2.7e-4 for the
+transformer). Only ops the kernel registry runs in bf16 on CPU are painted; the pass does
+nothing unless the context asks for bf16.
 """
 
 from __future__ import annotations

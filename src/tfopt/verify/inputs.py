@@ -231,3 +231,19 @@ def model_feeds(model: LoadedModel, inputs_file: str | None,
     if described:
         model.notes.append("verification inputs: " + "; ".join(described.values()))
     return feeds
+
+
+def load_labels(path: str, feeds: dict[str, dict[str, np.ndarray]]) -> np.ndarray:
+    """True classes (``.npy``, one integer per sample of the inputs file)."""
+    try:
+        labels = np.load(path, allow_pickle=False)
+    except Exception as err:
+        raise TfoptError(f"{path}: not a readable .npy file ({type(err).__name__})") from None
+    labels = np.asarray(labels).reshape(-1)
+    if labels.dtype.kind not in "iu":
+        raise TfoptError(f"{path}: labels must be integers (class indices), not {labels.dtype}")
+    samples = {len(v) for f in feeds.values() for v in f.values() if np.ndim(v)}
+    if samples and len(labels) not in samples:
+        raise TfoptError(f"{path}: {len(labels)} labels for {max(samples)} samples in the "
+                         "inputs file")
+    return labels.astype(np.int64)

@@ -8,6 +8,8 @@
 - ``ssd_inception``: an SSD detector on an Inception-v2-style backbone, as the TF1 Object
   Detection API exports it (see :mod:`tfopt.zoo.detector`).
 - Keras applications by name (``weights=None``), exported as TF2 SavedModels.
+- ``digits_cnn``, ``digits_transformer``: small models *trained* here on scikit-learn's
+  digits (see :mod:`tfopt.zoo.digits`), for accuracy numbers that mean something.
 """
 
 from __future__ import annotations
@@ -205,7 +207,24 @@ def build_ssd(export_dir: str, seed: int = 0) -> None:
     build_ssd_inception(export_dir, seed=seed)
 
 
+def build_digits_cnn(export_dir: str, seed: int = 0) -> None:
+    from tfopt.zoo.digits import build_digits
+
+    build_digits("digits_cnn", export_dir, seed)
+
+
+def build_digits_transformer(export_dir: str, seed: int = 0) -> None:
+    from tfopt.zoo.digits import build_digits
+
+    build_digits("digits_transformer", export_dir, seed)
+
+
 BUILDERS: dict[str, tuple[Callable[[str, int], None], str]] = {
+    "digits_cnn": (build_digits_cnn, "small CNN trained on scikit-learn's digits (test split "
+                                     "saved beside it)"),
+    "digits_transformer": (build_digits_transformer, "small transformer trained on "
+                                                     "scikit-learn's digits (test split saved "
+                                                     "beside it)"),
     "ssd_inception": (build_ssd, "SSD detector on an Inception-v2-style backbone (TF1 export)"),
     "toy_tf1": (build_toy_tf1, "small TF1 classifier with Saver, training branch, debug ops"),
     "toy_tf2": (build_toy_tf2, "TF2 module with tf.cond, tf.while_loop, map_fn, embeddings"),

@@ -74,6 +74,14 @@ def tf_chain(src: str, dst: str) -> None:
     write_saved_model({sig.key: sig.with_graph(gd)}, dst)
 
 
+def size_mb(path: str) -> float:
+    """Size on disk of a model directory (or file), in MB."""
+    if os.path.isfile(path):
+        return os.path.getsize(path) / 1e6
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path)
+               for f in fs) / 1e6
+
+
 def at_batch(shapes: dict[str, tuple[int, ...]] | None, batch: int) -> dict[str, tuple]:
     """Input shapes with their first (batch) dimension set to ``batch``."""
     return {k: (batch, *v[1:]) for k, v in (shapes or {}).items()}

@@ -49,3 +49,22 @@ def test_demo_end_to_end_via_cli(tmp_path):
     again = subprocess.run([sys.executable, "-m", "tfopt.cli.main", "demo", "--out", str(out)],
                            capture_output=True, text=True, timeout=300)
     assert again.returncode != 0 and "not empty" in again.stderr
+
+
+def test_explanation_never_contradicts_the_headline():
+    """Sign-correct wording, and no kernel-time claim the profile does not support."""
+    from tfopt.cli.demo import explain
+    from tfopt.measure.profile import OpProfile
+    from tfopt.measure.stats import Ratio
+
+    faster, same = Ratio(1.2, 1.1, 1.3, 0.95), Ratio(1.0, 0.9, 1.1, 0.95)
+    before = OpProfile(100.0, [("_MklNativeFusedConv2D", 90.0, 50), ("AddV2", 10.0, 20)])
+    more = OpProfile(104.0, [("_MklNativeFusedConv2D", 97.0, 50), ("AddV2", 7.0, 10)])
+    less = OpProfile(80.0, [("_MklNativeFusedConv2D", 75.0, 50), ("AddV2", 5.0, 10)])
+    text = explain(faster, before, more, (1325, 374))
+    assert "less kernel time" not in text and "about the same" in text and "1325 -> 374" in text
+    assert "-" not in text.split("per run")[0]  # no negative "saving"
+    text = explain(faster, before, less)
+    assert "20.0 ms less kernel time" in text and "_MklNativeFusedConv2D (15.0 ms less)" in text
+    assert "No difference can be claimed" in explain(same, before, less)
+    assert "summed over threads" in explain(same, before, less)

@@ -39,20 +39,37 @@ def _img(png: bytes, alt: str) -> str:
             f"{base64.b64encode(png).decode()}'>")
 
 
-def explain(ratio, before, after) -> str:
-    """One sentence on why the speedup is what it is, from the profiles."""
-    fused = before.fused_share()
+def explain(ratio, before, after, nodes: tuple[int, int] | None = None) -> str:
+    """Why the speedup is what it is, from the evidence at hand, never against the headline.
+
+    Kernel time is summed over the op kernels of one run: with two threads running kernels in
+    parallel it can exceed the wall-clock latency, so it is said as such. A difference in it
+    smaller than :data:`KERNEL_NOISE` of the total is not claimed as the reason."""
+    kernel = (f"kernel time summed over threads, per run: {before.total_ms:.1f} ms original, "
+              f"{after.total_ms:.1f} ms optimized")
     saved = before.total_ms - after.total_ms
-    if ratio.faster:
-        top = max(((op, b - a) for op, b, a in _deltas(before, after)), key=lambda x: x[1],
-                  default=("", 0.0))
-        return (f"The optimized graph spends {saved:.1f} ms less kernel time per run "
-                f"({before.total_ms:.1f} -> {after.total_ms:.1f} ms); the largest saving is in "
-                f"{top[0]} ({top[1]:.1f} ms).")
-    return (f"On this machine the gain is small: {fused:.0%} of the original's kernel time is "
-            "already spent in fused convolution kernels that TensorFlow's runtime builds when it "
-            "loads the model, and an fp32-exact rewrite cannot make those faster "
-            f"(kernel time {before.total_ms:.1f} -> {after.total_ms:.1f} ms per run).")
+    fused = (f"{before.fused_share():.0%} of the original's kernel time is already in fused "
+             "convolution kernels that TensorFlow's runtime builds when it loads the model")
+    executed = (f"; {nodes[0]} -> {nodes[1]} nodes left to schedule per run"
+                if nodes else "")
+    if not ratio.measurable:
+        return (f"No difference can be claimed at this noise level; {fused} ({kernel}"
+                f"{executed}).")
+    if not ratio.faster:
+        return (f"The optimized model measured slower here ({kernel}{executed}); check with "
+                "tfopt benchmark on a quiet machine before deploying it.")
+    if saved > KERNEL_NOISE * before.total_ms:
+        op, less = max(((op, b - a) for op, b, a in _deltas(before, after)),
+                       key=lambda x: x[1], default=("", 0.0))
+        return (f"The optimized graph needs {saved:.1f} ms less kernel time per run ({kernel}); "
+                f"the largest saving is in {op} ({less:.1f} ms less).")
+    return (f"Kernel time is about the same ({kernel}), because {fused}: the gain is in what "
+            f"runs around the kernels{executed} (fewer ops to schedule, no Identity, "
+            "training or debug nodes, constants already folded).")
+
+
+# A kernel-time difference below this share of the total is within profiling noise.
+KERNEL_NOISE = 0.05
 
 
 def _deltas(before, after):
@@ -95,7 +112,8 @@ def run_demo(out_dir: str, num_iter: int = 160, num_warmup: int = 5, rounds: int
         "rounds, a fresh process per model and round, batch 1)...")
     settings = Settings(batch_size=1, num_iter=num_iter, num_warmup=num_warmup, rounds=rounds,
                         input_shapes=shapes)
-    bench = benchmark([original, optimized], settings, labels=["original", "optimized"])
+    bench = benchmark([original, optimized], settings, labels=["original", "optimized"],
+                      progress=lambda done, what: say(f"   {what}") if done else None)
     say(bench.table())
     opt = bench.models[1]
     ratio = opt.interval(settings.confidence)
@@ -107,7 +125,9 @@ def run_demo(out_dir: str, num_iter: int = 160, num_warmup: int = 5, rounds: int
         profiles.append(profile_graph(sig, make_inputs(sig.inputs, 1, shapes)))
     before_prof, after_prof = profiles
     say(compare_text(before_prof, after_prof))
-    why = explain(ratio, before_prof, after_prof)
+    sig_report = next(s for s in report.signatures.values() if not s.same_as)
+    why = explain(ratio, before_prof, after_prof,
+                  (sig_report.nodes_before, sig_report.nodes_after))
 
     say("[5/5] analyzing both graphs...")
     before, after = az.analyze(original), az.analyze(optimized)

@@ -166,11 +166,13 @@ def benchmark(models, num_iter, num_warmup, rounds, batch_size, input_shape, inp
     total = num_iter * len(models)
     bars: list = []
 
-    def progress(done: int) -> None:
-        # Created on the first timed iteration, so load errors print nothing but the error.
+    def progress(done: int, what: str) -> None:
+        # Created at the first round's start (after the paths were checked); the label says
+        # which round and model runs, so loading and warm-up are not silent.
         if not bars:
-            bars.append(click.progressbar(length=total, label="benchmarking", file=sys.stderr,
-                                          hidden=quiet).__enter__())
+            bars.append(click.progressbar(length=total, file=sys.stderr, hidden=quiet,
+                                          label=what, show_pos=True).__enter__())
+        bars[0].label = what
         bars[0].update(done)
 
     try:

@@ -27,6 +27,7 @@ from tfopt.errors import TfoptError, first_line
 from tfopt.measure import stats
 from tfopt.model.formats import detect, load_model
 from tfopt.model.loader import pick_signature
+from tfopt.model.paths import read_metadata
 from tfopt.model.signature import TensorInfo
 from tfopt.runtime import RUNTIMES, describe, runtime_label
 from tfopt.verify.inputs import input_hints, load_inputs, make_inputs
@@ -69,6 +70,7 @@ class ModelResult:
     ratio_low: float = 1.0     # confidence interval of the ratio
     ratio_high: float = 1.0
     verdict: str = "baseline"
+    precision: str = "fp32"    # what the model computes in (tfopt.json of a tfopt output)
 
     def interval(self, confidence: float = 0.95) -> stats.Ratio:
         """The ratio to the baseline with its interval, as :mod:`tfopt.measure.stats` defines it."""
@@ -95,9 +97,9 @@ class BenchmarkResult:
 
     def table(self) -> str:
         conf = f"{self.environment['confidence']:.0%} CI"
-        headers = ["model", "samples/s", "mean ms", "p50 ms", "p90 ms", "p99 ms", "noise",
-                   "ratio", conf]
-        rows = [[m.model, f"{m.throughput:.2f}", f"{m.latency_mean_ms:.2f}",
+        headers = ["model", "precision", "samples/s", "mean ms", "p50 ms", "p90 ms", "p99 ms",
+                   "noise", "ratio", conf]
+        rows = [[m.model, m.precision, f"{m.throughput:.2f}", f"{m.latency_mean_ms:.2f}",
                  f"{m.latency_p50_ms:.2f}", f"{m.latency_p90_ms:.2f}",
                  f"{m.latency_p99_ms:.2f}", f"{m.noise:.1%}", f"{m.ratio:.3f}x",
                  f"{m.ratio_low:.3f}-{m.ratio_high:.3f}"] for m in self.models]
@@ -271,10 +273,12 @@ def _hints(path: str, spec: dict[str, TensorInfo], settings: Settings) -> dict:
 
 
 def benchmark(paths: list[str], settings: Settings,
-              progress: Callable[[int], None] | None = None,
+              progress: Callable[[int, str], None] | None = None,
               labels: list[str] | None = None) -> BenchmarkResult:
     """Benchmark ``paths`` (the first is the baseline): every round, a fresh process per model,
-    the models one after the other, the order alternating between rounds."""
+    the models one after the other, the order alternating between rounds. ``progress`` is
+    called as each model's run starts (0 iterations, "round 2/5: optimized") and ends (its
+    timed iterations, with the round's throughput), so long runs are never silent."""
     import multiprocessing
 
     if settings.num_iter < 1 or settings.num_warmup < 0 or settings.batch_size < 1:
@@ -300,6 +304,8 @@ def benchmark(paths: list[str], settings: Settings,
         if r % 2:
             order.reverse()
         for m in order:
+            if progress:
+                progress(0, f"round {r + 1}/{rounds}: {labels[m]}")
             worker = _ModelProcess(paths[m], settings, ctx)
             try:
                 spec, facts = worker.recv()
@@ -321,7 +327,8 @@ def benchmark(paths: list[str], settings: Settings,
             latencies[m].extend(times)
             round_tp[m].append(stats.round_throughput(times, batch))
             if progress:
-                progress(per_round[r])
+                progress(per_round[r], f"round {r + 1}/{rounds}: {labels[m]} "
+                                       f"{round_tp[m][-1]:.1f} samples/s")
 
     results = []
     for m, label in enumerate(labels):
@@ -334,7 +341,8 @@ def benchmark(paths: list[str], settings: Settings,
             latency_p90_ms=_percentile(lat, 90) * 1e3, latency_p99_ms=_percentile(lat, 99) * 1e3,
             round_throughputs=round_tp[m], noise=stats.spread(round_tp[m]),
             ratio=ratio.value, ratio_low=ratio.low, ratio_high=ratio.high,
-            verdict="baseline" if m == 0 else ratio.verdict()))
+            verdict="baseline" if m == 0 else ratio.verdict(),
+            precision=(read_metadata(paths[m]) or {}).get("precision", "fp32")))
     env = environment(settings, facts)
     env["batch_size"] = batch
     return BenchmarkResult(results, env, schedule)

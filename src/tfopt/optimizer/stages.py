@@ -31,7 +31,7 @@ from tfopt.model.paths import atomic_output, remove, write_metadata
 from tfopt.model.saver import write
 from tfopt.model.signature import LoadedModel, SignatureGraph
 from tfopt.optimizer.report import Report, SignatureReport
-from tfopt.options import BF16_TOP1_AGREEMENT, OptimizeOptions
+from tfopt.options import OptimizeOptions
 from tfopt.passes.base import PassContext
 from tfopt.passes.pipeline import Log, run_checked, run_passes
 from tfopt.passes.registry import select
@@ -77,9 +77,7 @@ def check_request(state: State) -> None:
     opts = state.options
     state.enabled = select(opts.passes, opts.skip)
     state.kernels = KernelSupport(opts.target)
-    reduced = opts.precision != "fp32"
-    state.policy = Policy(opts.budget, top1=BF16_TOP1_AGREEMENT if reduced else None,
-                          metric="rms" if reduced else "max")
+    state.policy = Policy.for_precision(opts.precision, opts.budget)
     check_input_names(opts.src, opts.input_shapes, opts.signatures)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tfopt.options import DEFAULT_TOLERANCE
+from tfopt.options import BF16_TOP1_AGREEMENT, DEFAULT_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,14 @@ class Policy:
     @classmethod
     def of(cls, value: Policy | float) -> Policy:
         return value if isinstance(value, Policy) else cls(float(value))
+
+    @classmethod
+    def for_precision(cls, precision: str, tolerance: float) -> Policy:
+        """float32: the worst element within ``tolerance``; reduced precision: the relative
+        RMS within it, and top-1 agreement on class scores (see options.BF16_TOLERANCE)."""
+        if precision == "fp32":
+            return cls(tolerance)
+        return cls(tolerance, top1=BF16_TOP1_AGREEMENT, metric="rms")
 
     def tolerance_for(self, key: str) -> float:
         return self.per_output.get(key, self.tolerance)

@@ -5,18 +5,21 @@ Random weights make accuracy and agreement numbers meaningless, so reduced preci
 judged on these: a CNN (conv + batch norm + ReLU, depthwise, dense head) and a small
 transformer (rows of the image as a sequence of 8 tokens, attention, layer norm, GELU MLP).
 Each trains in seconds on 2 cores to ~95% test accuracy, is exported with ``model.export()``,
-and its held-out split is saved beside it, ready for ``--inputs-file`` and ``--labels``:
-``<model>.test.npz`` (the images, keyed by the input name ``image``) and
-``<model>.labels.npy``.
+and its held-out split is saved inside the model directory (TensorFlow ignores other files),
+ready for ``--inputs-file`` and ``--labels``: ``<model>/test.npz`` (the images, keyed by the
+input name ``image``) and ``<model>/labels.npy``.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
 from tfopt.errors import TfoptError
 
 TEST_SHARE = 0.25
+TEST_INPUTS, TEST_LABELS = "test.npz", "labels.npy"  # inside the model directory
 
 
 def digits_split(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -78,7 +81,6 @@ def build_digits(name: str, export_dir: str, seed: int = 0, epochs: int = 30) ->
     model.fit(x_train, y_train, batch_size=64, epochs=epochs, verbose=0)
     accuracy = float(np.mean(model.predict(x_test, verbose=0).argmax(1) == y_test))
     model.export(export_dir, format="tf_saved_model", verbose=False)
-    base = export_dir.rstrip("/")
-    np.savez(base + ".test.npz", image=x_test)
-    np.save(base + ".labels.npy", y_test)
+    np.savez(os.path.join(export_dir, TEST_INPUTS), image=x_test)
+    np.save(os.path.join(export_dir, TEST_LABELS), y_test)
     return accuracy

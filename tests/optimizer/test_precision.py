@@ -1,0 +1,85 @@
+"""--precision bf16 on models trained here on real data (scikit-learn's digits): accuracy kept,
+half the size on disk, runs under both CPU runtimes; refused where it would be slower."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfopt
+from tfopt.errors import TfoptError
+
+
+@pytest.fixture(scope="session")
+def digits_cnn(tmp_path_factory) -> str:
+    from tfopt.zoo.digits import build_digits
+
+    path = str(tmp_path_factory.mktemp("models") / "digits_cnn")
+    accuracy = build_digits("digits_cnn", path)
+    assert accuracy > 0.9  # trained, not random: agreement numbers mean something
+    return path
+
+
+def _size(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+
+
+def _accuracy(path: str, x: np.ndarray, labels: np.ndarray) -> float:
+    loaded = tf.saved_model.load(path)
+    probs = loaded.signatures["serving_default"](image=tf.constant(x))["output_0"].numpy()
+    return float(np.mean(probs.argmax(1) == labels))
+
+
+def test_bf16_keeps_accuracy_on_real_data(digits_cnn, tmp_path):
+    fp32, bf16 = str(tmp_path / "fp32"), str(tmp_path / "bf16")
+    inputs, labels = os.path.join(digits_cnn, "test.npz"), os.path.join(digits_cnn, "labels.npy")
+    tfopt.optimize(digits_cnn, fp32)
+    report = tfopt.optimize(digits_cnn, bf16, precision="bf16", force_precision=True,
+                            inputs_file=inputs, labels=labels)
+    assert report.verified and report.precision == "bf16"
+    assert sorted(report.runtimes) == ["eigen", "onednn"]  # runs with oneDNN on and off
+    checks = [c for s in report.signatures.values() for c in s.checks]
+    assert all(c.top1 >= 0.99 and c.metric == "rms" for c in checks)
+    x, y = np.load(inputs)["image"], np.load(labels)
+    original, reduced = _accuracy(digits_cnn, x, y), _accuracy(bf16, x, y)
+    assert abs(original - reduced) <= 0.005
+    assert all(abs(c.accuracy[0] - c.accuracy[1]) <= 0.005 for c in checks)
+    assert original == pytest.approx(checks[0].accuracy[0])
+    assert _size(bf16) < 0.7 * _size(fp32)  # weights stored as bfloat16
+    with open(os.path.join(bf16, "tfopt.json")) as f:
+        meta = json.load(f)
+    assert meta["precision"] == "bf16" and "oneDNN on" in meta["fast_with"]
+    assert "bf16" in str(report) and "task accuracy" in str(report)
+
+
+def test_bf16_refused_where_it_would_be_slower(digits_cnn, tmp_path, monkeypatch):
+    from tfopt import runtime
+
+    monkeypatch.setattr(runtime, "bf16_hardware", lambda: [])
+    with pytest.raises(TfoptError, match="no bfloat16 instructions"):
+        tfopt.optimize(digits_cnn, str(tmp_path / "x"), precision="bf16")
+    assert not os.path.exists(tmp_path / "x")
+
+
+def test_precision_option_errors(digits_cnn, tmp_path):
+    with pytest.raises(TfoptError, match="unknown precision"):
+        tfopt.optimize(digits_cnn, str(tmp_path / "a"), precision="int4")
+    with pytest.raises(TfoptError, match="needs verification"):
+        tfopt.optimize(digits_cnn, str(tmp_path / "b"), precision="bf16", verify=False,
+                       force_precision=True)
+    with pytest.raises(TfoptError, match="give both"):
+        tfopt.optimize(digits_cnn, str(tmp_path / "c"), labels=os.path.join(digits_cnn, "labels.npy"))
+
+
+def test_bf16_that_misses_its_budget_is_not_written(digits_cnn, tmp_path):
+    """A budget bf16 cannot meet: refused with the numbers, nothing written (never a float32
+    model under the bf16 name)."""
+    from tfopt.errors import VerificationError
+
+    out = str(tmp_path / "tight")
+    with pytest.raises(VerificationError, match="misses the accuracy budget"):
+        tfopt.optimize(digits_cnn, out, precision="bf16", force_precision=True,
+                       tolerance=1e-6, passes=["reduced_precision"])
+    assert not os.path.exists(out)

@@ -216,3 +216,15 @@ def bert_export(tmp_path_factory) -> str:
     path = str(tmp_path_factory.mktemp("models") / "bert_like")
     bert_like().export(path, format="tf_saved_model", verbose=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def digits_cnn(tmp_path_factory) -> str:
+    """A CNN trained here on scikit-learn's digits; its test split inside (test.npz,
+    labels.npy)."""
+    from tfopt.zoo.digits import build_digits
+
+    path = str(tmp_path_factory.mktemp("models") / "digits_cnn")
+    accuracy = build_digits("digits_cnn", path)
+    assert accuracy > 0.9  # trained, not random: agreement numbers mean something
+    return path

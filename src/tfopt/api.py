@@ -57,7 +57,8 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
         ops between them in bfloat16, weights stored as bfloat16 (half the size on disk);
         verified against the bf16 budget (``tolerance`` on the relative RMS difference, and
         top-1 agreement >= 99% on outputs that look like class scores); refused on a CPU without AVX512_BF16/AMX unless
-        ``force_precision``.
+        ``force_precision``. ``"auto"``: bf16 only where it meets that budget and is measurably
+        faster than float32 (timed, as ``xla="auto"``), else float32; the notes say why.
     log: called with progress lines (e.g. ``print``).
 
     Returns a :class:`Report` (``str(report)`` is the CLI's summary, ``report.to_dict()`` the

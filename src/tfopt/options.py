@@ -48,7 +48,7 @@ def check_shape_names(shapes: dict[str, tuple[int, ...]], known) -> None:
 FORMATS = ("saved_model", "pb")
 TARGETS = ("portable", "native", "generic")
 XLA_MODES = ("off", "auto", "on")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "auto")
 DEFAULT_TOLERANCE = 1e-4
 # bf16 keeps 8 significant bits (relative rounding 2**-9 ~ 2e-3 per op). On the models
 # trained here on real data (zoo digits_cnn / digits_transformer, 450 test images) the bf16
@@ -111,19 +111,18 @@ class OptimizeOptions:
     force_precision: bool = False   # write bf16 even on a CPU without bf16 instructions
     labels: str | None = None       # .npy of true classes of --inputs-file's samples
 
-    @property
-    def budget(self) -> float:
-        """The allowed relative difference per float output."""
+    def budget_for(self, precision: str) -> float:
+        """The allowed relative difference per float output for a model in ``precision``."""
         if self.tolerance is not None:
             return self.tolerance
-        return BF16_TOLERANCE if self.precision == "bf16" else DEFAULT_TOLERANCE
+        return BF16_TOLERANCE if precision == "bf16" else DEFAULT_TOLERANCE
 
     @property
     def samples(self) -> int:
         """Batch size of generated verification inputs."""
         if self.batch_size is not None:
             return self.batch_size
-        return BF16_BATCH if self.precision == "bf16" else 1
+        return BF16_BATCH if self.precision != "fp32" else 1
 
     @classmethod
     def build(cls, src: str, dst: str, **given) -> OptimizeOptions:

@@ -12,16 +12,6 @@ import tfopt
 from tfopt.errors import TfoptError
 
 
-@pytest.fixture(scope="session")
-def digits_cnn(tmp_path_factory) -> str:
-    from tfopt.zoo.digits import build_digits
-
-    path = str(tmp_path_factory.mktemp("models") / "digits_cnn")
-    accuracy = build_digits("digits_cnn", path)
-    assert accuracy > 0.9  # trained, not random: agreement numbers mean something
-    return path
-
-
 def _size(path: str) -> int:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
@@ -83,3 +73,33 @@ def test_bf16_that_misses_its_budget_is_not_written(digits_cnn, tmp_path):
         tfopt.optimize(digits_cnn, out, precision="bf16", force_precision=True,
                        tolerance=1e-6, passes=["reduced_precision"])
     assert not os.path.exists(out)
+
+
+def test_auto_keeps_bf16_only_when_accurate_and_faster(digits_cnn, tmp_path):
+    """auto times bf16 against float32 where bf16 can pay; it keeps bf16 only with a gain
+    whose interval lies above 1.0, and says which and why either way."""
+    from tfopt.optimizer.precision import why_not_bf16
+
+    inputs = os.path.join(digits_cnn, "test.npz")
+    report = tfopt.optimize(digits_cnn, str(tmp_path / "auto"), precision="auto",
+                            inputs_file=inputs)
+    (note,) = [n for n in report.notes if n.startswith("precision auto:")]
+    assert report.verified and report.precision in ("fp32", "bf16")
+    if why_not_bf16() is not None:
+        assert report.precision == "fp32" and why_not_bf16() in note
+    elif report.precision == "bf16":
+        assert "faster than float32" in note and report.tolerance == pytest.approx(2e-2)
+    else:
+        assert "no measurable gain" in note or "misses the accuracy budget" in note
+        assert report.tolerance == pytest.approx(1e-4)
+
+
+def test_auto_keeps_float32_where_bf16_cannot_pay(digits_cnn, tmp_path, monkeypatch):
+    from tfopt import runtime
+    from tfopt.optimizer import precision
+
+    monkeypatch.setattr(runtime, "bf16_hardware", lambda: [])
+    monkeypatch.setattr(precision, "bf16_hardware", lambda: [])
+    report = tfopt.optimize(digits_cnn, str(tmp_path / "auto"), precision="auto")
+    assert report.precision == "fp32"
+    assert any("precision auto: float32 (this CPU has no bfloat16" in n for n in report.notes)

@@ -57,12 +57,13 @@ def cli() -> None:
               show_default=True,
               help="Compile the convolution-free part (attention, MLP) with XLA. auto: only if "
                    "timing the model with and without it shows a measurable gain.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default="fp32",
               show_default=True,
               help="bf16: convolutions, matmuls and the element-wise ops between them in "
                    "bfloat16, weights stored as bfloat16; verified against a 2e-2 relative RMS budget and "
                    "99% top-1 agreement on class scores. Fast with oneDNN on a CPU with "
-                   "AVX512_BF16 or AMX.")
+                   "AVX512_BF16 or AMX. auto: bf16 only where it meets that budget and timing "
+                   "shows a gain whose interval lies above 1.0, else float32.")
 @click.option("--labels", type=click.Path(),
               help=".npy of the true class of each --inputs-file sample: the report gives the "
                    "task accuracy of the original and of the optimized model.")

@@ -348,6 +348,29 @@ def benchmark(paths: list[str], settings: Settings,
     return BenchmarkResult(results, env, schedule)
 
 
+def time_candidate(plain, candidate, key: str, tags: tuple[str, ...], feeds: dict,
+                   say: Callable[[str], None] | None = None) -> stats.Ratio:
+    """Time signature ``key`` of two graph forms (``SignatureGraph``s) written as SavedModels,
+    on ``feeds``: the candidate's throughput over the plain one's, with its interval (how
+    ``--xla auto`` and ``--precision auto`` decide). 5 rounds: with fewer, one disturbed round
+    decides the interval on a busy machine."""
+    import tempfile
+
+    from tfopt.model.saver import write_saved_model
+
+    with tempfile.TemporaryDirectory(prefix="tfopt-time-") as tmp:
+        paths = [os.path.join(tmp, "plain"), os.path.join(tmp, "candidate")]
+        for path, sig in zip(paths, (plain, candidate), strict=True):
+            write_saved_model({key: sig}, path, tags)
+        inputs = os.path.join(tmp, "inputs.npz")
+        np.savez(inputs, **feeds)
+        progress = (lambda done, what: say(f"  {what}") if done else None) if say else None
+        result = benchmark(paths, Settings(num_iter=40, num_warmup=3, rounds=5, signature=key,
+                                           inputs_file=inputs), progress=progress,
+                           labels=["without", "with"])
+    return result.models[1].interval()
+
+
 def chart_png(result: BenchmarkResult) -> bytes:
     """Horizontal bars: median throughput per model, whiskers from its slowest to its fastest
     round, and the ratio with its interval written right of the whisker (never on it)."""

@@ -61,6 +61,7 @@ class State:
     reports: dict[str, SignatureReport] = field(default_factory=dict)
     runtimes: list[str] = field(default_factory=lambda: list(RUNTIMES))
     endpoints: list[Endpoint] = field(default_factory=list)  # attribute endpoints to write
+    precision: str = "fp32"              # what the passes compute in ("auto" decides later)
     out: str = ""                        # where WRITE stages write (a temporary path)
     report: Report | None = None
 
@@ -77,7 +78,8 @@ def check_request(state: State) -> None:
     opts = state.options
     state.enabled = select(opts.passes, opts.skip)
     state.kernels = KernelSupport(opts.target)
-    state.policy = Policy.for_precision(opts.precision, opts.budget)
+    state.precision = "bf16" if opts.precision == "bf16" else "fp32"
+    state.policy = Policy.for_precision(state.precision, opts.budget_for(state.precision))
     check_input_names(opts.src, opts.input_shapes, opts.signatures)
 
 
@@ -121,6 +123,25 @@ def share_identical(state: State) -> None:
     for key, sig in state.optimized.items():
         if sig.same_as and not before[key]:
             state.reports[key].same_as = sig.same_as
+
+
+def choose_precision(state: State) -> None:
+    """``--precision auto``: bf16 where it is accurate and measurably faster (see
+    :mod:`tfopt.optimizer.precision`)."""
+    if state.options.precision != "auto":
+        return
+    from tfopt.optimizer.precision import choose
+
+    def rerun(precision: str) -> None:
+        state.precision = precision
+        run_signature_passes(state)
+        share_identical(state)
+        state.precision = "fp32"
+
+    def write_candidate(path: str) -> None:
+        write(state.optimized, path, state.options.format, state.model.tags)
+
+    choose(state, rerun, write_candidate)
 
 
 def compile_xla(state: State) -> None:
@@ -193,7 +214,7 @@ def verify_written(state: State) -> None:
 def check_precision(state: State) -> None:
     """An explicit reduced precision that verification had to switch off is refused: the
     user asked for bf16, and a float32 model written under that name would mislead."""
-    if state.options.precision == "fp32":
+    if state.options.precision != "bf16":
         return
     for key, report in state.reports.items():
         for rec in report.passes:
@@ -211,17 +232,17 @@ def report_and_metadata(state: State) -> None:
     fused = fusion_names(fusions_in(s.graph_def for s in state.optimized.values()
                                     if not s.same_as))
     state.report = Report(opts.src, opts.dst, state.model.kind, state.reports,
-                          True if verified else None, opts.budget,
+                          True if verified else None, opts.budget_for(state.precision),
                           time.perf_counter() - state.started, notes, opts.target,
                           state.runtimes, fused, [e.to_dict() for e in state.endpoints],
-                          opts.precision)
+                          state.precision)
     if opts.format == "saved_model":
         write_metadata(state.out, state.report.metadata())
 
 
 PREPARE: list[Stage] = [check_request, load, verification_inputs, original_answers,
-                        run_signature_passes, share_identical, compile_xla, keep_endpoints,
-                        choose_runtimes]
+                        run_signature_passes, share_identical, choose_precision, compile_xla,
+                        keep_endpoints, choose_runtimes]
 WRITE: list[Stage] = [write_model, verify_written, check_precision, report_and_metadata]
 
 
@@ -255,7 +276,7 @@ def _optimize_signature(state: State, sig: SignatureGraph, checked: bool) -> Non
     verification) and record the result for it and the signatures sharing its graph."""
     unique = [s for s in state.model.signatures.values() if not s.same_as]
     label = f"[{sig.key}] " if len(unique) > 1 else ""
-    ctx = pass_context(sig, state.kernels, state.enabled, state.options.precision)
+    ctx = pass_context(sig, state.kernels, state.enabled, state.precision)
     if checked:
         verifier = SignatureVerifier(sig, state.feeds[sig.key], state.refs, state.policy,
                                      state.runtimes)

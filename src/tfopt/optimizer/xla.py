@@ -12,11 +12,8 @@ Keras itself uses — so plain ``tf.saved_model.load`` and TF Serving run it wit
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 
-import numpy as np
 from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2
 
 from tfopt.graph.shapes import StaticInfo
@@ -230,21 +227,11 @@ def compile_cluster(sigs: dict[str, SignatureGraph], mode: str, tags: tuple[str,
     if mode == "on":
         notes.append(f"xla: compiled cluster in {', '.join(outlined)} (not timed: --xla on)")
         return candidate
-    from tfopt.measure.benchmark import Settings, benchmark
-    from tfopt.model.saver import write_saved_model
+    from tfopt.measure.benchmark import time_candidate
 
     key = outlined[0]
     say(f"xla: timing {key} with and without its compiled cluster ...")
-    with tempfile.TemporaryDirectory(prefix="tfopt-xla-") as tmp:
-        plain, compiled = os.path.join(tmp, "plain"), os.path.join(tmp, "xla")
-        write_saved_model({key: sigs[key]}, plain, tags)
-        write_saved_model({key: candidate[key]}, compiled, tags)
-        inputs = os.path.join(tmp, "inputs.npz")
-        np.savez(inputs, **feeds[key])
-        # 5 rounds: with fewer, one disturbed round decides the interval on a busy machine.
-        result = benchmark([plain, compiled], Settings(num_iter=40, num_warmup=3, rounds=5,
-                                                       signature=key, inputs_file=inputs))
-    timed = result.models[1].interval()
+    timed = time_candidate(sigs[key], candidate[key], key, tags, feeds[key], say)
     verdict = timed.short()
     if timed.faster:
         notes.append(f"xla: compiled cluster kept, {verdict} faster than without")

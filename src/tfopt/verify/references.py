@@ -98,15 +98,17 @@ class SignatureVerifier:
         self.policy, self.runtimes = Policy.of(policy), runtimes
 
     def baseline(self, graph_def) -> str | None:
-        """The frozen graph before any pass, run in this process: if it already differs, the
-        difference comes from freezing or float rounding, and no pass is to blame."""
+        """The frozen graph before any pass, run in this process and then under every runtime
+        the output must run on: if it already differs, the difference comes from freezing or
+        float rounding (one runtime's kernels against the other's), and no pass is to blame."""
         got = run_graph_def(self.sig.with_graph(graph_def), self.feeds)
-        bad = [c for c in compare(self.refs.local[self.sig.key], got, self.policy)
+        bad = [c.describe() for c in compare(self.refs.local[self.sig.key], got, self.policy)
                if not c.ok]
-        if not bad:
+        problem = bad[0] if bad else self(graph_def)
+        if problem is None:
             return None
         return (f"the frozen graph of {self.sig.key!r}, before any pass, already differs from "
-                f"the original: {bad[0].describe()}; the tolerance ({self.policy.tolerance:g}) is "
+                f"the original: {problem}; the tolerance ({self.policy.tolerance:g}) is "
                 "tighter than float rounding after freezing allows; nothing written")
 
     def __call__(self, graph_def) -> str | None:

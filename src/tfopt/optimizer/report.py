@@ -69,7 +69,8 @@ class Report:
         else:
             worst = self.worst
             where = " and ".join(runtime_label(r) for r in self.runtimes)
-            verdict = (f"verified ({where}): worst relative difference {worst.rel:.2e} "
+            metric = "relative RMS" if worst and worst.metric == "rms" else "relative"
+            verdict = (f"verified ({where}): worst {metric} difference {worst.rel:.2e} "
                        f"(tolerance {self.tolerance:g})" if worst else "verified")
             agreements = [c for s in self.signatures.values() for c in s.checks
                           if c.top1 is not None]

@@ -94,19 +94,20 @@ class ReducedPrecision(GraphPass):
     @staticmethod
     def _paint(view: GraphView, ctx: PassContext) -> set[str]:
         painted: set[str] = set()
+        # The kernel registry is asked once per op type, not once per node.
+        paintable = {op for op in COMPUTE | FOLLOW if has_cpu_kernel(op, "bfloat16")}
         for node in topological_order(view.graph_def):
-            if (node.name in ctx.protected or node.op not in COMPUTE | FOLLOW
-                    or not is_float32(node) or not _t_output_only(node)
-                    or not has_cpu_kernel(node.op, "bfloat16")):
+            if (node.name in ctx.protected or node.op not in paintable
+                    or not is_float32(node) or not _t_output_only(node)):
                 continue
             typed = _t_inputs(node)
             if typed is None:
                 continue
-            refs = [view.data_inputs(node)[i] for i in typed]
             if node.op in COMPUTE:
                 painted.add(node.name)
                 continue
-            sources = [view.node(r.node) for r in refs]
+            refs = view.data_inputs(node)
+            sources = [view.node(refs[i].node) for i in typed]
             if (any(s.name in painted for s in sources)
                     and all(s.name in painted or s.op == "Const" for s in sources)):
                 painted.add(node.name)

@@ -10,6 +10,7 @@ function argument became a float constant (tf#53569, PR #57537). We rewrite thos
 from __future__ import annotations
 
 import hashlib
+import re
 
 import numpy as np
 from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2, types_pb2
@@ -64,6 +65,50 @@ def repair_frozen_functions(graph_def: graph_pb2.GraphDef) -> int:
     return sum(_rewrite_resource_gather(fn) for fn in graph_def.library.function)
 
 
+CONTROL_FLOW_OPS = frozenset({"If", "StatelessIf", "While", "StatelessWhile", "Case",
+                              "StatelessCase"})
+LOWERING_ATTR = "_lower_using_switch_merge"
+
+
+def _all_nodes(graph_def: graph_pb2.GraphDef):
+    yield from graph_def.node
+    for fn in graph_def.library.function:
+        yield from fn.node_def
+
+
+def _branch_key(node: node_def_pb2.NodeDef) -> tuple[str, ...]:
+    """The functions a control-flow node runs, without their numeric suffixes: loading and
+    freezing both renumber a body (``..._body_1276_115`` -> ``..._body_1276_frozen_672``) and
+    freezing moves the node out of its function, so the functions' base names are what
+    identifies a loop on both sides."""
+    names = []
+    for value in node.attr.values():
+        names.extend([value.func.name] if value.func.name else [f.name for f in value.list.func])
+    return tuple(sorted(re.sub(r"(_\d+|_frozen)+$", "", name) for name in names if name))
+
+
+def control_flow_lowering(graph_def: graph_pb2.GraphDef) -> dict[tuple[str, ...], bool]:
+    """Each control-flow node's ``_lower_using_switch_merge`` mark, by the functions it runs
+    (left out where two nodes with the same key disagree)."""
+    marks: dict[tuple[str, ...], set[bool]] = {}
+    for node in _all_nodes(graph_def):
+        if node.op in CONTROL_FLOW_OPS and LOWERING_ATTR in node.attr:
+            marks.setdefault(_branch_key(node), set()).add(get_attr(node, LOWERING_ATTR))
+    return {key: values.pop() for key, values in marks.items() if len(values) == 1}
+
+
+def restore_control_flow_lowering(graph_def: graph_pb2.GraphDef,
+                                  lowering: dict[tuple[str, ...], bool]) -> int:
+    """Put back the lowering marks freezing overwrote; returns how many changed."""
+    changed = 0
+    for node in _all_nodes(graph_def):
+        original = lowering.get(_branch_key(node)) if node.op in CONTROL_FLOW_OPS else None
+        if original is not None and get_attr(node, LOWERING_ATTR) != original:
+            set_attr(node, LOWERING_ATTR, original)
+            changed += 1
+    return changed
+
+
 def freeze_concrete_function(func):
     """Freeze a ``ConcreteFunction``; returns the frozen function, its repaired GraphDef and
     the table initializers to run at load (see ``embed_tables``)."""
@@ -71,10 +116,14 @@ def freeze_concrete_function(func):
         convert_variables_to_constants_v2,
     )
 
-    # lower_control_flow=False keeps If/While functional: Grappler and Serving run them well,
-    # and lowering to Switch/Merge would block later graph passes for no gain.
+    # lower_control_flow=False keeps If/While functional, so the graph passes can read their
+    # bodies; but it also marks every one `_lower_using_switch_merge=False`, which makes the
+    # runtime call the body as a function per iteration (an LSTM ran 0.4x). The marks are put
+    # back as the original had them, so the runtime lowers the loops exactly as before.
+    lowering = control_flow_lowering(func.graph.as_graph_def())
     frozen = convert_variables_to_constants_v2(func, lower_control_flow=False)
     graph_def = frozen.graph.as_graph_def()
+    restore_control_flow_lowering(graph_def, lowering)
     repair_frozen_functions(graph_def)
     init_ops = embed_tables(func, graph_def)
     return frozen, graph_def, init_ops

@@ -1,10 +1,13 @@
-"""Benchmark transformers and post-2019 CNNs: original vs TF's chain vs tfopt vs tfopt + XLA.
+"""Benchmark transformers and post-2019 CNNs: original vs TF's chain vs tfopt (default) vs
+tfopt with XLA off.
 
 Models are built locally with random weights (keras_hub backbones from their config, Keras
 applications with ``weights=None``), exported with ``model.export()``. Each is timed at each
 batch size: the original SavedModel, TensorFlow's chain (freeze + ``optimize_for_inference``),
-tfopt's default output and tfopt with ``--xla auto``, a fresh process per model and round,
-order alternating. Writes ``benchmarks/MODERN.md`` and ``benchmarks/modern.png``.
+tfopt's default output (``--xla auto``: the convolution-free part compiled when it holds
+most of the FLOPs and timing shows a gain) and tfopt with ``--xla off``, a fresh process per
+model and round, order alternating; also what each optimize took (``--no-time``, so that only
+the XLA decision differs). Writes ``benchmarks/MODERN.md`` and ``benchmarks/modern.png``.
 
 Needs ``keras-hub`` (``pip install --no-deps keras-hub regex rich kagglehub sentencepiece
 tokenizers``: its tensorflow-text dependency would pull in a second, non-CPU TensorFlow).
@@ -87,15 +90,17 @@ def main() -> None:
         for name in args.model_list:
             src = os.path.join(work, name)
             shapes = build(name, src)
-            chain, opt, opt_xla = src + "_chain", src + "_tfopt", src + "_xla"
-            report = tfopt.optimize(src, opt, input_shapes=shapes)
-            xla_report = tfopt.optimize(src, opt_xla, input_shapes=shapes, xla="auto")
+            chain, opt, opt_off = src + "_chain", src + "_tfopt", src + "_xla_off"
+            report = tfopt.optimize(src, opt, input_shapes=shapes, xla="auto", time=False)
+            off_report = tfopt.optimize(src, opt_off, input_shapes=shapes, xla="off",
+                                        time=False)
             sig = report.signatures["serving_default"]
-            facts = {"diff": report.worst.rel, "diff_xla": xla_report.worst.rel,
+            facts = {"diff": report.worst.rel, "diff_off": off_report.worst.rel,
                      "nodes": f"{sig.nodes_before} -> {sig.nodes_after}",
-                     "xla": next((n for n in xla_report.notes if n.startswith("xla:")), "")}
+                     "seconds": f"{report.seconds:.0f} / {off_report.seconds:.0f}",
+                     "xla": next((n for n in report.notes if n.startswith("xla:")), "")}
             variants = {"original": src, "tf-chain": chain if _chain_loads(src, chain) else None,
-                        "tfopt": opt, "tfopt+xla": opt_xla}
+                        "tfopt": opt, "tfopt xla off": opt_off}
             profiles.append((name, profile(src, shapes), profile(opt, shapes)))
             for batch in args.batches:
                 settings = Settings(batch_size=batch, num_iter=args.num_iter, num_warmup=3,
@@ -122,15 +127,16 @@ def _chain_loads(src: str, chain: str) -> bool:
 
 def write(args, rows: list[harness.Row], profiles=()) -> None:
     body = [[r.model, r.batch, f"{r.baseline.throughput:.2f}", r.ci("tf-chain"), r.ci("tfopt"),
-             r.ci("tfopt+xla"), r.ci(harness.AA), r.facts["nodes"],
-             f"{r.facts['diff']:.1e} / {r.facts['diff_xla']:.1e}",
+             r.ci("tfopt xla off"), r.ci(harness.AA), r.facts["nodes"],
+             f"{r.facts['diff']:.1e} / {r.facts['diff_off']:.1e}", r.facts["seconds"],
              str(r.facts["xla"]).removeprefix("xla: ")] for r in rows]
     results = harness.table(["model", "batch", "original samples/s", "tf-chain", "tfopt",
-                             "tfopt+xla", "A/A", "nodes", "rel diff tfopt / +xla",
-                             "xla decision"], body,
-                            [False, True, True, True, True, True, True, True, False, False])
+                             "tfopt xla off", "A/A", "nodes", "rel diff tfopt / xla off",
+                             "optimize s (auto / off)", "xla decision"], body,
+                            [False, True, True, True, True, True, True, True, False, True,
+                             False])
     transformers = [r for r in rows if r.model in ("bert", "vit", "gpt2")]
-    summary = [line for label in ("tfopt", "tfopt+xla") for batch in args.batches
+    summary = [line for label in ("tfopt", "tfopt xla off") for batch in args.batches
                if (line := harness.geomean_line(transformers, label, batch, " (transformers)"))]
     where = []
     if profiles:
@@ -146,8 +152,8 @@ def write(args, rows: list[harness.Row], profiles=()) -> None:
         args.out, "Transformers and modern CNNs",
         harness.METHOD.format(rounds=args.rounds) + f" Random weights; text models at sequence "
         f"length {SEQ}. tf-chain = freeze + optimize_for_inference (n/a: its output does not "
-        "load); tfopt = default output (portable); tfopt+xla = `--xla auto` (compiled cluster "
-        "kept only if measured faster at batch 1).", [results, summary, where])
+        "load); tfopt = default output (portable, `--xla auto`: compiled cluster kept only if "
+        "measured faster at batch 1); tfopt xla off = `--xla off`.", [results, summary, where])
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# optimize's speed check starts timed processes (~20 s a model): tests that check it ask for
+# it (time=True); everything else would spend minutes timing models built to test answers.
+os.environ.setdefault("TFOPT_TIME", "off")
 
 
 @pytest.fixture(scope="session")

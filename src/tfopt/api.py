@@ -21,9 +21,9 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
              input_shapes: Mapping[str, Sequence[int]] | Sequence[str] | None = None,
              inputs_file: str | None = None, batch_size: int | None = None,
              int_range: tuple[int, int] | None = None, format: str = "saved_model",
-             target: str = "portable", xla: str = "off", overwrite: bool = False,
+             target: str = "portable", xla: str | None = None, overwrite: bool = False,
              precision: str = "fp32", force_precision: bool = False,
-             labels: str | None = None,
+             labels: str | None = None, time: bool | None = None,
              log: Log | None = None) -> Report:
     """Optimize the model at ``src`` for inference, verify it, and write it to ``dst``.
 
@@ -50,8 +50,10 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
     target: ``"portable"`` (runs with oneDNN on and off), ``"native"`` (may use fused
         kernels only this machine's runtime has; recorded in ``tfopt.json``) or ``"generic"``
         (public ops only).
-    xla: ``"off"`` (default), ``"auto"`` (compile the convolution-free part with XLA, keep it
-        only if the timed model is measurably faster) or ``"on"`` (keep it without timing).
+    xla: ``"auto"`` (the default when ``verify`` and ``time`` are on, else ``"off"``):
+        compile the convolution- and loop-free part with XLA when it holds at least half the
+        model's FLOPs (a transformer: all of them) and keep it only if the timed model is
+        measurably faster; ``"on"`` keeps it without timing, ``"off"`` never tries.
     overwrite: replace ``dst`` if it exists.
     precision: ``"fp32"`` (default) or ``"bf16"``: convolutions, matmuls and the element-wise
         ops between them in bfloat16, weights stored as bfloat16 (half the size on disk);
@@ -59,6 +61,10 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
         top-1 agreement >= 99% on outputs that look like class scores); refused on a CPU without AVX512_BF16/AMX unless
         ``force_precision``. ``"auto"``: bf16 only where it meets that budget and is measurably
         faster than float32 (timed, as ``xla="auto"``), else float32; the notes say why.
+    time: time the written model against the original (fresh processes, interleaved) and
+        state the speedup; a pass that makes it measurably slower is found and switched off,
+        and a model that stays slower is not written. Default on (``TFOPT_TIME=off`` in the
+        environment turns the default off, as the test suite does).
     log: called with progress lines (e.g. ``print``).
 
     Returns a :class:`Report` (``str(report)`` is the CLI's summary, ``report.to_dict()`` the
@@ -75,5 +81,6 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
         skip=skip, verify=verify, tolerance=tolerance, input_shapes=input_shapes,
         inputs_file=inputs_file, batch_size=batch_size, int_range=int_range, format=format,
         target=target, xla=xla, overwrite=overwrite, precision=precision,
-        force_precision=force_precision, labels=labels)
+        force_precision=force_precision, labels=labels,
+        **({} if time is None else {"time": time}))
     return run(options, log)

@@ -105,17 +105,27 @@ class OptimizeOptions:
     int_range: tuple[int, int] | None = None
     format: str = "saved_model"
     target: str = "portable"
-    xla: str = "off"
+    xla: str | None = None  # None: "auto" when the model is verified and timed, else "off"
     overwrite: bool = False
     precision: str = "fp32"
     force_precision: bool = False   # write bf16 even on a CPU without bf16 instructions
     labels: str | None = None       # .npy of true classes of --inputs-file's samples
+    time: bool = field(default_factory=lambda: os.environ.get("TFOPT_TIME", "on") != "off")
 
     def budget_for(self, precision: str) -> float:
         """The allowed relative difference per float output for a model in ``precision``."""
         if self.tolerance is not None:
             return self.tolerance
         return BF16_TOLERANCE if precision == "bf16" else DEFAULT_TOLERANCE
+
+    @property
+    def xla_mode(self) -> str:
+        """``xla`` as given, else "auto" when the model is verified and timed: the XLA
+        decision is timed, and with verification or the speed check off there is nothing to
+        time it with, so the default is then "off"."""
+        if self.xla is not None:
+            return self.xla
+        return "auto" if self.verify and self.time else "off"
 
     @property
     def samples(self) -> int:
@@ -139,7 +149,7 @@ class OptimizeOptions:
 
         if self.format not in FORMATS:
             raise TfoptError(f"unknown format {self.format!r} (saved_model or pb)")
-        if self.xla not in XLA_MODES:
+        if self.xla_mode not in XLA_MODES:
             raise TfoptError(f"unknown xla mode {self.xla!r} (off, auto or on)")
         if self.target not in TARGETS:
             raise TfoptError(f"unknown target {self.target!r} ({', '.join(TARGETS)})")
@@ -156,7 +166,7 @@ class OptimizeOptions:
                                  "(AVX512_BF16 or AMX): a bf16 model would run slower here "
                                  "than float32; --force-precision writes it anyway (for "
                                  "another machine)")
-        if self.xla == "auto" and not self.verify:
+        if self.xla_mode == "auto" and not self.verify:
             raise TfoptError("--xla auto times the model on the verification inputs; it "
                              "cannot go with --no-verify (use --xla on)")
         check_names((self.passes or []) + (self.skip or []))

@@ -84,3 +84,22 @@ def test_benchmark_keras_file_against_its_optimized_export(keras_file, tmp_path)
     result = benchmark([keras_file, out], Settings(num_iter=4, num_warmup=1, rounds=2))
     assert [m.iterations for m in result.models] == [4, 4]
     assert all(m.throughput > 0 for m in result.models)
+
+
+def test_kernel_time_chart_has_no_empty_rows():
+    """Op types under 1% of the kernel time are summed into one row, not drawn as rows too
+    short to see; values are written on the bars (the chart is titled)."""
+    import io
+
+    import matplotlib.image as mpimg
+
+    from tfopt.measure.profile import OpProfile, compare_png
+
+    ops = [("_MklNativeFusedConv2D", 90.0, 50), ("AddV2", 8.0, 20)]
+    tiny = [(f"Tiny{i}", 0.01, 1) for i in range(20)]
+    before = OpProfile(98.2, ops + tiny)
+    after = OpProfile(90.2, [("_MklNativeFusedConv2D", 85.0, 50), ("AddV2", 5.0, 10)] + tiny)
+    small = mpimg.imread(io.BytesIO(compare_png(before, after)))
+    few = mpimg.imread(io.BytesIO(compare_png(OpProfile(98.0, ops), OpProfile(90.0, ops[:1]))))
+    # 2 op rows + one "other (20 op types)" row: one row taller than 2 rows, not 20 rows
+    assert small.shape[0] - few.shape[0] <= 60

@@ -5,12 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tfopt.model.freeze import (
-    CONTROL_FLOW_OPS,
-    LOWERING_ATTR,
-    control_flow_lowering,
-    freeze_concrete_function,
-)
+from tfopt.graph.ops import CONTROL_FLOW_OPS, LOWERING_ATTR
+from tfopt.model.freeze import control_flow_lowering, freeze_concrete_function
 
 
 class Loop(tf.Module):

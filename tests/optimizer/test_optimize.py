@@ -56,7 +56,10 @@ def test_tf2_control_flow_and_embeddings(toy_tf2, tmp_path):
     assert report.verified
     ops = _ops(out)
     assert "ResourceGather" not in ops and "ReadVariableOp" not in ops
-    assert ("While" in ops or "StatelessWhile" in ops) and ("If" in ops or "StatelessIf" in ops)
+    # tf.cond and tf.while_loop are stored lowered (Switch/Merge frames), as TF's freezing
+    # stores them, so Grappler optimizes the bodies with the graph around them.
+    assert not {"While", "StatelessWhile", "If", "StatelessIf"} & set(ops)
+    assert {"Enter", "Exit", "Switch", "Merge", "LoopCond"} <= set(ops)
     rng = np.random.default_rng(5)
     feeds = {"ids": rng.integers(0, 50, (4, 6)).astype(np.int32),
              "weight": rng.standard_normal(4).astype(np.float32)}

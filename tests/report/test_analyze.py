@@ -60,6 +60,22 @@ def test_compare_chart_html_json(toy_tf1, tmp_path):
     assert " MB<" in text and "runs with oneDNN on and off" in text  # human numbers, runtime
     az.write_json(str(js), pair)
     assert json.loads(js.read_text())["after"]["op_counts"]["_FusedConv2D"] >= 1
+    # the chart draws what appeared (fused kernels) as well as what went, and keeps variable
+    # bookkeeping and constants out of the compute panel
+    drawn = az.chart_ops(pair)
+    assert "_FusedConv2D" in drawn and "FusedBatchNormV3" in drawn
+    assert not {"VariableV2", "Const", "Identity", "SaveV2", "Assign"} & set(drawn)
+    # the page opens with prose (what changed), then tables; <pre> wraps instead of overflowing
+    assert text.index("class='summary'") < text.index("<table>")
+    assert "Appeared: _FusedConv2D" in text and "white-space:pre-wrap" in text
+
+
+def test_op_categories():
+    assert az.op_category("DisableCopyOnRead") == "bookkeeping"
+    assert az.op_category("VarIsInitializedOp") == "bookkeeping"
+    assert az.op_category("SaveV2") == "bookkeeping" and az.op_category("Assign") == "bookkeeping"
+    assert az.op_category("Const") == "plumbing" and az.op_category("Identity") == "plumbing"
+    assert az.op_category("_FusedConv2D") == "compute" and az.op_category("Mul") == "compute"
 
 
 def test_tf2_counts_include_functions(toy_tf2):
@@ -106,8 +122,3 @@ def test_flops_of_a_bert_like_encoder_match_a_hand_count(bert_export):
     assert a.flops_per_sample == want == 1_574_912
     assert a.flops_unknown_ops == 0
     assert any("FLOPs counted at" in n and "[1, 64]" in n for n in a.notes)
-
-
-def test_einsum_flops_with_ellipsis():
-    assert az._einsum_flops("...d,dh->...h", [[2, 5, 8], [8, 3]]) == 2 * 2 * 5 * 8 * 3
-    assert az._einsum_flops("bij,bjk->bik", [[4, 2, 3], [4, 3, 5]]) == 2 * 4 * 2 * 3 * 5

@@ -53,10 +53,10 @@ def cli() -> None:
                    "kernels only this machine's runtime has (recorded in tfopt.json); generic: "
                    "public ops only, for other TensorFlow builds.")
 @click.option("--portable", is_flag=True, hidden=True, help="Old name of --target generic.")
-@click.option("--xla", type=click.Choice(["off", "auto", "on"]), default="off",
-              show_default=True,
-              help="Compile the convolution-free part (attention, MLP) with XLA. auto: only if "
-                   "timing the model with and without it shows a measurable gain.")
+@click.option("--xla", type=click.Choice(["off", "auto", "on"]),
+              help="Compile the convolution- and loop-free part (attention, MLP) with XLA. "
+                   "auto (the default unless --no-verify or --no-time): when it holds at least "
+                   "half the model's FLOPs, and only if timing shows a measurable gain.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default="fp32",
               show_default=True,
               help="bf16: convolutions, matmuls and the element-wise ops between them in "
@@ -69,12 +69,16 @@ def cli() -> None:
                    "task accuracy of the original and of the optimized model.")
 @click.option("--force-precision", is_flag=True,
               help="Write --precision bf16 even on a CPU without bfloat16 instructions.")
+@click.option("--no-time", is_flag=True,
+              help="Do not time the written model against the original. By default it is "
+                   "timed (5 rounds, fresh processes, ~10-30 s), a pass that makes it slower "
+                   "is switched off, and a model that stays slower is not written.")
 @click.option("--overwrite", is_flag=True, help="Replace DST if it exists.")
 @click.option("--json", "json_path", type=click.Path(), help="Write the full report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Only print the summary line.")
 def optimize(src, dst, signatures, all_signatures, inputs, outputs, passes, skip, no_verify,
              tolerance, input_shapes, inputs_file, batch_size, int_range, format, target,
-             portable, xla, precision, labels, force_precision, overwrite, json_path,
+             portable, xla, precision, labels, force_precision, no_time, overwrite, json_path,
              quiet) -> None:
     """Optimize the model SRC for inference and write it to DST.
 
@@ -90,7 +94,8 @@ def optimize(src, dst, signatures, all_signatures, inputs, outputs, passes, skip
         input_shapes=list(input_shapes), inputs_file=inputs_file, batch_size=batch_size,
         int_range=parse_int_range(int_range) if int_range else None, format=format,
         target="generic" if portable else target, xla=xla, overwrite=overwrite,
-        precision=precision, force_precision=force_precision, labels=labels)
+        precision=precision, force_precision=force_precision, labels=labels,
+        **({"time": False} if no_time else {}))
     from tfopt.optimizer.stages import run
 
     report = run(options, None if quiet else _echo_err)

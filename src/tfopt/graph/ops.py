@@ -37,8 +37,11 @@ BINARY_ELEMENTWISE = {"Add", "AddV2", "Sub", "Mul", "Maximum", "Minimum"}
 TF1_CONTROL_FLOW_OPS = {"Switch", "RefSwitch", "Merge", "RefMerge", "Enter", "RefEnter", "Exit",
                         "RefExit", "NextIteration", "RefNextIteration", "LoopCond"}
 # TF2 functional control flow and calls: the body lives in the function library.
-FUNCTIONAL_OPS = {"If", "StatelessIf", "While", "StatelessWhile", "Case", "StatelessCase",
-                  "PartitionedCall", "StatefulPartitionedCall"}
+CONTROL_FLOW_OPS = frozenset({"If", "StatelessIf", "While", "StatelessWhile", "Case",
+                              "StatelessCase"})
+FUNCTIONAL_OPS = CONTROL_FLOW_OPS | {"PartitionedCall", "StatefulPartitionedCall"}
+# Set on control flow the runtime lowers to Switch/Merge frames (False: run as functions).
+LOWERING_ATTR = "_lower_using_switch_merge"
 
 
 def is_training_op(op: str) -> bool:

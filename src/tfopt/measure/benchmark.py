@@ -48,6 +48,7 @@ class Settings:
     int_range: tuple[int, int] | None = None  # None: derived from the graph
     runtime: str | None = None  # "onednn" / "eigen": pin TF_ENABLE_ONEDNN_OPTS; None: default
     confidence: float = 0.95
+    round_seconds: float = 0.0  # > 0: a round also runs until this much time is timed
 
     def threads(self) -> tuple[int, int]:
         cores = os.cpu_count() or 1
@@ -185,8 +186,8 @@ def _worker(conn, path: str, settings: Settings) -> None:
         return
     conn.send(("ready", None))
     while (count := conn.recv()) is not None:
-        times = []
-        for _ in range(count):
+        times: list[float] = []
+        while len(times) < count or sum(times) < settings.round_seconds:
             start = time.perf_counter()
             call()
             times.append(time.perf_counter() - start)

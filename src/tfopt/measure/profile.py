@@ -93,8 +93,10 @@ def compare_text(before: OpProfile, after: OpProfile, top: int = 12) -> str:
     return "\n".join(lines)
 
 
-def compare_png(before: OpProfile, after: OpProfile, top: int = 12) -> bytes:
-    """Horizontal bars: kernel ms per run per op type, before and after."""
+def compare_png(before: OpProfile, after: OpProfile, top: int = 10) -> bytes:
+    """Horizontal bars: kernel ms per run per op type, original and optimized, values on the
+    bars. Op types under 1% of the larger total are summed into one "other" row rather than
+    drawn as rows too short to see."""
     import io
 
     import matplotlib
@@ -102,16 +104,29 @@ def compare_png(before: OpProfile, after: OpProfile, top: int = 12) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = compare_table(before, after, top)
-    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.45 * len(rows)))
+    floor = 0.01 * max(before.total_ms, after.total_ms)
+    every = compare_table(before, after, top=10_000)
+    rows = [r for r in every if max(r[1], r[2]) >= floor][:top]
+    shown = {r[0] for r in rows}
+    others = [r for r in every if r[0] not in shown]
+    if others:
+        rows.append((f"other ({len(others)} op types)", sum(r[1] for r in others),
+                     sum(r[2] for r in others)))
+    fig, ax = plt.subplots(figsize=(8, 1.8 + 0.5 * len(rows)))
     y = list(range(len(rows)))[::-1]
-    ax.barh([v + 0.2 for v in y], [r[1] for r in rows], height=0.4, color="#9e9e9e",
-            label=f"original ({before.total_ms:.1f} ms kernel time per run)")
-    ax.barh([v - 0.2 for v in y], [r[2] for r in rows], height=0.4, color="#1f77b4",
-            label=f"optimized ({after.total_ms:.1f} ms)")
+    for offset, values, color, label in (
+            (0.2, [r[1] for r in rows], "#9e9e9e", f"original: {before.total_ms:.1f} ms"),
+            (-0.2, [r[2] for r in rows], "#1f77b4", f"optimized: {after.total_ms:.1f} ms")):
+        bars = ax.barh([v + offset for v in y], values, height=0.4, color=color, label=label)
+        ax.bar_label(bars, labels=[f"{v:.1f}" if v >= 0.1 else f"{v:.2f}" for v in values],
+                     padding=2, fontsize=7)
     ax.set_yticks(y, [r[0] for r in rows], fontsize=8)
-    ax.set_xlabel("kernel time per run (ms), by op type as executed")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.margins(x=0.12)
+    ax.set_title("Kernel time per op type, per run (summed over threads: may exceed latency)",
+                 fontsize=10)
+    ax.set_xlabel("ms per run, op types as executed (after the runtime's own fusions)",
+                  fontsize=8)
+    ax.legend(fontsize=8, loc="lower right", title="total kernel time", title_fontsize=8)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)

@@ -111,11 +111,20 @@ def graph_function(sig: SignatureGraph) -> tf.types.experimental.GenericFunction
         f.signature.name: f"{f.signature.name}_{_digest(f)}"
         for f in sig.graph_def.library.function})
 
+    # Imported once into a wrap_function graph and pruned, as TensorFlow loads a v1
+    # signature: a tf.function would add automatic control edges between stateful ops, which
+    # cross the frames of lowered loops (Enter/Exit) and break them ("inputs from different
+    # frames"); the frozen graph's own edges are all the ordering it needs.
+    def imports() -> None:
+        tf.graph_util.import_graph_def(graph_def, name="model")
+
+    wrapped = tf.compat.v1.wrap_function(imports, [])
+    tensor = wrapped.graph.get_tensor_by_name
+    pruned = wrapped.prune([tensor(f"model/{sig.inputs[k].tensor}") for k in keys],
+                           [tensor(f"model/{sig.outputs[k].tensor}") for k in out_keys])
+
     def call(*args):
-        results = tf.graph_util.import_graph_def(
-            graph_def, input_map={sig.inputs[k].tensor: a for k, a in zip(keys, args,
-                                                                            strict=True)},
-            return_elements=[sig.outputs[k].tensor for k in out_keys], name="model")
+        results = pruned(*args)
         return {k: tf.identity(t, name=k) for k, t in zip(out_keys, results, strict=True)}
 
     return tf.function(call, input_signature=specs, autograph=False)

@@ -16,7 +16,8 @@ import numpy as np
 from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2, types_pb2
 from tensorflow.python.framework import dtypes
 
-from tfopt.graph.view import get_attr, make_const, set_attr
+from tfopt.graph.ops import CONTROL_FLOW_OPS, LOWERING_ATTR
+from tfopt.graph.view import all_nodes, get_attr, make_const, set_attr
 
 # Resource ops on a frozen (now non-resource) input, and the value op that replaces them.
 _RESOURCE_TO_VALUE_OP = {
@@ -65,15 +66,6 @@ def repair_frozen_functions(graph_def: graph_pb2.GraphDef) -> int:
     return sum(_rewrite_resource_gather(fn) for fn in graph_def.library.function)
 
 
-CONTROL_FLOW_OPS = frozenset({"If", "StatelessIf", "While", "StatelessWhile", "Case",
-                              "StatelessCase"})
-LOWERING_ATTR = "_lower_using_switch_merge"
-
-
-def _all_nodes(graph_def: graph_pb2.GraphDef):
-    yield from graph_def.node
-    for fn in graph_def.library.function:
-        yield from fn.node_def
 
 
 def _branch_key(node: node_def_pb2.NodeDef) -> tuple[str, ...]:
@@ -91,7 +83,7 @@ def control_flow_lowering(graph_def: graph_pb2.GraphDef) -> dict[tuple[str, ...]
     """Each control-flow node's ``_lower_using_switch_merge`` mark, by the functions it runs
     (left out where two nodes with the same key disagree)."""
     marks: dict[tuple[str, ...], set[bool]] = {}
-    for node in _all_nodes(graph_def):
+    for node in all_nodes(graph_def):
         if node.op in CONTROL_FLOW_OPS and LOWERING_ATTR in node.attr:
             marks.setdefault(_branch_key(node), set()).add(get_attr(node, LOWERING_ATTR))
     return {key: values.pop() for key, values in marks.items() if len(values) == 1}
@@ -101,7 +93,7 @@ def restore_control_flow_lowering(graph_def: graph_pb2.GraphDef,
                                   lowering: dict[tuple[str, ...], bool]) -> int:
     """Put back the lowering marks freezing overwrote; returns how many changed."""
     changed = 0
-    for node in _all_nodes(graph_def):
+    for node in all_nodes(graph_def):
         original = lowering.get(_branch_key(node)) if node.op in CONTROL_FLOW_OPS else None
         if original is not None and get_attr(node, LOWERING_ATTR) != original:
             set_attr(node, LOWERING_ATTR, original)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tfopt.optimizer.speed import SpeedCheck
 from tfopt.passes.pipeline import PassRecord
 from tfopt.runtime import RUNTIMES, runtime_label
 from tfopt.verify.compare import OutputCheck
@@ -53,6 +54,7 @@ class Report:
     fused_kernels: dict[str, int] = field(default_factory=dict)
     endpoints: list[dict] = field(default_factory=list)  # TF2 attribute endpoints restated
     precision: str = "fp32"
+    speed: dict[str, SpeedCheck] = field(default_factory=dict)  # timed against the original
 
     @property
     def worst(self) -> OutputCheck | None:
@@ -62,8 +64,10 @@ class Report:
     def summary(self) -> str:
         """One line: node counts, signatures kept, verification verdict, time."""
         unique = [s for s in self.signatures.values() if not s.same_as]
-        before = sum(s.nodes_before for s in unique)
-        after = sum(s.nodes_after for s in unique)
+        # Main graph and function bodies (If/While branches), as `tfopt analyze` counts the
+        # frozen signature: lowering a loop moves its body into the main graph.
+        before = sum(s.nodes_before + s.function_nodes_before for s in unique)
+        after = sum(s.nodes_after + s.function_nodes_after for s in unique)
         if self.verified is None:
             verdict = "not verified (--no-verify)"
         else:
@@ -84,8 +88,10 @@ class Report:
                 verdict += (f", task accuracy {task.accuracy[0]:.2%} -> "
                             f"{task.accuracy[1]:.2%}")
         precision = "" if self.precision == "fp32" else f"{self.precision}, "
+        speed = "".join(f"; {check.describe()}" + (f" ({key})" if len(self.speed) > 1 else "")
+                        for key, check in self.speed.items())
         return (f"{self.dst}: {precision}{before} -> {after} nodes, signatures "
-                f"{', '.join(self.signatures)}; {verdict}; {self.seconds:.1f}s")
+                f"{', '.join(self.signatures)}; {verdict}{speed}; {self.seconds:.1f}s")
 
     def table(self) -> str:
         """Per signature: what each pass did (pipeline order) and each output's check."""
@@ -132,6 +138,7 @@ class Report:
                 "fast_with": (None if self.precision == "fp32" else
                               "oneDNN on (TF_ENABLE_ONEDNN_OPTS=1) and a CPU with AVX512_BF16 "
                               "or AMX; it runs with oneDNN off too, slower than float32"),
+                "speed": {k: c.to_dict() for k, c in self.speed.items()},
                 "written_on": describe()}
 
     def to_dict(self) -> dict:
@@ -140,4 +147,5 @@ class Report:
                 "notes": self.notes, "target": self.target, "runtimes": self.runtimes,
                 "endpoints": self.endpoints, "precision": self.precision,
                 "fused_kernels": self.fused_kernels,
+                "speed": {k: c.to_dict() for k, c in self.speed.items()},
                 "signatures": {k: s.to_dict() for k, s in self.signatures.items()}}

@@ -3,7 +3,8 @@
     check request -> load -> verification inputs -> original's answers -> passes (per
     signature) -> share identical -> [XLA] -> where it must run
     then, in a temporary directory renamed into place only at the end:
-    write -> verify (blame a pass, rewrite, verify again) -> report and metadata
+    write -> verify (blame a pass, rewrite, verify again) -> [precision refused?] -> time
+    against the original (blame a slow pass, rewrite) -> report and metadata
 
 Each stage is a small function that reads what earlier stages left in the state and adds its
 own part; the work itself is done by the module that owns the subject (loading in
@@ -31,6 +32,7 @@ from tfopt.model.paths import atomic_output, remove, write_metadata
 from tfopt.model.saver import write
 from tfopt.model.signature import LoadedModel, SignatureGraph
 from tfopt.optimizer.report import Report, SignatureReport
+from tfopt.optimizer.speed import SpeedCheck
 from tfopt.options import OptimizeOptions
 from tfopt.passes.base import PassContext
 from tfopt.passes.pipeline import Log, run_checked, run_passes
@@ -63,6 +65,7 @@ class State:
     endpoints: list[Endpoint] = field(default_factory=list)  # attribute endpoints to write
     precision: str = "fp32"              # what the passes compute in ("auto" decides later)
     out: str = ""                        # where WRITE stages write (a temporary path)
+    speed: dict[str, SpeedCheck] = field(default_factory=dict)  # per signature timed
     report: Report | None = None
 
 
@@ -145,10 +148,10 @@ def choose_precision(state: State) -> None:
 
 
 def compile_xla(state: State) -> None:
-    if state.options.xla != "off":
+    if state.options.xla_mode != "off":
         from tfopt.optimizer.xla import compile_cluster
 
-        state.optimized = compile_cluster(state.optimized, state.options.xla, state.model.tags,
+        state.optimized = compile_cluster(state.optimized, state.options.xla_mode, state.model.tags,
                                           state.feeds, state.say, state.model.notes)
 
 
@@ -193,7 +196,8 @@ def verify_written(state: State) -> None:
 
     def check() -> whole.Checks:
         return whole.check_written(state.out, state.options.format, state.optimized,
-                                   state.feeds, state.refs, state.policy, state.runtimes)
+                                   state.feeds, state.refs, state.policy, state.runtimes,
+                                   state.say)
 
     def blame(keys: list[str]) -> None:
         for key in dict.fromkeys(state.model.signatures[k].same_as or k for k in keys):
@@ -225,6 +229,83 @@ def check_precision(state: State) -> None:
                     "--tolerance, or --precision fp32)")
 
 
+def check_speed(state: State) -> None:
+    """Time the written model against the original (see :mod:`tfopt.optimizer.speed`); when it
+    is measurably slower, switch off the pass responsible and write again, or refuse."""
+    opts = state.options
+    if not opts.time:
+        return
+    if state.feeds is None:
+        state.model.notes.append("speed not checked: it is timed on the verification inputs "
+                                 "(--no-verify)")
+        return
+    from tfopt.errors import TfoptError
+    from tfopt.optimizer import speed
+
+    for key, sig in state.optimized.items():
+        if sig.same_as:
+            continue
+        state.say(f"timing {key}: the original against the optimized model "
+                  f"({speed.ROUNDS} rounds, a fresh process each) ...")
+        try:
+            check = speed.time_against(opts.src, state.out, key, state.feeds[key], state.say)
+        except TfoptError as err:
+            state.model.notes.append(f"[{key}] speed not checked: {err}")
+            continue
+        if check.slower:
+            check = _recover_speed(state, key, check)
+        state.speed[key] = check
+
+
+def _recover_speed(state: State, key: str, check: SpeedCheck) -> SpeedCheck:
+    """The output of ``key`` is measurably slower than the original: find the pass by timed
+    bisection, switch it off, write and verify again; refuse if the frozen graph alone is
+    slower (confirmed by a second timing)."""
+    import tempfile
+
+    from tfopt.errors import TfoptError
+    from tfopt.model.saver import write_saved_model
+    from tfopt.optimizer import speed
+    from tfopt.passes.registry import NAMES
+
+    opts, sig = state.options, state.model.signatures[key]
+    state.say(f"[{key}] the optimized model is slower than the original ({check.describe()}); "
+              "timing the passes to find why ...")
+
+    def slower_with(prefix: list[str]) -> bool:
+        enabled = frozenset(prefix)
+        result = run_passes(sig.graph_def, pass_context(sig, state.kernels, enabled,
+                                                        state.precision), enabled)
+        with tempfile.TemporaryDirectory(prefix="tfopt-probe-") as tmp:
+            write_saved_model({key: sig.with_graph(result.graph_def)}, f"{tmp}/m",
+                              state.model.tags)
+            probe = speed.time_against(opts.src, f"{tmp}/m", key, state.feeds[key])
+        state.say(f"  passes {', '.join(prefix) or '(none: frozen graph only)'}: "
+                  f"{probe.describe()}")
+        return probe.slower
+
+    changed = {rec.within or rec.name for rec in state.reports[key].passes if rec.changed}
+    culprit = speed.first_slow([n for n in NAMES if n in changed], slower_with)
+    if culprit is None:
+        again = speed.time_against(opts.src, state.out, key, state.feeds[key], state.say)
+        if again.slower:
+            raise TfoptError(f"[{key}] the optimized model is slower than the original "
+                             f"({check.describe()}; again {again.ratio.short()}), and so is "
+                             "the frozen graph without any pass: nothing written, the original "
+                             "is the faster model here (--no-time writes it anyway)")
+        return again
+    state.enabled = state.enabled - {culprit}
+    state.model.notes.append(f"[{key}] pass {culprit} switched off: with it the model ran "
+                             f"slower than the original ({check.describe()})")
+    run_signature_passes(state)
+    share_identical(state)
+    compile_xla(state)
+    remove(state.out)
+    write_model(state)
+    verify_written(state)
+    return speed.time_against(opts.src, state.out, key, state.feeds[key], state.say)
+
+
 def report_and_metadata(state: State) -> None:
     opts = state.options
     verified = state.feeds is not None
@@ -235,7 +316,7 @@ def report_and_metadata(state: State) -> None:
                           True if verified else None, opts.budget_for(state.precision),
                           time.perf_counter() - state.started, notes, opts.target,
                           state.runtimes, fused, [e.to_dict() for e in state.endpoints],
-                          state.precision)
+                          state.precision, dict(state.speed))
     if opts.format == "saved_model":
         write_metadata(state.out, state.report.metadata())
 
@@ -243,7 +324,8 @@ def report_and_metadata(state: State) -> None:
 PREPARE: list[Stage] = [check_request, load, verification_inputs, original_answers,
                         run_signature_passes, share_identical, choose_precision, compile_xla,
                         keep_endpoints, choose_runtimes]
-WRITE: list[Stage] = [write_model, verify_written, check_precision, report_and_metadata]
+WRITE: list[Stage] = [write_model, verify_written, check_precision, check_speed,
+                      report_and_metadata]
 
 
 def run(options: OptimizeOptions, log: Log | None = None) -> Report:

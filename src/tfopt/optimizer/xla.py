@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2
 
+from tfopt.graph.flops import FLOP_OPS, concrete_inputs, graph_flops
+from tfopt.graph.ops import TF1_CONTROL_FLOW_OPS
 from tfopt.graph.shapes import StaticInfo
 from tfopt.graph.view import (
     GraphView,
@@ -36,8 +38,11 @@ EXCLUDED_PREFIXES = ("Conv", "DepthwiseConv", "_Fused", "MaxPool", "AvgPool", "L
                      "Random", "StatefulPartitionedCall", "NonMaxSuppression",
                      "CombinedNonMaxSuppression", "Where", "Unique")
 EXCLUDED_OPS = {"Placeholder", "PlaceholderWithDefault", "NoOp", "If", "StatelessIf", "While",
-                "StatelessWhile", "Case", "PartitionedCall", "Const"}
+                "StatelessWhile", "Case", "PartitionedCall", "Const"} | TF1_CONTROL_FLOW_OPS
 MIN_COMPUTE_NODES = 8  # a smaller cluster is not worth a compiled call
+# A cluster with less of the model's work than this is not worth timing: XLA cannot win back
+# its call overhead on a CNN's classifier head. A transformer's cluster holds ~100%.
+MIN_WORK_SHARE = 0.5
 
 FUNCTION_NAME = "tfopt_xla_cluster"
 
@@ -119,15 +124,31 @@ def unfuse_matmuls(graph_def: graph_pb2.GraphDef) -> graph_pb2.GraphDef:
     return view.to_graph_def()
 
 
-def outline(sig: SignatureGraph) -> SignatureGraph | None:
-    """The signature with its XLA cluster outlined into a compiled function, or None when the
-    cluster is too small (a CNN: convolutions all the way through)."""
+def work_share(sig: SignatureGraph, chosen: set[str]) -> float:
+    """The cluster's share of the model's work: of its FLOPs (convolutions, matmuls, einsums at
+    batch 1), or of its FLOP-heavy nodes where shapes are unknown."""
+    sized, _ = concrete_inputs(sig.graph_def, sig.inputs)
+    static = StaticInfo(sized)
+    total, _ = graph_flops(sized, static)
+    if total:
+        return graph_flops(sized, static, chosen)[0] / total
+    heavy = [n.name for n in sig.graph_def.node if n.op in FLOP_OPS]
+    return sum(n in chosen for n in heavy) / len(heavy) if heavy else 0.0
+
+
+def outline(sig: SignatureGraph, min_share: float = 0.0) -> SignatureGraph | str:
+    """The signature with its XLA cluster outlined into a compiled function, or why not: the
+    cluster is too small (a CNN: convolutions all the way through) or holds less than
+    ``min_share`` of the model's work."""
     sig = sig.with_graph(unfuse_matmuls(sig.graph_def))
     view, info = GraphView(sig.graph_def), StaticInfo(sig.graph_def)
     chosen = cluster(sig, view, info)
     compute = [n for n in sig.graph_def.node if n.name in chosen and n.op != "Const"]
     if len(compute) < MIN_COMPUTE_NODES:
-        return None
+        return "no cluster worth compiling: convolutions or loops come first, or it is too small"
+    if min_share and (share := work_share(sig, chosen)) < min_share:
+        return (f"the convolution- and loop-free part holds {share:.0%} of the model's work; "
+                "not worth compiling")
     # Tensors flowing in (read by the cluster, made outside) and out (made inside, read
     # outside, or a signature output).
     inputs: list[str] = []
@@ -143,13 +164,13 @@ def outline(sig: SignatureGraph) -> SignatureGraph | None:
         for consumer, ref in view.consumers(node.name):
             if consumer.name not in chosen:
                 if ref.control:
-                    return None
+                    return "the cluster has control edges out of it"
                 if ref.tensor not in outputs:
                     outputs.append(ref.tensor)
     outputs += [t for t in sorted(outputs_wanted) if InputRef.parse(t).node in chosen
                 and t not in outputs]
     if not inputs or not outputs:
-        return None
+        return "the cluster has no inputs or outputs"
     arg_names = [f"arg{i}" for i in range(len(inputs))]
     body = graph_pb2.GraphDef()
     for name, tensor in zip(arg_names, inputs, strict=True):
@@ -177,7 +198,7 @@ def outline(sig: SignatureGraph) -> SignatureGraph | None:
     library = {f.signature.name: f for f in sig.graph_def.library.function}
     fdef = body_to_function(fdef, body, library, results=outputs)
     if fdef is None:
-        return None
+        return "the cluster's body cannot be made a function"
 
     call = node_def_pb2.NodeDef(name=view.unique_name("tfopt_xla"), op="PartitionedCall",
                                 input=inputs)
@@ -210,19 +231,21 @@ def compile_cluster(sigs: dict[str, SignatureGraph], mode: str, tags: tuple[str,
     """Outline each signature's XLA cluster; with ``auto`` keep it only if timing the written
     model with and without it shows a gain whose interval excludes 1.0."""
     candidate = dict(sigs)
-    outlined = []
+    outlined, why = [], []
     for key, sig in sigs.items():
         if sig.same_as:
             continue
-        new = outline(sig)
-        if new is not None:
+        new = outline(sig, MIN_WORK_SHARE if mode == "auto" else 0.0)
+        if isinstance(new, str):
+            why.append(new)
+        else:
             candidate[key] = new
             outlined.append(key)
     for key, sig in sigs.items():
         if sig.same_as in outlined:
             candidate[key] = sig.with_graph(candidate[sig.same_as].graph_def)
     if not outlined:
-        notes.append("xla: no cluster worth compiling (convolutions come first, or too small)")
+        notes.append(f"xla: not used, {why[0] if why else 'nothing to compile'}")
         return sigs
     if mode == "on":
         notes.append(f"xla: compiled cluster in {', '.join(outlined)} (not timed: --xla on)")

@@ -134,7 +134,12 @@ REGISTRY: tuple[PassSpec, ...] = (
              "fuse Conv2D/DepthwiseConv2dNative/MatMul + BiasAdd [+ residual Add] "
              "[+ Relu|Relu6|Elu|LeakyRelu|...] into _Fused* kernels, only forms every runtime "
              "of the target runs (probed)",
-             "last of all: _Fused* ops are opaque to every other pass"),
+             "after every rewrite of ops: _Fused* ops are opaque to every other pass"),
+    PassSpec("lower_control_flow", "lower_control_flow:LowerControlFlow", FINALIZE,
+             "lower While/If/Case the model marks for lowering into Switch/Merge frames in the "
+             "stored graph, as TensorFlow's own freezing does, so Grappler optimizes loop "
+             "bodies with the graph around them (a Keras LSTM -> GRU: 1.2x)",
+             "last of all: every other pass reads loop bodies as library functions"),
 )
 
 NAMES: tuple[str, ...] = tuple(spec.name for spec in REGISTRY)

@@ -17,18 +17,13 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from tfopt.errors import TfoptError
-from tfopt.graph.ops import BATCH_MATMUL_OPS
-from tfopt.graph.view import const_value, function_nodes, get_attr
+from tfopt.graph.flops import concrete_inputs, graph_flops
+from tfopt.graph.view import const_value, function_nodes
 from tfopt.model.formats import ModelFormat, detect, load_model
 from tfopt.model.loader import pick_signature
 from tfopt.model.paths import read_metadata
 from tfopt.model.signature import TensorInfo
-
-CONV_OPS = {"Conv2D", "_FusedConv2D", "DepthwiseConv2dNative", "_FusedDepthwiseConv2dNative",
-            "MatMul", "_FusedMatMul", "Conv2DBackpropInput"}
 
 
 @dataclass
@@ -80,96 +75,6 @@ def _stored_graph_counts(fmt: ModelFormat, signature: str | None = None
     return counts, functions
 
 
-MATMUL_OPS = {"MatMul", "_FusedMatMul"}
-FLOP_OPS = CONV_OPS | BATCH_MATMUL_OPS | {"Einsum"}
-
-
-def _einsum_flops(equation: str, shapes: list[list[int]]) -> int | None:
-    """2 x the product of every index's size: one multiply-add per point of the iteration
-    space of a two-operand contraction ("btd,dh->bth": 2*b*t*d*h)."""
-    lhs = equation.replace(" ", "").split("->")[0]
-    subs = lhs.split(",")
-    if len(subs) != len(shapes):
-        return None
-    sizes: dict[str, int] = {}
-    for sub, shape in zip(subs, shapes, strict=True):
-        if "..." in sub:
-            head, tail = sub.split("...")
-            extra = len(shape) - len(head) - len(tail)
-            sub = head + "".join(chr(0x100 + i) for i in range(extra)) + tail
-        if len(sub) != len(shape):
-            return None
-        for letter, dim in zip(sub, shape, strict=True):
-            sizes[letter] = max(sizes.get(letter, 1), dim)
-    return 2 * int(np.prod(list(sizes.values()), dtype=np.int64))
-
-
-def _node_flops(node, static) -> int | None:
-    """Multiply-add FLOPs of one node at the static shapes, or None if a shape is unknown."""
-    out = static.shape(node.name + ":0")
-    ins = [static.shape(t) for t in node.input if not t.startswith("^")]
-    if node.op == "Conv2DBackpropInput":
-        ins = ins[1:3]  # (filter, out_backprop); the output is what the transposed conv makes
-    shapes = [s.as_list() if s is not None and s.rank is not None else None for s in ins]
-    if out is None or out.rank is None or any(s is None or None in s for s in shapes[:2]) \
-            or None in out.as_list():
-        return None
-    size = int(np.prod(out.as_list(), dtype=np.int64))
-    if node.op == "Einsum":
-        return _einsum_flops(get_attr(node, "equation", ""), shapes)
-    if node.op in MATMUL_OPS:
-        a = shapes[0]
-        return 2 * size * (a[0] if get_attr(node, "transpose_a") else a[1])
-    if node.op in BATCH_MATMUL_OPS:
-        a = shapes[0]
-        return 2 * size * (a[-2] if get_attr(node, "adj_x") else a[-1])
-    w = shapes[1] if node.op != "Conv2DBackpropInput" else shapes[0]
-    if node.op == "Conv2DBackpropInput":  # every input pixel meets kh*kw*cout weights
-        return 2 * int(np.prod(shapes[1], dtype=np.int64)) * w[0] * w[1] * w[2]
-    if "Depthwise" in node.op:  # each output channel sees kh*kw inputs
-        return 2 * size * w[0] * w[1]
-    return 2 * size * w[0] * w[1] * w[2]  # Conv2D (grouped too: w[2] is per group)
-
-
-def _flops(graph_def, static) -> tuple[int, int]:
-    """Total FLOPs of the matmul/conv/einsum nodes, and how many had unknown shapes."""
-    total = unknown = 0
-    for node in graph_def.node:
-        if node.op not in FLOP_OPS:
-            continue
-        flops = _node_flops(node, static)
-        if flops is None:
-            unknown += 1
-        else:
-            total += flops
-    return total, unknown
-
-
-def concrete_inputs(graph_def, inputs: dict) -> tuple[object, str]:
-    """A copy of ``graph_def`` whose input placeholders have concrete shapes (batch 1, the
-    verification defaults for other unknown dims), and what was assumed: FLOPs need sizes."""
-    from tfopt.graph.view import node_of
-    from tfopt.verify.inputs import resolve_shape
-
-    graph_def = type(graph_def).FromString(graph_def.SerializeToString())
-    by_name = {n.name: n for n in graph_def.node}
-    assumed = []
-    for key, info in inputs.items():
-        node = by_name.get(node_of(info.tensor))
-        if node is None or node.op != "Placeholder":
-            continue
-        try:
-            shape, note = resolve_shape(key, info, 1, {})
-        except Exception:
-            continue
-        if note:
-            assumed.append(f"{key} {list(shape)}")
-        node.attr["shape"].shape.Clear()
-        for d in shape:
-            node.attr["shape"].shape.dim.add(size=d)
-    return graph_def, ", ".join(assumed)
-
-
 def analyze(path: str, signature: str | None = None, facts: bool = True) -> Analysis:
     """Analyze the model at ``path`` (SavedModel, .pb/.pbtxt or .keras)."""
     from tfopt.graph.shapes import StaticInfo
@@ -202,7 +107,7 @@ def analyze(path: str, signature: str | None = None, facts: bool = True) -> Anal
                 if value.dtype.kind == "f" and value.size > 1:
                     params += value.size
         sized, assumed = concrete_inputs(sig.graph_def, sig.inputs)
-        flops, unknown = _flops(sig.graph_def, StaticInfo(sized))
+        flops, unknown = graph_flops(sig.graph_def, StaticInfo(sized))
         if assumed:
             notes.append(f"FLOPs counted at {assumed} (unknown dims set as for verification)")
     fused, runtimes = _runtime_needs(model)
@@ -302,7 +207,12 @@ def compare_report(before: Analysis, after: Analysis) -> str:
     for op, b, c, d in rows:
         lines.append(f"  {op.ljust(width)}  {b:>7}  {c:>7}  {d:>+7}")
     lines.append(f"  {'total'.ljust(width)}  {before.nodes:>7}  {after.nodes:>7}  "
-                 f"{after.nodes - before.nodes:>+7}")
+                 f"{after.nodes - before.nodes:>+7}  (stored graph)")
+    frozen = (before.frozen_nodes + before.frozen_function_nodes,
+              after.frozen_nodes + after.frozen_function_nodes)
+    if frozen[0] and frozen[0] != before.nodes:
+        lines.append(f"  frozen signature (what the runtime executes, what tfopt optimize "
+                     f"counts): {frozen[0]} -> {frozen[1]} nodes")
     gone = [f"{op} {b} -> 0" for op, b, c, _ in rows if b and not c]
     new = [f"{op} 0 -> {c}" for op, b, c, _ in rows if c and not b]
     if gone:
@@ -315,41 +225,92 @@ def compare_report(before: Analysis, after: Analysis) -> str:
     return "\n".join(lines)
 
 
-# Ops that hold or pass data rather than compute: counted apart in the charts.
-STRUCTURAL_OPS = {"Const", "Identity", "Placeholder", "PlaceholderWithDefault", "NoOp",
-                  "VariableV2", "VarHandleOp", "ReadVariableOp", "Assign", "AssignVariableOp",
-                  "RestoreV2", "SaveV2", "StringJoin", "ShardedFilename", "MergeV2Checkpoints",
-                  "StatefulPartitionedCall", "PartitionedCall"}
+# Nodes that are not compute, counted apart in the charts: they say how a model is stored,
+# not what it computes.
+PLUMBING_OPS = {"Const", "Identity", "IdentityN", "Placeholder", "PlaceholderWithDefault",
+                "NoOp", "StatefulPartitionedCall", "PartitionedCall"}
+VARIABLE_OPS = {"VariableV2", "VarHandleOp", "ReadVariableOp", "VarIsInitializedOp",
+                "DisableCopyOnRead", "DestroyResourceOp", "StaticRegexFullMatch", "StringJoin"}
+CATEGORIES = {"plumbing": "constants, identities, placeholders, calls",
+              "bookkeeping": "variables, checkpoint save/restore, initializers"}
+
+
+def op_category(op: str) -> str:
+    """"compute", "plumbing" or "bookkeeping" (variable, checkpoint and training nodes)."""
+    from tfopt.graph.ops import is_training_op
+
+    if op in PLUMBING_OPS:
+        return "plumbing"
+    if op in VARIABLE_OPS or is_training_op(op):
+        return "bookkeeping"
+    return "compute"
+
+
+def chart_ops(analyses: list[tuple[str, Analysis]], top: int = 15) -> list[str]:
+    """The compute op types to draw. One model: the most frequent. Several: the ones that
+    appeared (fused kernels), then those that changed most (ops that went), then the most
+    frequent; drawn most frequent first."""
+    counts = [a.op_counts for _, a in analyses]
+    ops = {op for c in counts for op, n in c.items() if n and op_category(op) == "compute"}
+
+    def most(op: str) -> int:
+        return max(c.get(op, 0) for c in counts)
+
+    def change(op: str) -> int:
+        return max(c.get(op, 0) for c in counts) - min(c.get(op, 0) for c in counts)
+
+    def appeared(op: str) -> bool:  # a later model has it, the first has not: new kernels
+        return len(counts) > 1 and not counts[0].get(op)
+
+    chosen = sorted(ops, key=lambda op: (not appeared(op), -change(op), -most(op), op))[:top]
+    return sorted(chosen, key=lambda op: (-most(op), op))
 
 
 def chart_png(analyses: list[tuple[str, Analysis]], top: int = 15) -> bytes:
-    """Horizontal bars of compute-op counts, one bar per model and op type, most frequent
-    first; constants, variables and other data-holding nodes are summed in the title."""
+    """Two panels of horizontal bars, one bar per model, values written on them: compute op
+    types (those that changed most, then the most frequent; an op type a later model has and
+    the first has not is marked "new"), and below, the nodes that are not compute:
+    constants/plumbing and variable/checkpoint bookkeeping."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    totals: Counter = Counter()
-    for _, a in analyses:
-        totals.update({op: n for op, n in a.op_counts.items() if op not in STRUCTURAL_OPS})
-    ops = [op for op, _ in sorted(totals.items(), key=lambda x: (-x[1], x[0]))[:top]]
-    height = 0.8 / max(len(analyses), 1)
-    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.32 * max(len(ops), 1) * len(analyses)))
+    ops = chart_ops(analyses, top)
+    first = analyses[0][1].op_counts if analyses else {}
+    labels = [op + (" (new)" if len(analyses) > 1 and not first.get(op) else "")
+              for op in ops]
+    rest = list(CATEGORIES)
+    rows = max(len(ops), 1)
+    fig, (ax, ax2) = plt.subplots(
+        2, 1, figsize=(8, 2.2 + 0.3 * (rows + len(rest)) * len(analyses)),
+        gridspec_kw={"height_ratios": [rows, len(rest) + 0.5]})
     colors = ["#9e9e9e", "#1f77b4", "#ff7f0e", "#2ca02c"]
+    height = 0.8 / max(len(analyses), 1)
     for i, (title, a) in enumerate(analyses):
-        y = [len(ops) - 1 - j - i * height + 0.4 - height / 2 for j in range(len(ops))]
-        values = [a.op_counts.get(op, 0) for op in ops]
-        structural = sum(n for op, n in a.op_counts.items() if op in STRUCTURAL_OPS)
-        bars = ax.barh(y, values, height=height, color=colors[i % len(colors)],
-                       label=f"{title}: {a.nodes} nodes ({structural} constants/variables/"
-                             "identities not drawn)")
-        ax.bar_label(bars, padding=2, fontsize=7)
-    ax.set_yticks(range(len(ops)), ops[::-1], fontsize=8)
-    ax.set_xlabel("nodes (main graph and function library)")
-    ax.margins(x=0.12)
+        by_kind = Counter()
+        for op, n in a.op_counts.items():
+            by_kind[op_category(op)] += n
+        legend = (f"{title}: {a.nodes} nodes stored" +
+                  (f" ({a.frozen_nodes + a.frozen_function_nodes} in the frozen signature)"
+                   if a.frozen_nodes and a.frozen_nodes + a.frozen_function_nodes != a.nodes
+                   else ""))
+        for axis, names, values in ((ax, labels, [a.op_counts.get(op, 0) for op in ops]),
+                                    (ax2, rest, [by_kind[k] for k in rest])):
+            y = [len(names) - 1 - j - i * height + 0.4 - height / 2 for j in range(len(names))]
+            bars = axis.barh(y, values, height=height, color=colors[i % len(colors)],
+                             label=legend)
+            axis.bar_label(bars, padding=2, fontsize=7)
+    ax.set_yticks(range(len(labels)), labels[::-1], fontsize=8)
+    ax.set_title("Compute op types" + (" (largest changes first)" if len(analyses) > 1
+                                       else ""), fontsize=10)
+    ax.set_xlabel("nodes (main graph and function library)", fontsize=8)
     ax.legend(fontsize=7, loc="lower right")
-    ax.set_title("compute op types", fontsize=10)
+    ax2.set_yticks(range(len(rest)), [f"{k}: {CATEGORIES[k]}" for k in rest][::-1],
+                   fontsize=8)
+    ax2.set_title("Not compute: how the model is stored", fontsize=10)
+    for axis in (ax, ax2):
+        axis.margins(x=0.15)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
@@ -369,16 +330,49 @@ def _html_table(headers: list[str], rows: list[list[object]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def summary_text(analyses: list[tuple[str, Analysis]]) -> str:
+    """What changed between two models, in a sentence or three (one model: what it is)."""
+    if len(analyses) != 2:
+        a = analyses[0][1]
+        return (f"{a.path}: {a.nodes} nodes stored, {_fmt_count(a.parameters)} parameters, "
+                f"{_fmt_count(a.flops_per_sample)} FLOPs per sample.")
+    (nb, before), (na, after) = analyses
+    rows = compare_rows(before, after)
+    new = [f"{op} ({c})" for op, b, c, _ in rows if c and not b and op_category(op) == "compute"]
+    gone = [op for op, b, c, _ in rows if b and not c and op_category(op) == "compute"]
+    frozen = before.frozen_nodes + before.frozen_function_nodes
+    text = (f"The {na} model has {after.nodes} nodes where the {nb} one stores {before.nodes}"
+            + (f" ({frozen} of them in the frozen signature, the graph the runtime executes; "
+               "the rest are variables, checkpoint and initializer nodes)"
+               if frozen and frozen != before.nodes else "") + ". ")
+    if new:
+        text += f"Appeared: {', '.join(new[:6])}. "
+    if gone:
+        text += f"Gone: {', '.join(gone[:8])}. "
+    text += (f"Parameters {_fmt_count(before.parameters)} -> {_fmt_count(after.parameters)}, "
+             f"FLOPs per sample {_fmt_count(before.flops_per_sample)} -> "
+             f"{_fmt_count(after.flops_per_sample)}.")
+    return text
+
+
+STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1100px;line-height:1.4}"
+         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+         "padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
+         "pre{background:#f5f5f5;padding:1em;white-space:pre-wrap;overflow-x:auto}"
+         "img{max-width:100%;height:auto}.summary{font-size:1.1em;background:#eef5fb;"
+         "padding:0.8em 1.2em;border-left:4px solid #1f77b4}")
+
+
 def html_page(title: str, analyses: list[tuple[str, Analysis]],
-              extra_sections: list[tuple[str, str]] | None = None) -> str:
-    """One self-contained page: facts, op tables, the chart embedded as a data: URI."""
+              extra_sections: list[tuple[str, str]] | None = None,
+              summary: str | None = None) -> str:
+    """One self-contained page: a prose summary first (``summary``, else what changed), then
+    the sections, the chart (embedded as a data: URI), facts and op tables."""
     png = base64.b64encode(chart_png(analyses)).decode()
+    lead = summary if summary is not None else html.escape(summary_text(analyses))
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-             "</title><style>body{font-family:sans-serif;margin:2em;max-width:1100px}"
-             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
-             "padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
-             "pre{background:#f5f5f5;padding:1em}img{max-width:100%;height:auto}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1>"]
+             f"</title><style>{STYLE}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1>", f"<div class='summary'>{lead}</div>"]
     for heading, body in extra_sections or []:
         parts.append(f"<h2>{html.escape(heading)}</h2>{body}")
     parts.append(f"<h2>Op-type breakdown</h2><img alt='op-type chart' "
@@ -386,7 +380,12 @@ def html_page(title: str, analyses: list[tuple[str, Analysis]],
     for name, a in analyses:
         parts.append(f"<h2>{html.escape(name)}: {html.escape(a.path)}</h2>")
         parts.append(_html_table(["fact", "value"], [
-            ["kind", a.kind], ["nodes", a.nodes], ["parameters", _fmt_count(a.parameters)],
+            ["kind", a.kind], ["nodes stored (every signature, variables, checkpoint ops)",
+                               a.nodes],
+            ["nodes in the frozen signature (what tfopt optimize counts)",
+             f"{a.frozen_nodes} + {a.frozen_function_nodes} in functions"
+             if a.frozen_function_nodes else a.frozen_nodes],
+            ["parameters", _fmt_count(a.parameters)],
             ["constants", f"{a.constant_bytes / 1e6:.1f} MB"],
             ["FLOPs per sample", _fmt_count(a.flops_per_sample)],
             ["runtime", runtime_line(a).strip().removeprefix("runtime: ") or "any"],
@@ -405,9 +404,10 @@ def html_page(title: str, analyses: list[tuple[str, Analysis]],
 
 
 def write_html(path: str, title: str, analyses: list[tuple[str, Analysis]],
-               extra_sections: list[tuple[str, str]] | None = None) -> None:
+               extra_sections: list[tuple[str, str]] | None = None,
+               summary: str | None = None) -> None:
     with open(path, "w") as f:
-        f.write(html_page(title, analyses, extra_sections))
+        f.write(html_page(title, analyses, extra_sections, summary))
 
 
 def write_json(path: str, analyses: list[tuple[str, Analysis]]) -> None:

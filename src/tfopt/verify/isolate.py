@@ -23,7 +23,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -77,42 +78,50 @@ class _Child:
             self.tmp.cleanup()
 
 
-def _gather(children: dict) -> dict:
-    """Results per key; a failed child's value is its ChildFailed."""
+def _gather(children: dict, say: Callable[[str], None] | None = None) -> dict:
+    """Results per key; a failed child's value is its ChildFailed. ``say`` hears as each
+    child ends (they run at once; loading a big model can take a minute)."""
+    began = time.perf_counter()
     out = {}
     for key, child in children.items():
         try:
             out[key] = child.result()
         except ChildFailed as err:
             out[key] = err
+        if say:
+            outcome = "failed" if isinstance(out[key], ChildFailed) else "ran"
+            say(f"  {runtime_label(key)}: {outcome} ({time.perf_counter() - began:.1f}s)")
     return out
 
 
 def run_saved_model_under(path: str, feeds: dict[str, dict[str, np.ndarray]],
-                          runtimes: Iterable[str | None] = (None,)
+                          runtimes: Iterable[str | None] = (None,),
+                          say: Callable[[str], None] | None = None
                           ) -> dict[str | None, dict[str, Outputs] | ChildFailed]:
     """Run signatures ``feeds`` keys of the SavedModel at ``path`` with plain
     ``tf.saved_model.load``, once per runtime (None: this process's environment)."""
     job = {"mode": "saved_model", "path": path, "feeds": feeds}
-    return _gather({rt: _Child(job, rt) for rt in runtimes})
+    return _gather({rt: _Child(job, rt) for rt in runtimes}, say)
 
 
 def run_graph_def_under(sigs: dict[str, SignatureGraph], feeds: dict[str, dict[str, np.ndarray]],
-                        runtimes: Iterable[str | None] = (None,)
+                        runtimes: Iterable[str | None] = (None,),
+                        say: Callable[[str], None] | None = None
                         ) -> dict[str | None, dict[str, Outputs] | ChildFailed]:
     """Run frozen signature graphs in a Session, once per runtime."""
     job = {"mode": "graph_def", "sigs": sigs, "feeds": feeds}
-    return _gather({rt: _Child(job, rt) for rt in runtimes})
+    return _gather({rt: _Child(job, rt) for rt in runtimes}, say)
 
 
 def run_written(path: str, fmt: str, sigs: dict[str, SignatureGraph],
-                feeds: dict[str, dict[str, np.ndarray]], runtimes: Iterable[str | None]
+                feeds: dict[str, dict[str, np.ndarray]], runtimes: Iterable[str | None],
+                say: Callable[[str], None] | None = None
                 ) -> dict[str | None, dict[str, Outputs] | ChildFailed]:
     """Run a model tfopt wrote (``fmt`` "saved_model" or "pb") as a user would, per runtime."""
     feeds = {key: feeds[key] for key in sigs}
     if fmt == "pb":
-        return run_graph_def_under(sigs, feeds, runtimes)
-    return run_saved_model_under(path, feeds, runtimes)
+        return run_graph_def_under(sigs, feeds, runtimes, say)
+    return run_saved_model_under(path, feeds, runtimes, say)
 
 
 def _unwrap(value):

@@ -45,9 +45,10 @@ def runtimes_for(target: str, sigs: dict[str, SignatureGraph],
 
 
 def check_written(path: str, fmt: str, sigs: dict[str, SignatureGraph], feeds,
-                  refs: References, policy: Policy, runtimes: list[str]) -> Checks:
+                  refs: References, policy: Policy, runtimes: list[str],
+                  say: Callable[[str], None] | None = None) -> Checks:
     """Run the written model under every runtime: the checks of each signature's outputs."""
-    runs = isolate.run_written(path, fmt, sigs, feeds, runtimes)
+    runs = isolate.run_written(path, fmt, sigs, feeds, runtimes, say)
     checks: Checks = {}
     for key in sigs:
         checks[key] = []

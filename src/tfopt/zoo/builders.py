@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -219,6 +220,43 @@ def build_digits_transformer(export_dir: str, seed: int = 0) -> None:
     build_digits("digits_transformer", export_dir, seed)
 
 
+RECURRENT = {  # name -> (description, the layers between the embedding and the head)
+    "lstm_gru": "text classifier: Embedding(5000, 64) -> LSTM(96, sequences) -> GRU(64) -> "
+                "Dense(4, softmax), sequence 40",
+    "bilstm_masked": "Embedding(5000, 64, mask_zero) -> Bidirectional(LSTM(64)) -> "
+                     "Dense(4, softmax), sequence 40, padded ids masked",
+    "stacked_gru": "Embedding(5000, 64) -> GRU(64, sequences) -> GRU(64, sequences) -> "
+                   "GRU(64) -> Dense(4, softmax), sequence 40",
+}
+
+
+def recurrent_model(kind: str, seq: int = 40, vocab: int = 5000, units: int = 64,
+                    seed: int = 0):
+    """A Keras 3 recurrent text classifier (``kind`` one of :data:`RECURRENT`)."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((seq,), dtype="int32", name="tokens")
+    x = layers.Embedding(vocab, units, mask_zero=kind == "bilstm_masked")(inp)
+    if kind == "lstm_gru":
+        x = layers.LSTM(units * 3 // 2, return_sequences=True)(x)
+        x = layers.GRU(units)(x)
+    elif kind == "bilstm_masked":
+        x = layers.Bidirectional(layers.LSTM(units))(x)
+    elif kind == "stacked_gru":
+        for _ in range(2):
+            x = layers.GRU(units, return_sequences=True)(x)
+        x = layers.GRU(units)(x)
+    else:
+        raise TfoptError(f"unknown recurrent model {kind!r} ({', '.join(RECURRENT)})")
+    return keras.Model(inp, layers.Dense(4, activation="softmax")(x))
+
+
+def build_recurrent(kind: str, export_dir: str, seed: int = 0) -> None:
+    recurrent_model(kind, seed=seed).export(export_dir, verbose=False)
+
+
 BUILDERS: dict[str, tuple[Callable[[str, int], None], str]] = {
     "digits_cnn": (build_digits_cnn, "small CNN trained on scikit-learn's digits (test split "
                                      "saved beside it)"),
@@ -228,6 +266,8 @@ BUILDERS: dict[str, tuple[Callable[[str, int], None], str]] = {
     "ssd_inception": (build_ssd, "SSD detector on an Inception-v2-style backbone (TF1 export)"),
     "toy_tf1": (build_toy_tf1, "small TF1 classifier with Saver, training branch, debug ops"),
     "toy_tf2": (build_toy_tf2, "TF2 module with tf.cond, tf.while_loop, map_fn, embeddings"),
+    **{kind: (functools.partial(build_recurrent, kind), text)
+       for kind, text in RECURRENT.items()},
 }
 
 

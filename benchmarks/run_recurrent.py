@@ -1,0 +1,18 @@
+"""Benchmark recurrent models: original vs TensorFlow's own tool chain vs tfopt.
+
+Keras 3 text classifiers built here (random weights, sequence 40, vocabulary 5000): LSTM ->
+GRU, a masked bidirectional LSTM and three stacked GRUs (see ``tfopt.zoo.builders.RECURRENT``),
+exported with ``model.export`` as users ship them. Same method and columns as ``run_zoo.py``;
+writes benchmarks/RECURRENT.md and benchmarks/recurrent.png.
+
+    python benchmarks/run_recurrent.py [--models lstm_gru] [--batch 1,8]
+"""
+
+from __future__ import annotations
+
+import run_zoo
+
+from tfopt.zoo.builders import RECURRENT
+
+if __name__ == "__main__":
+    run_zoo.run(__doc__, "RECURRENT.md", "recurrent.png", list(RECURRENT), batch="1,8")

@@ -1,0 +1,57 @@
+"""Recurrent Keras models (LSTM, GRU, bidirectional, stacked, masked): frozen, lowered with
+their weights entering the loop once, verified, and callable as the original was."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfopt
+from tfopt.graph.view import all_nodes
+from tfopt.model.formats import load_model
+from tfopt.zoo.builders import recurrent_model
+
+
+@pytest.fixture(scope="module", params=["lstm_gru", "bilstm_masked", "stacked_gru"])
+def recurrent(request, tmp_path_factory) -> tuple[str, str]:
+    path = str(tmp_path_factory.mktemp("rnn") / request.param)
+    recurrent_model(request.param, seq=12, vocab=200, units=16).export(path, verbose=False)
+    return request.param, path
+
+
+def test_recurrent_models_lower_verify_and_serve(recurrent, tmp_path):
+    kind, src = recurrent
+    out = str(tmp_path / "out")
+    report = tfopt.optimize(src, out, int_range=(0, 200))
+    assert report.verified, report.table()
+    table = report.table()
+    assert "lower_control_flow" in table and "enter once" in " ".join(
+        n for s in report.signatures.values() for r in s.passes for n in r.notes)
+    graph = load_model(out, ["serving_default"]).signatures["serving_default"].graph_def
+    ops = {n.op for n in all_nodes(graph)}
+    assert not ops & {"While", "StatelessWhile"}, "loops must be stored lowered"
+    ids = np.random.default_rng(0).integers(1, 200, (3, 12)).astype(np.int32)
+    if kind == "bilstm_masked":
+        ids[:, 8:] = 0  # padding the mask hides
+    original, optimized = tf.saved_model.load(src), tf.saved_model.load(out)
+    np.testing.assert_allclose(optimized.serve(ids).numpy(), original.serve(ids).numpy(),
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_speed_is_checked_and_stated(tmp_path):
+    """Every written model is timed against the original unless --no-time: the summary states
+    the ratio with its interval, batch and runtime; tfopt.json keeps it."""
+    src = str(tmp_path / "m")
+    recurrent_model("lstm_gru", seq=8, vocab=50, units=8).export(src, verbose=False)
+    out = str(tmp_path / "out")
+    report = tfopt.optimize(src, out, int_range=(0, 50), time=True)
+    check = report.speed["serve"]
+    assert check.ratio.low <= check.ratio.value <= check.ratio.high
+    assert check.original > 0 and check.optimized > 0 and check.batch == 1
+    assert f"{check.ratio.value:.2f}x" in report.summary() and "batch 1" in report.summary()
+    with open(os.path.join(out, "tfopt.json")) as f:
+        assert json.load(f)["speed"]["serve"]["ratio"] == pytest.approx(check.ratio.value)

@@ -242,9 +242,14 @@ def check_speed(state: State) -> None:
     from tfopt.errors import TfoptError
     from tfopt.optimizer import speed
 
-    for key, sig in state.optimized.items():
-        if sig.same_as:
-            continue
+    keys = [key for key, sig in state.optimized.items() if not sig.same_as]
+    if opts.format == "pb":  # one GraphDef: timed as its default signature, if it has one
+        if len(keys) > 1 or "serving_default" not in state.optimized:
+            state.model.notes.append("speed not checked: a frozen GraphDef holding several "
+                                     "signatures is not timed per signature")
+            return
+        keys = ["serving_default"]
+    for key in keys:
         state.say(f"timing {key}: the original against the optimized model "
                   f"({speed.ROUNDS} rounds, a fresh process each) ...")
         try:

@@ -65,12 +65,25 @@ def tf_chain(src: str, dst: str) -> None:
     from tfopt.model.formats import load_model
     from tfopt.model.saver import write_saved_model
 
-    model = load_model(src, ["serving_default"])  # freezing as TF does (v2 / v1 session)
+    model = load_model(src, ["serving_default"])  # for the signature's names
     sig = model.signatures["serving_default"]
     ins = [t.tensor.split(":")[0] for t in sig.inputs.values()]
     outs = [t.tensor.split(":")[0] for t in sig.outputs.values()]
+    frozen = sig.graph_def  # TF1: the v1 session freeze, which is TF's own
+    if model.kind == "saved_model_tf2":
+        # TF2: convert_variables_to_constants_v2 as a user calls it (control flow lowered)
+        import tensorflow as tf
+        from tensorflow.python.framework.convert_to_constants import (
+            convert_variables_to_constants_v2,
+        )
+
+        loaded = tf.saved_model.load(src)
+        graph = convert_variables_to_constants_v2(loaded.signatures["serving_default"]).graph
+        names = {n.name for n in graph.as_graph_def().node}
+        if set(ins) | set(outs) <= names:
+            frozen = graph.as_graph_def()
     gd = optimize_for_inference_lib.optimize_for_inference(
-        sig.graph_def, ins, outs, [t.dtype.as_datatype_enum for t in sig.inputs.values()])
+        frozen, ins, outs, [t.dtype.as_datatype_enum for t in sig.inputs.values()])
     write_saved_model({sig.key: sig.with_graph(gd)}, dst)
 
 

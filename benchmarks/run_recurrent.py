@@ -15,4 +15,5 @@ import run_zoo
 from tfopt.zoo.builders import RECURRENT
 
 if __name__ == "__main__":
-    run_zoo.run(__doc__, "RECURRENT.md", "recurrent.png", list(RECURRENT), batch="1,8")
+    run_zoo.run(__doc__, "RECURRENT.md", "recurrent.png", list(RECURRENT), batch="1,8",
+                title="Recurrent models")

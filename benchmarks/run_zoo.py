@@ -54,7 +54,8 @@ def main() -> None:
     run(__doc__, "RESULTS.md", "speedups.png", MODELS, batch="1,32")
 
 
-def run(doc: str, out: str, chart: str, models: list[str], batch: str) -> None:
+def run(doc: str, out: str, chart: str, models: list[str], batch: str,
+        title: str = "Model-zoo benchmark") -> None:
     """Build, optimize and time ``models`` (zoo names); write the table ``out`` and the chart
     ``chart`` beside it."""
     args = harness.arguments(doc, out, models, batch=batch)
@@ -74,15 +75,16 @@ def run(doc: str, out: str, chart: str, models: list[str], batch: str) -> None:
                      "diff_chain": rel_diff(src, chain, shapes)}
             profiles.append((name, profile(src, shapes), profile(opt, shapes)))
             for batch in args.batches:
+                # round_seconds: a round of a 2 ms model is otherwise 12 ms of timing
                 settings = Settings(batch_size=batch, num_warmup=3, rounds=args.rounds,
                                     num_iter=args.num_iter if batch == 1 else
-                                    max(6, args.num_iter // 4),
+                                    max(6, args.num_iter // 4), round_seconds=2.0,
                                     input_shapes=harness.at_batch(shapes, batch))
                 row = harness.time_variants(name, batch, {"original": src, "tf-chain": chain,
                                                           "tfopt": opt}, settings)
                 row.facts.update(facts)
                 rows.append(row)
-    write_table(args, rows, profiles)
+    write_table(args, rows, profiles, title)
     write_chart(os.path.join(os.path.dirname(args.out), chart), rows)
 
 
@@ -109,7 +111,8 @@ def write_chart(path: str, rows: list[harness.Row]) -> None:
     plt.close(fig)
 
 
-def write_table(args, rows: list[harness.Row], profiles=()) -> None:
+def write_table(args, rows: list[harness.Row], profiles=(),
+                title: str = "Model-zoo benchmark") -> None:
     body = [[r.model, r.batch, f"{r.baseline.throughput:.2f}",
              f"{r.results['tf-chain'].throughput:.2f}", f"{r.results['tfopt'].throughput:.2f}",
              f"{r.ratio('tf-chain'):.2f}x", f"{r.ratio('tfopt'):.2f}x",
@@ -135,7 +138,7 @@ def write_table(args, rows: list[harness.Row], profiles=()) -> None:
                      [[name, top(before), top(after), f"{before.share(CONV_KERNELS):.0%}"]
                       for name, before, after in profiles], [False, False, False, True])]
     harness.write_markdown(
-        args.out, "Model-zoo benchmark",
+        args.out, title,
         harness.METHOD.format(rounds=args.rounds) + " Random weights, built locally. tf-chain "
         "= convert_variables_to_constants_v2 (v1 session freeze for TF1) + "
         "optimize_for_inference, saved as a SavedModel like tfopt's output (only the graph "

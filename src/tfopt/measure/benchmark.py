@@ -137,6 +137,7 @@ def environment(settings: Settings, facts: dict) -> dict:
             "inter_op_threads": inter, "disable_optimize": settings.disable_optimize,
             "rounds": settings.rounds, "num_iter": settings.num_iter,
             "num_warmup": settings.num_warmup, "confidence": settings.confidence,
+            "round_seconds": settings.round_seconds,
             "isolation": "fresh process per model and round, order alternating"}
 
 

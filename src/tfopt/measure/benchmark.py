@@ -381,9 +381,11 @@ def time_candidate(plain, candidate, key: str, tags: tuple[str, ...], feeds: dic
         inputs = os.path.join(tmp, "inputs.npz")
         np.savez(inputs, **feeds)
         progress = (lambda done, what: say(f"  {what}") if done else None) if say else None
+        # Each round at least 1 s of calls: 8 calls of a 12 ms transformer were 0.1 s of timing,
+        # and one disturbed round then decided (GPT-2's XLA gain measured 1.03x [0.92-1.32]).
         result = benchmark(paths, Settings(num_iter=40, num_warmup=3, rounds=5, signature=key,
-                                           inputs_file=inputs), progress=progress,
-                           labels=["without", "with"])
+                                           inputs_file=inputs, round_seconds=1.0),
+                           progress=progress, labels=["without", "with"])
     return result.models[1].interval()
 
 

@@ -5,7 +5,8 @@ The runtime lowers them to ``Enter/Merge/Switch/NextIteration/Exit`` frames when
 loads, *after* Grappler has optimized the graph, so the loop body is never optimized together
 with the graph around it. TensorFlow's own freezing (``convert_variables_to_constants_v2``
 with ``lower_control_flow=True``) lowers them before storing; a Keras LSTM -> GRU classifier
-lowered this way ran 1.2x its original (and the functional form 1.0x)::
+lowered this way, with its weights entering once (below), ran 1.3x its original (the
+functional form 1.0x)::
 
     x ─► While(cond=c, body=b) ─► y        x ─► Enter ─► Merge ─► Switch ─► Exit ─► y
                                       =>                  ▲         │

@@ -302,7 +302,7 @@ def chart_png(analyses: list[tuple[str, Analysis]], top: int = 15) -> bytes:
                              label=legend)
             axis.bar_label(bars, padding=2, fontsize=7)
     ax.set_yticks(range(len(labels)), labels[::-1], fontsize=8)
-    ax.set_title("Compute op types" + (" (largest changes first)" if len(analyses) > 1
+    ax.set_title("Compute op types" + (" (new kernels and largest changes)" if len(analyses) > 1
                                        else ""), fontsize=10)
     ax.set_xlabel("nodes (main graph and function library)", fontsize=8)
     ax.legend(fontsize=7, loc="lower right")

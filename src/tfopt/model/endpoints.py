@@ -18,7 +18,8 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfopt.graph.view import with_functions_renamed
+from tfopt.graph.ops import TF1_CONTROL_FLOW_OPS
+from tfopt.graph.view import all_nodes, with_functions_renamed
 from tfopt.model.signature import SignatureGraph
 
 _PASS_THROUGH = ("Identity", "IdentityN")
@@ -111,20 +112,27 @@ def graph_function(sig: SignatureGraph) -> tf.types.experimental.GenericFunction
         f.signature.name: f"{f.signature.name}_{_digest(f)}"
         for f in sig.graph_def.library.function})
 
-    # Imported once into a wrap_function graph and pruned, as TensorFlow loads a v1
-    # signature: a tf.function would add automatic control edges between stateful ops, which
-    # cross the frames of lowered loops (Enter/Exit) and break them ("inputs from different
-    # frames"); the frozen graph's own edges are all the ordering it needs.
-    def imports() -> None:
-        tf.graph_util.import_graph_def(graph_def, name="model")
+    def imported(input_map: dict | None = None) -> list[tf.Tensor]:
+        return tf.graph_util.import_graph_def(
+            graph_def, input_map=input_map, name="model",
+            return_elements=[sig.outputs[k].tensor for k in out_keys])
 
-    wrapped = tf.compat.v1.wrap_function(imports, [])
-    tensor = wrapped.graph.get_tensor_by_name
-    pruned = wrapped.prune([tensor(f"model/{sig.inputs[k].tensor}") for k in keys],
-                           [tensor(f"model/{sig.outputs[k].tensor}") for k in out_keys])
+    # A graph with lowered loops (Enter/Exit frames) is imported once into a wrap_function
+    # graph and pruned, as TensorFlow loads a v1 signature: inside a tf.function, automatic
+    # control edges between stateful ops would cross the frames ("inputs from different
+    # frames"). Other graphs are imported straight into the signature's function, one call
+    # level fewer (the runtime and `analyze` see the ops themselves).
+    if any(n.op in TF1_CONTROL_FLOW_OPS for n in all_nodes(graph_def)):
+        wrapped = tf.compat.v1.wrap_function(imported, [])
+        tensor = wrapped.graph.get_tensor_by_name
+        run = wrapped.prune([tensor(f"model/{sig.inputs[k].tensor}") for k in keys],
+                            [tensor(f"model/{sig.outputs[k].tensor}") for k in out_keys])
+    else:
+        def run(*args):
+            return imported({sig.inputs[k].tensor: a for k, a in zip(keys, args, strict=True)})
 
     def call(*args):
-        results = pruned(*args)
+        results = run(*args)
         return {k: tf.identity(t, name=k) for k, t in zip(out_keys, results, strict=True)}
 
     return tf.function(call, input_signature=specs, autograph=False)

@@ -364,12 +364,34 @@ def benchmark(paths: list[str], settings: Settings,
     return BenchmarkResult(results, env, schedule)
 
 
+PAIR_ROUNDS = 5          # fewer, and one disturbed round decides the interval on a busy machine
+PAIR_ROUND_SECONDS = 1.0  # 8 calls of a 12 ms transformer were 0.1 s of timing, and one
+                          # disturbed round then decided (GPT-2's XLA gain: 1.03x [0.92-1.32])
+
+
+def time_pair(paths: list[str], key: str, feeds: dict, labels: list[str],
+              say: Callable[[str], None] | None = None, num_iter: int = 40) -> BenchmarkResult:
+    """Signature ``key`` of two models on ``feeds``, as the decisions inside ``optimize`` time
+    them (the speed check, ``--xla auto``, ``--precision auto``): :data:`PAIR_ROUNDS` rounds,
+    a fresh process per model and round, each round at least :data:`PAIR_ROUND_SECONDS` of
+    calls; ``say`` hears each round's result."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="tfopt-time-") as tmp:
+        inputs = os.path.join(tmp, "inputs.npz")
+        np.savez(inputs, **feeds)
+        progress = (lambda done, what: say(f"  {what}") if done else None) if say else None
+        return benchmark(paths, Settings(num_iter=num_iter, num_warmup=3, rounds=PAIR_ROUNDS,
+                                         signature=key, inputs_file=inputs,
+                                         round_seconds=PAIR_ROUND_SECONDS),
+                         progress=progress, labels=labels)
+
+
 def time_candidate(plain, candidate, key: str, tags: tuple[str, ...], feeds: dict,
                    say: Callable[[str], None] | None = None) -> stats.Ratio:
     """Time signature ``key`` of two graph forms (``SignatureGraph``s) written as SavedModels,
     on ``feeds``: the candidate's throughput over the plain one's, with its interval (how
-    ``--xla auto`` and ``--precision auto`` decide). 5 rounds: with fewer, one disturbed round
-    decides the interval on a busy machine."""
+    ``--xla auto`` and ``--precision auto`` decide)."""
     import tempfile
 
     from tfopt.model.saver import write_saved_model
@@ -378,14 +400,7 @@ def time_candidate(plain, candidate, key: str, tags: tuple[str, ...], feeds: dic
         paths = [os.path.join(tmp, "plain"), os.path.join(tmp, "candidate")]
         for path, sig in zip(paths, (plain, candidate), strict=True):
             write_saved_model({key: sig}, path, tags)
-        inputs = os.path.join(tmp, "inputs.npz")
-        np.savez(inputs, **feeds)
-        progress = (lambda done, what: say(f"  {what}") if done else None) if say else None
-        # Each round at least 1 s of calls: 8 calls of a 12 ms transformer were 0.1 s of timing,
-        # and one disturbed round then decided (GPT-2's XLA gain measured 1.03x [0.92-1.32]).
-        result = benchmark(paths, Settings(num_iter=40, num_warmup=3, rounds=5, signature=key,
-                                           inputs_file=inputs, round_seconds=1.0),
-                           progress=progress, labels=["without", "with"])
+        result = time_pair(paths, key, feeds, ["without", "with"], say)
     return result.models[1].interval()
 
 

@@ -66,8 +66,6 @@ def repair_frozen_functions(graph_def: graph_pb2.GraphDef) -> int:
     return sum(_rewrite_resource_gather(fn) for fn in graph_def.library.function)
 
 
-
-
 def _branch_key(node: node_def_pb2.NodeDef) -> tuple[str, ...]:
     """The functions a control-flow node runs, without their numeric suffixes: loading and
     freezing both renumber a body (``..._body_1276_115`` -> ``..._body_1276_frozen_672``) and

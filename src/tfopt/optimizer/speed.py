@@ -3,8 +3,8 @@
 An optimized model that runs slower is a defect, so after verification ``optimize`` times the
 original and the written model the way ``tfopt benchmark`` does (fresh processes, interleaved,
 ratio of median throughputs with a paired bootstrap interval) on the verification inputs. Each
-round runs for at least :data:`ROUND_SECONDS`, so the budget grows with the model's run time
-only where one call is longer than that.
+round runs for at least a second (``measure.benchmark.time_pair``), so the budget grows with
+the model's run time only where one call is longer than that.
 
 When the output is slower by more than the noise of fresh processes on a shared machine (its
 whole interval below 1.0 and the ratio below :data:`SLOWER`: the same model in two processes
@@ -18,18 +18,16 @@ not written: the original is the faster model to ship.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from tfopt.measure import stats
+from tfopt.measure.benchmark import PAIR_ROUNDS as ROUNDS
+from tfopt.measure.benchmark import time_pair
+from tfopt.runtime import runtime_label
 
-ROUNDS = 5
-ROUND_SECONDS = 1.0
-WARMUP = 3
 SLOWER = 0.9  # a ratio below this, with its interval below 1.0, is a slowdown to act on
 
 
@@ -74,18 +72,8 @@ class SpeedCheck:
 def time_against(original: str, candidate: str, key: str, feeds: dict[str, np.ndarray],
                  say: Callable[[str], None] | None = None) -> SpeedCheck:
     """Time signature ``key`` of the ``candidate`` model against the ``original`` model."""
-    from tfopt.measure.benchmark import Settings, benchmark
-    from tfopt.runtime import runtime_label
-
-    with tempfile.TemporaryDirectory(prefix="tfopt-speed-") as tmp:
-        inputs = os.path.join(tmp, "inputs.npz")
-        np.savez(inputs, **feeds)
-        progress = (lambda done, what: say(f"  {what}") if done else None) if say else None
-        result = benchmark([original, candidate],
-                           Settings(num_iter=ROUNDS, num_warmup=WARMUP, rounds=ROUNDS,
-                                    signature=key, inputs_file=inputs,
-                                    round_seconds=ROUND_SECONDS),
-                           progress=progress, labels=["original", "optimized"])
+    result = time_pair([original, candidate], key, feeds, ["original", "optimized"], say,
+                       num_iter=ROUNDS)
     base, opt = result.models
     return SpeedCheck(key, opt.interval(result.environment["confidence"]), base.batch_size,
                       runtime_label(result.environment["runtime"]), base.throughput,

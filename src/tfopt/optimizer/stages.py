@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tfopt.errors import VerificationError
+from tfopt.errors import TfoptError, VerificationError
 from tfopt.graph.kernels import KernelSupport, fusion_names, fusions_in
 from tfopt.graph.view import function_nodes, op_counts
 from tfopt.model.endpoints import Endpoint
@@ -239,7 +239,6 @@ def check_speed(state: State) -> None:
         state.model.notes.append("speed not checked: it is timed on the verification inputs "
                                  "(--no-verify)")
         return
-    from tfopt.errors import TfoptError
     from tfopt.optimizer import speed
 
     keys = [key for key, sig in state.optimized.items() if not sig.same_as]
@@ -268,7 +267,6 @@ def _recover_speed(state: State, key: str, check: SpeedCheck) -> SpeedCheck:
     slower (confirmed by a second timing)."""
     import tempfile
 
-    from tfopt.errors import TfoptError
     from tfopt.model.saver import write_saved_model
     from tfopt.optimizer import speed
     from tfopt.passes.registry import NAMES

@@ -32,11 +32,13 @@ It runs last: every other pass reads loop bodies as functions.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from tensorflow.core.framework import graph_pb2
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
 
 from tfopt.graph.ops import CONTROL_FLOW_OPS, LOWERING_ATTR
-from tfopt.graph.view import GraphView, InputRef, get_attr, set_attr
+from tfopt.graph.view import GraphView, InputRef, get_attr, node_of, set_attr
 from tfopt.passes.base import GraphPass, PassContext, PassResult
 
 
@@ -66,7 +68,7 @@ class LowerControlFlow(GraphPass):
         names = lowerable(graph_def)
         if not names:
             return PassResult(graph_def, False)
-        fetches = list(dict.fromkeys([t.split(":")[0] for t in ctx.outputs + ctx.inputs]
+        fetches = list(dict.fromkeys([node_of(t) for t in ctx.outputs + ctx.inputs]
                                      + sorted(ctx.protected) + list(ctx.init_ops)))
         lowered = lower(graph_def, fetches)
         if lowerable(lowered) == names:  # Grappler declined (nothing it could lower)
@@ -74,10 +76,7 @@ class LowerControlFlow(GraphPass):
         view = GraphView(lowered)
         hoisted = hoist_invariants(view, ctx.protected)
         lowered = view.to_graph_def()
-        ops = {}
-        for node in graph_def.node:
-            if node.name in names:
-                ops[node.op] = ops.get(node.op, 0) + 1
+        ops = Counter(node.op for node in graph_def.node if node.name in names)
         kinds = ", ".join(f"{n} {op}" for op, n in sorted(ops.items()))
         notes = [f"{kinds} lowered to Switch/Merge frames"]
         if hoisted:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from tfopt.errors import TfoptError
 from tfopt.graph.flops import concrete_inputs, graph_flops
+from tfopt.graph.ops import is_training_op
 from tfopt.graph.view import const_value, function_nodes
 from tfopt.model.formats import ModelFormat, detect, load_model
 from tfopt.model.loader import pick_signature
@@ -237,8 +238,6 @@ CATEGORIES = {"plumbing": "constants, identities, placeholders, calls",
 
 def op_category(op: str) -> str:
     """"compute", "plumbing" or "bookkeeping" (variable, checkpoint and training nodes)."""
-    from tfopt.graph.ops import is_training_op
-
     if op in PLUMBING_OPS:
         return "plumbing"
     if op in VARIABLE_OPS or is_training_op(op):

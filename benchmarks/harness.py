@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from tfopt.measure import stats
 from tfopt.measure.benchmark import ModelResult, Settings, benchmark
+from tfopt.model.paths import size_on_disk
 from tfopt.runtime import summary_line
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -89,10 +90,7 @@ def tf_chain(src: str, dst: str) -> None:
 
 def size_mb(path: str) -> float:
     """Size on disk of a model directory (or file), in MB."""
-    if os.path.isfile(path):
-        return os.path.getsize(path) / 1e6
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path)
-               for f in fs) / 1e6
+    return size_on_disk(path) / 1e6
 
 
 def at_batch(shapes: dict[str, tuple[int, ...]] | None, batch: int) -> dict[str, tuple]:

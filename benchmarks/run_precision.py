@@ -6,7 +6,10 @@ the original again is the A/A column). With ``--openvino`` (``pip install openvi
 reading the same original SavedModel is timed too, at f32 and bf16 (``INFERENCE_PRECISION_HINT``),
 a fresh process per variant and round, order alternating, each round beside TensorFlow's
 original in the same loop so that its ratio has its own baseline. The digits models, trained
-here on scikit-learn's digits, add task accuracy on their held-out split. Writes
+here on scikit-learn's digits, add task accuracy on their held-out split. The transformer
+backbones (keras_hub BERT, GPT-2, ViT built as in ``run_modern.py``; needs keras-hub) are timed
+at sequence length 128. Both tfopt columns are optimized with XLA off (``time=False``): the
+table compares precisions, MODERN_XLA_DEFAULT.md the XLA decision. Writes
 ``benchmarks/PRECISION.md``.
 
     python benchmarks/run_precision.py [--models mobilenet_v2,digits_cnn] [--batch 1,8]
@@ -21,6 +24,7 @@ import sys
 
 import harness
 import numpy as np
+import run_modern
 
 import tfopt
 from tfopt.measure import stats
@@ -28,31 +32,37 @@ from tfopt.measure.benchmark import Settings
 from tfopt.zoo import builders as zoo
 
 MODELS = ["mobilenet_v2", "resnet50", "densenet121", "efficientnet_b0", "digits_cnn",
-          "digits_transformer"]
+          "digits_transformer", "bert", "gpt2", "vit"]
+TRANSFORMERS = ("bert", "gpt2", "vit")
 
 # One timing in a fresh process: OpenVINO (or TensorFlow's original) on random inputs.
 _TIMER = r"""
 import json, sys, time, numpy as np
-kind, path, precision, batch, iters = sys.argv[1:6]
-batch, iters = int(batch), int(iters)
+kind, path, precision, batch, iters, seq = sys.argv[1:7]
+batch, iters, seq = int(batch), int(iters), int(seq)
+rng = np.random.default_rng(0)
+def data(shape, integer):  # token ids / masks in [0, 2): valid for every text model here
+    return rng.integers(0, 2, shape).astype(np.int32) if integer else rng.standard_normal(shape).astype(np.float32)
+def dims(shape):  # batch first, other unknown dims the sequence length
+    return [batch if i == 0 else (seq if d is None else d) for i, d in enumerate(shape)]
 if kind == "openvino":
     import openvino as ov
     core = ov.Core()
     model = ov.convert_model(path)
-    shapes = {p.get_any_name(): [batch if d.is_dynamic else d.get_length() for d in p.get_partial_shape()]
+    shapes = {p.get_any_name(): dims([None if d.is_dynamic else d.get_length() for d in p.get_partial_shape()])
               for p in model.inputs}
     model.reshape(shapes)
     hint = {"f32": "f32", "bf16": "bf16"}[precision]
     compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
-    feeds = {k: np.random.default_rng(0).standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+    feeds = {p.get_any_name(): data(shapes[p.get_any_name()], p.get_element_type().is_integral())
+             for p in model.inputs}
     request = compiled.create_infer_request()
     call = lambda: request.infer(feeds)
 else:
     import tensorflow as tf
     fn = tf.saved_model.load(path).signatures["serving_default"]
     specs = fn.structured_input_signature[1]
-    feeds = {k: tf.constant(np.random.default_rng(0).standard_normal(
-        [batch if d is None else d for d in s.shape.as_list()]).astype(np.float32)) for k, s in specs.items()}
+    feeds = {k: tf.constant(data(dims(s.shape.as_list()), s.dtype.is_integer)) for k, s in specs.items()}
     call = lambda: fn(**feeds)
 for _ in range(3):
     call()
@@ -65,7 +75,8 @@ print(json.dumps(batch * iters / (time.perf_counter() - start)))
 
 def _time_once(kind: str, path: str, precision: str, batch: int, iters: int) -> float:
     out = subprocess.run([sys.executable, "-c", _TIMER, kind, path, precision, str(batch),
-                          str(iters)], capture_output=True, text=True, check=True)
+                          str(iters), str(run_modern.SEQ)], capture_output=True, text=True,
+                         check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -97,24 +108,29 @@ def main() -> None:
     with harness.workdir("tfopt-precision-") as work:
         for name in args.model_list:
             src = os.path.join(work, name)
-            zoo.build(name, src)
+            shapes: dict[str, tuple[int, ...]] = {}
+            if name in TRANSFORMERS:
+                shapes = run_modern.build(name, src)
+            else:
+                zoo.build(name, src)
             fp32, bf16 = src + "_fp32", src + "_bf16"
-            given = {}
+            given: dict[str, object] = {"input_shapes": shapes, "time": False}
             if name.startswith("digits_"):
-                given = {"inputs_file": os.path.join(src, "test.npz"),
-                         "labels": os.path.join(src, "labels.npy")}
-            tfopt.optimize(src, fp32)
+                given.update(inputs_file=os.path.join(src, "test.npz"),
+                             labels=os.path.join(src, "labels.npy"))
+            tfopt.optimize(src, fp32, **given)
             report = tfopt.optimize(src, bf16, precision="bf16", **given)
             facts = {"rms": max(c.rel for s in report.signatures.values() for c in s.checks),
                      "top1": min(c.top1 for s in report.signatures.values() for c in s.checks
                                  if c.top1 is not None),
                      "size": f"{harness.size_mb(fp32):.1f} -> {harness.size_mb(bf16):.1f}"}
-            if given:
+            if name.startswith("digits_"):
                 facts["accuracy"] = (f"{accuracy(src, src):.2%} / {accuracy(fp32, src):.2%} / "
                                      f"{accuracy(bf16, src):.2%}")
             for batch in args.batches:
                 settings = Settings(batch_size=batch, num_iter=args.num_iter, num_warmup=5,
-                                    rounds=args.rounds)
+                                    rounds=args.rounds, round_seconds=2.0,
+                                    input_shapes=harness.at_batch(shapes, batch))
                 row = harness.time_variants(name, batch, {"original": src, "tfopt fp32": fp32,
                                                           "tfopt bf16": bf16}, settings)
                 row.facts.update(facts)

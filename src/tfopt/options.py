@@ -60,6 +60,13 @@ DEFAULT_TOLERANCE = 1e-4
 BF16_TOLERANCE = 2e-2
 # Outputs that look like class scores must pick the same class on this share of samples.
 BF16_TOP1_AGREEMENT = 0.99
+# Outputs of a selection (boxes kept by non-max suppression, top-k) under reduced precision:
+# this share of the original's rows must be found, within the budget, among the optimized
+# model's rows of the same sample, in any order (a near-tie may swap places or drop out).
+# Measured on the demo's SSD (random weights: its 100 kept boxes are near-ties at the cut):
+# 95.1-95.6% of the boxes found in bf16, each within 6.5e-4 of its original; the boxes not
+# found are the last ones kept, whose scores tie with the first ones dropped.
+BF16_SELECTION_MATCH = 0.9
 # Generated verification samples for reduced precision: enough for top-1 agreement to mean
 # something (when the batch dimension is free).
 BF16_BATCH = 8

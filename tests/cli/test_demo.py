@@ -46,6 +46,14 @@ def test_demo_end_to_end_via_cli(tmp_path):
     assert "Where the time goes" in page and "oneDNN o" in page
     for png in ("op_types.png", "throughput.png", "kernel_time.png"):
         assert (out / png).stat().st_size > 1000
+    # The bf16 column where the CPU runs bf16 with oneDNN, else one line saying why not.
+    from tfopt.optimizer.precision import why_not_bf16
+
+    if why_not_bf16() is None:
+        assert "optimized bf16" in text and "bf16: " in text and "MB on disk" in text
+        assert (out / "ssd_inception_v2_optimized_bf16" / "saved_model.pb").exists()
+    else:
+        assert "no bf16 column" in text
     again = subprocess.run([sys.executable, "-m", "tfopt.cli.main", "demo", "--out", str(out)],
                            capture_output=True, text=True, timeout=300)
     assert again.returncode != 0 and "not empty" in again.stderr

@@ -5,6 +5,11 @@ optimized, a fresh process per model and round -> profile both (kernel time per 
 show *where* the difference comes from on this machine) -> analyze both -> print the result and
 write an HTML report with charts. The headline, the table and the chart all come from the same
 :class:`tfopt.stats.Ratio`, so they cannot disagree.
+
+On a CPU with bfloat16 instructions and oneDNN on (``precision="auto"``, or asked for with
+``"bf16"``) the detector is also optimized in bf16 and benchmarked as a third column, with its
+own accuracy check (the budget for reduced precision; the boxes after non-max suppression
+compared in any order) and its size on disk.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ class DemoResult:
     ratio_high: float
     headline: str
     worst_rel: float
+    bf16: str | None = None  # the bf16 column's line, or why there is none
+    bf16_speedup: float | None = None
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -78,8 +85,36 @@ def _deltas(before, after):
     return compare_table(before, after, top=50)
 
 
+def _bf16_wanted(precision: str) -> tuple[bool, str]:
+    """Whether the demo adds a bf16 column, and the reason when it does not."""
+    from tfopt.optimizer.precision import why_not_bf16
+
+    if precision == "fp32":
+        return False, "bf16 not asked for (--precision fp32)"
+    why = why_not_bf16()
+    if precision == "auto" and why is not None:
+        return False, f"no bf16 column: {why} (--precision bf16 shows it anyway)"
+    return True, ""
+
+
+def _optimize_bf16(original: str, path: str, shapes, precision: str,
+                   say: Callable[[str], None]):
+    """The bf16 variant's report, or None with the one-line reason it was not written."""
+    from tfopt import optimize
+
+    say("   bf16: optimizing again with --precision bf16 (accuracy budget for reduced "
+        "precision) ...")
+    try:
+        report = optimize(original, path, input_shapes=shapes, time=False, precision="bf16",
+                          force_precision=precision == "bf16", log=lambda m: None)
+    except TfoptError as err:
+        return None, f"no bf16 column: {err}"
+    say("   " + report.summary())
+    return report, ""
+
+
 def run_demo(out_dir: str, num_iter: int = 160, num_warmup: int = 5, rounds: int = 8,
-             seed: int = 0, overwrite: bool = False,
+             seed: int = 0, overwrite: bool = False, precision: str = "auto",
              say: Callable[[str], None] = print) -> DemoResult:
     from tfopt import optimize
     from tfopt.measure.benchmark import Settings, benchmark, chart_png
@@ -108,16 +143,30 @@ def run_demo(out_dir: str, num_iter: int = 160, num_warmup: int = 5, rounds: int
     report = optimize(original, optimized, input_shapes=shapes, time=False,
                       log=lambda m: say("   " + m.strip()))
     say("   " + report.summary())
+    wanted, bf16_note = _bf16_wanted(precision)
+    bf16_path, bf16_report = optimized + "_bf16", None
+    if wanted:
+        bf16_report, bf16_note = _optimize_bf16(original, bf16_path, shapes, precision, say)
+    if bf16_note:
+        say("   " + bf16_note)
+    paths, labels = [original, optimized], ["original", "optimized"]
+    if bf16_report is not None:
+        paths.append(bf16_path)
+        labels.append("optimized bf16")
 
-    say(f"[3/5] benchmarking original vs optimized ({num_iter} iterations each over {rounds} "
+    say(f"[3/5] benchmarking {' vs '.join(labels)} ({num_iter} iterations each over {rounds} "
         "rounds, a fresh process per model and round, batch 1)...")
     settings = Settings(batch_size=1, num_iter=num_iter, num_warmup=num_warmup, rounds=rounds,
                         input_shapes=shapes)
-    bench = benchmark([original, optimized], settings, labels=["original", "optimized"],
+    bench = benchmark(paths, settings, labels=labels,
                       progress=lambda done, what: say(f"   {what}") if done else None)
     say(bench.table())
     opt = bench.models[1]
     ratio = opt.interval(settings.confidence)
+    bf16_ratio = None
+    if bf16_report is not None:
+        bf16_ratio = bench.models[2].interval(settings.confidence)
+        bf16_note = bf16_line(bf16_ratio, ratio, bf16_report, optimized, bf16_path)
 
     say("[4/5] profiling both (kernel time per op type, TensorFlow's tracer)...")
     profiles = []
@@ -149,7 +198,7 @@ def run_demo(out_dir: str, num_iter: int = 160, num_warmup: int = 5, rounds: int
                f"<b>{worst.rel:.2e}</b> ({html.escape(worst.key)}; tolerance "
                f"{report.tolerance:g}), checked with oneDNN on and off. "
                f"{html.escape(az.summary_text([('original', before), ('optimized', after)]))}"
-               "</p>")
+               f"</p><p>{html.escape(bf16_note)}</p>")
     sections = [
         ("Throughput", _img(speed_png, "throughput chart")),
         ("Benchmark", f"<pre>{html.escape(bench.table())}</pre>"),
@@ -167,6 +216,25 @@ def run_demo(out_dir: str, num_iter: int = 160, num_warmup: int = 5, rounds: int
     say(f"{headline}; worst relative output difference {worst.rel:.2e} "
         f"(tolerance {report.tolerance:g})")
     say(why)
+    say(bf16_note)
     say(f"Report: {report_html}")
     return DemoResult(out_dir, original, optimized, report_html, ratio.value, ratio.low,
-                      ratio.high, headline, worst.rel)
+                      ratio.high, headline, worst.rel, bf16_note,
+                      bf16_ratio.value if bf16_ratio is not None else None)
+
+
+def bf16_line(bf16, fp32, report, fp32_path: str, bf16_path: str) -> str:
+    """The bf16 column in one sentence: its speed against the original and float32, its
+    accuracy check and its size."""
+    from tfopt.model.paths import size_on_disk
+
+    checks = [c for s in report.signatures.values() for c in s.checks]
+    boxes = [c for c in checks if c.matched is not None and c.key == "detection_boxes"]
+    found = (f"; {min(c.matched for c in boxes):.1%} of the detected boxes found in any order "
+             "(the rest are near-ties at the cut of non-max suppression)" if boxes else "")
+    worst = max((c.rel for c in checks), default=0.0)
+    return (f"bf16: {bf16.verdict()} over the original ({bf16.value / fp32.value:.2f}x the "
+            f"float32 output's median); within the reduced-precision budget (worst relative "
+            f"difference {worst:.2e}, tolerance {report.tolerance:g}, oneDNN on and off"
+            f"{found}); {size_on_disk(fp32_path) / 1e6:.1f} MB -> "
+            f"{size_on_disk(bf16_path) / 1e6:.1f} MB on disk.")

@@ -265,12 +265,17 @@ def analyze(model, other, signature, functions, top, chart, html_path, json_path
 @click.option("--rounds", type=int, default=8, show_default=True,
               help="Benchmark rounds (a fresh process per model and round).")
 @click.option("--overwrite", is_flag=True, help="Replace the contents of --out.")
-def demo(out_dir, num_iter, rounds, overwrite) -> None:
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
+              show_default=True,
+              help="auto: add a bf16 column where this CPU has bfloat16 instructions and "
+                   "oneDNN is on; bf16: add it anyway; fp32: float32 only.")
+def demo(out_dir, num_iter, rounds, overwrite, precision) -> None:
     """Build an SSD detector, optimize, verify, benchmark, profile and analyze it (no
     download)."""
     from tfopt.cli.demo import run_demo
 
-    run_demo(out_dir, num_iter=num_iter, rounds=rounds, overwrite=overwrite, say=click.echo)
+    run_demo(out_dir, num_iter=num_iter, rounds=rounds, overwrite=overwrite,
+             precision=precision, say=click.echo)
 
 
 @cli.group()

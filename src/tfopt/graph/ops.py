@@ -46,3 +46,11 @@ LOWERING_ATTR = "_lower_using_switch_merge"
 
 def is_training_op(op: str) -> bool:
     return op in CHECKPOINT_OPS or op in ASSIGN_OPS or op.startswith(UPDATE_PREFIXES)
+
+
+# Ops that *select* (keep the top-scoring boxes, the k largest): a tiny change in a score can
+# swap which near-tied element is kept or in which order, so what they output is compared as a
+# set of rows under reduced precision (verify.compare.compare_selection).
+SELECTION_OPS = frozenset({"NonMaxSuppression", "NonMaxSuppressionV2", "NonMaxSuppressionV3",
+                           "NonMaxSuppressionV4", "NonMaxSuppressionV5",
+                           "CombinedNonMaxSuppression", "TopKV2", "TopK"})

@@ -544,6 +544,18 @@ def reachable_from(nodes: graph_pb2.GraphDef | Iterable[node_def_pb2.NodeDef],
     return seen
 
 
+def depends_on_op(graph_def: graph_pb2.GraphDef, tensor: str, ops: Iterable[str]) -> bool:
+    """Whether ``tensor`` is computed from a node of one of ``ops``, in the main graph or in a
+    function it calls."""
+    ops = set(ops)
+    upstream = [n for n in graph_def.node if n.name in reachable_from(graph_def, [tensor])]
+    if any(n.op in ops for n in upstream):
+        return True
+    library = {f.signature.name: f for f in graph_def.library.function}
+    return any(n.op in ops for name in referenced_functions(upstream, graph_def.library)
+               for n in library[name].node_def)
+
+
 def all_nodes(graph_def: graph_pb2.GraphDef) -> Iterator[node_def_pb2.NodeDef]:
     """The main graph's nodes, then those of every function in its library."""
     yield from graph_def.node

@@ -35,6 +35,13 @@ def model_kind(path: str) -> str:
                      ".pb, .pbtxt, .keras or .h5)")
 
 
+def size_on_disk(path: str) -> int:
+    """Bytes a model takes on disk: a file, or every file under a directory."""
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+
+
 def remove(path: str) -> None:
     """Remove what :func:`write` wrote at ``path`` (a directory or a file), if anything."""
     if os.path.isdir(path):

@@ -10,6 +10,7 @@ notes say why either way.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from typing import TYPE_CHECKING
 
@@ -39,7 +40,8 @@ def choose(state: State, optimize_all, write) -> None:
         return
     fp32 = (dict(state.optimized), dict(state.reports))
     optimize_all("bf16")
-    policy = Policy.for_precision("bf16", state.options.budget_for("bf16"))
+    policy = dataclasses.replace(Policy.for_precision("bf16", state.options.budget_for("bf16")),
+                                 selections=state.policy.selections, labels=state.policy.labels)
     with tempfile.TemporaryDirectory(prefix="tfopt-bf16-") as tmp:
         path = f"{tmp}/candidate"
         write(path)

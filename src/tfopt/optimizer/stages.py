@@ -24,7 +24,8 @@ import numpy as np
 
 from tfopt.errors import TfoptError, VerificationError
 from tfopt.graph.kernels import KernelSupport, fusion_names, fusions_in
-from tfopt.graph.view import function_nodes, op_counts
+from tfopt.graph.ops import SELECTION_OPS
+from tfopt.graph.view import depends_on_op, function_nodes, op_counts
 from tfopt.model.endpoints import Endpoint
 from tfopt.model.formats import check_input_names, load_model
 from tfopt.model.loader import mark_identical
@@ -92,8 +93,17 @@ def load(state: State) -> None:
     state.model = load_model(opts.src, opts.signatures, opts.inputs, opts.outputs)
     state.say(f"loaded and froze {opts.src} ({state.model.kind}; signatures "
               f"{', '.join(state.model.signatures)}) in {time.perf_counter() - began:.1f}s")
+    state.policy = dataclasses.replace(state.policy, selections=selected_outputs(state.model))
     if opts.format == "pb" and len(state.model.signatures) > 1:
         state.say("several signatures go into one GraphDef, each under its own name scope")
+
+
+def selected_outputs(model: LoadedModel) -> frozenset[str]:
+    """Output keys a selection computes (non-max suppression, top-k): compared order-free
+    under reduced precision (see :mod:`tfopt.verify.compare`)."""
+    return frozenset(key for sig in model.signatures.values()
+                     for key, info in sig.outputs.items()
+                     if depends_on_op(sig.graph_def, info.tensor, SELECTION_OPS))
 
 
 def verification_inputs(state: State) -> None:

@@ -9,6 +9,12 @@ so the worst element says little about it (measured: see options.BF16_TOLERANCE)
 bool and string outputs must match exactly. A :class:`Policy` holds the tolerance, per output where it must differ,
 and for reduced precision a top-1 agreement: an output that looks like class scores
 (``[samples, classes]``, float) must pick the original's class on that share of samples.
+
+Outputs a selection computes (a detector's boxes after non-max suppression, top-k) are
+compared order-free under reduced precision: with scores rounded to bf16, two near-tied boxes
+swap places or the last one kept changes, though each box is where it was. Each of the
+original's rows must then be found among the optimized rows of its sample within the budget,
+on at least ``selection_match`` of the rows.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tfopt.options import BF16_TOP1_AGREEMENT, DEFAULT_TOLERANCE
+from tfopt.options import BF16_SELECTION_MATCH, BF16_TOP1_AGREEMENT, DEFAULT_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,10 @@ class Policy:
     # True classes of the verification samples (--labels): class-score outputs then report
     # the task accuracy of the original and of the optimized model side by side.
     labels: np.ndarray | None = None
+    # Output keys computed by a selection (graph.ops.SELECTION_OPS), and the share of their
+    # rows that must be found order-free (None: compared element by element like the rest).
+    selections: frozenset[str] = frozenset()
+    selection_match: float | None = None
 
     @classmethod
     def of(cls, value: Policy | float) -> Policy:
@@ -43,7 +53,8 @@ class Policy:
         RMS within it, and top-1 agreement on class scores (see options.BF16_TOLERANCE)."""
         if precision == "fp32":
             return cls(tolerance)
-        return cls(tolerance, top1=BF16_TOP1_AGREEMENT, metric="rms")
+        return cls(tolerance, top1=BF16_TOP1_AGREEMENT, metric="rms",
+                   selection_match=BF16_SELECTION_MATCH)
 
     def tolerance_for(self, key: str) -> float:
         return self.per_output.get(key, self.tolerance)
@@ -61,6 +72,7 @@ class OutputCheck:
     samples: int = 0
     accuracy: tuple[float, float] | None = None  # task accuracy: (original, optimized)
     metric: str = "max"  # what ``rel`` is: relative max difference, or relative RMS ("rms")
+    matched: float | None = None  # order-free: share of the original's rows found
 
     def describe(self) -> str:
         from tfopt.runtime import runtime_label
@@ -73,6 +85,10 @@ class OutputCheck:
             agreement += (f", task accuracy {self.accuracy[0]:.2%} -> {self.accuracy[1]:.2%} "
                           "(original -> optimized)")
         metric = "" if self.metric == "max" else f" ({self.metric})"
+        if self.matched is not None:
+            return (f"{self.key}{where}: {self.matched:.1%} of {self.samples} rows found "
+                    f"in any order, relative {self.rel:.3g} for those found (a selection's "
+                    f"output) [{status}]")
         text = (f"{self.key}{where}: max abs diff {self.max_abs:.3g}, relative {self.rel:.3g}"
                 f"{metric}{agreement} [{status}]")
         return text + (f" ({self.detail})" if self.detail else "")
@@ -125,6 +141,34 @@ def compare_output(key: str, ref: np.ndarray, got: np.ndarray, tolerance: float,
                        f"{mismatches} elements differ" if mismatches else "exact")
 
 
+def compare_selection(key: str, ref: np.ndarray, got: np.ndarray, tolerance: float,
+                      need: float) -> OutputCheck:
+    """Order-free: the share of the original's rows (per sample: ``[samples, rows, ...]``,
+    or one value per sample) found among the optimized rows of the same sample, each within
+    ``tolerance`` of the output's scale elementwise; ok when it reaches ``need``."""
+    ref, got = np.asarray(ref), np.asarray(got)
+    if ref.shape != got.shape:
+        return OutputCheck(key, False, float("inf"), float("inf"),
+                           f"shape {got.shape} instead of {ref.shape}")
+    # [samples, rows, elements]: a box is a row of 4, a score a row of 1, a count one row
+    shape = (ref.shape[0], ref.shape[1] if ref.ndim > 1 else 1, -1)
+    r, g = ref.astype(np.float64).reshape(shape), got.astype(np.float64).reshape(shape)
+    scale = float(np.abs(r).max()) if r.size else 0.0
+    allowed = tolerance * scale if ref.dtype.kind in "fc" else 0.0
+    found, rows, worst = 0, 0, 0.0
+    for want, have in zip(r, g, strict=True):
+        # distance of every original row to its nearest optimized row (max over elements)
+        nearest = np.abs(want[:, None, :] - have[None, :, :]).max(-1).min(1)
+        hit = nearest <= allowed
+        found += int(np.count_nonzero(hit))
+        rows += want.shape[0]
+        worst = max(worst, float(nearest[hit].max()) if hit.any() else 0.0)
+    share = found / rows if rows else 1.0
+    max_abs = float(np.abs(r - g).max()) if r.size else 0.0
+    rel = worst / scale if scale > 0 else worst
+    return OutputCheck(key, share >= need, max_abs, rel, samples=rows, matched=share)
+
+
 def compare(ref: dict[str, np.ndarray], got: dict[str, np.ndarray],
             policy: Policy | float = DEFAULT_TOLERANCE) -> list[OutputCheck]:
     """One check per output of ``ref``, each against the policy's tolerance for that output."""
@@ -133,6 +177,9 @@ def compare(ref: dict[str, np.ndarray], got: dict[str, np.ndarray],
     for key in ref:
         if key not in got:
             checks.append(OutputCheck(key, False, float("inf"), float("inf"), "missing output"))
+        elif key in policy.selections and policy.selection_match is not None:
+            checks.append(compare_selection(key, ref[key], got[key], policy.tolerance_for(key),
+                                            policy.selection_match))
         else:
             checks.append(compare_output(key, ref[key], got[key], policy.tolerance_for(key),
                                          policy.top1, policy.labels, policy.metric))

@@ -48,6 +48,14 @@ def test_tf1_model(toy_tf1, tmp_path):
     assert spec.shape.as_list() == [None, 16, 16, 3] and spec.dtype == tf.float32
     names = [r.name for s in report.signatures.values() for r in s.passes if r.changed]
     assert {"training_nodes", "debug_ops", "identity", "fold_batch_norm"} <= set(names)
+    # what each stage cost: seconds and peak memory (this process, largest child)
+    from tfopt.optimizer.stages import PREPARE, WRITE
+
+    stages = report.to_dict()["stages"]
+    assert [c["stage"] for c in stages] == [s.__name__ for s in (*PREPARE, *WRITE)]
+    assert all(c["seconds"] >= 0 and c["peak_mb"] > 100 for c in stages)
+    assert stages[-1]["children_peak_mb"] > 100  # the verification children ran TensorFlow
+    assert sum(c["seconds"] for c in stages) <= report.seconds * 1.05 + 0.5
 
 
 def test_tf2_control_flow_and_embeddings(toy_tf2, tmp_path):

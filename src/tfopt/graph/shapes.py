@@ -9,9 +9,17 @@ from tensorflow.python.framework import op_def_registry
 
 class StaticInfo:
     """Shapes/dtypes of every tensor of a GraphDef (placeholders keep their declared shapes,
-    so batch stays unknown: nothing folded from this is specialised to one batch size)."""
+    so batch stays unknown: nothing folded from this is specialised to one batch size).
+
+    A graph too large for one protobuf is imported with its largest weights as placeholders
+    of the same shape (:mod:`tfopt.graph.weights`); ``weights`` then holds their values, to be
+    fed when something in :attr:`graph` is evaluated."""
 
     def __init__(self, graph_def: graph_pb2.GraphDef):
+        from tfopt.graph.weights import split_weights
+
+        graph_def, values = split_weights(graph_def)
+        self.weights = {f"{name}:0": value for name, value in values.items()}
         self.graph = tf.Graph()
         with self.graph.as_default():
             tf.import_graph_def(graph_def, name="")

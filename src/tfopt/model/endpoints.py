@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from tfopt.graph.ops import TF1_CONTROL_FLOW_OPS
 from tfopt.graph.view import all_nodes, with_functions_renamed
+from tfopt.graph.weights import split_weights
 from tfopt.model.signature import SignatureGraph
 
 _PASS_THROUGH = ("Identity", "IdentityN")
@@ -100,9 +101,12 @@ def find(obj, sigs: dict[str, SignatureGraph], notes: list[str]) -> list[Endpoin
     return found
 
 
-def graph_function(sig: SignatureGraph) -> tf.types.experimental.GenericFunction:
+def graph_function(sig: SignatureGraph
+                   ) -> tuple[tf.types.experimental.GenericFunction, list[tf.Variable]]:
     """A tf.function running ``sig``'s frozen graph: keyword inputs and dict outputs named by
-    the signature's keys (what a serving signature is)."""
+    the signature's keys (what a serving signature is); and the variables it reads, which the
+    caller must track: a graph too large for one protobuf keeps its largest weights in them
+    (see :mod:`tfopt.graph.weights`), as TensorFlow's own SavedModels do."""
     keys, out_keys = list(sig.inputs), list(sig.outputs)
     specs = [tf.TensorSpec(None if i.shape is None else list(i.shape), i.dtype, name=k)
              for k, i in sig.inputs.items()]
@@ -111,10 +115,15 @@ def graph_function(sig: SignatureGraph) -> tf.types.experimental.GenericFunction
     graph_def = with_functions_renamed(sig.graph_def, {
         f.signature.name: f"{f.signature.name}_{_digest(f)}"
         for f in sig.graph_def.library.function})
+    graph_def, values = split_weights(graph_def)
+    weights = {name: tf.Variable(value, trainable=False, name=name.replace("/", "_"))
+               for name, value in values.items()}
+    del values
 
     def imported(input_map: dict | None = None) -> list[tf.Tensor]:
+        reads = {f"{name}:0": var.read_value() for name, var in weights.items()}
         return tf.graph_util.import_graph_def(
-            graph_def, input_map=input_map, name="model",
+            graph_def, input_map={**(input_map or {}), **reads} or None, name="model",
             return_elements=[sig.outputs[k].tensor for k in out_keys])
 
     # A graph with lowered loops (Enter/Exit frames) is imported once into a wrap_function
@@ -135,7 +144,7 @@ def graph_function(sig: SignatureGraph) -> tf.types.experimental.GenericFunction
         results = run(*args)
         return {k: tf.identity(t, name=k) for k, t in zip(out_keys, results, strict=True)}
 
-    return tf.function(call, input_signature=specs, autograph=False)
+    return tf.function(call, input_signature=specs, autograph=False), list(weights.values())
 
 
 def _digest(fdef) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 
 import numpy as np
 from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2, types_pb2
@@ -18,6 +19,7 @@ from tensorflow.python.framework import dtypes
 
 from tfopt.graph.ops import CONTROL_FLOW_OPS, LOWERING_ATTR
 from tfopt.graph.view import all_nodes, get_attr, make_const, set_attr
+from tfopt.graph.weights import graph_limit
 
 # Resource ops on a frozen (now non-resource) input, and the value op that replaces them.
 _RESOURCE_TO_VALUE_OP = {
@@ -111,12 +113,45 @@ def freeze_concrete_function(func):
     # runtime call the body as a function per iteration (an LSTM ran 0.4x). The marks are put
     # back as the original had them, so the runtime lowers the loops exactly as before.
     lowering = control_flow_lowering(func.graph.as_graph_def())
-    frozen = convert_variables_to_constants_v2(func, lower_control_flow=False)
-    graph_def = frozen.graph.as_graph_def()
+    if variable_bytes(func) > graph_limit():
+        frozen, graph_def = _freeze_in_python(func)
+    else:
+        frozen = convert_variables_to_constants_v2(func, lower_control_flow=False)
+        graph_def = frozen.graph.as_graph_def()
     restore_control_flow_lowering(graph_def, lowering)
     repair_frozen_functions(graph_def)
     init_ops = embed_tables(func, graph_def)
     return frozen, graph_def, init_ops
+
+
+def variable_bytes(func) -> int:
+    """What the weights a function captures take (from their shapes: nothing is read)."""
+    return sum(v.shape.num_elements() * v.dtype.size for v in func.variables
+               if v.shape.is_fully_defined())
+
+
+@dataclass(frozen=True)
+class FrozenIO:
+    """A frozen function's inputs and outputs, where no function is built (see below)."""
+
+    inputs: list
+    outputs: list
+
+
+def _freeze_in_python(func):
+    """Freeze without building the frozen function: TensorFlow's converter puts the variables'
+    values into a GraphDef in Python, which holds more than 2 GiB, but building a function
+    from it (what ``convert_variables_to_constants_v2`` does last) serialises it for the C++
+    side, which cannot. Inputs are the function's own arguments (captures are what freezing
+    removes) and outputs its outputs, as ``_construct_concrete_function`` names them."""
+    from tensorflow.python.framework import convert_to_constants as ctc
+
+    data = ctc._FunctionConverterDataInEager(func=func, lower_control_flow=False,
+                                             aggressive_inlining=False)
+    graph_def, _ = ctc._replace_variables_by_constants(converter_data=data)
+    captured = {id(t) for t in func.graph.internal_captures}
+    inputs = [t for t in func.inputs if id(t) not in captured]
+    return FrozenIO(inputs, list(func.outputs)), graph_def
 
 
 def freeze_session(sess, graph_def: graph_pb2.GraphDef, output_nodes: list[str]) -> graph_pb2.GraphDef:

@@ -16,6 +16,7 @@ from tensorflow.core.framework import tensor_shape_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 
 from tfopt.errors import TfoptError
+from tfopt.graph.weights import PROTO_LIMIT, graph_bytes, graph_limit
 from tfopt.model.signature import SignatureGraph, TensorInfo
 
 if TYPE_CHECKING:
@@ -94,9 +95,14 @@ def write_saved_model(sigs: dict[str, SignatureGraph], export_dir: str,
     """Write ``sigs`` to a *new* directory ``export_dir`` (which must not exist). With
     attribute ``endpoints`` to restate (a Keras export's ``serve``), a TF2 SavedModel (it
     cannot run table initializers at load: the caller keeps none then), else the v1
-    builder's."""
-    _check_size(sigs)
-    if endpoints:
+    builder's. A graph too large for one protobuf is written as a TF2 SavedModel too, its
+    largest weights in ``variables/`` (see :mod:`tfopt.graph.weights`)."""
+    large = [key for key, sig in sigs.items() if graph_bytes(sig.graph_def) > graph_limit()]
+    if endpoints or large:
+        if large and any(sig.init_ops for sig in sigs.values()):
+            raise TfoptError(f"signature {large[0]!r}: its graph is over the "
+                             f"{graph_limit() / 2**30:.2f} GiB kept in one protobuf and it "
+                             "initialises lookup tables at load; tfopt cannot write both yet")
         _write_tf2(sigs, export_dir, endpoints)
         return
     graph, scopes = merged_graph(sigs)
@@ -135,13 +141,17 @@ def _write_tf2(sigs: dict[str, SignatureGraph], export_dir: str,
     and each endpoint as an attribute calling its signature's function."""
     from tfopt.model.endpoints import endpoint_function, graph_function
 
-    functions = {key: graph_function(sig) for key, sig in sigs.items()
-                 if sig.same_as not in sigs}
+    module = tf.Module()
+    module.weights = []  # tracked, so the SavedModel stores them in variables/
+    functions = {}
+    for key, sig in sigs.items():
+        if sig.same_as not in sigs:
+            functions[key], weights = graph_function(sig)
+            module.weights.extend(weights)
     for key, sig in sigs.items():
         if key not in functions:
             functions[key] = functions[sig.same_as]
     signatures = {key: fn.get_concrete_function() for key, fn in functions.items()}
-    module = tf.Module()
     for endpoint in endpoints:
         fn = endpoint_function(endpoint, sigs[endpoint.key], functions[endpoint.key])
         # A concrete function: saving retraces a tf.function, and the body with it (twice on
@@ -151,11 +161,12 @@ def _write_tf2(sigs: dict[str, SignatureGraph], export_dir: str,
 
 
 def _check_size(sigs: dict[str, SignatureGraph]) -> None:
-    """A frozen graph holds every weight; protobuf cannot serialise one of 2 GiB or more."""
-    total = sum(sig.graph_def.ByteSize() for sig in sigs.values())
-    if total >= (1 << 31) - 1:
-        raise TfoptError(f"the frozen graph would be {total / 2**30:.1f} GiB, over protobuf's "
-                         "2 GiB limit for one GraphDef; models this large cannot be frozen")
+    """A frozen GraphDef file holds every weight; protobuf cannot serialise one of 2 GiB."""
+    total = sum(graph_bytes(sig.graph_def) for sig in sigs.values())
+    if total >= PROTO_LIMIT:
+        raise TfoptError(f"--format pb: the frozen graph would be {total / 2**30:.1f} GiB, over "
+                         "protobuf's 2 GiB limit for one GraphDef file; write a SavedModel "
+                         "(the default), which keeps the weights in variables/")
 
 
 def write_graph_def(sigs: dict[str, SignatureGraph], path: str) -> None:

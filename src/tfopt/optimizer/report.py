@@ -7,6 +7,7 @@ line, ``report.table()`` the per-pass table, ``report.to_dict()`` the ``--json``
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from tfopt.optimizer.speed import SpeedCheck
@@ -38,6 +39,29 @@ class SignatureReport:
 
 
 @dataclass
+class StageCost:
+    """One stage of ``optimize``: its wall time, and the peak resident memory of this process
+    and of the largest child process (verification, timing) when it ended. Peaks are
+    high-water marks since the start: the stage that raised one is where memory went."""
+
+    stage: str
+    seconds: float
+    peak_mb: float
+    children_peak_mb: float
+
+    @classmethod
+    def measure(cls, stage: str, began: float) -> StageCost:
+        import resource
+        import time
+
+        def peak(who: int) -> float:  # ru_maxrss is in KiB on Linux
+            return round(resource.getrusage(who).ru_maxrss / 1024, 1)
+
+        return cls(stage, round(time.perf_counter() - began, 3),
+                   peak(resource.RUSAGE_SELF), peak(resource.RUSAGE_CHILDREN))
+
+
+@dataclass
 class Report:
     """What ``optimize`` did: per signature, per pass, and the verification verdict."""
 
@@ -55,6 +79,7 @@ class Report:
     endpoints: list[dict] = field(default_factory=list)  # TF2 attribute endpoints restated
     precision: str = "fp32"
     speed: dict[str, SpeedCheck] = field(default_factory=dict)  # timed against the original
+    stages: list[StageCost] = field(default_factory=list)  # what each stage of optimize took
 
     @property
     def worst(self) -> OutputCheck | None:
@@ -148,4 +173,5 @@ class Report:
                 "endpoints": self.endpoints, "precision": self.precision,
                 "fused_kernels": self.fused_kernels,
                 "speed": {k: c.to_dict() for k, c in self.speed.items()},
+                "stages": [dataclasses.asdict(c) for c in self.stages],
                 "signatures": {k: s.to_dict() for k, s in self.signatures.items()}}

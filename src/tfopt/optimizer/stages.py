@@ -26,13 +26,14 @@ from tfopt.errors import TfoptError, VerificationError
 from tfopt.graph.kernels import KernelSupport, fusion_names, fusions_in
 from tfopt.graph.ops import SELECTION_OPS
 from tfopt.graph.view import depends_on_op, function_nodes, op_counts
+from tfopt.graph.weights import graph_limit, weights_outside
 from tfopt.model.endpoints import Endpoint
 from tfopt.model.formats import check_input_names, load_model
 from tfopt.model.loader import mark_identical
 from tfopt.model.paths import atomic_output, remove, write_metadata
 from tfopt.model.saver import write
 from tfopt.model.signature import LoadedModel, SignatureGraph
-from tfopt.optimizer.report import Report, SignatureReport
+from tfopt.optimizer.report import Report, SignatureReport, StageCost
 from tfopt.optimizer.speed import SpeedCheck
 from tfopt.options import OptimizeOptions
 from tfopt.passes.base import PassContext
@@ -196,6 +197,13 @@ def write_model(state: State) -> None:
                                                if state.feeds is not None else " ..."))
     write(state.optimized, state.out, state.options.format, state.model.tags,
           state.endpoints)
+    for key, sig in state.optimized.items():
+        outside = weights_outside(sig.graph_def) if sig.same_as is None else {}
+        if outside:
+            state.model.notes.append(
+                f"[{key}] graph over {graph_limit() / 2**30:.2f} GiB (TFOPT_MAX_GRAPH_MB): its "
+                f"{len(outside)} largest weights ({sum(outside.values()) / 2**20:.1f} MiB) are "
+                "stored in variables/, read by the graph")
 
 
 def verify_written(state: State) -> None:
@@ -344,11 +352,19 @@ WRITE: list[Stage] = [write_model, verify_written, check_precision, check_speed,
 def run(options: OptimizeOptions, log: Log | None = None) -> Report:
     """The road: PREPARE's stages, then WRITE's in a temporary path renamed into place."""
     state = State(options, log or (lambda _msg: None))
-    for stage in PREPARE:
+    costs: list[StageCost] = []
+
+    def step(stage: Stage) -> None:
+        began = time.perf_counter()
         stage(state)
+        costs.append(StageCost.measure(stage.__name__, began))
+
+    for stage in PREPARE:
+        step(stage)
     with atomic_output(options.dst, options.overwrite) as state.out:
         for stage in WRITE:
-            stage(state)
+            step(stage)
+    state.report.stages = costs
     return state.report
 
 

@@ -74,8 +74,9 @@ class ConstantFold(GraphPass):
             return []
         fetch = [(n, p) for n in sorted(frontier) for p in sorted(frontier[n])
                  if n not in shape_values]
-        # Shape-derived values are fed, so evaluation never needs the model's real inputs.
-        overrides = {f"{n}:0": v for n, v in shape_values.items()}
+        # Shape-derived values are fed, so evaluation never needs the model's real inputs;
+        # so are weights a large graph was imported without (see StaticInfo).
+        overrides = {**info.weights, **{f"{n}:0": v for n, v in shape_values.items()}}
         values = (dict(zip(fetch, _evaluate(info.graph, fetch, overrides), strict=True))
                   if fetch else {})
         for name, value in shape_values.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tfopt.graph.weights import initialize_weights, split_weights
 from tfopt.model.signature import SignatureGraph
 
 
@@ -24,11 +25,17 @@ def session_config(intra: int = 0, inter: int = 0) -> tf.compat.v1.ConfigProto:
 
 def open_session(sig: SignatureGraph, config: tf.compat.v1.ConfigProto | None = None
                  ) -> tf.compat.v1.Session:
-    """A session on the signature's graph with its lookup tables initialised (caller closes)."""
+    """A session on the signature's graph with its lookup tables initialised (caller closes);
+    a graph too large for one protobuf reads its largest weights from variables fed once
+    (:mod:`tfopt.graph.weights`)."""
     graph = tf.Graph()
+    graph_def, values = split_weights(sig.graph_def)
+    input_map, init, feed = initialize_weights(graph, values)
     with graph.as_default():
-        tf.import_graph_def(sig.graph_def, name="")
+        tf.import_graph_def(graph_def, input_map=input_map or None, name="")
     sess = tf.compat.v1.Session(graph=graph, config=config or session_config())
+    if init is not None:
+        sess.run(init, feed)
     if sig.init_ops:
         sess.run(sig.init_ops)
     return sess

@@ -1,0 +1,101 @@
+"""Graphs whose weights do not fit one protobuf: holding them, and crossing into TensorFlow.
+
+Protobuf serialises no message of 2 GiB or more, and TensorFlow's C++ side (importing a
+GraphDef, ``as_graph_def``, the SavedModel's ``saved_model.pb``) parses only serialised
+messages. Python's protobuf holds larger messages in memory, so tfopt's passes keep working on
+one in-memory GraphDef with every weight a ``Const`` (they read and rewrite weights exactly as
+for small models). Only where a graph crosses into TensorFlow does a large one leave its
+largest weights behind (:func:`split_weights`): they become placeholders of the same dtype and
+shape, and the values travel beside the graph, fed once into variables (:func:`run_with`,
+sessions), or written to the SavedModel's ``variables/`` checkpoint (the saver), as
+TensorFlow's own SavedModels keep theirs.
+
+The threshold is :func:`graph_limit`: 1.5 GiB by default (safely under protobuf's 2 GiB with
+the graph's other nodes), ``TFOPT_MAX_GRAPH_MB`` to lower it (the tests exercise this path on
+small models) - an environment variable, so child processes see the same limit.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from tensorflow.core.framework import attr_value_pb2, graph_pb2
+from tensorflow.python.framework import tensor_shape
+
+from tfopt.graph.view import const_value, make_node
+
+PROTO_LIMIT = (1 << 31) - 1
+DEFAULT_LIMIT_MB = 1536
+
+
+def graph_limit() -> int:
+    """Bytes above which a serialised graph keeps its weights outside."""
+    mb = float(os.environ.get("TFOPT_MAX_GRAPH_MB") or DEFAULT_LIMIT_MB)
+    return int(mb * (1 << 20))
+
+
+def graph_bytes(graph_def: graph_pb2.GraphDef) -> int:
+    """Serialised size, summed per node and function (no 2 GiB overflow on the way)."""
+    return (sum(n.ByteSize() for n in graph_def.node)
+            + sum(f.ByteSize() for f in graph_def.library.function))
+
+
+def weights_outside(graph_def: graph_pb2.GraphDef, limit: int | None = None
+                    ) -> dict[str, int]:
+    """The constants :func:`split_weights` leaves outside, with their sizes in bytes: none
+    under ``limit``, else the largest until the rest is under half of it."""
+    limit = graph_limit() if limit is None else limit
+    total = graph_bytes(graph_def)
+    if total <= limit:
+        return {}
+    consts = sorted((n for n in graph_def.node if n.op == "Const" and not n.input),
+                    key=lambda n: n.ByteSize(), reverse=True)
+    outside: dict[str, int] = {}
+    for node in consts:
+        if total <= limit // 2:
+            break
+        outside[node.name] = node.ByteSize()
+        total -= node.ByteSize()
+    return outside
+
+
+def split_weights(graph_def: graph_pb2.GraphDef, limit: int | None = None
+                  ) -> tuple[graph_pb2.GraphDef, dict[str, np.ndarray]]:
+    """``graph_def`` itself when it serialises under ``limit``; else a copy whose largest
+    main-graph constants are placeholders (same name, dtype and shape) until the rest is
+    under half the limit, and those constants' values by node name."""
+    outside = weights_outside(graph_def, limit)
+    if not outside:
+        return graph_def, {}
+    small = graph_pb2.GraphDef(versions=graph_def.versions, library=graph_def.library)
+    values: dict[str, np.ndarray] = {}
+    for node in graph_def.node:
+        if node.name not in outside:
+            small.node.append(node)
+            continue
+        value = const_value(node)
+        values[node.name] = value
+        shape = attr_value_pb2.AttrValue(shape=tensor_shape.TensorShape(value.shape).as_proto())
+        small.node.append(make_node(node.name, "Placeholder", [], node.device,
+                                    dtype=node.attr["dtype"], shape=shape))
+    return small, values
+
+
+def initialize_weights(graph, values: dict[str, np.ndarray], scope: str = ""):
+    """In graph mode, inside ``graph``: a variable per split weight, initialised once from a
+    fed placeholder (never a constant in the graph). Returns the input map (placeholder
+    tensor -> variable value) to import the split graph with, the initializer op and its
+    feed."""
+    import tensorflow as tf
+
+    input_map, feed, inits = {}, {}, []
+    with graph.as_default(), tf.name_scope(scope or "tfopt_weights"):
+        for name, value in values.items():
+            initial = tf.compat.v1.placeholder(tf.as_dtype(value.dtype), value.shape)
+            var = tf.compat.v1.Variable(initial, trainable=False, use_resource=True,
+                                        name=name.replace("/", "_"))
+            input_map[f"{name}:0"] = var.read_value()
+            feed[initial] = value
+            inits.append(var.initializer)
+    return input_map, (tf.group(*inits) if inits else None), feed

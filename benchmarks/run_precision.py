@@ -121,8 +121,8 @@ def main() -> None:
             tfopt.optimize(src, fp32, **given)
             report = tfopt.optimize(src, bf16, precision="bf16", **given)
             facts = {"rms": max(c.rel for s in report.signatures.values() for c in s.checks),
-                     "top1": min(c.top1 for s in report.signatures.values() for c in s.checks
-                                 if c.top1 is not None),
+                     "top1": min((c.top1 for s in report.signatures.values() for c in s.checks
+                                  if c.top1 is not None), default=None),
                      "size": f"{harness.size_mb(fp32):.1f} -> {harness.size_mb(bf16):.1f}"}
             if name.startswith("digits_"):
                 facts["accuracy"] = (f"{accuracy(src, src):.2%} / {accuracy(fp32, src):.2%} / "
@@ -148,7 +148,8 @@ def write(args, rows: list[harness.Row]) -> None:
     body = [[r.model, r.batch, f"{r.baseline.throughput:.1f}", r.ci("tfopt fp32"),
              r.ci("tfopt bf16"), r.between("tfopt bf16", "tfopt fp32"), r.ci(harness.AA),
              *(r.facts.get(k, "n/a") for k in openvino), f"{r.facts['rms']:.1e}",
-             f"{r.facts['top1']:.1%}", r.facts.get("accuracy", ""), r.facts["size"]]
+             "n/a" if r.facts["top1"] is None else f"{r.facts['top1']:.1%}",
+             r.facts.get("accuracy", ""), r.facts["size"]]
             for r in rows]
     headers = ["model", "batch", "original samples/s", "tfopt fp32", "tfopt bf16",
                "bf16 / fp32", "A/A", *openvino, "bf16 rel RMS diff", "top-1 agreement",

@@ -64,3 +64,25 @@ def test_a_constant_shared_with_a_float32_reader_is_copied():
     assert sorted(tf.as_dtype(n.attr["dtype"].type).name for n in consts) == ["bfloat16", "float32"]
     feeds = {"x:0": rand(3, 4, seed=8)}
     np.testing.assert_allclose(run(out, ["out"], feeds)[0], run(gd, ["out"], feeds)[0], rtol=2e-2)
+
+
+def test_embedding_table_is_stored_and_gathered_in_bf16():
+    """A lookup into a constant table: the table halves on disk, the gather is exact, and the
+    gathered rows join the bf16 region (here: the matmul) or are cast at its border."""
+    def build():
+        ids = tf.compat.v1.placeholder(tf.int32, [None, 6], name="ids")
+        table = tf.constant(rand(50, 8, seed=8))
+        rows = tf.gather(table, ids)                       # [batch, 6, 8]
+        h = tf.reshape(rows, [-1, 8])
+        tf.identity(tf.nn.softmax(tf.matmul(h, tf.constant(rand(8, 3, seed=9)))), name="out")
+
+    gd = graph_of(build)
+    out = ReducedPrecision().run(gd, dataclasses.replace(context(["out"], ["ids:0"]),
+                                                         precision="bf16")).graph_def
+    gather = next(n for n in out.node if n.op == "GatherV2")
+    assert gather.attr["Tparams"].type == tf.bfloat16
+    table = next(n for n in out.node if n.name == gather.input[0])
+    assert table.op == "Const" and table.attr["dtype"].type == tf.bfloat16
+    ids = {"ids:0": np.random.default_rng(0).integers(0, 50, (4, 6)).astype(np.int32)}
+    want, got = run(gd, ["out"], ids)[0], run(out, ["out"], ids)[0]
+    np.testing.assert_allclose(got, want, atol=2e-2)

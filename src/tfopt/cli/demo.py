@@ -229,9 +229,10 @@ def bf16_line(bf16, fp32, report, fp32_path: str, bf16_path: str) -> str:
     from tfopt.model.paths import size_on_disk
 
     checks = [c for s in report.signatures.values() for c in s.checks]
-    boxes = [c for c in checks if c.matched is not None and c.key == "detection_boxes"]
-    found = (f"; {min(c.matched for c in boxes):.1%} of the detected boxes found in any order "
-             "(the rest are near-ties at the cut of non-max suppression)" if boxes else "")
+    selected = [c for c in checks if c.matched is not None]
+    least = min(selected, key=lambda c: c.matched, default=None)
+    found = (f"; {least.matched:.1%} of the original's {least.key} rows found in any order "
+             "(the rest are near-ties at the cut of non-max suppression)" if least else "")
     worst = max((c.rel for c in checks), default=0.0)
     return (f"bf16: {bf16.verdict()} over the original ({bf16.value / fp32.value:.2f}x the "
             f"float32 output's median); within the reduced-precision budget (worst relative "

@@ -116,6 +116,9 @@ def optimize(src, dst, signatures, all_signatures, inputs, outputs, passes, skip
 @click.option("--rounds", type=int, default=5, show_default=True,
               help="Rounds the iterations are split into; each round runs every model in a "
                    "fresh process, the order alternating (A B, B A, ...).")
+@click.option("--min-round-seconds", type=float, default=1.0, show_default=True,
+              help="A round also runs until this much time is timed: a 2 ms model's 10 "
+                   "calls would be 20 ms, within the scheduler's noise.")
 @click.option("--batch-size", type=int, default=1, show_default=True,
               help="Batch size of generated inputs (dynamic batch dimension).")
 @click.option("--input-shape", multiple=True, metavar="NAME=D1,D2,...",
@@ -143,7 +146,8 @@ def optimize(src, dst, signatures, all_signatures, inputs, outputs, passes, skip
               help="Also show which op types take the time (per-op kernel times of each "
                    "model's frozen graph in a Session, TensorFlow's tracer).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def benchmark(models, num_iter, num_warmup, rounds, batch_size, input_shape, inputs_file,
+def benchmark(models, num_iter, num_warmup, rounds, min_round_seconds, batch_size, input_shape,
+              inputs_file,
               int_range, signature, intra_op_threads, inter_op_threads, runtime, confidence,
               disable_optimize, json_path, csv_path, chart, profile, quiet) -> None:
     """Measure throughput and latency of MODELS, with ratios to the first and their intervals.
@@ -168,7 +172,8 @@ def benchmark(models, num_iter, num_warmup, rounds, batch_size, input_shape, inp
                         signature=signature, input_shapes=shapes,
                         inputs_file=inputs_file,
                         int_range=ints,
-                        runtime=runtime, confidence=confidence)
+                        runtime=runtime, confidence=confidence,
+                        round_seconds=min_round_seconds)
     total = num_iter * len(models)
     bars: list = []
 

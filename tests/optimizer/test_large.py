@@ -66,3 +66,14 @@ def test_tf1_model_over_the_limit_and_pb_refused(toy_tf1, tmp_path, monkeypatch)
     monkeypatch.setattr("tfopt.model.saver.PROTO_LIMIT", 1000)
     with pytest.raises(TfoptError, match="2 GiB limit for one GraphDef file"):
         tfopt.optimize(toy_tf1, str(tmp_path / "opt.pb"), format="pb")
+
+
+def test_one_weight_over_what_a_tensor_proto_holds_is_refused_in_one_line(keras_resnet,
+                                                                          tmp_path,
+                                                                          monkeypatch):
+    """A single table of 2 GiB or more cannot be a graph constant at all: refused by name
+    (the limit lowered here so that a small model shows it)."""
+    monkeypatch.setattr("tfopt.model.freeze.PROTO_LIMIT", 4000)
+    with pytest.raises(TfoptError, match=r"variable .* GiB: one tensor of 2 GiB or more"):
+        tfopt.optimize(keras_resnet, str(tmp_path / "opt"))
+    assert not (tmp_path / "opt").exists()

@@ -17,9 +17,10 @@ import numpy as np
 from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2, types_pb2
 from tensorflow.python.framework import dtypes
 
+from tfopt.errors import TfoptError
 from tfopt.graph.ops import CONTROL_FLOW_OPS, LOWERING_ATTR
 from tfopt.graph.view import all_nodes, get_attr, make_const, set_attr
-from tfopt.graph.weights import graph_limit
+from tfopt.graph.weights import PROTO_LIMIT, graph_limit
 
 # Resource ops on a frozen (now non-resource) input, and the value op that replaces them.
 _RESOURCE_TO_VALUE_OP = {
@@ -113,6 +114,14 @@ def freeze_concrete_function(func):
     # runtime call the body as a function per iteration (an LSTM ran 0.4x). The marks are put
     # back as the original had them, so the runtime lowers the loops exactly as before.
     lowering = control_flow_lowering(func.graph.as_graph_def())
+    too_big = [v for v in func.variables if v.shape.is_fully_defined()
+               and v.shape.num_elements() * v.dtype.size >= PROTO_LIMIT]
+    if too_big:
+        v = too_big[0]
+        raise TfoptError(f"variable {v.name} is {v.shape.num_elements() * v.dtype.size / 2**30:.2f}"
+                         " GiB: one tensor of 2 GiB or more cannot be a graph constant "
+                         "(protobuf), and tfopt freezes every weight; split the table (e.g. "
+                         "two embeddings) or keep it out of the model")
     if variable_bytes(func) > graph_limit():
         frozen, graph_def = _freeze_in_python(func)
     else:

@@ -75,6 +75,10 @@ def optimize(src: str, dst: str, report: str) -> dict:
     proc = subprocess.run([sys.executable, "-m", "tfopt.cli.main", "optimize", src, dst,
                            "--no-time", "--json", report, *shapes],
                           capture_output=True, text=True)
+    if proc.returncode < 0:  # a signal: SIGKILL is the kernel's out-of-memory killer
+        return {"error": f"killed by signal {-proc.returncode}"
+                         + (" (out of memory)" if proc.returncode == -9 else ""),
+                "seconds": time.perf_counter() - began}
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1][:160],
                 "seconds": time.perf_counter() - began}

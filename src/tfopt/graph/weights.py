@@ -17,6 +17,9 @@ small models) - an environment variable, so child processes see the same limit.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import os
 
 import numpy as np
@@ -33,6 +36,26 @@ def graph_limit() -> int:
     """Bytes above which a serialised graph keeps its weights outside."""
     mb = float(os.environ.get("TFOPT_MAX_GRAPH_MB") or DEFAULT_LIMIT_MB)
     return int(mb * (1 << 20))
+
+
+def release_memory(graph_def: graph_pb2.GraphDef | None = None) -> None:
+    """Free what a pass left for the cycle collector, on large graphs: a pass's StaticInfo
+    imports every weight into a ``tf.Graph``, whose reference cycles keep that copy alive until
+    the collector runs (GPT-2 4x256, 62 MB of weights: RSS grew ~one weight copy per pass
+    application, 1.2 -> 1.8 GB over its passes; collected after each, it stays at ~0.75 GB).
+    ``malloc_trim`` hands the freed pages back, so verification children forked later do not
+    inherit them. Without a graph: always."""
+    if graph_def is not None and graph_bytes(graph_def) < RELEASE_BYTES:
+        return
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # glibc only
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+# Graphs at least this large are worth a collection after each pass: a collection takes
+# ~0.3 s with TensorFlow loaded, ~70 of them doubled GPT-2 2x256's (58 MB) pass time, while
+# a small graph's leftover copies cost less than that.
+RELEASE_BYTES = 256 << 20
 
 
 def graph_bytes(graph_def: graph_pb2.GraphDef) -> int:

@@ -26,7 +26,7 @@ from tfopt.errors import TfoptError, VerificationError
 from tfopt.graph.kernels import KernelSupport, fusion_names, fusions_in
 from tfopt.graph.ops import SELECTION_OPS
 from tfopt.graph.view import depends_on_op, function_nodes, op_counts
-from tfopt.graph.weights import graph_limit, weights_outside
+from tfopt.graph.weights import graph_limit, release_memory, weights_outside
 from tfopt.model.endpoints import Endpoint
 from tfopt.model.formats import check_input_names, load_model
 from tfopt.model.loader import mark_identical
@@ -357,6 +357,8 @@ def run(options: OptimizeOptions, log: Log | None = None) -> Report:
     def step(stage: Stage) -> None:
         began = time.perf_counter()
         stage(state)
+        if state.model is not None:  # large models: what the stage dropped, freed now
+            release_memory(next(iter(state.model.signatures.values())).graph_def)
         costs.append(StageCost.measure(stage.__name__, began))
 
     for stage in PREPARE:

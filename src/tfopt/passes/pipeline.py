@@ -11,6 +11,7 @@ from tensorflow.core.framework import graph_pb2
 
 from tfopt.errors import VerificationError, first_line
 from tfopt.graph.view import op_counts
+from tfopt.graph.weights import release_memory
 from tfopt.passes import registry
 from tfopt.passes.base import GraphPass, PassContext, check_graph
 from tfopt.passes.registry import FINALIZE, SIMPLIFY, PassSpec
@@ -136,6 +137,7 @@ def run_passes(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: frozens
             return current, False
         rec.seconds += time.perf_counter() - start
         rec.runs += 1
+        release_memory(current)
         if not result.changed:
             return current, False
         problem = check_graph(result.graph_def, ctx)

@@ -66,3 +66,14 @@ def test_benchmark_survives_a_crashing_model(tmp_path):
     write_saved_model({"serving_default": _aborting_signature()}, path)
     with pytest.raises(TfoptError, match="process died"):
         benchmark([path], Settings(num_iter=2, num_warmup=1))
+
+
+def test_a_child_killed_from_outside_is_not_taken_for_a_wrong_answer():
+    """SIGKILL (the out-of-memory killer) says nothing about the model: it is marked, so
+    verification stops with that reason instead of blaming passes one child run at a time."""
+    from tfopt.verify.isolate import _failure
+
+    killed = _failure(-9, "", "eigen")
+    assert killed.killed and "lack of memory" in str(killed) and "oneDNN off" in str(killed)
+    crashed = _failure(-6, "F0000 00:00 x.cc:1] Check failed: dims == 4", None)
+    assert not crashed.killed and "Check failed: dims == 4" in str(crashed)

@@ -38,12 +38,21 @@ Outputs = dict[str, np.ndarray]
 
 
 class ChildFailed(Exception):
-    """The child process crashed or failed; the message says how."""
+    """The child process crashed or failed; the message says how. ``killed``: it was killed
+    from outside (SIGKILL: the kernel's out-of-memory killer, most likely), which says
+    nothing about the model's answers."""
+
+    def __init__(self, message: str, killed: bool = False) -> None:
+        super().__init__(message)
+        self.killed = killed
 
 
 def _failure(returncode: int, stderr: str, runtime: str | None) -> ChildFailed:
     lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
     where = f" ({runtime_label(runtime)})" if runtime else ""
+    if returncode == -signal.SIGKILL:
+        return ChildFailed(f"the process running it was killed (SIGKILL){where}, most likely "
+                           "by the kernel for lack of memory", killed=True)
     if returncode < 0:
         name = signal.Signals(-returncode).name
         check = [ln for ln in lines if "Check failed" in ln]

@@ -55,6 +55,8 @@ def check_written(path: str, fmt: str, sigs: dict[str, SignatureGraph], feeds,
         for runtime in runtimes:
             got = runs[runtime]
             if isinstance(got, isolate.ChildFailed):
+                if got.killed:  # not an answer: blaming passes would only repeat it
+                    raise TfoptError(f"cannot verify {key}: {got}; nothing written")
                 if why := refs.failure_under(runtime):
                     raise TfoptError(
                         f"the original model itself fails under {runtime_label(runtime)} "

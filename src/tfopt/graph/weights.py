@@ -6,9 +6,9 @@ messages. Python's protobuf holds larger messages in memory, so tfopt's passes k
 one in-memory GraphDef with every weight a ``Const`` (they read and rewrite weights exactly as
 for small models). Only where a graph crosses into TensorFlow does a large one leave its
 largest weights behind (:func:`split_weights`): they become placeholders of the same dtype and
-shape, and the values travel beside the graph, fed once into variables (:func:`run_with`,
-sessions), or written to the SavedModel's ``variables/`` checkpoint (the saver), as
-TensorFlow's own SavedModels keep theirs.
+shape, and the values travel beside the graph, fed once into variables
+(:func:`initialize_weights`, for sessions), or written to the SavedModel's ``variables/``
+checkpoint (the saver), as TensorFlow's own SavedModels keep theirs.
 
 The threshold is :func:`graph_limit`: 1.5 GiB by default (safely under protobuf's 2 GiB with
 the graph's other nodes), ``TFOPT_MAX_GRAPH_MB`` to lower it (the tests exercise this path on
@@ -38,14 +38,13 @@ def graph_limit() -> int:
     return int(mb * (1 << 20))
 
 
-def release_memory(graph_def: graph_pb2.GraphDef | None = None) -> None:
-    """Free what a pass left for the cycle collector, on large graphs: a pass's StaticInfo
-    imports every weight into a ``tf.Graph``, whose reference cycles keep that copy alive until
-    the collector runs (GPT-2 4x256, 62 MB of weights: RSS grew ~one weight copy per pass
-    application, 1.2 -> 1.8 GB over its passes; collected after each, it stays at ~0.75 GB).
-    ``malloc_trim`` hands the freed pages back, so verification children forked later do not
-    inherit them. Without a graph: always."""
-    if graph_def is not None and graph_bytes(graph_def) < RELEASE_BYTES:
+def release_memory(graph_def: graph_pb2.GraphDef) -> None:
+    """Free what a pass or stage left for the cycle collector, when ``graph_def`` is large: a
+    pass's StaticInfo imports every weight into a ``tf.Graph``, whose reference cycles keep
+    that copy alive until the collector runs (GPT-2 4x256, 62 MB of weights: RSS grew ~one
+    weight copy per pass application, 1.2 -> 1.8 GB over its passes; collected after each, it
+    stays at ~0.75 GB). ``malloc_trim`` hands the freed pages back to the system."""
+    if graph_bytes(graph_def) < RELEASE_BYTES:
         return
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):  # glibc only
@@ -105,7 +104,7 @@ def split_weights(graph_def: graph_pb2.GraphDef, limit: int | None = None
     return small, values
 
 
-def initialize_weights(graph, values: dict[str, np.ndarray], scope: str = ""):
+def initialize_weights(graph, values: dict[str, np.ndarray]):
     """In graph mode, inside ``graph``: a variable per split weight, initialised once from a
     fed placeholder (never a constant in the graph). Returns the input map (placeholder
     tensor -> variable value) to import the split graph with, the initializer op and its
@@ -113,7 +112,7 @@ def initialize_weights(graph, values: dict[str, np.ndarray], scope: str = ""):
     import tensorflow as tf
 
     input_map, feed, inits = {}, {}, []
-    with graph.as_default(), tf.name_scope(scope or "tfopt_weights"):
+    with graph.as_default(), tf.name_scope("tfopt_weights"):
         for name, value in values.items():
             initial = tf.compat.v1.placeholder(tf.as_dtype(value.dtype), value.shape)
             var = tf.compat.v1.Variable(initial, trainable=False, use_resource=True,

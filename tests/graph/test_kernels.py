@@ -6,8 +6,6 @@ import json
 import subprocess
 import sys
 
-import numpy as np
-
 from tfopt.graph import kernels
 from tfopt.graph.kernels import Fusion
 from tfopt.runtime import runtime_env
@@ -15,20 +13,12 @@ from tfopt.runtime import runtime_env
 BF16_MATMUL = Fusion("_FusedMatMul", ("BiasAdd",), "bfloat16")
 
 
-def _probe_error(fusion: Fusion) -> float:
-    shapes = kernels._ACCURACY_SHAPES[fusion.op]
-    got = kernels._run_probe(kernels._probe_graph(fusion, shapes, np.random.default_rng(0)))
-    want = kernels._run_probe(kernels._probe_graph(Fusion(fusion.op, fusion.fused_ops), shapes,
-                                                   np.random.default_rng(0)))
-    return float(np.sqrt(np.mean((got - want) ** 2) / np.mean(want ** 2)))
-
-
 def test_accepted_reduced_precision_fusions_are_accurate():
     """Every bf16 fusion this runtime is said to run is within the bound over long dot
     products, and the bound is what one bf16 rounding costs, not more."""
     accepted = [f for f in kernels.probe_here() if f.dtype == "bfloat16" and f.fused_ops]
     for fusion in accepted:
-        assert _probe_error(fusion) <= kernels.REDUCED_PRECISION_RMS, fusion
+        assert kernels.reduced_precision_error(fusion) <= kernels.REDUCED_PRECISION_RMS, fusion
 
 
 def test_eigen_inaccurate_bf16_kernels_are_refused():

@@ -548,7 +548,8 @@ def depends_on_op(graph_def: graph_pb2.GraphDef, tensor: str, ops: Iterable[str]
     """Whether ``tensor`` is computed from a node of one of ``ops``, in the main graph or in a
     function it calls."""
     ops = set(ops)
-    upstream = [n for n in graph_def.node if n.name in reachable_from(graph_def, [tensor])]
+    reached = reachable_from(graph_def, [tensor])
+    upstream = [n for n in graph_def.node if n.name in reached]
     if any(n.op in ops for n in upstream):
         return True
     library = {f.signature.name: f for f in graph_def.library.function}

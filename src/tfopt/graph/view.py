@@ -137,11 +137,15 @@ def set_attr(node: node_def_pb2.NodeDef, key: str, value) -> None:
         raise TypeError(f"unsupported attribute value for {key!r}: {type(value).__name__}")
 
 
-def make_const(name: str, value: np.ndarray, device: str = "") -> node_def_pb2.NodeDef:
+def make_const(name: str, value: np.ndarray, device: str = "",
+               dtype: dtypes.DType | None = None) -> node_def_pb2.NodeDef:
+    """A Const holding ``value``; ``dtype`` stores it as another type (qint8 weights are
+    int8 values that NumPy cannot tag as quantized)."""
     value = np.asarray(value)
+    dtype = dtype or dtypes.as_dtype(value.dtype)
     node = node_def_pb2.NodeDef(name=name, op="Const", device=device)
-    node.attr["dtype"].type = dtypes.as_dtype(value.dtype).as_datatype_enum
-    node.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(value))
+    node.attr["dtype"].type = dtype.as_datatype_enum
+    node.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(value, dtype=dtype))
     return node
 
 
@@ -316,9 +320,10 @@ class GraphView:
         self._index(added)
         return added
 
-    def add_const(self, base: str, value: np.ndarray, device: str = "") -> str:
+    def add_const(self, base: str, value: np.ndarray, device: str = "",
+                  dtype: dtypes.DType | None = None) -> str:
         """Add a Const named ``base`` (made unique); returns its name, ready to wire in."""
-        return self.add(make_const(self.unique_name(base), value, device)).name
+        return self.add(make_const(self.unique_name(base), value, device, dtype)).name
 
     def set_input(self, node: node_def_pb2.NodeDef, index: int, text: str) -> None:
         node.input[index] = text

@@ -10,8 +10,11 @@ from tensorflow.core.framework import graph_pb2
 from tfopt.graph.view import GraphView, get_attr, node_of
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from tfopt.graph.kernels import KernelSupport
     from tfopt.passes.pipeline import PassRecord
+    from tfopt.passes.quantize_int8 import Range
 
 
 @dataclass
@@ -28,6 +31,8 @@ class PassContext:
     # honour --passes/--skip through it.
     enabled: frozenset[str] | None = None
     precision: str = "fp32"  # "bf16": reduced_precision runs the compute in bfloat16
+    # "int8": calibrated value ranges of tensors ("node:port" -> Range), read by quantize_int8
+    ranges: Mapping[str, Range] | None = None
 
 
 @dataclass

@@ -130,6 +130,13 @@ REGISTRY: tuple[PassSpec, ...] = (
     PassSpec("fuse_pad", "fuse_pad:FusePad", FINALIZE,
              "fold a zero Pad into the next conv (as SAME when it matches, else EXPLICIT)",
              "before fuse_kernels: _FusedConv2D keeps explicit padding, so Pad folds in first"),
+    PassSpec("quantize_int8", "quantize_int8:QuantizeInt8", FINALIZE,
+             "with --precision int8: convolutions and matmuls with constant weights run in "
+             "int8 (weights per output channel, activations in their calibrated ranges), "
+             "int8 flowing between consecutive ones",
+             "after fuse_pad (the quantized convolutions take explicit padding) and before "
+             "fuse_kernels (which fuses what stays in float32); calibration observes the "
+             "graph as it is here"),
     PassSpec("fuse_kernels", "fuse_kernels:FuseKernels", FINALIZE,
              "fuse Conv2D/DepthwiseConv2dNative/MatMul + BiasAdd [+ residual Add] "
              "[+ Relu|Relu6|Elu|LeakyRelu|...] into _Fused* kernels, only forms every runtime "

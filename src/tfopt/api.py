@@ -23,7 +23,8 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
              int_range: tuple[int, int] | None = None, format: str = "saved_model",
              target: str = "portable", xla: str | None = None, overwrite: bool = False,
              precision: str = "fp32", force_precision: bool = False,
-             labels: str | None = None, time: bool | None = None,
+             labels: str | None = None, calibration_file: str | None = None,
+             calibration_method: str = "minmax", time: bool | None = None,
              log: Log | None = None) -> Report:
     """Optimize the model at ``src`` for inference, verify it, and write it to ``dst``.
 
@@ -58,9 +59,17 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
     precision: ``"fp32"`` (default) or ``"bf16"``: convolutions, matmuls and the element-wise
         ops between them in bfloat16, weights stored as bfloat16 (half the size on disk);
         verified against the bf16 budget (``tolerance`` on the relative RMS difference, and
-        top-1 agreement >= 99% on outputs that look like class scores); refused on a CPU without AVX512_BF16/AMX unless
-        ``force_precision``. ``"auto"``: bf16 only where it meets that budget and is measurably
-        faster than float32 (timed, as ``xla="auto"``), else float32; the notes say why.
+        top-1 agreement >= 99% on outputs that look like class scores); refused on a CPU
+        without AVX512_BF16/AMX unless ``force_precision``. ``"int8"``: convolutions and
+        matmuls in int8 (weights per output channel, activations in ranges calibrated on
+        ``calibration_file``), verified against a 5e-2 relative RMS budget and 99% top-1
+        agreement; refused on a CPU without VNNI/AMX unless ``force_precision``. ``"auto"``:
+        bf16 only where it meets that budget and is measurably faster than float32 (timed, as
+        ``xla="auto"``), else float32; the notes say why.
+    calibration_file: ``.npz`` of real samples keyed by input name (a few hundred): they set
+        the int8 activation ranges (``precision="int8"`` needs it).
+    calibration_method: ``"minmax"`` (default) or ``"percentile"`` (the 99.99th percentile:
+        outliers clipped).
     time: time the written model against the original (fresh processes, interleaved) and
         state the speedup; a pass that makes it measurably slower is found and switched off,
         and a model that stays slower is not written. Default on (``TFOPT_TIME=off`` in the
@@ -81,6 +90,6 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
         skip=skip, verify=verify, tolerance=tolerance, input_shapes=input_shapes,
         inputs_file=inputs_file, batch_size=batch_size, int_range=int_range, format=format,
         target=target, xla=xla, overwrite=overwrite, precision=precision,
-        force_precision=force_precision, labels=labels,
-        **({} if time is None else {"time": time}))
+        force_precision=force_precision, labels=labels, calibration_file=calibration_file,
+        calibration_method=calibration_method, **({} if time is None else {"time": time}))
     return run(options, log)

@@ -48,7 +48,8 @@ def check_shape_names(shapes: dict[str, tuple[int, ...]], known) -> None:
 FORMATS = ("saved_model", "pb")
 TARGETS = ("portable", "native", "generic")
 XLA_MODES = ("off", "auto", "on")
-PRECISIONS = ("fp32", "bf16", "auto")
+PRECISIONS = ("fp32", "bf16", "int8", "auto")
+CALIBRATION_METHODS = ("minmax", "percentile")
 DEFAULT_TOLERANCE = 1e-4
 # bf16 keeps 8 significant bits (relative rounding 2**-9 ~ 2e-3 per op). On the models
 # trained here on real data (zoo digits_cnn / digits_transformer, 450 test images) the bf16
@@ -67,6 +68,10 @@ BF16_TOP1_AGREEMENT = 0.99
 # 95.1-95.6% of the boxes found in bf16, each within 6.5e-4 of its original; the boxes not
 # found are the last ones kept, whose scores tie with the first ones dropped.
 BF16_SELECTION_MATCH = 0.9
+# int8 (activations in 256 levels over their calibrated range, weights in 255 per channel):
+# measured on the models trained here (zoo digits_cnn, calibrated on 256 training images,
+# judged on the 450 test images) ... see INT8 notes in benchmarks/PRECISION_INT8.md.
+INT8_TOLERANCE = 5e-2
 # Generated verification samples for reduced precision: enough for top-1 agreement to mean
 # something (when the batch dimension is free).
 BF16_BATCH = 8
@@ -117,13 +122,16 @@ class OptimizeOptions:
     precision: str = "fp32"
     force_precision: bool = False   # write bf16 even on a CPU without bf16 instructions
     labels: str | None = None       # .npy of true classes of --inputs-file's samples
+    calibration_file: str | None = None  # .npz of samples that set int8 activation ranges
+    calibration_method: str = "minmax"
     time: bool = field(default_factory=lambda: os.environ.get("TFOPT_TIME", "on") != "off")
 
     def budget_for(self, precision: str) -> float:
         """The allowed relative difference per float output for a model in ``precision``."""
         if self.tolerance is not None:
             return self.tolerance
-        return BF16_TOLERANCE if precision == "bf16" else DEFAULT_TOLERANCE
+        return {"bf16": BF16_TOLERANCE, "int8": INT8_TOLERANCE}.get(precision,
+                                                                     DEFAULT_TOLERANCE)
 
     @property
     def xla_mode(self) -> str:
@@ -173,6 +181,8 @@ class OptimizeOptions:
                                  "(AVX512_BF16 or AMX): a bf16 model would run slower here "
                                  "than float32; --force-precision writes it anyway (for "
                                  "another machine)")
+        if self.precision == "int8":
+            self._check_int8()
         if self.xla_mode == "auto" and not self.verify:
             raise TfoptError("--xla auto times the model on the verification inputs; it "
                              "cannot go with --no-verify (use --xla on)")
@@ -188,3 +198,21 @@ class OptimizeOptions:
         if self.labels and not os.path.isfile(self.labels):
             raise TfoptError(f"{self.labels}: no such labels file")
         return self
+
+    def _check_int8(self) -> None:
+        from tfopt.runtime import cpu_isa, int8_hardware
+
+        if self.calibration_method not in CALIBRATION_METHODS:
+            raise TfoptError(f"unknown calibration method {self.calibration_method!r} "
+                             f"({', '.join(CALIBRATION_METHODS)})")
+        if not self.calibration_file:
+            raise TfoptError("--precision int8 needs --calibration-file x.npz (a few hundred "
+                             "real samples keyed by input name): activation ranges set from "
+                             "generated inputs would fit noise, not the data the model sees")
+        if not os.path.isfile(self.calibration_file):
+            raise TfoptError(f"{self.calibration_file}: no such calibration file")
+        if not self.force_precision and not int8_hardware():
+            raise TfoptError(f"this CPU ({cpu_isa()}) has no int8 dot-product instructions "
+                             "(AVX512_VNNI, AVX_VNNI or AMX): an int8 model would gain little "
+                             "or run slower here; --force-precision writes it anyway (for "
+                             "another machine)")

@@ -70,6 +70,16 @@ def bf16_hardware() -> list[str]:
     return [f.upper() for f in BF16_FLAGS if f in flags]
 
 
+INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def int8_hardware() -> list[str]:
+    """The CPU's int8 dot-product instructions (VNNI, AMX); without them oneDNN's int8
+    kernels emulate the dot products and gain little over float32."""
+    flags = _cpu_flags()
+    return [f.upper() for f in INT8_FLAGS if f in flags]
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:

@@ -57,18 +57,28 @@ def cli() -> None:
               help="Compile the convolution- and loop-free part (attention, MLP) with XLA. "
                    "auto (the default unless --no-verify or --no-time): when it holds at least "
                    "half the model's FLOPs, and only if timing shows a measurable gain.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default="fp32",
-              show_default=True,
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "int8", "auto"]),
+              default="fp32", show_default=True,
               help="bf16: convolutions, matmuls and the element-wise ops between them in "
-                   "bfloat16, weights stored as bfloat16; verified against a 2e-2 relative RMS budget and "
-                   "99% top-1 agreement on class scores. Fast with oneDNN on a CPU with "
-                   "AVX512_BF16 or AMX. auto: bf16 only where it meets that budget and timing "
-                   "shows a gain whose interval lies above 1.0, else float32.")
+                   "bfloat16, weights stored as bfloat16; verified against a 2e-2 relative RMS "
+                   "budget and 99% top-1 agreement on class scores. Fast with oneDNN on a CPU "
+                   "with AVX512_BF16 or AMX. int8: convolutions and matmuls in int8 (needs "
+                   "--calibration-file; 5e-2 relative RMS budget, 99% top-1 agreement); fast "
+                   "with oneDNN on a CPU with VNNI or AMX. auto: bf16 only where it meets its "
+                   "budget and timing shows a gain whose interval lies above 1.0, else float32.")
+@click.option("--calibration-file", type=click.Path(),
+              help="--precision int8: .npz of real samples keyed by input name (a few hundred) "
+                   "that set the activation ranges; keep them apart from --inputs-file's.")
+@click.option("--calibration-method", type=click.Choice(["minmax", "percentile"]),
+              default="minmax", show_default=True,
+              help="How an activation's range is taken from the calibration samples: their "
+                   "min and max, or the 99.99th percentile (outliers clipped).")
 @click.option("--labels", type=click.Path(),
               help=".npy of the true class of each --inputs-file sample: the report gives the "
                    "task accuracy of the original and of the optimized model.")
 @click.option("--force-precision", is_flag=True,
-              help="Write --precision bf16 even on a CPU without bfloat16 instructions.")
+              help="Write --precision bf16/int8 even on a CPU without bfloat16 / int8 "
+                   "dot-product instructions.")
 @click.option("--no-time", is_flag=True,
               help="Do not time the written model against the original. By default it is "
                    "timed (5 rounds, fresh processes, ~10-30 s), a pass that makes it slower "
@@ -78,8 +88,8 @@ def cli() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Only print the summary line.")
 def optimize(src, dst, signatures, all_signatures, inputs, outputs, passes, skip, no_verify,
              tolerance, input_shapes, inputs_file, batch_size, int_range, format, target,
-             portable, xla, precision, labels, force_precision, no_time, overwrite, json_path,
-             quiet) -> None:
+             portable, xla, precision, calibration_file, calibration_method, labels,
+             force_precision, no_time, overwrite, json_path, quiet) -> None:
     """Optimize the model SRC for inference and write it to DST.
 
     SRC is a SavedModel directory (TF2 or TF1), a frozen .pb/.pbtxt GraphDef or a .keras
@@ -95,6 +105,7 @@ def optimize(src, dst, signatures, all_signatures, inputs, outputs, passes, skip
         int_range=parse_int_range(int_range) if int_range else None, format=format,
         target="generic" if portable else target, xla=xla, overwrite=overwrite,
         precision=precision, force_precision=force_precision, labels=labels,
+        calibration_file=calibration_file, calibration_method=calibration_method,
         **({"time": False} if no_time else {}))
     from tfopt.optimizer.stages import run
 

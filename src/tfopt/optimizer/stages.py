@@ -1,7 +1,7 @@
 """``optimize`` as a road of named stages, each handing one :class:`State` to the next.
 
-    check request -> load -> verification inputs -> original's answers -> passes (per
-    signature) -> share identical -> [XLA] -> where it must run
+    check request -> load -> verification inputs -> original's answers -> [int8: calibrate]
+    -> passes (per signature) -> share identical -> [XLA] -> where it must run
     then, in a temporary directory renamed into place only at the end:
     write -> verify (blame a pass, rewrite, verify again) -> [precision refused?] -> time
     against the original (blame a slow pass, rewrite) -> report and metadata
@@ -38,6 +38,7 @@ from tfopt.optimizer.speed import SpeedCheck
 from tfopt.options import OptimizeOptions
 from tfopt.passes.base import PassContext
 from tfopt.passes.pipeline import Log, run_checked, run_passes
+from tfopt.passes.quantize_int8 import Range
 from tfopt.passes.registry import select
 from tfopt.runtime import RUNTIMES, runtime_label
 from tfopt.verify import whole
@@ -66,6 +67,7 @@ class State:
     runtimes: list[str] = field(default_factory=lambda: list(RUNTIMES))
     endpoints: list[Endpoint] = field(default_factory=list)  # attribute endpoints to write
     precision: str = "fp32"              # what the passes compute in ("auto" decides later)
+    ranges: dict[str, dict[str, Range]] = field(default_factory=dict)  # int8, per signature
     out: str = ""                        # where WRITE stages write (a temporary path)
     speed: dict[str, SpeedCheck] = field(default_factory=dict)  # per signature timed
     report: Report | None = None
@@ -83,7 +85,7 @@ def check_request(state: State) -> None:
     opts = state.options
     state.enabled = select(opts.passes, opts.skip)
     state.kernels = KernelSupport(opts.target)
-    state.precision = "bf16" if opts.precision == "bf16" else "fp32"
+    state.precision = opts.precision if opts.precision in ("bf16", "int8") else "fp32"
     state.policy = Policy.for_precision(state.precision, opts.budget_for(state.precision))
     check_input_names(opts.src, opts.input_shapes, opts.signatures)
 
@@ -120,6 +122,32 @@ def verification_inputs(state: State) -> None:
 def original_answers(state: State) -> None:
     if state.feeds is not None:
         state.refs = References.record(state.model, state.feeds)
+
+
+def calibrate(state: State) -> None:
+    """``--precision int8``: the activation ranges quantize_int8 quantizes with, observed on
+    the calibration samples in the graph the passes leave just before it (see
+    :mod:`tfopt.optimizer.calibrate`)."""
+    if state.precision != "int8":
+        return
+    from tfopt.optimizer.calibrate import calibrate as observe
+    from tfopt.verify.inputs import load_inputs
+
+    opts = state.options
+    before = state.enabled - {"quantize_int8", "fuse_kernels"}
+    for sig in state.model.signatures.values():
+        if sig.same_as:
+            continue
+        samples = load_inputs(opts.calibration_file, sig.inputs)
+        count = len(next(iter(samples.values()), []))
+        state.say(f"[{sig.key}] calibrating int8 ranges ({opts.calibration_method}) on "
+                  f"{count} samples of {opts.calibration_file} ...")
+        graph = run_passes(sig.graph_def, pass_context(sig, state.kernels, before, "int8"),
+                           before).graph_def
+        state.ranges[sig.key] = observe(sig.with_graph(graph), samples,
+                                        opts.calibration_method, state.say)
+        state.model.notes.append(f"[{sig.key}] int8 ranges calibrated ({opts.calibration_method}"
+                                 f") on {count} samples of {opts.calibration_file}")
 
 
 def run_signature_passes(state: State) -> None:
@@ -235,12 +263,12 @@ def verify_written(state: State) -> None:
 
 def check_precision(state: State) -> None:
     """An explicit reduced precision that verification had to switch off is refused: the
-    user asked for bf16, and a float32 model written under that name would mislead."""
-    if state.options.precision != "bf16":
+    user asked for bf16 or int8, and a float32 model written under that name would mislead."""
+    if state.options.precision not in PRECISION_PASS:
         return
     for key, report in state.reports.items():
         for rec in report.passes:
-            if rec.name == "reduced_precision" and rec.skipped:
+            if rec.name == PRECISION_PASS[state.options.precision] and rec.skipped:
                 raise VerificationError(
                     f"--precision {state.options.precision} misses the accuracy budget in "
                     f"signature {key!r} ({rec.skipped}); nothing written (a looser "
@@ -296,7 +324,8 @@ def _recover_speed(state: State, key: str, check: SpeedCheck) -> SpeedCheck:
     def slower_with(prefix: list[str]) -> bool:
         enabled = frozenset(prefix)
         result = run_passes(sig.graph_def, pass_context(sig, state.kernels, enabled,
-                                                        state.precision), enabled)
+                                                        state.precision,
+                                                        state.ranges.get(key)), enabled)
         with tempfile.TemporaryDirectory(prefix="tfopt-probe-") as tmp:
             write_saved_model({key: sig.with_graph(result.graph_def)}, f"{tmp}/m",
                               state.model.tags)
@@ -342,7 +371,9 @@ def report_and_metadata(state: State) -> None:
         write_metadata(state.out, state.report.metadata())
 
 
-PREPARE: list[Stage] = [check_request, load, verification_inputs, original_answers,
+PRECISION_PASS = {"bf16": "reduced_precision", "int8": "quantize_int8"}
+
+PREPARE: list[Stage] = [check_request, load, verification_inputs, original_answers, calibrate,
                         run_signature_passes, share_identical, choose_precision, compile_xla,
                         keep_endpoints, choose_runtimes]
 WRITE: list[Stage] = [write_model, verify_written, check_precision, check_speed,
@@ -374,14 +405,15 @@ def run(options: OptimizeOptions, log: Log | None = None) -> Report:
 
 
 def pass_context(sig: SignatureGraph, kernels: KernelSupport | None,
-                 enabled: frozenset[str] | None = None, precision: str = "fp32") -> PassContext:
+                 enabled: frozenset[str] | None = None, precision: str = "fp32",
+                 ranges: dict[str, Range] | None = None) -> PassContext:
     """What the passes may know of a signature. Only declared shapes are used by passes
     (never the verification feeds): nothing may be specialised to the batch size that
     happened to be verified."""
     return PassContext(protected=sig.protected_nodes, outputs=sig.output_tensors,
                        inputs=[t.tensor for t in sig.inputs.values()],
                        init_ops=list(sig.init_ops), kernels=kernels, enabled=enabled,
-                       precision=precision)
+                       precision=precision, ranges=ranges)
 
 
 def _optimize_signature(state: State, sig: SignatureGraph, checked: bool) -> None:
@@ -389,7 +421,8 @@ def _optimize_signature(state: State, sig: SignatureGraph, checked: bool) -> Non
     verification) and record the result for it and the signatures sharing its graph."""
     unique = [s for s in state.model.signatures.values() if not s.same_as]
     label = f"[{sig.key}] " if len(unique) > 1 else ""
-    ctx = pass_context(sig, state.kernels, state.enabled, state.precision)
+    ctx = pass_context(sig, state.kernels, state.enabled, state.precision,
+                       state.ranges.get(sig.key))
     if checked:
         verifier = SignatureVerifier(sig, state.feeds[sig.key], state.refs, state.policy,
                                      state.runtimes)

@@ -7,7 +7,9 @@ transformer (rows of the image as a sequence of 8 tokens, attention, layer norm,
 Each trains in seconds on 2 cores to ~95% test accuracy, is exported with ``model.export()``,
 and its held-out split is saved inside the model directory (TensorFlow ignores other files),
 ready for ``--inputs-file`` and ``--labels``: ``<model>/test.npz`` (the images, keyed by the
-input name ``image``) and ``<model>/labels.npy``.
+input name ``image``) and ``<model>/labels.npy``; and ``<model>/calibration.npz``, 256 training
+images for ``--precision int8 --calibration-file`` (never the test images: ranges fitted to the
+samples that judge them would flatter the result).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tfopt.errors import TfoptError
 
 TEST_SHARE = 0.25
 TEST_INPUTS, TEST_LABELS = "test.npz", "labels.npy"  # inside the model directory
+CALIBRATION, CALIBRATION_SAMPLES = "calibration.npz", 256
 
 
 def digits_split(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -83,4 +86,5 @@ def build_digits(name: str, export_dir: str, seed: int = 0, epochs: int = 30) ->
     model.export(export_dir, format="tf_saved_model", verbose=False)
     np.savez(os.path.join(export_dir, TEST_INPUTS), image=x_test)
     np.save(os.path.join(export_dir, TEST_LABELS), y_test)
+    np.savez(os.path.join(export_dir, CALIBRATION), image=x_train[:CALIBRATION_SAMPLES])
     return accuracy

@@ -88,5 +88,6 @@ def test_every_pass_changes_some_shared_graph():
         if not any(pass_.run(graph_of(build), ctx).changed for build, _ in GRAPHS.values()):
             unused.append(spec.name)
     # TF1 Switch/Merge and function calls: covered in test_cleanup and test_inline_calls;
-    # reduced_precision acts only with precision="bf16": test_reduced_precision
-    assert unused == ["inline_calls", "switch_const", "reduced_precision"]
+    # reduced_precision acts only with precision="bf16": test_reduced_precision;
+    # quantize_int8 only with precision="int8" and calibrated ranges: test_quantize_int8
+    assert unused == ["inline_calls", "switch_const", "reduced_precision", "quantize_int8"]

@@ -60,8 +60,9 @@ def calibrate(sig: SignatureGraph, samples: dict[str, np.ndarray], method: str =
                 low, high = _bounds(np.asarray(value, np.float32), method)
                 lows[name].append(low)
                 highs[name].append(high)
-            if say is not None and count > BATCH:
-                say(f"  calibrated on {min(start + BATCH, count)}/{count} samples")
+            done = min(start + BATCH, count)
+            if say is not None and count >= 4 * BATCH and done * 4 // count > start * 4 // count:
+                say(f"  calibrated on {done}/{count} samples")
     if method == "minmax":
         return {t: Range(min(lows[t]), max(highs[t])) for t in tensors}
     return {t: Range(float(np.mean(lows[t])), float(np.mean(highs[t]))) for t in tensors}

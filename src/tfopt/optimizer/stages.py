@@ -264,15 +264,23 @@ def verify_written(state: State) -> None:
 def check_precision(state: State) -> None:
     """An explicit reduced precision that verification had to switch off is refused: the
     user asked for bf16 or int8, and a float32 model written under that name would mislead."""
-    if state.options.precision not in PRECISION_PASS:
+    precision = state.options.precision
+    if precision not in PRECISION_PASS:
         return
     for key, report in state.reports.items():
-        for rec in report.passes:
-            if rec.name == PRECISION_PASS[state.options.precision] and rec.skipped:
-                raise VerificationError(
-                    f"--precision {state.options.precision} misses the accuracy budget in "
-                    f"signature {key!r} ({rec.skipped}); nothing written (a looser "
-                    "--tolerance, or --precision fp32)")
+        if report.same_as:
+            continue
+        rec = next((r for r in report.passes if r.name == PRECISION_PASS[precision]), None)
+        if rec is None or not (rec.changed or rec.skipped):
+            raise TfoptError(f"--precision {precision}: nothing in signature {key!r} could run "
+                             f"in {precision} (pass {PRECISION_PASS[precision]} "
+                             f"{'not enabled' if rec is None else 'found nothing to convert'}); "
+                             "nothing written")
+        if rec.skipped:
+            raise VerificationError(
+                f"--precision {precision} misses the accuracy budget in signature {key!r} "
+                f"({rec.skipped}); nothing written (a looser --tolerance, or --precision "
+                "fp32)")
 
 
 def check_speed(state: State) -> None:

@@ -31,8 +31,10 @@ from tfopt.graph.view import (
 from tfopt.model.signature import SignatureGraph
 
 # Never inside the cluster: convolutions (XLA's CPU convolutions are slow), ops XLA cannot
-# compile or that hold state, and control flow kept for TensorFlow's executor.
-EXCLUDED_PREFIXES = ("Conv", "DepthwiseConv", "_Fused", "MaxPool", "AvgPool", "Lookup",
+# compile or that hold state (int8 ops among them: oneDNN kernels with no XLA lowering), and
+# control flow kept for TensorFlow's executor.
+EXCLUDED_PREFIXES = ("Conv", "DepthwiseConv", "_Fused", "_Quantized", "Quantize", "Dequantize",
+                     "MaxPool", "AvgPool", "Lookup",
                      "HashTable", "InitializeTable", "String", "Decode", "Encode", "Regex",
                      "Print", "Assert", "Save", "Restore", "Var", "ReadVariable", "Resource",
                      "Random", "StatefulPartitionedCall", "NonMaxSuppression",

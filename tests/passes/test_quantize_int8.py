@@ -1,0 +1,105 @@
+"""quantize_int8: convolutions and matmuls in int8 at calibrated ranges, int8 flowing between
+consecutive convolutions, and the result close to float32 on real TensorFlow kernels."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.passes.helpers import context, counts, graph_of, rand, run
+from tfopt.model.signature import SignatureGraph, TensorInfo
+from tfopt.optimizer.calibrate import calibrate, observed_tensors
+from tfopt.passes.quantize_int8 import QuantizeInt8, Range, quantized_weights
+
+X = {"x:0": np.abs(rand(4, 8, 8, 3, seed=1))}
+
+
+def _cnn():
+    """conv -> bias -> relu -> conv -> bias -> relu6 -> depthwise -> mean -> dense -> softmax"""
+    x = tf.compat.v1.placeholder(tf.float32, [None, 8, 8, 3], name="x")
+    h = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, tf.constant(rand(3, 3, 3, 16, seed=2) * .3),
+                                               1, "SAME"), tf.constant(rand(16, seed=3))))
+    h = tf.nn.relu6(tf.nn.bias_add(tf.nn.conv2d(h, tf.constant(rand(3, 3, 16, 16, seed=4) * .2),
+                                                1, "SAME"), tf.constant(rand(16, seed=5))))
+    h = tf.nn.depthwise_conv2d(h, tf.constant(rand(3, 3, 16, 1, seed=6) * .3), [1, 1, 1, 1],
+                               "SAME")
+    pooled = tf.reduce_mean(h, [1, 2])
+    logits = tf.matmul(pooled, tf.constant(rand(16, 5, seed=7))) + tf.constant(rand(5, seed=8))
+    tf.nn.softmax(logits, name="out")
+
+
+def _ranges(graph_def) -> dict[str, Range]:
+    sig = SignatureGraph("serving_default", graph_def,
+                         {"x": TensorInfo("x:0", tf.float32, (None, 8, 8, 3))},
+                         {"out": TensorInfo("out:0", tf.float32, (None, 5))})
+    return calibrate(sig, {"x": np.abs(rand(32, 8, 8, 3, seed=9))})
+
+
+def _int8_ctx(ranges):
+    return dataclasses.replace(context(["out"], ["x:0"]), precision="int8", ranges=ranges)
+
+
+def test_convolutions_and_matmul_run_in_int8_close_to_float32():
+    gd = graph_of(_cnn)
+    result = QuantizeInt8().run(gd, _int8_ctx(_ranges(gd)))
+    assert result.changed
+    ops = counts(result.graph_def)
+    assert ops.get("Conv2D", 0) == 0 and ops.get("MatMul", 0) == 0
+    assert ops["_FusedQuantizedConv2D"] == 2 and ops["_QuantizedMatMul"] == 1
+    assert ops["_FusedQuantizedDepthwiseConv2D"] == 1
+    # the second conv and the depthwise read the int8 output of the op before: one
+    # QuantizeV2 for the input x, one for the matmul after the float32 Mean
+    assert ops["QuantizeV2"] == 2
+    assert any("pairs cancelled" in n for n in result.notes)
+    weights = [n for n in result.graph_def.node if n.op == "Const"
+               and n.attr["dtype"].type == tf.qint8.as_datatype_enum]
+    assert len(weights) == 4
+    want, got = run(gd, ["out"], X)[0], run(result.graph_def, ["out"], X)[0]
+    rms = np.sqrt(np.mean((got - want) ** 2) / np.mean(want ** 2))
+    assert rms < 2e-2
+    assert (got.argmax(1) == want.argmax(1)).all()
+
+
+def test_uncalibrated_ops_stay_float32_and_say_why():
+    gd = graph_of(_cnn)
+    ranges = _ranges(gd)
+    matmul = next(n.name for n in gd.node if n.op == "MatMul")
+    ranges = {k: v for k, v in ranges.items() if not k.startswith(matmul)}
+    result = QuantizeInt8().run(gd, _int8_ctx(ranges))
+    assert counts(result.graph_def)["MatMul"] == 1
+    assert "1 MatMul (no calibrated range) kept in float32" in result.notes
+
+
+def test_nothing_changes_without_int8():
+    gd = graph_of(_cnn)
+    assert not QuantizeInt8().run(gd, context(["out"], ["x:0"])).changed
+    assert not QuantizeInt8().run(gd, _int8_ctx({})).changed
+
+
+def test_calibration_observes_each_quantized_ops_input_and_output():
+    gd = graph_of(_cnn)
+    ranges = _ranges(gd)
+    assert set(ranges) == set(observed_tensors(SignatureGraph(
+        "s", gd, {"x": TensorInfo("x:0", tf.float32, None)}, {})))
+    relu6 = next(n.name for n in gd.node if n.op == "Relu6")
+    assert ranges[f"{relu6}:0"].low >= 0 and ranges[f"{relu6}:0"].high <= 6
+    assert ranges["x:0"].unsigned
+
+
+@pytest.mark.parametrize("low, high, kind, lo, hi", [
+    (0.0, 3.0, tf.quint8, 0.0, 3.0), (-1.0, 3.0, tf.qint8, -3.0, 3.0),
+    (-4.0, 1.0, tf.qint8, -4.0, 4.0), (0.0, 0.0, tf.quint8, 0.0, 1e-6)])
+def test_activation_form(low, high, kind, lo, hi):
+    assert Range(low, high).quantized() == (kind, lo, pytest.approx(hi))
+
+
+def test_weights_per_channel_symmetric():
+    w = rand(3, 3, 4, 6, seed=3) * np.arange(1, 7)  # channels of very different scales
+    w[..., 5] = 0.0
+    q, bound = quantized_weights(w, 3)
+    assert q.dtype == np.int8 and np.abs(q).max() <= 127
+    np.testing.assert_allclose(bound[:5], np.abs(w[..., :5]).reshape(-1, 5).max(0), rtol=1e-6)
+    assert bound[5] == 1.0 and not q[..., 5].any()  # an all-zero channel stays zero
+    back = q.astype(np.float32) * bound / 127
+    assert np.abs(back - w).max() <= bound.max() / 254 + 1e-7

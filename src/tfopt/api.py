@@ -24,7 +24,8 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
              target: str = "portable", xla: str | None = None, overwrite: bool = False,
              precision: str = "fp32", force_precision: bool = False,
              labels: str | None = None, calibration_file: str | None = None,
-             calibration_method: str = "minmax", time: bool | None = None,
+             calibration_method: str = "minmax", max_accuracy_drop: float | None = None,
+             time: bool | None = None,
              log: Log | None = None) -> Report:
     """Optimize the model at ``src`` for inference, verify it, and write it to ``dst``.
 
@@ -70,6 +71,9 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
         the int8 activation ranges (``precision="int8"`` needs it).
     calibration_method: ``"minmax"`` (default) or ``"percentile"`` (the 99.99th percentile:
         outliers clipped).
+    max_accuracy_drop: with ``labels``, the most the task accuracy may drop (0.01: one
+        percentage point); int8 returns its most sensitive layers to float32 until the budget
+        holds (the notes name them), or refuses.
     time: time the written model against the original (fresh processes, interleaved) and
         state the speedup; a pass that makes it measurably slower is found and switched off,
         and a model that stays slower is not written. Default on (``TFOPT_TIME=off`` in the
@@ -91,5 +95,6 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
         inputs_file=inputs_file, batch_size=batch_size, int_range=int_range, format=format,
         target=target, xla=xla, overwrite=overwrite, precision=precision,
         force_precision=force_precision, labels=labels, calibration_file=calibration_file,
-        calibration_method=calibration_method, **({} if time is None else {"time": time}))
+        calibration_method=calibration_method, max_accuracy_drop=max_accuracy_drop,
+        **({} if time is None else {"time": time}))
     return run(options, log)

@@ -76,3 +76,42 @@ def test_int8_that_misses_its_budget_is_not_written(digits_cnn, tmp_path):
         tfopt.optimize(digits_cnn, out, precision="int8", force_precision=True,
                        skip=["quantize_int8"], **_files(digits_cnn))
     assert not os.path.exists(out)
+
+
+def test_sensitive_ops_go_back_to_float32_until_the_budget_holds(digits_cnn, tmp_path):
+    """A budget all-int8 misses (the CNN's int8 RMS difference is ~6e-3): the most sensitive
+    ops return to float32, one at a time, until it holds; the notes name them."""
+    out = str(tmp_path / "fit")
+    report = tfopt.optimize(digits_cnn, out, precision="int8", force_precision=True,
+                            tolerance=5.5e-3, **_files(digits_cnn))
+    kept = [n for n in report.notes if "kept in float32 to meet the accuracy budget" in n]
+    assert len(kept) == 1
+    record = next(r for s in report.signatures.values() for r in s.passes
+                  if r.name == "quantize_int8")
+    assert any("(accuracy budget) kept in float32" in n for n in record.notes)
+    assert record.changed  # the rest is still int8
+    checks = [c for s in report.signatures.values() for c in s.checks]
+    assert all(c.ok and c.rel <= 5.5e-3 for c in checks)
+
+
+def test_max_accuracy_drop_needs_labels(digits_cnn, tmp_path):
+    with pytest.raises(TfoptError, match="needs --labels"):
+        tfopt.optimize(digits_cnn, str(tmp_path / "x"), precision="int8", force_precision=True,
+                       calibration_file=_files(digits_cnn)["calibration_file"],
+                       max_accuracy_drop=0.01)
+
+
+def test_auto_considers_int8_when_given_calibration_samples(digits_cnn, tmp_path):
+    """auto with --calibration-file: int8 is a candidate beside bf16, kept only if it meets
+    its budget and is measurably faster than float32; the notes say which and why."""
+    from tfopt.optimizer.precision import why_not_int8  # noqa: F401 (the rule under test)
+
+    report = tfopt.optimize(digits_cnn, str(tmp_path / "auto"), precision="auto",
+                            **_files(digits_cnn))
+    notes = " | ".join(n for n in report.notes if n.startswith("precision auto:"))
+    assert report.verified
+    if report.precision == "int8":
+        assert "precision auto: int8, " in notes and "faster than float32" in notes
+        assert report.tolerance == pytest.approx(5e-2)
+    else:
+        assert "no int8 (" in notes

@@ -83,23 +83,28 @@ def test_auto_keeps_bf16_only_when_accurate_and_faster(digits_cnn, tmp_path):
     inputs = os.path.join(digits_cnn, "test.npz")
     report = tfopt.optimize(digits_cnn, str(tmp_path / "auto"), precision="auto",
                             inputs_file=inputs)
-    (note,) = [n for n in report.notes if n.startswith("precision auto:")]
+    notes = " | ".join(n for n in report.notes if n.startswith("precision auto:"))
     assert report.verified and report.precision in ("fp32", "bf16")
+    assert "no int8 (no --calibration-file" in notes or "no int8 (this CPU" in notes
     if why_not_bf16() is not None:
-        assert report.precision == "fp32" and why_not_bf16() in note
+        assert report.precision == "fp32" and why_not_bf16() in notes
     elif report.precision == "bf16":
-        assert "faster than float32" in note and report.tolerance == pytest.approx(2e-2)
+        assert "bf16, " in notes and "faster than float32" in notes
+        assert report.tolerance == pytest.approx(2e-2)
     else:
-        assert "no measurable gain" in note or "misses the accuracy budget" in note
+        assert "no measurable gain" in notes or "misses the accuracy budget" in notes
         assert report.tolerance == pytest.approx(1e-4)
 
 
-def test_auto_keeps_float32_where_bf16_cannot_pay(digits_cnn, tmp_path, monkeypatch):
+def test_auto_keeps_float32_where_nothing_can_pay(digits_cnn, tmp_path, monkeypatch):
     from tfopt import runtime
     from tfopt.optimizer import precision
 
-    monkeypatch.setattr(runtime, "bf16_hardware", lambda: [])
-    monkeypatch.setattr(precision, "bf16_hardware", lambda: [])
-    report = tfopt.optimize(digits_cnn, str(tmp_path / "auto"), precision="auto")
+    for module in (runtime, precision):
+        monkeypatch.setattr(module, "bf16_hardware", lambda: [])
+        monkeypatch.setattr(module, "int8_hardware", lambda: [])
+    report = tfopt.optimize(digits_cnn, str(tmp_path / "auto"), precision="auto",
+                            calibration_file=os.path.join(digits_cnn, "calibration.npz"))
     assert report.precision == "fp32"
-    assert any("precision auto: float32 (this CPU has no bfloat16" in n for n in report.notes)
+    assert any("precision auto: no bf16 (this CPU has no bfloat16" in n for n in report.notes)
+    assert any("precision auto: no int8 (this CPU has no int8" in n for n in report.notes)

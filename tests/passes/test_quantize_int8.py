@@ -8,9 +8,10 @@ import pytest
 import tensorflow as tf
 
 from tests.passes.helpers import context, counts, graph_of, rand, run
+from tfopt.graph.quantized import quantized_weights
 from tfopt.model.signature import SignatureGraph, TensorInfo
 from tfopt.optimizer.calibrate import calibrate, observed_tensors
-from tfopt.passes.quantize_int8 import QuantizeInt8, Range, quantized_weights
+from tfopt.passes.quantize_int8 import QuantizeInt8, Range
 
 X = {"x:0": np.abs(rand(4, 8, 8, 3, seed=1))}
 
@@ -55,6 +56,9 @@ def test_convolutions_and_matmul_run_in_int8_close_to_float32():
     weights = [n for n in result.graph_def.node if n.op == "Const"
                and n.attr["dtype"].type == tf.qint8.as_datatype_enum]
     assert len(weights) == 4
+    assert not [n.name for n in result.graph_def.node if n.op == "Const"  # no float32 copy
+                and n.attr["dtype"].type == tf.float32.as_datatype_enum
+                and n.attr["value"].tensor.ByteSize() > 400]
     want, got = run(gd, ["out"], X)[0], run(result.graph_def, ["out"], X)[0]
     rms = np.sqrt(np.mean((got - want) ** 2) / np.mean(want ** 2))
     assert rms < 2e-2
@@ -103,3 +107,53 @@ def test_weights_per_channel_symmetric():
     assert bound[5] == 1.0 and not q[..., 5].any()  # an all-zero channel stays zero
     back = q.astype(np.float32) * bound / 127
     assert np.abs(back - w).max() <= bound.max() / 254 + 1e-7
+
+
+def _residual(shortcut_read_later: bool = False, shortcut_is_input: bool = False):
+    """relu(conv(relu(conv(h))) + h), h = relu(conv(x)): a ResNet v1 block's identity
+    shortcut; optionally h also read after the add, or read by the summing conv itself."""
+    def build():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 8, 8, 3], name="x")
+        h = tf.nn.relu(tf.nn.bias_add(
+            tf.nn.conv2d(x, tf.constant(rand(3, 3, 3, 16, seed=2) * .3), 1, "SAME"),
+            tf.constant(rand(16, seed=3))))
+        g = h if shortcut_is_input else tf.nn.relu(tf.nn.bias_add(
+            tf.nn.conv2d(h, tf.constant(rand(1, 1, 16, 16, seed=6) * .3), 1, "SAME"),
+            tf.constant(rand(16, seed=7))))
+        r = tf.nn.bias_add(tf.nn.conv2d(g, tf.constant(rand(3, 3, 16, 16, seed=4) * .2), 1,
+                                        "SAME"), tf.constant(rand(16, seed=5)))
+        out = tf.nn.relu(r + h)
+        tf.identity(out + h if shortcut_read_later else out, name="out")
+    return build
+
+
+def _quantized_residual(build):
+    gd = graph_of(build)
+    sig = SignatureGraph("serving_default", gd,
+                         {"x": TensorInfo("x:0", tf.float32, (None, 8, 8, 3))},
+                         {"out": TensorInfo("out:0", tf.float32, (None, 8, 8, 16))})
+    ranges = calibrate(sig, {"x": np.abs(rand(32, 8, 8, 3, seed=9))})
+    result = QuantizeInt8().run(gd, _int8_ctx(ranges))
+    fused = [list(n.attr["fused_ops"].list.s) for n in result.graph_def.node
+             if n.op == "_FusedQuantizedConv2D"]
+    for _ in range(3):  # the kernel sums into the summand's buffer: run it more than once
+        want, got = run(gd, ["out"], X)[0], run(result.graph_def, ["out"], X)[0]
+        assert np.sqrt(np.mean((got - want) ** 2) / np.mean(want ** 2)) < 2e-2
+    return result, fused
+
+
+def test_residual_add_and_relu_fuse_into_the_quantized_conv():
+    result, fused = _quantized_residual(_residual())
+    assert [b"BiasAdd", b"Sum", b"Relu", b"Requantize"] in fused
+    ops = counts(result.graph_def)
+    assert "AddV2" not in ops and "Relu" not in ops
+    assert ops["QuantizeV2"] == 1  # the summand is the first conv's int8 output, as it is
+
+
+def test_residual_add_stays_apart_when_its_summand_is_read_again():
+    """The kernel accumulates into the summand's buffer: a summand read after the add, or by
+    the summing conv itself as its input, would be overwritten (it crashed TensorFlow)."""
+    for build in (_residual(shortcut_read_later=True), _residual(shortcut_is_input=True)):
+        result, fused = _quantized_residual(build)
+        assert not any(b"Sum" in f for f in fused)
+        assert counts(result.graph_def)["AddV2"] >= 1

@@ -76,6 +76,10 @@ def cli() -> None:
 @click.option("--labels", type=click.Path(),
               help=".npy of the true class of each --inputs-file sample: the report gives the "
                    "task accuracy of the original and of the optimized model.")
+@click.option("--max-accuracy-drop", type=float,
+              help="With --labels: the task accuracy may drop at most this much (0.01: one "
+                   "percentage point); int8 returns its most sensitive layers to float32 until "
+                   "it holds, or refuses.")
 @click.option("--force-precision", is_flag=True,
               help="Write --precision bf16/int8 even on a CPU without bfloat16 / int8 "
                    "dot-product instructions.")
@@ -89,7 +93,8 @@ def cli() -> None:
 def optimize(src, dst, signatures, all_signatures, inputs, outputs, passes, skip, no_verify,
              tolerance, input_shapes, inputs_file, batch_size, int_range, format, target,
              portable, xla, precision, calibration_file, calibration_method, labels,
-             force_precision, no_time, overwrite, json_path, quiet) -> None:
+             max_accuracy_drop, force_precision, no_time, overwrite, json_path,
+             quiet) -> None:
     """Optimize the model SRC for inference and write it to DST.
 
     SRC is a SavedModel directory (TF2 or TF1), a frozen .pb/.pbtxt GraphDef or a .keras
@@ -106,7 +111,7 @@ def optimize(src, dst, signatures, all_signatures, inputs, outputs, passes, skip
         target="generic" if portable else target, xla=xla, overwrite=overwrite,
         precision=precision, force_precision=force_precision, labels=labels,
         calibration_file=calibration_file, calibration_method=calibration_method,
-        **({"time": False} if no_time else {}))
+        max_accuracy_drop=max_accuracy_drop, **({"time": False} if no_time else {}))
     from tfopt.optimizer.stages import run
 
     report = run(options, None if quiet else _echo_err)

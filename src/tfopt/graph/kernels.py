@@ -33,6 +33,7 @@ TARGETS = ("portable", "native", "generic")
 # Activations a fused kernel may end with (the op's name is the fused_ops entry).
 ACTIVATIONS = ("Relu", "Relu6", "Elu", "LeakyRelu", "Tanh", "Sigmoid")
 # Dtypes fused kernels are probed for: float32, and bfloat16 for reduced-precision graphs
+# (int8 kernels: INT8_DTYPES, the type of their quantized input)
 # (the oneDNN runtime has bf16 fused kernels; the Eigen runtime rejects them).
 DTYPES = ("float32", "bfloat16")
 
@@ -69,7 +70,24 @@ def _table() -> tuple[Fusion, ...]:
                 out.append(Fusion(op, head, dtype))
                 out.extend(Fusion(op, (*head, act), dtype) for act in ACTIVATIONS)
     out.extend(Fusion(op, (), "bfloat16") for op in REDUCED_OPS)
+    out.extend(Fusion(op, forms, dtype) for op, both in INT8_FORMS.items() for forms in both
+               for dtype in INT8_DTYPES)
     return tuple(out)
+
+
+# The int8 kernels quantize_int8 emits (graph.quantized spells their nodes): op -> its
+# fused_ops forms. The probe runs each for both activation types (the dtype of a Fusion
+# here) and checks it against float32.
+INT8_FORMS = {
+    # Sum: a residual add of an unsigned int8 summand, then Relu (oneDNN's sum post-op; with a
+    # signed summand this TensorFlow's kernel answered 23% off, without Relu it failed to run)
+    "_FusedQuantizedConv2D": (("BiasAdd", "Requantize"), ("BiasAdd", "Relu", "Requantize"),
+                              ("BiasAdd", "Sum", "Relu", "Requantize")),
+    "_FusedQuantizedDepthwiseConv2D": (("BiasAdd", "Requantize"),
+                                       ("BiasAdd", "Relu", "Requantize")),
+    "_QuantizedMatMul": (("BiasAdd", "Dequantize"), ("BiasAdd", "Relu", "Dequantize")),
+}
+INT8_DTYPES = ("quint8", "qint8")
 
 
 # Plain compute ops reduced precision runs in bf16, probed for accuracy like the fusions: the
@@ -79,6 +97,13 @@ REDUCED_OPS = ("Conv2D", "DepthwiseConv2dNative", "Conv2DBackpropInput", "MatMul
                "BatchMatMulV2", "Einsum")
 
 FUSION_TABLE: tuple[Fusion, ...] = _table()
+# int8 against float32 on the same values: 8-bit input and per-channel weights, and (for a
+# convolution) 8-bit output: measured 0.4-0.7e-2 relative RMS with unsigned inputs, 0.9-1.3e-2
+# with signed ones (one bit less) on these shapes, under both runtimes.
+INT8_PROBE_RMS = 3e-2
+_INT8_SHAPES = {"Conv2D": ((1, 6, 6, 32), (3, 3, 32, 8)),
+                "DepthwiseConv2dNative": ((1, 8, 8, 8), (3, 3, 8, 1)),
+                "MatMul": ((4, 256), (256, 16))}
 
 # The input data for each fused op probe: (x shape, filter shape).
 _PROBE_SHAPES = {
@@ -105,7 +130,7 @@ _ACCURACY_SHAPES = {
 # bf16 keeps 8 bits of mantissa: one rounding of the output is ~2-3e-3 relative RMS.
 REDUCED_PRECISION_RMS = 8e-3
 # Changes what the probe accepts, so it is part of the cache key.
-PROBE_VERSION = 2
+PROBE_VERSION = 3
 
 
 def _bf16_values(rng, shape):
@@ -239,12 +264,70 @@ def reduced_precision_error(fusion: Fusion) -> float:
     return float(np.sqrt(np.mean((got - want) ** 2) / np.mean(want ** 2)))
 
 
+def int8_error(fusion: Fusion) -> float:
+    """Relative RMS difference of an int8 kernel (:data:`INT8_FORMS`) from float32 on random
+    data, quantized the way quantize_int8 quantizes (graph.quantized builds both)."""
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow.core.framework import graph_pb2
+
+    from tfopt.graph import quantized as q
+    from tfopt.graph.view import make_const
+
+    rng = np.random.default_rng(0)
+    op = next(k for k, v in q.QUANTIZED_OPS.items() if v == fusion.op)
+    relu, dtype = "Relu" in fusion.fused_ops, tf.as_dtype(fusion.dtype)
+    x_shape, w_shape = _INT8_SHAPES[op]
+    low = 0.0 if dtype == tf.quint8 else -1.0
+    x = rng.uniform(low, 1.0, x_shape).astype(np.float32)
+    w = rng.uniform(-1, 1, w_shape).astype(np.float32)
+    bias = rng.uniform(-1, 1, w_shape[-1] * (w_shape[-2] if op.startswith("Depth") else 1))
+    bias = bias.astype(np.float32)
+    if op == "MatMul":
+        want = x @ w + bias
+    else:
+        conv = tf.nn.conv2d if op == "Conv2D" else tf.nn.depthwise_conv2d
+        want = conv(x, w, [1, 1, 1, 1], "SAME").numpy() + bias
+    summand = "Sum" in fusion.fused_ops
+    s = rng.uniform(0.0, 2.0, want.shape).astype(np.float32)
+    want = want + s if summand else want
+    want = np.maximum(want, 0) if relu else want
+    qw, bound = q.quantized_weights(w.reshape(*w_shape[:2], -1, 1) if op.startswith("Depth")
+                                    else w, 2 if op.startswith("Depth") else w.ndim - 1)
+    graph = graph_pb2.GraphDef()
+    consts = {"x": x, "lo": np.float32(low), "hi": np.float32(1.0), "b": bias,
+              "wmin": -bound, "wmax": bound, "omin": np.float32(0.0 if relu else -np.abs(want).max()),
+              "omax": np.float32(np.abs(want).max()), "s": s, "smax": np.float32(2.0)}
+    graph.node.extend(make_const(k, v) for k, v in consts.items())
+    graph.node.append(make_const("w", qw.reshape(w_shape), dtype=tf.qint8))
+    graph.node.append(q.quantize("qx", "x", "lo", "hi", dtype))
+    graph.node.append(q.quantize("qs", "s", "lo" if low == 0.0 else "zero", "smax", tf.quint8))
+    graph.node.append(make_const("zero", np.float32(0.0)))
+    inputs = ["qx:0", "w", "b", "qx:1", "qx:2", "wmin", "wmax"]
+    if op == "MatMul":
+        graph.node.append(q.quantized_matmul("fused", inputs, dtype, relu))
+    else:
+        out_type = tf.quint8 if relu else tf.qint8
+        graph.node.append(q.quantized_conv("qop", op, inputs + ["omin", "omax"], dtype,
+                                           out_type, relu, [1, 1, 1, 1], "SAME",
+                                           [1, 1, 1, 1],
+                                           summand=("qs:0", "qs:1", "qs:2") if summand else None))
+        graph.node.append(q.dequantize("fused", "qop", out_type))
+    got = _run_probe(graph)
+    return float(np.sqrt(np.mean((got - want) ** 2) / np.mean(want ** 2)))
+
+
 def _runs(fusion: Fusion) -> bool:
     """The runtime runs ``fusion`` to finite values (and, below float32, accurately)."""
     import numpy as np
 
     if not has_cpu_kernel(fusion.op, fusion.dtype):
         return False
+    if fusion.dtype in INT8_DTYPES:
+        try:
+            return int8_error(fusion) <= INT8_PROBE_RMS
+        except Exception:
+            return False
     try:
         if fusion.fused_ops and not np.all(np.isfinite(_run_probe(_probe_graph(fusion)))):
             return False
@@ -353,14 +436,15 @@ class KernelSupport:
 
 
 def fusions_in(graph_defs) -> dict[Fusion, int]:
-    """Count the ``_Fused*`` kernels a set of GraphDefs (function bodies included) holds."""
+    """Count the ``_Fused*`` (and int8 ``_Quantized*``) kernels a set of GraphDefs (function
+    bodies included) holds."""
     from tfopt.graph.view import all_nodes, get_attr
 
     counts: dict[Fusion, int] = {}
     for gd in graph_defs:
         for node in all_nodes(gd):
-            if node.op.startswith("_Fused"):
-                dtype = get_attr(node, "T")
+            if node.op.startswith(("_Fused", "_Quantized")):
+                dtype = get_attr(node, "T") or get_attr(node, "Tinput") or get_attr(node, "T1")
                 fusion = Fusion(node.op, tuple(get_attr(node, "fused_ops", [])),
                                 dtype.name if dtype is not None else "float32")
                 counts[fusion] = counts.get(fusion, 0) + 1

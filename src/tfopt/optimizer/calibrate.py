@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfopt.graph.quantized import QUANTIZED_OPS
 from tfopt.graph.view import GraphView
 from tfopt.model.signature import SignatureGraph
-from tfopt.passes.quantize_int8 import CONVS, MATMULS, RELUS, Range
+from tfopt.passes.quantize_int8 import RELUS, Range
 from tfopt.verify.runners import feed_dict, open_session
 
 METHODS = ("minmax", "percentile")
@@ -24,22 +25,25 @@ BATCH = 16
 
 
 def observed_tensors(sig: SignatureGraph) -> list[str]:
-    """Tensors whose ranges quantize_int8 may ask for: the data input of each quantizable op
-    and the output of it, of its BiasAdd and of its activation."""
+    """Tensors whose ranges quantize_int8 may ask for: the data input of each quantizable op,
+    and the output of it and of each op of its chain (BiasAdd, residual add with its other
+    operand, activation)."""
     view = GraphView(sig.graph_def)
     wanted: list[str] = []
     for node in view:
-        if node.op not in CONVS and node.op not in MATMULS:
+        if node.op not in QUANTIZED_OPS:
             continue
         wanted.append(view.data_inputs(node)[0].tensor)
         follow = node
-        for ops in (("BiasAdd",), RELUS):
-            wanted.append(f"{follow.name}:0")
+        wanted.append(f"{follow.name}:0")
+        for ops in (("BiasAdd",), ("Add", "AddV2"), RELUS):
             readers = view.data_consumers(follow.name)
             if len(readers) != 1 or readers[0].op not in ops:
-                break
-            follow = readers[0]
-        wanted.append(f"{follow.name}:0")
+                continue
+            prev, follow = follow, readers[0]
+            wanted.append(f"{follow.name}:0")
+            if follow.op in ("Add", "AddV2"):  # the residual operand
+                wanted.extend(r.tensor for r in view.data_inputs(follow) if r.node != prev.name)
     return list(dict.fromkeys(wanted))
 
 

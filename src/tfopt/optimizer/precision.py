@@ -1,11 +1,14 @@
-"""``--precision auto``: bf16 only where it is accurate enough *and* measurably faster.
+"""``--precision auto``: a reduced precision only where it is accurate enough *and* measurably
+faster.
 
-The float32 result of the passes is the default. Where bf16 can pay at all (a CPU with
-AVX512_BF16 or AMX, oneDNN on in this process), the passes run again with bf16 on; the
-candidate is written and verified against the bf16 budget under every CPU runtime, then timed
-against the float32 result (fresh processes, interleaved, as ``--xla auto`` does). bf16 is kept
-only when the budget holds and the gain's interval lies above 1.0; otherwise float32, and the
-notes say why either way.
+The float32 result of the passes is the default. Each reduced precision that can pay here is
+a candidate: bf16 where the CPU has AVX512_BF16 or AMX and oneDNN is on in this process; int8
+where the CPU has VNNI or AMX and ``--calibration-file`` gave samples to calibrate on (the
+ranges and the ops kept in float32 were fitted before the passes, like ``--precision int8``).
+For each, the passes run again in that precision; the candidate is written and verified
+against its own budget under every CPU runtime, then timed against the float32 result (fresh
+processes, interleaved, as ``--xla auto`` does). The fastest candidate whose budget holds and
+whose gain's interval lies above 1.0 is kept; otherwise float32. The notes say why either way.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ import dataclasses
 import tempfile
 from typing import TYPE_CHECKING
 
-from tfopt.runtime import bf16_hardware, current_runtime, runtime_label
+from tfopt.runtime import bf16_hardware, current_runtime, int8_hardware, runtime_label
 from tfopt.verify import whole
 from tfopt.verify.compare import Policy
 
 if TYPE_CHECKING:
+    from tfopt.measure.stats import Ratio
     from tfopt.optimizer.stages import State
 
 
@@ -31,39 +35,66 @@ def why_not_bf16() -> str | None:
     return None
 
 
+def why_not_int8(state: State) -> str | None:
+    """Why int8 is no candidate here (None: it is)."""
+    if not int8_hardware():
+        return "this CPU has no int8 dot-product instructions (VNNI or AMX)"
+    if not state.int8:
+        return "no --calibration-file to calibrate it on"
+    return None
+
+
 def choose(state: State, optimize_all, write) -> None:
     """Decide ``state.precision`` for ``--precision auto`` (``optimize_all(precision)`` reruns
     the passes into the state, ``write(path)`` writes the state's graphs)."""
     notes = state.model.notes
-    if (why := why_not_bf16()) is not None:
-        notes.append(f"precision auto: float32 ({why})")
-        return
     fp32 = (dict(state.optimized), dict(state.reports))
-    optimize_all("bf16")
-    policy = dataclasses.replace(Policy.for_precision("bf16", state.options.budget_for("bf16")),
-                                 selections=state.policy.selections, labels=state.policy.labels)
-    with tempfile.TemporaryDirectory(prefix="tfopt-bf16-") as tmp:
+    kept: dict[str, tuple[tuple, Policy, Ratio]] = {}
+    for precision, why in (("bf16", why_not_bf16()), ("int8", why_not_int8(state))):
+        if why is not None:
+            notes.append(f"precision auto: no {precision} ({why})")
+            continue
+        tried = _try(state, precision, optimize_all, write, fp32)
+        state.optimized, state.reports = fp32
+        if tried is not None:
+            kept[precision] = tried
+    if not kept:
+        notes.append("precision auto: float32")
+        return
+    best = max(kept, key=lambda p: kept[p][2].value)
+    (state.optimized, state.reports), state.policy, timed = kept[best]
+    state.precision = best
+    notes.append(f"precision auto: {best}, {timed.short()} faster than float32")
+
+
+def _try(state: State, precision: str, optimize_all, write, fp32
+         ) -> tuple[tuple, Policy, Ratio] | None:
+    """Passes, write, verify and time one candidate precision; None (with a note) when it
+    misses its budget or is not measurably faster than float32."""
+    notes = state.model.notes
+    optimize_all(precision)
+    policy = dataclasses.replace(
+        Policy.for_precision(precision, state.options.budget_for(precision)),
+        selections=state.policy.selections, labels=state.policy.labels,
+        max_accuracy_drop=state.policy.max_accuracy_drop)
+    with tempfile.TemporaryDirectory(prefix=f"tfopt-{precision}-") as tmp:
         path = f"{tmp}/candidate"
         write(path)
         checks = whole.check_written(path, state.options.format, state.optimized,
                                      state.feeds, state.refs, policy, state.runtimes)
     bad = [c for key in whole.failing(checks) for c in checks[key] if not c.ok]
-    bf16 = (dict(state.optimized), dict(state.reports))
-    state.optimized, state.reports = fp32
     if bad:
-        notes.append(f"precision auto: float32 (bf16 misses the accuracy budget: "
+        notes.append(f"precision auto: no {precision} (it misses the accuracy budget: "
                      f"{bad[0].describe()})")
-        return
+        return None
     from tfopt.measure.benchmark import time_candidate
 
     key = next(k for k, s in state.optimized.items() if not s.same_as)
-    state.say(f"precision auto: timing {key} in bf16 against float32 ...")
-    timed = time_candidate(state.optimized[key], bf16[0][key], key, state.model.tags,
+    state.say(f"precision auto: timing {key} in {precision} against float32 ...")
+    timed = time_candidate(fp32[0][key], state.optimized[key], key, state.model.tags,
                            state.feeds[key], state.say)
     if not timed.faster:
-        notes.append(f"precision auto: float32 (bf16 {timed.short()} against float32: no "
+        notes.append(f"precision auto: no {precision} ({timed.short()} against float32: no "
                      "measurable gain)")
-        return
-    state.optimized, state.reports = bf16
-    state.precision, state.policy = "bf16", policy
-    notes.append(f"precision auto: bf16, {timed.short()} faster than float32")
+        return None
+    return (dict(state.optimized), dict(state.reports)), policy, timed

@@ -61,6 +61,15 @@ class StageCost:
                    peak(resource.RUSAGE_SELF), peak(resource.RUSAGE_CHILDREN))
 
 
+# Where a reduced-precision model is fast (tfopt.json's "fast_with").
+FAST_WITH = {
+    "bf16": "oneDNN on (TF_ENABLE_ONEDNN_OPTS=1) and a CPU with AVX512_BF16 or AMX; it runs "
+            "with oneDNN off too, slower than float32",
+    "int8": "a CPU with int8 dot-product instructions (AVX512_VNNI, AVX_VNNI or AMX); its int8 "
+            "kernels are oneDNN's, run with TF_ENABLE_ONEDNN_OPTS on or off",
+}
+
+
 @dataclass
 class Report:
     """What ``optimize`` did: per signature, per pass, and the verification verdict."""
@@ -160,9 +169,7 @@ class Report:
                 "verified": self.verified, "fused_kernels": self.fused_kernels,
                 "signatures": sorted(self.signatures), "endpoints": self.endpoints,
                 "precision": self.precision, "tolerance": self.tolerance,
-                "fast_with": (None if self.precision == "fp32" else
-                              "oneDNN on (TF_ENABLE_ONEDNN_OPTS=1) and a CPU with AVX512_BF16 "
-                              "or AMX; it runs with oneDNN off too, slower than float32"),
+                "fast_with": FAST_WITH.get(self.precision),
                 "speed": {k: c.to_dict() for k, c in self.speed.items()},
                 "written_on": describe()}
 

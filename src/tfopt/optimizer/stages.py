@@ -1,7 +1,7 @@
 """``optimize`` as a road of named stages, each handing one :class:`State` to the next.
 
-    check request -> load -> verification inputs -> original's answers -> [int8: calibrate]
-    -> passes (per signature) -> share identical -> [XLA] -> where it must run
+    check request -> load -> verification inputs -> original's answers -> [int8: calibrate,
+    fit the accuracy budget] -> passes (per signature) -> share identical -> [XLA] -> where it must run
     then, in a temporary directory renamed into place only at the end:
     write -> verify (blame a pass, rewrite, verify again) -> [precision refused?] -> time
     against the original (blame a slow pass, rewrite) -> report and metadata
@@ -38,7 +38,6 @@ from tfopt.optimizer.speed import SpeedCheck
 from tfopt.options import OptimizeOptions
 from tfopt.passes.base import PassContext
 from tfopt.passes.pipeline import Log, run_checked, run_passes
-from tfopt.passes.quantize_int8 import Range
 from tfopt.passes.registry import select
 from tfopt.runtime import RUNTIMES, runtime_label
 from tfopt.verify import whole
@@ -47,6 +46,16 @@ from tfopt.verify.inputs import load_labels, model_feeds
 from tfopt.verify.references import References, SignatureVerifier
 
 Feeds = dict[str, dict[str, np.ndarray]]
+
+
+@dataclass
+class Int8Plan:
+    """What quantize_int8 is given for one signature: the calibrated ranges, the graph they
+    were observed in (the one the pass will see), and ops kept in float32 for accuracy."""
+
+    ranges: dict
+    calibrated: object  # graph_pb2.GraphDef; dropped once the passes have run
+    keep_float: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -67,7 +76,7 @@ class State:
     runtimes: list[str] = field(default_factory=lambda: list(RUNTIMES))
     endpoints: list[Endpoint] = field(default_factory=list)  # attribute endpoints to write
     precision: str = "fp32"              # what the passes compute in ("auto" decides later)
-    ranges: dict[str, dict[str, Range]] = field(default_factory=dict)  # int8, per signature
+    int8: dict[str, Int8Plan] = field(default_factory=dict)  # per signature (--precision int8)
     out: str = ""                        # where WRITE stages write (a temporary path)
     speed: dict[str, SpeedCheck] = field(default_factory=dict)  # per signature timed
     report: Report | None = None
@@ -116,7 +125,8 @@ def verification_inputs(state: State) -> None:
                                   opts.samples, opts.int_range)
         if opts.labels:
             state.policy = dataclasses.replace(state.policy,
-                                               labels=load_labels(opts.labels, state.feeds))
+                                               labels=load_labels(opts.labels, state.feeds),
+                                               max_accuracy_drop=opts.max_accuracy_drop)
 
 
 def original_answers(state: State) -> None:
@@ -128,7 +138,8 @@ def calibrate(state: State) -> None:
     """``--precision int8``: the activation ranges quantize_int8 quantizes with, observed on
     the calibration samples in the graph the passes leave just before it (see
     :mod:`tfopt.optimizer.calibrate`)."""
-    if state.precision != "int8":
+    if state.precision != "int8" and not (state.options.precision == "auto"
+                                          and state.options.calibration_file):
         return
     from tfopt.optimizer.calibrate import calibrate as observe
     from tfopt.verify.inputs import load_inputs
@@ -144,10 +155,46 @@ def calibrate(state: State) -> None:
                   f"{count} samples of {opts.calibration_file} ...")
         graph = run_passes(sig.graph_def, pass_context(sig, state.kernels, before, "int8"),
                            before).graph_def
-        state.ranges[sig.key] = observe(sig.with_graph(graph), samples,
-                                        opts.calibration_method, state.say)
+        ranges = observe(sig.with_graph(graph), samples, opts.calibration_method, state.say)
+        state.int8[sig.key] = Int8Plan(ranges, graph)
         state.model.notes.append(f"[{sig.key}] int8 ranges calibrated ({opts.calibration_method}"
                                  f") on {count} samples of {opts.calibration_file}")
+
+
+def fit_int8_budget(state: State) -> None:
+    """int8 that misses the accuracy budget in this process: its most sensitive ops go back
+    to float32 one at a time until it holds (see :mod:`tfopt.optimizer.sensitivity`)."""
+    if not state.int8 or state.feeds is None:
+        return
+    from tfopt.optimizer.sensitivity import fit_budget
+
+    policy = dataclasses.replace(Policy.for_precision("int8", state.options.budget_for("int8")),
+                                 selections=state.policy.selections, labels=state.policy.labels,
+                                 max_accuracy_drop=state.policy.max_accuracy_drop)
+    for key, plan in list(state.int8.items()):
+        sig = state.model.signatures[key]
+        ctx = pass_context(sig, state.kernels, state.enabled, "int8", plan)
+        fit = fit_budget(sig, plan.calibrated, ctx, state.feeds[key], state.refs.local[key],
+                         policy, state.say)
+        plan.calibrated = None
+        if not fit.ok and state.precision != "int8":  # auto: int8 is no candidate
+            state.int8.clear()
+            state.model.notes.append(f"precision auto: no int8 (it misses the accuracy budget "
+                                     f"in {key!r} even with its most sensitive ops in float32)")
+            return
+        if fit.keep_float and fit.ok:
+            plan.keep_float = frozenset(fit.keep_float)
+            state.model.notes.append(
+                f"[{key}] int8: {len(fit.keep_float)} most sensitive ops kept in float32 to "
+                f"meet the accuracy budget: {', '.join(fit.keep_float)}")
+        elif not fit.ok:
+            bad = next(c for c in fit.checks if not c.ok)
+            raise VerificationError(
+                f"--precision int8 misses the accuracy budget in signature {key!r} even with "
+                f"its {len(fit.keep_float)} most sensitive ops in float32 ({bad.describe()}); "
+                "nothing written (a looser --tolerance / --max-accuracy-drop, more "
+                "representative --calibration-file samples, --calibration-method percentile, "
+                "or --precision bf16)")
 
 
 def run_signature_passes(state: State) -> None:
@@ -333,7 +380,7 @@ def _recover_speed(state: State, key: str, check: SpeedCheck) -> SpeedCheck:
         enabled = frozenset(prefix)
         result = run_passes(sig.graph_def, pass_context(sig, state.kernels, enabled,
                                                         state.precision,
-                                                        state.ranges.get(key)), enabled)
+                                                        state.int8.get(key)), enabled)
         with tempfile.TemporaryDirectory(prefix="tfopt-probe-") as tmp:
             write_saved_model({key: sig.with_graph(result.graph_def)}, f"{tmp}/m",
                               state.model.tags)
@@ -382,7 +429,7 @@ def report_and_metadata(state: State) -> None:
 PRECISION_PASS = {"bf16": "reduced_precision", "int8": "quantize_int8"}
 
 PREPARE: list[Stage] = [check_request, load, verification_inputs, original_answers, calibrate,
-                        run_signature_passes, share_identical, choose_precision, compile_xla,
+                        fit_int8_budget, run_signature_passes, share_identical, choose_precision, compile_xla,
                         keep_endpoints, choose_runtimes]
 WRITE: list[Stage] = [write_model, verify_written, check_precision, check_speed,
                       report_and_metadata]
@@ -414,14 +461,15 @@ def run(options: OptimizeOptions, log: Log | None = None) -> Report:
 
 def pass_context(sig: SignatureGraph, kernels: KernelSupport | None,
                  enabled: frozenset[str] | None = None, precision: str = "fp32",
-                 ranges: dict[str, Range] | None = None) -> PassContext:
+                 int8: Int8Plan | None = None) -> PassContext:
     """What the passes may know of a signature. Only declared shapes are used by passes
     (never the verification feeds): nothing may be specialised to the batch size that
     happened to be verified."""
     return PassContext(protected=sig.protected_nodes, outputs=sig.output_tensors,
                        inputs=[t.tensor for t in sig.inputs.values()],
                        init_ops=list(sig.init_ops), kernels=kernels, enabled=enabled,
-                       precision=precision, ranges=ranges)
+                       precision=precision, ranges=int8.ranges if int8 else None,
+                       keep_float=int8.keep_float if int8 else frozenset())
 
 
 def _optimize_signature(state: State, sig: SignatureGraph, checked: bool) -> None:
@@ -430,7 +478,7 @@ def _optimize_signature(state: State, sig: SignatureGraph, checked: bool) -> Non
     unique = [s for s in state.model.signatures.values() if not s.same_as]
     label = f"[{sig.key}] " if len(unique) > 1 else ""
     ctx = pass_context(sig, state.kernels, state.enabled, state.precision,
-                       state.ranges.get(sig.key))
+                       state.int8.get(sig.key))
     if checked:
         verifier = SignatureVerifier(sig, state.feeds[sig.key], state.refs, state.policy,
                                      state.runtimes)

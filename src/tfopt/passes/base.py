@@ -33,6 +33,8 @@ class PassContext:
     precision: str = "fp32"  # "bf16": reduced_precision runs the compute in bfloat16
     # "int8": calibrated value ranges of tensors ("node:port" -> Range), read by quantize_int8
     ranges: Mapping[str, Range] | None = None
+    # "int8": compute ops left in float32 to meet the accuracy budget (optimizer.sensitivity)
+    keep_float: frozenset[str] = frozenset()
 
 
 @dataclass

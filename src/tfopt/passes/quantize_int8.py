@@ -3,12 +3,13 @@
 With ``--precision int8`` and the activation ranges calibrated on the user's samples
 (:mod:`tfopt.optimizer.calibrate`, given as ``ctx.ranges``), each chain ::
 
-    x ─► Conv2D|DepthwiseConv2dNative(W) ─► [BiasAdd(b)] ─► [Relu|Relu6] ─► y
+    x ─► Conv2D|DepthwiseConv2dNative(W) ─► [BiasAdd(b)] ─► [Add(s) ─► Relu | Relu|Relu6] ─► y
 
 becomes ::
 
-    x ─► QuantizeV2(range x) ─► _FusedQuantized*Conv2D[BiasAdd, (Relu,) Requantize] ─► Dequantize ─► y
-                                 W: int8, symmetric per output channel; b: float
+    x ─► QuantizeV2(range x) ─► _FusedQuantized*Conv2D[BiasAdd, (Sum,) (Relu,) Requantize]
+         ─► Dequantize ─► y     (W: int8, symmetric per output channel; b: float; the
+                                 residual s in quint8, as the op before left it)
 
 and ``MatMul(W) [+ BiasAdd] [+ Relu]`` becomes ``QuantizeV2 -> _QuantizedMatMul[BiasAdd, (Relu,)
 Dequantize]``. A Dequantize read by a QuantizeV2 of the same range and type (consecutive
@@ -17,7 +18,8 @@ unsigned (quint8) where the calibrated range has no negatives, else signed and s
 Relu6 is the Relu with its output range clipped at 6 (requantization saturates there).
 
 Emits only the kernels and attribute forms :mod:`tfopt.graph.kernels` found to run (probed);
-what stays in float32 is listed with its reason in the pass's notes.
+what stays in float32 is listed with its reason in the pass's notes (``ctx.keep_float`` names
+ops returned to float32 to meet the accuracy budget: :mod:`tfopt.optimizer.sensitivity`).
 """
 
 from __future__ import annotations
@@ -28,16 +30,22 @@ from dataclasses import dataclass
 import numpy as np
 from tensorflow.python.framework import dtypes
 
-from tfopt.graph.view import GraphView, InputRef, Step, get_attr, make_node
+from tfopt.graph.quantized import (
+    CONV_OPS,
+    MATMUL_OPS,
+    QUANTIZED_OPS,
+    dequantize,
+    fused_ops_of,
+    quantize,
+    quantized_conv,
+    quantized_matmul,
+    quantized_weights,
+)
+from tfopt.graph.shapes import StaticInfo
+from tfopt.graph.view import GraphView, InputRef, Step, get_attr
 from tfopt.passes.base import GraphPass, PassContext
 
-CONVS = {"Conv2D": "_FusedQuantizedConv2D",
-         "DepthwiseConv2dNative": "_FusedQuantizedDepthwiseConv2D"}
-MATMULS = {"MatMul": "_QuantizedMatMul"}
 RELUS = ("Relu", "Relu6")
-# Weights of a quantized op: symmetric int8 in [-127, 127] (narrow range: the kernels' own
-# convention, which keeps -128 out so that negation is exact).
-WEIGHT_LEVELS = 127.0
 
 
 @dataclass(frozen=True)
@@ -63,26 +71,18 @@ class Range:
 
 @dataclass
 class _Chain:
-    """One matched op chain: the compute op, its optional BiasAdd and activation."""
+    """One matched op chain: the compute op, its optional BiasAdd, residual add (with the
+    tensor it adds) and activation."""
 
     op: object
     bias: object | None
     act: object | None
+    add: object | None = None
+    summand: str | None = None
 
     @property
     def last(self):
-        return self.act or self.bias or self.op
-
-
-def quantized_weights(weights: np.ndarray, channel_axis: int
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric per-channel int8 weights and the per-channel bound (``max|W|``, the
-    ``max_filter`` input; ``min_filter`` is its negation)."""
-    moved = np.moveaxis(weights, channel_axis, -1)
-    bound = np.abs(moved).reshape(-1, moved.shape[-1]).max(axis=0).astype(np.float32)
-    bound = np.where(bound > 0, bound, np.float32(1.0))
-    q = np.clip(np.rint(moved / bound * WEIGHT_LEVELS), -WEIGHT_LEVELS, WEIGHT_LEVELS)
-    return np.moveaxis(q.astype(np.int8), -1, channel_axis), bound
+        return self.act or self.add or self.bias or self.op
 
 
 class QuantizeInt8(GraphPass):
@@ -90,6 +90,8 @@ class QuantizeInt8(GraphPass):
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         if ctx.precision != "int8" or not ctx.ranges:
             return []
+        info = StaticInfo(view.to_graph_def())
+        before = GraphView(view.to_graph_def())  # the float graph, for residual-add guards
         done: Counter[str] = Counter()
         kept: Counter[str] = Counter()
         quantized_inputs: dict[tuple[str, str], tuple[str, str, str]] = {}
@@ -97,9 +99,9 @@ class QuantizeInt8(GraphPass):
         # calibration saw, so the Dequantize output is looked up under that name.
         was: dict[str, str] = {}
         for node in list(view):
-            if node.name not in view or node.op not in CONVS and node.op not in MATMULS:
+            if node.name not in view or node.op not in CONV_OPS and node.op not in MATMUL_OPS:
                 continue
-            why = self._quantize(view, node, ctx, quantized_inputs, was)
+            why = self._quantize(view, node, ctx, (info, before), quantized_inputs, was)
             if why is None:
                 done[node.op] += 1
             else:
@@ -114,15 +116,18 @@ class QuantizeInt8(GraphPass):
 
     # --- one op ---------------------------------------------------------------------------
 
-    def _quantize(self, view: GraphView, node, ctx: PassContext, quantized_inputs: dict,
+    def _quantize(self, view: GraphView, node, ctx: PassContext,
+                  original: tuple[StaticInfo, GraphView], quantized_inputs: dict,
                   was: dict[str, str]) -> str | None:
         """Rewrite ``node``'s chain in int8; returns why not (None: done)."""
+        if node.name in ctx.keep_float:
+            return "accuracy budget"
         if get_attr(node, "T") != dtypes.float32:
             return "not float32"
         weights = view.const_input(node, 1)
         if weights is None:
             return "weights not constant"
-        chain = _match(view, node, ctx)
+        chain = _match(view, node, ctx, original, was)
         if chain.last.name in ctx.protected:
             return "signature output"
         x = view.data_inputs(node)[0].tensor
@@ -130,7 +135,7 @@ class QuantizeInt8(GraphPass):
         x_range, y_range = ctx.ranges.get(was.get(x, x)), ctx.ranges.get(y)
         if x_range is None or y_range is None:
             return "no calibrated range"
-        if node.op in MATMULS:
+        if node.op in MATMUL_OPS:
             if get_attr(node, "transpose_a", False):
                 return "transposed input"
             if get_attr(node, "transpose_b", False):
@@ -145,29 +150,110 @@ class QuantizeInt8(GraphPass):
         relu6 = chain.act is not None and chain.act.op == "Relu6"
         if relu6 and not y_range.unsigned:
             return "Relu6 range"
+        in_type = x_range.quantized()[0]
+        kernel = QUANTIZED_OPS[node.op]
+        fused = fused_ops_of(node.op, chain.act is not None, chain.add is not None)
+        if ctx.kernels is None or not ctx.kernels.supports(kernel, fused, in_type.name):
+            return f"no {kernel}[{','.join(fused)}] for {in_type.name} (probed)"
         q_in = _quantize_input(view, x, x_range, quantized_inputs)
-        if node.op in CONVS:
-            out = _conv(view, node, chain, weights, bias, q_in, y_range.quantized(relu6))
+        if node.op in CONV_OPS:
+            summand = (None if chain.summand is None else
+                       _summand(view, chain.summand, ctx.ranges[was.get(chain.summand,
+                                                                       chain.summand)],
+                                quantized_inputs))
+            out = _conv(view, node, chain, weights, bias, q_in, in_type,
+                        y_range.quantized(relu6), summand)
         else:
-            out = _matmul(view, node, chain, weights, bias, q_in)
+            out = _matmul(view, node, chain, weights, bias, q_in, in_type)
         view.replace_uses(y, out)
         was[out] = y
-        view.remove([n.name for n in (chain.act, chain.bias, node) if n is not None])
+        consts = [view.input_node(node, 1)] + ([view.input_node(chain.bias, 1)]
+                                               if chain.bias is not None else [])
+        view.remove([n.name for n in (chain.act, chain.add, chain.bias, node) if n is not None])
+        # the float32 weights and bias, unless something else reads them (never kept twice)
+        view.remove([c.name for c in consts if not view.consumers(c.name)])
         return None
 
 
-def _match(view: GraphView, node, ctx: PassContext) -> _Chain:
+def candidates(graph_def) -> list[str]:
+    """Names of the ops this pass may quantize (float32 compute ops with constant weights)."""
+    view = GraphView(graph_def)
+    return [n.name for n in view if (n.op in CONV_OPS or n.op in MATMUL_OPS)
+            and get_attr(n, "T") == dtypes.float32 and view.const_input(n, 1) is not None]
+
+
+def _match(view: GraphView, node, ctx: PassContext, original: tuple[StaticInfo, GraphView],
+           was: dict[str, str]) -> _Chain:
     """::
 
-        op ─► [BiasAdd] ─► [Relu|Relu6]     (each the sole reader of the one before)
-    """
+        op ─► [BiasAdd] ─► [Add|AddV2(·, summand)] ─► [Relu|Relu6]
+
+    each the sole reader of the one before. The residual add only after a Conv2D with its
+    BiasAdd, followed by Relu, with a summand of the conv output's full static shape and an
+    unsigned calibrated range (the one int8 sum form the kernel computes right), which no
+    op reads after the add (the kernel accumulates into the summand's buffer: a later reader,
+    or the conv itself reading it as its input, crashed it); otherwise the chain ends at the
+    BiasAdd."""
+    info, before = original
     def first_input(n, prev) -> bool:
         return view.data_inputs(n)[0].node == prev.name
 
+    def residual(n, prev) -> bool:
+        refs = view.data_inputs(n)
+        return len(refs) == 2 and sum(r.node == prev.name for r in refs) == 1
+
     steps = [Step("bias", ("BiasAdd",), optional=True, where=first_input),
+             Step("add", ("Add", "AddV2"), optional=True, where=residual),
              Step("act", RELUS, optional=True)]
     found = dict(view.match_chain(node, steps, ctx.protected))
-    return _Chain(node, found.get("bias"), found.get("act"))
+    bias, add, act = found.get("bias"), found.get("add"), found.get("act")
+    if add is None:
+        return _Chain(node, bias, act)
+    summand = next(r.tensor for r in view.data_inputs(add) if r.node != bias.name) if bias \
+        else None
+    rng = ctx.ranges.get(was.get(summand, summand)) if summand else None
+    ours, theirs = info.shape(f"{node.name}:0"), info.shape(was.get(summand, summand) or "")
+    if (node.op != "Conv2D" or bias is None or act is None or act.op != "Relu"
+            or rng is None or not rng.unsigned or ours is None or theirs is None
+            or ours.rank != 4 or ours.as_list() != theirs.as_list()
+            or None in ours.as_list()[1:]
+            or _original(view, node, was) == was.get(summand, summand)
+            or not _read_only_before(before, was.get(summand, summand), add.name)):
+        return _Chain(node, bias, None)
+    return _Chain(node, bias, act, add, summand)
+
+
+def _original(view: GraphView, node, was: dict[str, str]) -> str:
+    """The tensor ``node`` reads as its input, by the name calibration knew it."""
+    x = view.data_inputs(node)[0].tensor
+    return was.get(x, x)
+
+
+def _read_only_before(view: GraphView, tensor: str, add: str) -> bool:
+    """Every reader of ``tensor`` other than ``add`` runs before it (is one of its
+    ancestors), so nothing reads the tensor once the add has consumed it."""
+    ref = InputRef.parse(tensor)
+    readers = {c.name for c, r in view.consumers(ref.node) if r.port == ref.port or r.control}
+    readers.discard(add)
+    if not readers:
+        return True
+    seen, stack = set(), [add]
+    while stack and not readers <= seen:
+        for text in view.node(stack.pop()).input:
+            name = InputRef.parse(text).node
+            if name not in seen and name in view:
+                seen.add(name)
+                stack.append(name)
+    return readers <= seen
+
+
+def _summand(view: GraphView, tensor: str, rng: Range, cache: dict) -> tuple[str, str, str]:
+    """A residual operand in quint8: the int8 output behind our own Dequantize when it is one
+    (no requantization), else a QuantizeV2 at its calibrated range."""
+    src = view.node(tensor)
+    if src.op == "Dequantize" and src.attr["T"].type == dtypes.quint8.as_datatype_enum:
+        return tuple(src.input[:3])
+    return _quantize_input(view, tensor, rng, cache)
 
 
 def _quantize_input(view: GraphView, x: str, rng: Range, cache: dict) -> tuple[str, str, str]:
@@ -176,78 +262,52 @@ def _quantize_input(view: GraphView, x: str, rng: Range, cache: dict) -> tuple[s
     key = (x, dtype.name)
     if key not in cache:
         base = InputRef.parse(x).node
-        q = view.add(make_node(
-            view.unique_name(f"{base}/quantize"), "QuantizeV2",
-            [x, view.add_const(f"{base}/quantize/min", np.float32(low)),
-             view.add_const(f"{base}/quantize/max", np.float32(high))],
-            T=dtype, mode="SCALED", round_mode="HALF_TO_EVEN"))
-        cache[key] = (f"{q.name}:0", f"{q.name}:1", f"{q.name}:2")
+        name = view.unique_name(f"{base}/quantize")
+        view.add(quantize(name, x, view.add_const(f"{name}/min", np.float32(low)),
+                          view.add_const(f"{name}/max", np.float32(high)), dtype))
+        cache[key] = (f"{name}:0", f"{name}:1", f"{name}:2")
     return cache[key]
 
 
 def _conv(view: GraphView, node, chain: _Chain, weights: np.ndarray, bias: np.ndarray,
-          q_in: tuple[str, str, str], out: tuple[dtypes.DType, float, float]) -> str:
+          q_in: tuple[str, str, str], in_type, out: tuple[dtypes.DType, float, float],
+          summand: tuple[str, str, str] | None = None) -> str:
     """The quantized convolution with requantized output, then its Dequantize."""
-    depthwise = node.op == "DepthwiseConv2dNative"
-    if depthwise:  # [h, w, in, mult] -> channels in*mult, quantized per output channel
+    if node.op == "DepthwiseConv2dNative":  # [h, w, in, mult]: per output channel in*mult
         h, w, c, m = weights.shape
         qw, bound = quantized_weights(weights.reshape(h, w, c * m, 1), 2)
         qw = qw.reshape(h, w, c, m)
     else:
         qw, bound = quantized_weights(weights, weights.ndim - 1)
-    in_type = dtypes.as_dtype(_type_of(view, q_in[0]))
     out_type, low, high = out
-    fused = ["BiasAdd"] + (["Relu"] if chain.act is not None else []) + ["Requantize"]
     name = view.unique_name(f"{node.name}/int8")
-    q = view.add(make_node(
-        name, CONVS[node.op],
+    view.add(quantized_conv(
+        name, node.op,
         [q_in[0], view.add_const(f"{name}/filter", qw, dtype=dtypes.qint8),
          view.add_const(f"{name}/bias", bias.astype(np.float32)), q_in[1], q_in[2],
          view.add_const(f"{name}/min_filter", -bound), view.add_const(f"{name}/max_filter", bound),
          view.add_const(f"{name}/min_output", np.float32(low)),
          view.add_const(f"{name}/max_output", np.float32(high))],
-        device=node.device,
-        Tinput=in_type, Tfilter=dtypes.qint8, Tbias=dtypes.float32, Tsummand=out_type,
-        out_type=out_type, strides=get_attr(node, "strides"), padding=get_attr(node, "padding"),
-        data_format="NHWC", dilations=get_attr(node, "dilations", [1, 1, 1, 1]),
-        fused_ops=fused,
-        Thost_inputs=[in_type, dtypes.qint8] + [dtypes.float32] * 7,
-        Thost_outputs=[out_type, dtypes.float32, dtypes.float32],
-        Tdevice_inputs=[], Tdevice_outputs=[]))
-    if get_attr(node, "padding") == "EXPLICIT":
-        q.attr["explicit_paddings"].CopyFrom(node.attr["explicit_paddings"])
-    dq = view.add(make_node(view.unique_name(f"{node.name}/dequantize"), "Dequantize",
-                            [f"{name}:0", f"{name}:1", f"{name}:2"], device=node.device,
-                            T=out_type, mode="SCALED", dtype=dtypes.float32))
+        in_type, out_type, chain.act is not None, get_attr(node, "strides"),
+        get_attr(node, "padding"), get_attr(node, "dilations", [1, 1, 1, 1]),
+        node.attr.get("explicit_paddings"), node.device, summand))
+    dq = view.add(dequantize(view.unique_name(f"{node.name}/dequantize"), name, out_type,
+                             node.device))
     return f"{dq.name}:0"
 
 
 def _matmul(view: GraphView, node, chain: _Chain, weights: np.ndarray, bias: np.ndarray,
-            q_in: tuple[str, str, str]) -> str:
+            q_in: tuple[str, str, str], in_type) -> str:
     """The quantized matmul with its output dequantized inside the kernel (float out)."""
     qw, bound = quantized_weights(weights, 1)
-    in_type = dtypes.as_dtype(_type_of(view, q_in[0]))
-    fused = ["BiasAdd"] + (["Relu"] if chain.act is not None else []) + ["Dequantize"]
     name = view.unique_name(f"{node.name}/int8")
-    view.add(make_node(
-        name, MATMULS[node.op],
-        [q_in[0], view.add_const(f"{name}/weights", qw, dtype=dtypes.qint8),
-         view.add_const(f"{name}/bias", bias.astype(np.float32)), q_in[1], q_in[2],
-         view.add_const(f"{name}/min_weights", -bound),
-         view.add_const(f"{name}/max_weights", bound)],
-        device=node.device,
-        T1=in_type, T2=dtypes.qint8, Tbias=dtypes.float32, Tout=dtypes.float32,
-        U=dtypes.float32, transpose_a=False, transpose_b=False, is_weight_const=True,
-        is_bias_const=True, fused_ops=fused, input_quant_mode="SCALED",
-        output_quant_mode="SCALED",
-        Thost_inputs=[in_type, dtypes.qint8] + [dtypes.float32] * 5,
-        Thost_outputs=[dtypes.float32], Tdevice_inputs=[], Tdevice_outputs=[]))
+    view.add(quantized_matmul(
+        name, [q_in[0], view.add_const(f"{name}/weights", qw, dtype=dtypes.qint8),
+               view.add_const(f"{name}/bias", bias.astype(np.float32)), q_in[1], q_in[2],
+               view.add_const(f"{name}/min_weights", -bound),
+               view.add_const(f"{name}/max_weights", bound)],
+        in_type, chain.act is not None, node.device))
     return f"{name}:0"
-
-
-def _type_of(view: GraphView, tensor: str):
-    node = view.node(tensor)
-    return node.attr["T"].type
 
 
 def _cancel_pairs(view: GraphView) -> int:
@@ -262,8 +322,10 @@ def _cancel_pairs(view: GraphView) -> int:
             continue
         producer = view.node(src.input[0])
         lo, hi = view.const_input(node, 1), view.const_input(node, 2)
-        p_lo = view.const_input(producer, 7) if producer.op in CONVS.values() else None
-        p_hi = view.const_input(producer, 8) if producer.op in CONVS.values() else None
+        if producer.op not in CONV_OPS.values():
+            continue
+        last = len(view.data_inputs(producer))  # the output range: its last two inputs
+        p_lo, p_hi = view.const_input(producer, last - 2), view.const_input(producer, last - 1)
         if lo is None or p_lo is None or not (np.isclose(lo, p_lo) and np.isclose(hi, p_hi)):
             continue
         view.bypass(node, [InputRef.parse(t) for t in src.input[:3]])

@@ -38,6 +38,9 @@ class Policy:
     # True classes of the verification samples (--labels): class-score outputs then report
     # the task accuracy of the original and of the optimized model side by side.
     labels: np.ndarray | None = None
+    # With labels: the most the task accuracy may drop (0.01: one percentage point; None: the
+    # accuracy is reported, not judged).
+    max_accuracy_drop: float | None = None
     # Output keys computed by a selection (graph.ops.SELECTION_OPS), and the share of their
     # rows that must be found order-free (None: compared element by element like the rest).
     selections: frozenset[str] = frozenset()
@@ -104,7 +107,7 @@ def looks_like_class_scores(value: np.ndarray) -> bool:
 
 def compare_output(key: str, ref: np.ndarray, got: np.ndarray, tolerance: float,
                    top1: float | None = None, labels: np.ndarray | None = None,
-                   metric: str = "max") -> OutputCheck:
+                   metric: str = "max", max_drop: float | None = None) -> OutputCheck:
     ref, got = np.asarray(ref), np.asarray(got)
     if ref.shape != got.shape:
         return OutputCheck(key, False, float("inf"), float("inf"),
@@ -129,9 +132,11 @@ def compare_output(key: str, ref: np.ndarray, got: np.ndarray, tolerance: float,
         if labels is not None and len(labels) == ref.shape[0]:
             accuracy = (float(np.mean(ref.argmax(1) == labels)),
                         float(np.mean(got.argmax(1) == labels)))
-        return OutputCheck(key, rel <= tolerance and agreement >= (top1 or 0.0), max_abs, rel,
-                           top1=agreement, samples=ref.shape[0], accuracy=accuracy,
-                           metric=metric)
+        kept = (accuracy is None or max_drop is None
+                or accuracy[0] - accuracy[1] <= max_drop + 1e-12)
+        return OutputCheck(key, rel <= tolerance and agreement >= (top1 or 0.0) and kept,
+                           max_abs, rel, top1=agreement, samples=ref.shape[0],
+                           accuracy=accuracy, metric=metric)
     mismatches = int(np.count_nonzero(ref != got))
     if ref.dtype.kind in "iub":
         max_abs = float(np.abs(ref.astype(np.int64) - got.astype(np.int64)).max()) if ref.size else 0.0
@@ -182,5 +187,6 @@ def compare(ref: dict[str, np.ndarray], got: dict[str, np.ndarray],
                                             policy.selection_match))
         else:
             checks.append(compare_output(key, ref[key], got[key], policy.tolerance_for(key),
-                                         policy.top1, policy.labels, policy.metric))
+                                         policy.top1, policy.labels, policy.metric,
+                                         policy.max_accuracy_drop))
     return checks

@@ -1,0 +1,70 @@
+"""int8 that misses its accuracy budget: return the most sensitive layers to float32, one at a
+time, until the budget holds.
+
+Each quantizable op's sensitivity is the output error of the model with *only* that op in
+int8 (on the verification samples, in this process). Ops leave int8 in that order, most
+sensitive first, and after each the whole int8 model is checked against the budget (relative
+RMS, top-1 agreement, and with ``--max-accuracy-drop`` the task accuracy); the first set that
+holds is kept. The final model is then verified under every runtime like any other. Neither
+step runs the pipeline again: the quantization is applied to the graph calibration saw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from tensorflow.core.framework import graph_pb2
+
+from tfopt.model.signature import SignatureGraph
+from tfopt.passes.base import PassContext
+from tfopt.passes.quantize_int8 import QuantizeInt8, candidates
+from tfopt.verify.compare import OutputCheck, Policy, compare
+from tfopt.verify.runners import run_graph_def
+
+# Beyond this share of the quantizable ops returned to float32, int8 is refused: what is left
+# would not be an int8 model.
+MAX_FLOAT_SHARE = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class Fit:
+    """The outcome: ops kept in float32 (most sensitive first) and the checks of the result."""
+
+    keep_float: tuple[str, ...]
+    checks: list[OutputCheck]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+
+def fit_budget(sig: SignatureGraph, calibrated: graph_pb2.GraphDef, ctx: PassContext,
+               feeds: dict, reference: dict, policy: Policy,
+               say: Callable[[str], None] = lambda _m: None) -> Fit:
+    """The smallest prefix of the sensitivity order that meets ``policy`` (see module doc).
+    ``calibrated``: the graph quantize_int8 sees; ``reference``: the original's answers."""
+
+    def checked(keep: frozenset[str]) -> list[OutputCheck]:
+        graph = QuantizeInt8().run(calibrated, dataclasses.replace(ctx, keep_float=keep))
+        return compare(reference, run_graph_def(sig.with_graph(graph.graph_def), feeds), policy)
+
+    first = checked(frozenset())
+    if all(c.ok for c in first):
+        return Fit((), first)
+    ops = candidates(calibrated)
+    say(f"[{sig.key}] int8 misses the budget ({next(c for c in first if not c.ok).describe()}); "
+        f"measuring the sensitivity of its {len(ops)} quantized ops ...")
+    every = frozenset(ops)
+    error = {op: max(c.rel for c in checked(every - {op})) for op in ops}
+    order = sorted(ops, key=lambda op: -error[op])
+    keep: list[str] = []
+    checks = first
+    for op in order[:max(1, int(len(ops) * MAX_FLOAT_SHARE))]:
+        keep.append(op)
+        checks = checked(frozenset(keep))
+        say(f"  {op} back to float32 (alone in int8: relative error {error[op]:.2g}): "
+            f"{'meets' if all(c.ok for c in checks) else 'still misses'} the budget")
+        if all(c.ok for c in checks):
+            break
+    return Fit(tuple(keep), checks)

@@ -7,11 +7,14 @@ its ``--precision int8`` outputs are timed in one interleaved run per batch size
 the verification samples: the digits models on 256 training images (``calibration.npz``, saved
 by the zoo) and judged on their 450-image test split with its labels; the Keras applications
 (random weights, randomised batch norms: speed only, their agreement numbers mean little) on
-64 generated images, verified on 8 others. Every tfopt column is optimized with XLA off and the
+64 generated images, verified on 8 others. The transformer backbones (``--models bert,gpt2,vit``,
+keras_hub, built as in ``run_modern.py``, sequence 128) on 64 generated sequences (token ids
+and masks in [0, 2), as their timing uses). Every tfopt column is optimized with XLA off and the
 speed check off (``time=False``): the table itself is the timing. Writes
 ``benchmarks/PRECISION_INT8.md``.
 
     python benchmarks/run_int8.py [--models resnet50,digits_cnn] [--batch 1,8]
+    python benchmarks/run_int8.py --models bert,gpt2,vit --out PRECISION_INT8_TRANSFORMERS.md
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import os
 
 import harness
 import numpy as np
-from run_precision import accuracy
+import run_modern
+from run_precision import TRANSFORMERS, accuracy
 
 import tfopt
 from tfopt.measure import stats
@@ -34,13 +38,21 @@ CALIBRATION_SAMPLES = 64
 
 
 def generated_calibration(src: str, path: str) -> str:
-    """``CALIBRATION_SAMPLES`` standard-normal images for every image input of ``src``."""
+    """``CALIBRATION_SAMPLES`` generated samples for every input of ``src``: standard-normal
+    floats, integers (token ids, masks) in [0, 2); unknown dims at ``run_modern.SEQ``."""
     import tensorflow as tf
 
     specs = tf.saved_model.load(src).signatures["serving_default"].structured_input_signature[1]
     rng = np.random.default_rng(1)
-    np.savez(path, **{k: rng.standard_normal((CALIBRATION_SAMPLES, *s.shape[1:]))
-                      .astype(np.float32) for k, s in specs.items()})
+
+    def sample(spec) -> np.ndarray:
+        shape = (CALIBRATION_SAMPLES, *(run_modern.SEQ if d is None else d
+                                        for d in spec.shape.as_list()[1:]))
+        if spec.dtype.is_integer:
+            return rng.integers(0, 2, shape).astype(spec.dtype.as_numpy_dtype)
+        return rng.standard_normal(shape).astype(np.float32)
+
+    np.savez(path, **{k: sample(s) for k, s in specs.items()})
     return path
 
 
@@ -51,9 +63,13 @@ def main() -> None:
     with harness.workdir("tfopt-int8-") as work:
         for name in args.model_list:
             src = os.path.join(work, name)
-            zoo.build(name, src)
+            shapes: dict[str, tuple[int, ...]] = {}
+            if name in TRANSFORMERS:
+                shapes = run_modern.build(name, src)
+            else:
+                zoo.build(name, src)
             out = {p: f"{src}_{p}" for p in ("fp32", "bf16", "int8")}
-            given: dict[str, object] = {"time": False, "xla": "off"}
+            given: dict[str, object] = {"time": False, "xla": "off", "input_shapes": shapes}
             if name.startswith("digits_"):
                 given.update(inputs_file=os.path.join(src, "test.npz"),
                              labels=os.path.join(src, "labels.npy"))
@@ -77,7 +93,8 @@ def main() -> None:
                                                (src, out["fp32"], out["bf16"], out["int8"]))
             for batch in args.batches:
                 settings = Settings(batch_size=batch, num_iter=args.num_iter, num_warmup=5,
-                                    rounds=args.rounds, round_seconds=2.0)
+                                    rounds=args.rounds, round_seconds=2.0,
+                                    input_shapes=harness.at_batch(shapes, batch))
                 row = harness.time_variants(name, batch, {
                     "original": src, "tfopt fp32": out["fp32"], "tfopt bf16": out["bf16"],
                     "tfopt int8": out["int8"]}, settings)
@@ -104,7 +121,7 @@ def write(args, rows: list[harness.Row]) -> None:
     for batch in args.batches:
         sel = [r for r in rows if r.batch == batch and not r.model.startswith("digits_")]
         if sel:
-            summary.append(f"int8 over float32, batch {batch}, zoo CNNs: geometric mean "
+            summary.append(f"int8 over float32, batch {batch}, {', '.join(r.model for r in sel)}: geometric mean "
                            f"{stats.geomean([r.ratio('tfopt int8') / r.ratio('tfopt fp32') for r in sel]):.2f}x.")
     harness.write_markdown(
         args.out, "int8 against float32, bf16 and the original",

@@ -157,3 +157,20 @@ def test_residual_add_stays_apart_when_its_summand_is_read_again():
         result, fused = _quantized_residual(build)
         assert not any(b"Sum" in f for f in fused)
         assert counts(result.graph_def)["AddV2"] >= 1
+
+
+def test_calibration_observes_a_bias_that_grappler_would_fuse_into_a_swish():
+    """conv -> bias -> x * sigmoid(x): Grappler's remapper fuses the three even when the bias
+    output is fetched; calibration runs the float graph with Grappler off and sees it."""
+    def build():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 8, 8, 3], name="x")
+        b = tf.nn.bias_add(tf.nn.conv2d(x, tf.constant(rand(1, 1, 3, 8, seed=2)), 1, "SAME"),
+                           tf.constant(rand(8, seed=3)))
+        tf.identity(b * tf.sigmoid(b), name="out")
+
+    gd = graph_of(build)
+    sig = SignatureGraph("s", gd, {"x": TensorInfo("x:0", tf.float32, (None, 8, 8, 3))},
+                         {"out": TensorInfo("out:0", tf.float32, None)})
+    bias = next(n.name for n in gd.node if n.op == "BiasAdd")
+    ranges = calibrate(sig, {"x": rand(4, 8, 8, 3, seed=9)})
+    assert f"{bias}:0" in ranges and not ranges[f"{bias}:0"].unsigned

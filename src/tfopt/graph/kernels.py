@@ -80,7 +80,9 @@ def _table() -> tuple[Fusion, ...]:
 # here) and checks it against float32.
 INT8_FORMS = {
     # Sum: a residual add of an unsigned int8 summand, then Relu (oneDNN's sum post-op; with a
-    # signed summand this TensorFlow's kernel answered 23% off, without Relu it failed to run)
+    # signed summand this TensorFlow's kernel answered 23% off, without Relu it failed to run).
+    # Nothing else: the kernel's own list (mkl_conv_ops.cc) has no swish, no Relu6, no sum
+    # without Relu.
     "_FusedQuantizedConv2D": (("BiasAdd", "Requantize"), ("BiasAdd", "Relu", "Requantize"),
                               ("BiasAdd", "Sum", "Relu", "Requantize")),
     "_FusedQuantizedDepthwiseConv2D": (("BiasAdd", "Requantize"),

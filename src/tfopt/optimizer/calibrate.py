@@ -17,7 +17,7 @@ from tfopt.graph.quantized import QUANTIZED_OPS
 from tfopt.graph.view import GraphView
 from tfopt.model.signature import SignatureGraph
 from tfopt.passes.quantize_int8 import RELUS, Range
-from tfopt.verify.runners import feed_dict, open_session
+from tfopt.verify.runners import feed_dict, open_session, session_config
 
 METHODS = ("minmax", "percentile")
 PERCENTILE = 99.99
@@ -56,7 +56,12 @@ def calibrate(sig: SignatureGraph, samples: dict[str, np.ndarray], method: str =
     count = len(next(iter(samples.values())))
     lows: dict[str, list[float]] = {t: [] for t in tensors}
     highs: dict[str, list[float]] = {t: [] for t in tensors}
-    with open_session(sig) as sess:
+    # Grappler off: its remapper fuses a conv with its bias and swish even when the bias
+    # output is fetched (EfficientNet: "not found in the Graph"); calibration wants every
+    # intermediate tensor as the float graph computes it anyway.
+    config = session_config()
+    config.graph_options.rewrite_options.disable_meta_optimizer = True
+    with open_session(sig, config) as sess:
         for start in range(0, count, BATCH):
             batch = {k: v[start:start + BATCH] for k, v in samples.items()}
             values = sess.run(tensors, feed_dict(sig, batch))

@@ -17,7 +17,8 @@ X = {"x:0": np.abs(rand(4, 8, 8, 3, seed=1))}
 
 
 def _cnn():
-    """conv -> bias -> relu -> conv -> bias -> relu6 -> depthwise -> mean -> dense -> softmax"""
+    """conv -> bias -> relu -> conv -> bias -> relu6 -> depthwise -> mean -> dense -> softmax
+    (the depthwise and the first conv do few multiply-adds, but they have int8 neighbours)"""
     x = tf.compat.v1.placeholder(tf.float32, [None, 8, 8, 3], name="x")
     h = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, tf.constant(rand(3, 3, 3, 16, seed=2) * .3),
                                                1, "SAME"), tf.constant(rand(16, seed=3))))
@@ -25,8 +26,9 @@ def _cnn():
                                                 1, "SAME"), tf.constant(rand(16, seed=5))))
     h = tf.nn.depthwise_conv2d(h, tf.constant(rand(3, 3, 16, 1, seed=6) * .3), [1, 1, 1, 1],
                                "SAME")
-    pooled = tf.reduce_mean(h, [1, 2])
-    logits = tf.matmul(pooled, tf.constant(rand(16, 5, seed=7))) + tf.constant(rand(5, seed=8))
+    pooled = tf.tile(tf.reduce_mean(h, [1, 2]), [1, 16])  # 256 features: worth an int8 matmul
+    logits = (tf.matmul(pooled, tf.constant(rand(256, 5, seed=7) * .1))
+              + tf.constant(rand(5, seed=8)))
     tf.nn.softmax(logits, name="out")
 
 
@@ -174,3 +176,20 @@ def test_calibration_observes_a_bias_that_grappler_would_fuse_into_a_swish():
     bias = next(n.name for n in gd.node if n.op == "BiasAdd")
     ranges = calibrate(sig, {"x": rand(4, 8, 8, 3, seed=9)})
     assert f"{bias}:0" in ranges and not ranges[f"{bias}:0"].unsigned
+
+
+def test_isolated_light_ops_stay_float32():
+    """A depthwise 3x3 between float ops would need a QuantizeV2 and a Dequantize for 9
+    multiply-adds per output: it stays float32 and the notes say why."""
+    def build():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 8, 8, 4], name="x")
+        h = tf.nn.depthwise_conv2d(tf.sigmoid(x), tf.constant(rand(3, 3, 4, 1, seed=6)),
+                                   [1, 1, 1, 1], "SAME")
+        tf.identity(tf.sigmoid(h), name="out")
+
+    gd = graph_of(build)
+    sig = SignatureGraph("s", gd, {"x": TensorInfo("x:0", tf.float32, (None, 8, 8, 4))},
+                         {"out": TensorInfo("out:0", tf.float32, None)})
+    ranges = calibrate(sig, {"x": rand(8, 8, 8, 4, seed=9)})
+    result = QuantizeInt8().run(gd, _int8_ctx(ranges))
+    assert not result.changed and counts(result.graph_def)["DepthwiseConv2dNative"] == 1

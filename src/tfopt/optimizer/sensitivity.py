@@ -45,24 +45,33 @@ def fit_budget(sig: SignatureGraph, calibrated: graph_pb2.GraphDef, ctx: PassCon
     """The smallest prefix of the sensitivity order that meets ``policy`` (see module doc).
     ``calibrated``: the graph quantize_int8 sees; ``reference``: the original's answers."""
 
-    def checked(keep: frozenset[str]) -> list[OutputCheck]:
-        graph = QuantizeInt8().run(calibrated, dataclasses.replace(ctx, keep_float=keep))
-        return compare(reference, run_graph_def(sig.with_graph(graph.graph_def), feeds), policy)
+    def checked(keep: frozenset[str], alone: bool = False) -> list[OutputCheck] | None:
+        """The checks with ``keep`` in float32 (None: then nothing is int8 any more)."""
+        result = QuantizeInt8().run(calibrated, dataclasses.replace(
+            ctx, keep_float=keep, quantize_isolated=alone))
+        if not result.changed:
+            return None
+        return compare(reference, run_graph_def(sig.with_graph(result.graph_def), feeds),
+                       policy)
 
     first = checked(frozenset())
-    if all(c.ok for c in first):
-        return Fit((), first)
+    if first is None or all(c.ok for c in first):
+        return Fit((), first or [])
     ops = candidates(calibrated)
     say(f"[{sig.key}] int8 misses the budget ({next(c for c in first if not c.ok).describe()}); "
-        f"measuring the sensitivity of its {len(ops)} quantized ops ...")
+        f"measuring the sensitivity of its {len(ops)} quantizable ops ...")
     every = frozenset(ops)
-    error = {op: max(c.rel for c in checked(every - {op})) for op in ops}
+    error = {op: max((c.rel for c in checked(every - {op}, alone=True) or []), default=0.0)
+             for op in ops}
     order = sorted(ops, key=lambda op: -error[op])
     keep: list[str] = []
     checks = first
     for op in order[:max(1, int(len(ops) * MAX_FLOAT_SHARE))]:
         keep.append(op)
-        checks = checked(frozenset(keep))
+        now = checked(frozenset(keep))
+        if now is None:  # the rest would not be int8 at all: no fit
+            break
+        checks = now
         say(f"  {op} back to float32 (alone in int8: relative error {error[op]:.2g}): "
             f"{'meets' if all(c.ok for c in checks) else 'still misses'} the budget")
         if all(c.ok for c in checks):

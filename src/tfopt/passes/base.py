@@ -35,6 +35,9 @@ class PassContext:
     ranges: Mapping[str, Range] | None = None
     # "int8": compute ops left in float32 to meet the accuracy budget (optimizer.sensitivity)
     keep_float: frozenset[str] = frozenset()
+    # "int8": also ops int8 cannot pay for (isolated and light); the sensitivity measurement
+    # quantizes one op at a time, each isolated by construction
+    quantize_isolated: bool = False
 
 
 @dataclass

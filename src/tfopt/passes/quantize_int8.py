@@ -98,8 +98,14 @@ class QuantizeInt8(GraphPass):
         # A rewritten chain's readers read its Dequantize: ranges stay keyed by the tensor
         # calibration saw, so the Dequantize output is looked up under that name.
         was: dict[str, str] = {}
+        light = (set() if ctx.quantize_isolated
+                 else _isolated_and_light(view, ctx, (info, before)))
         for node in list(view):
             if node.name not in view or node.op not in CONV_OPS and node.op not in MATMUL_OPS:
+                continue
+            if node.name in light:
+                kept[f"{node.op} (isolated and light: converting in and out costs more than "
+                     "int8 saves)"] += 1
                 continue
             why = self._quantize(view, node, ctx, (info, before), quantized_inputs, was)
             if why is None:
@@ -173,6 +179,60 @@ class QuantizeInt8(GraphPass):
         # the float32 weights and bias, unless something else reads them (never kept twice)
         view.remove([c.name for c in consts if not view.consumers(c.name)])
         return None
+
+
+# An op whose int8 form would need a QuantizeV2 in front and (a convolution) a Dequantize
+# behind, with no int8 neighbour either side, stays float32 unless it does at least this many
+# multiply-adds per output element: with EfficientNet-B0's depthwise 3x3s (9) between float
+# swishes in int8 its model ran 0.74x of float32 at batch 1, without them 0.94x [0.92-0.94];
+# ResNet's chained convolutions (576+) gain 2.4x. 1024 instead of 256 left EfficientNet at
+# 0.90x (its 1x1 convolutions at 7x7 still pay no Q/DQ back), so the line stays where
+# Inception's isolated 1x1 branches (192+ in) still gain. (A matmul dequantizes inside its
+# kernel: only its QuantizeV2 counts.)
+MIN_ISOLATED_MACS = 256
+
+
+def _macs_per_output(node, weights: np.ndarray) -> int:
+    if node.op == "DepthwiseConv2dNative":
+        return int(np.prod(weights.shape[:2]))
+    if node.op in MATMUL_OPS:
+        return int(weights.shape[1 if get_attr(node, "transpose_b", False) else 0])
+    return int(np.prod(weights.shape[:3]))
+
+
+def _isolated_and_light(view: GraphView, ctx: PassContext,
+                        original: tuple[StaticInfo, GraphView]) -> set[str]:
+    """Ops left in float32 because int8 cannot pay for them: no int8 producer in front, no
+    int8 reader behind (among the ops that will be int8), and few multiply-adds per output
+    (:data:`MIN_ISOLATED_MACS`). Dropping one can isolate a neighbour: repeated to a fixed
+    point."""
+    chains, macs = {}, {}
+    for node in view:
+        weights = view.const_input(node, 1) if node.op in QUANTIZED_OPS else None
+        if weights is not None and node.name not in ctx.keep_float:
+            chains[node.name] = _match(view, node, ctx, original, {})
+            macs[node.name] = _macs_per_output(node, weights)
+    light: set[str] = set()
+    while True:
+        active = {n: c for n, c in chains.items() if n not in light}
+        # int8 tensors: what a convolution leaves before its Dequantize (a matmul's is float)
+        ends = {f"{c.last.name}:0" for c in active.values() if c.op.op in CONV_OPS}
+        read = {_original(view, c.op, {}) for c in active.values()} | {
+            c.summand for c in active.values() if c.summand}
+
+        drop = {n for n, c in active.items() if macs[n] < MIN_ISOLATED_MACS
+                and _isolated(view, c, ends, read)}
+        if not drop:
+            return light
+        light |= drop
+
+
+def _isolated(view: GraphView, chain: _Chain, ends: set[str], read: set[str]) -> bool:
+    """No int8 tensor in front of ``chain`` (``ends``), and (a convolution) no int8 reader
+    of its output behind it (``read``)."""
+    needs_dequantize = chain.op.op in CONV_OPS and f"{chain.last.name}:0" not in read
+    return _original(view, chain.op, {}) not in ends and (
+        needs_dequantize or chain.op.op in MATMUL_OPS)
 
 
 def candidates(graph_def) -> list[str]:

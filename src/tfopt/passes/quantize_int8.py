@@ -183,35 +183,48 @@ class QuantizeInt8(GraphPass):
 
 # An op whose int8 form would need a QuantizeV2 in front and (a convolution) a Dequantize
 # behind, with no int8 neighbour either side, stays float32 unless it does at least this many
-# multiply-adds per output element: with EfficientNet-B0's depthwise 3x3s (9) between float
-# swishes in int8 its model ran 0.74x of float32 at batch 1, without them 0.94x [0.92-0.94];
-# ResNet's chained convolutions (576+) gain 2.4x. 1024 instead of 256 left EfficientNet at
-# 0.90x (its 1x1 convolutions at 7x7 still pay no Q/DQ back), so the line stays where
-# Inception's isolated 1x1 branches (192+ in) still gain. (A matmul dequantizes inside its
-# kernel: only its QuantizeV2 counts.)
-MIN_ISOLATED_MACS = 256
+# multiply-adds per element those conversions touch (input + output elements): converting
+# costs a pass over each, int8 saves on the multiply-adds. EfficientNet-B0 with its
+# depthwise 3x3s (9 per output, ~4.5 per element touched) between float swishes in int8 ran
+# 0.74x of float32 at batch 1, with this rule 0.97x [0.95-1.06] (20 of its 81 convolutions
+# int8); a per-output rule (>= 256) gave 0.94x but sent ResNet's stem (7x7x3: 147 per output,
+# ~124 per element touched) to float32 (2.40x -> 1.98x over float32).
+# (A matmul dequantizes inside its kernel: only its input counts.)
+MIN_ISOLATED_INTENSITY = 100
 
 
-def _macs_per_output(node, weights: np.ndarray) -> int:
+def _intensity(node, weights: np.ndarray, info: StaticInfo, x: str) -> float:
+    """Multiply-adds per element converted: output elements x multiply-adds per output,
+    over input + output elements (static shapes; batch cancels). Unknown shapes: per
+    output."""
     if node.op == "DepthwiseConv2dNative":
-        return int(np.prod(weights.shape[:2]))
-    if node.op in MATMUL_OPS:
-        return int(weights.shape[1 if get_attr(node, "transpose_b", False) else 0])
-    return int(np.prod(weights.shape[:3]))
+        per_output = int(np.prod(weights.shape[:2]))
+    elif node.op in MATMUL_OPS:
+        per_output = int(weights.shape[1 if get_attr(node, "transpose_b", False) else 0])
+    else:
+        per_output = int(np.prod(weights.shape[:3]))
+    shapes = [info.shape(t) for t in (x, f"{node.name}:0")]
+    if any(s is None or s.rank is None or None in s.as_list()[1:] for s in shapes):
+        return float(per_output)
+    n_in, n_out = (int(np.prod(s.as_list()[1:])) for s in shapes)
+    touched = n_in + (n_out if node.op in CONV_OPS else 0)
+    return per_output * n_out / max(touched, 1)
 
 
 def _isolated_and_light(view: GraphView, ctx: PassContext,
                         original: tuple[StaticInfo, GraphView]) -> set[str]:
     """Ops left in float32 because int8 cannot pay for them: no int8 producer in front, no
-    int8 reader behind (among the ops that will be int8), and few multiply-adds per output
-    (:data:`MIN_ISOLATED_MACS`). Dropping one can isolate a neighbour: repeated to a fixed
-    point."""
-    chains, macs = {}, {}
+    int8 reader behind (among the ops that will be int8), and few multiply-adds for the
+    conversions (:data:`MIN_ISOLATED_INTENSITY`). Dropping one can isolate a neighbour:
+    repeated to a fixed point."""
+    info = original[0]
+    chains, intensity = {}, {}
     for node in view:
         weights = view.const_input(node, 1) if node.op in QUANTIZED_OPS else None
         if weights is not None and node.name not in ctx.keep_float:
             chains[node.name] = _match(view, node, ctx, original, {})
-            macs[node.name] = _macs_per_output(node, weights)
+            intensity[node.name] = _intensity(node, weights, info,
+                                              view.data_inputs(node)[0].tensor)
     light: set[str] = set()
     while True:
         active = {n: c for n, c in chains.items() if n not in light}
@@ -220,7 +233,7 @@ def _isolated_and_light(view: GraphView, ctx: PassContext,
         read = {_original(view, c.op, {}) for c in active.values()} | {
             c.summand for c in active.values() if c.summand}
 
-        drop = {n for n, c in active.items() if macs[n] < MIN_ISOLATED_MACS
+        drop = {n for n, c in active.items() if intensity[n] < MIN_ISOLATED_INTENSITY
                 and _isolated(view, c, ends, read)}
         if not drop:
             return light

@@ -28,6 +28,7 @@ import run_modern
 from run_precision import TRANSFORMERS, accuracy
 
 import tfopt
+from tfopt.errors import TfoptError
 from tfopt.measure import stats
 from tfopt.measure.benchmark import Settings
 from tfopt.zoo import builders as zoo
@@ -78,26 +79,36 @@ def main() -> None:
                 calibration = generated_calibration(src, os.path.join(work, f"{name}_cal.npz"))
             tfopt.optimize(src, out["fp32"], **given)
             tfopt.optimize(src, out["bf16"], precision="bf16", **given)
-            report = tfopt.optimize(src, out["int8"], precision="int8",
-                                    calibration_file=calibration, **given)
-            checks = [c for s in report.signatures.values() for c in s.checks]
-            facts = {"rms": max(c.rel for c in checks),
-                     "top1": min((c.top1 for c in checks if c.top1 is not None), default=None),
-                     "size": f"{harness.size_mb(out['fp32']):.1f} -> "
-                             f"{harness.size_mb(out['int8']):.1f}",
-                     "kept": "; ".join(n for s in report.signatures.values() for r in s.passes
-                                       if r.name == "quantize_int8" for n in r.notes
-                                       if "kept" in n) or "none"}
+            try:
+                report = tfopt.optimize(src, out["int8"], precision="int8",
+                                        calibration_file=calibration, **given)
+            except TfoptError as err:  # refused: the row says why, int8 is not timed
+                report, out["int8"] = None, None
+                facts = {"rms": float("nan"), "top1": None, "size": "n/a",
+                         "kept": f"int8 refused: {err}"}
+            if report is not None:
+                checks = [c for s in report.signatures.values() for c in s.checks]
+                facts = {"rms": max(c.rel for c in checks),
+                         "top1": min((c.top1 for c in checks if c.top1 is not None),
+                                     default=None),
+                         "size": f"{harness.size_mb(out['fp32']):.1f} -> "
+                                 f"{harness.size_mb(out['int8']):.1f}",
+                         "kept": "; ".join(n for s in report.signatures.values()
+                                           for r in s.passes if r.name == "quantize_int8"
+                                           for n in r.notes if "kept" in n) or "none"}
             if name.startswith("digits_"):
-                facts["accuracy"] = " / ".join(f"{accuracy(p, src):.2%}" for p in
-                                               (src, out["fp32"], out["bf16"], out["int8"]))
+                facts["accuracy"] = " / ".join(
+                    f"{accuracy(p, src):.2%}" if p else "n/a"
+                    for p in (src, out["fp32"], out["bf16"], out["int8"]))
             for batch in args.batches:
                 settings = Settings(batch_size=batch, num_iter=args.num_iter, num_warmup=5,
                                     rounds=args.rounds, round_seconds=2.0,
                                     input_shapes=harness.at_batch(shapes, batch))
-                row = harness.time_variants(name, batch, {
-                    "original": src, "tfopt fp32": out["fp32"], "tfopt bf16": out["bf16"],
-                    "tfopt int8": out["int8"]}, settings)
+                variants = {"original": src, "tfopt fp32": out["fp32"],
+                            "tfopt bf16": out["bf16"]}
+                if out["int8"]:
+                    variants["tfopt int8"] = out["int8"]
+                row = harness.time_variants(name, batch, variants, settings)
                 row.facts.update(facts)
                 rows.append(row)
                 write(args, rows)
@@ -108,7 +119,8 @@ def main() -> None:
 
 def write(args, rows: list[harness.Row]) -> None:
     body = [[r.model, r.batch, f"{r.baseline.throughput:.1f}", r.ci("tfopt fp32"),
-             r.ci("tfopt bf16"), r.ci("tfopt int8"), r.between("tfopt int8", "tfopt fp32"),
+             r.ci("tfopt bf16"), *((r.ci("tfopt int8"), r.between("tfopt int8", "tfopt fp32"))
+                                   if "tfopt int8" in r.results else ("n/a", "n/a")),
              r.ci(harness.AA), f"{r.facts['rms']:.1e}",
              "n/a" if r.facts["top1"] is None else f"{r.facts['top1']:.1%}",
              r.facts.get("accuracy", ""), r.facts["size"], r.facts["kept"]]
@@ -119,7 +131,8 @@ def write(args, rows: list[harness.Row]) -> None:
     summary = [line for label in ("tfopt fp32", "tfopt bf16", "tfopt int8")
                for batch in args.batches if (line := harness.geomean_line(rows, label, batch))]
     for batch in args.batches:
-        sel = [r for r in rows if r.batch == batch and not r.model.startswith("digits_")]
+        sel = [r for r in rows if r.batch == batch and not r.model.startswith("digits_")
+               and "tfopt int8" in r.results]
         if sel:
             summary.append(f"int8 over float32, batch {batch}, {', '.join(r.model for r in sel)}: geometric mean "
                            f"{stats.geomean([r.ratio('tfopt int8') / r.ratio('tfopt fp32') for r in sel]):.2f}x.")

@@ -321,8 +321,10 @@ def check_precision(state: State) -> None:
         if rec is None or not (rec.changed or rec.skipped):
             raise TfoptError(f"--precision {precision}: nothing in signature {key!r} could run "
                              f"in {precision} (pass {PRECISION_PASS[precision]} "
-                             f"{'not enabled' if rec is None else 'found nothing to convert'}); "
-                             "nothing written")
+                             f"{'not enabled' if rec is None else 'found nothing to convert'}: "
+                             "every convolution and matmul stays float32, for want of constant "
+                             "weights or a calibrated range, or too small for int8 to pay for "
+                             "converting its input and output); nothing written")
         if rec.skipped:
             raise VerificationError(
                 f"--precision {precision} misses the accuracy budget in signature {key!r} "

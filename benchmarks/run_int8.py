@@ -25,13 +25,12 @@ import os
 import harness
 import numpy as np
 import run_modern
-from run_precision import TRANSFORMERS, accuracy
+from run_precision import accuracy, build, task_files
 
 import tfopt
 from tfopt.errors import TfoptError
 from tfopt.measure import stats
 from tfopt.measure.benchmark import Settings
-from tfopt.zoo import builders as zoo
 
 MODELS = ["resnet50", "mobilenet_v2", "densenet121", "inception_v3", "efficientnet_b0",
           "digits_cnn", "digits_transformer"]
@@ -64,16 +63,11 @@ def main() -> None:
     with harness.workdir("tfopt-int8-") as work:
         for name in args.model_list:
             src = os.path.join(work, name)
-            shapes: dict[str, tuple[int, ...]] = {}
-            if name in TRANSFORMERS:
-                shapes = run_modern.build(name, src)
-            else:
-                zoo.build(name, src)
+            shapes = build(name, src)
             out = {p: f"{src}_{p}" for p in ("fp32", "bf16", "int8")}
-            given: dict[str, object] = {"time": False, "xla": "off", "input_shapes": shapes}
+            given: dict[str, object] = {"time": False, "xla": "off", "input_shapes": shapes,
+                                        **task_files(name, src)}
             if name.startswith("digits_"):
-                given.update(inputs_file=os.path.join(src, "test.npz"),
-                             labels=os.path.join(src, "labels.npy"))
                 calibration = os.path.join(src, "calibration.npz")
             else:
                 calibration = generated_calibration(src, os.path.join(work, f"{name}_cal.npz"))

@@ -101,6 +101,23 @@ def accuracy(path: str, split: str) -> float:
     return float(np.mean(next(iter(probs.values())).numpy().argmax(1) == labels))
 
 
+def build(name: str, src: str) -> dict[str, tuple[int, ...]]:
+    """Build model ``name`` into ``src`` (a keras_hub transformer or a zoo model); returns
+    the input shapes to time it at (empty: its own)."""
+    if name in TRANSFORMERS:
+        return run_modern.build(name, src)
+    zoo.build(name, src)
+    return {}
+
+
+def task_files(name: str, src: str) -> dict[str, str]:
+    """The digits models' held-out split and labels (``optimize`` keywords); else nothing."""
+    if not name.startswith("digits_"):
+        return {}
+    return {"inputs_file": os.path.join(src, "test.npz"),
+            "labels": os.path.join(src, "labels.npy")}
+
+
 def main() -> None:
     args = harness.arguments(__doc__, "PRECISION.md", MODELS, batch="1,8", num_iter=40,
                              rounds=5, extra=[("--openvino", {"action": "store_true"})])
@@ -108,16 +125,10 @@ def main() -> None:
     with harness.workdir("tfopt-precision-") as work:
         for name in args.model_list:
             src = os.path.join(work, name)
-            shapes: dict[str, tuple[int, ...]] = {}
-            if name in TRANSFORMERS:
-                shapes = run_modern.build(name, src)
-            else:
-                zoo.build(name, src)
+            shapes = build(name, src)
             fp32, bf16 = src + "_fp32", src + "_bf16"
-            given: dict[str, object] = {"input_shapes": shapes, "time": False}
-            if name.startswith("digits_"):
-                given.update(inputs_file=os.path.join(src, "test.npz"),
-                             labels=os.path.join(src, "labels.npy"))
+            given: dict[str, object] = {"input_shapes": shapes, "time": False,
+                                        **task_files(name, src)}
             tfopt.optimize(src, fp32, **given)
             report = tfopt.optimize(src, bf16, precision="bf16", **given)
             facts = {"rms": max(c.rel for s in report.signatures.values() for c in s.checks),

@@ -13,7 +13,6 @@ whose gain's interval lies above 1.0 is kept; otherwise float32. The notes say w
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from typing import TYPE_CHECKING
 
@@ -73,10 +72,7 @@ def _try(state: State, precision: str, optimize_all, write, fp32
     misses its budget or is not measurably faster than float32."""
     notes = state.model.notes
     optimize_all(precision)
-    policy = dataclasses.replace(
-        Policy.for_precision(precision, state.options.budget_for(precision)),
-        selections=state.policy.selections, labels=state.policy.labels,
-        max_accuracy_drop=state.policy.max_accuracy_drop)
+    policy = state.policy.in_precision(precision, state.options.budget_for(precision))
     with tempfile.TemporaryDirectory(prefix=f"tfopt-{precision}-") as tmp:
         path = f"{tmp}/candidate"
         write(path)

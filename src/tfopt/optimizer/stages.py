@@ -1,7 +1,8 @@
 """``optimize`` as a road of named stages, each handing one :class:`State` to the next.
 
     check request -> load -> verification inputs -> original's answers -> [int8: calibrate,
-    fit the accuracy budget] -> passes (per signature) -> share identical -> [XLA] -> where it must run
+    fit the accuracy budget] -> passes (per signature) -> share identical -> [precision auto]
+    -> [XLA] -> where it must run
     then, in a temporary directory renamed into place only at the end:
     write -> verify (blame a pass, rewrite, verify again) -> [precision refused?] -> time
     against the original (blame a slow pass, rewrite) -> report and metadata
@@ -168,9 +169,7 @@ def fit_int8_budget(state: State) -> None:
         return
     from tfopt.optimizer.sensitivity import fit_budget
 
-    policy = dataclasses.replace(Policy.for_precision("int8", state.options.budget_for("int8")),
-                                 selections=state.policy.selections, labels=state.policy.labels,
-                                 max_accuracy_drop=state.policy.max_accuracy_drop)
+    policy = state.policy.in_precision("int8", state.options.budget_for("int8"))
     for key, plan in list(state.int8.items()):
         sig = state.model.signatures[key]
         ctx = pass_context(sig, state.kernels, state.enabled, "int8", plan)

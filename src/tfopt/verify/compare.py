@@ -19,6 +19,7 @@ on at least ``selection_match`` of the rows.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,6 +59,13 @@ class Policy:
             return cls(tolerance)
         return cls(tolerance, top1=BF16_TOP1_AGREEMENT, metric="rms",
                    selection_match=BF16_SELECTION_MATCH)
+
+    def in_precision(self, precision: str, tolerance: float) -> Policy:
+        """The policy for a candidate in ``precision`` judged on this policy's outputs and task
+        (its selections, labels and accuracy bound kept)."""
+        return dataclasses.replace(Policy.for_precision(precision, tolerance),
+                                   selections=self.selections, labels=self.labels,
+                                   max_accuracy_drop=self.max_accuracy_drop)
 
     def tolerance_for(self, key: str) -> float:
         return self.per_output.get(key, self.tolerance)

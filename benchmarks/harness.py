@@ -16,7 +16,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from tfopt.measure import stats
@@ -140,6 +140,20 @@ def time_variants(model: str, batch: int, variants: dict[str, str | None],
     print(f"{model} b{batch}: " + "; ".join(f"{label} {row.ci(label)}"
                                            for label in list(row.results)[1:]), flush=True)
     return row
+
+
+def between_line(rows: list[Row], label: str, other: str, batch: int, what: str,
+                 keep: Callable[[Row], bool] = lambda _r: True, name_models: bool = False
+                 ) -> str:
+    """``"<what>, batch <b>[, <models>]: geometric mean 1.23x."``: ``label`` over ``other``
+    on the rows of ``batch`` that ``keep`` admits and that timed both ("" when none)."""
+    sel = [r for r in rows if r.batch == batch and keep(r)
+           and label in r.results and other in r.results]
+    if not sel:
+        return ""
+    models = f", {', '.join(r.model for r in sel)}" if name_models else ""
+    value = stats.geomean([r.ratio(label) / r.ratio(other) for r in sel])
+    return f"{what}, batch {batch}{models}: geometric mean {value:.2f}x."
 
 
 def geomean_line(rows: list[Row], label: str, batch: int, what: str = "") -> str:

@@ -29,7 +29,6 @@ from run_precision import accuracy, build, task_files
 
 import tfopt
 from tfopt.errors import TfoptError
-from tfopt.measure import stats
 from tfopt.measure.benchmark import Settings
 
 MODELS = ["resnet50", "mobilenet_v2", "densenet121", "inception_v3", "efficientnet_b0",
@@ -124,12 +123,9 @@ def write(args, rows: list[harness.Row]) -> None:
                "accuracy original / fp32 / bf16 / int8", "MB fp32 -> int8", "kept in float32"]
     summary = [line for label in ("tfopt fp32", "tfopt bf16", "tfopt int8")
                for batch in args.batches if (line := harness.geomean_line(rows, label, batch))]
-    for batch in args.batches:
-        sel = [r for r in rows if r.batch == batch and not r.model.startswith("digits_")
-               and "tfopt int8" in r.results]
-        if sel:
-            summary.append(f"int8 over float32, batch {batch}, {', '.join(r.model for r in sel)}: geometric mean "
-                           f"{stats.geomean([r.ratio('tfopt int8') / r.ratio('tfopt fp32') for r in sel]):.2f}x.")
+    summary += [line for batch in args.batches if (line := harness.between_line(
+        rows, "tfopt int8", "tfopt fp32", batch, "int8 over float32",
+        keep=lambda r: not r.model.startswith("digits_"), name_models=True))]
     harness.write_markdown(
         args.out, "int8 against float32, bf16 and the original",
         harness.METHOD.format(rounds=args.rounds) + " tfopt int8 = `--precision int8 "

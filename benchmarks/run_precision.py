@@ -167,11 +167,8 @@ def write(args, rows: list[harness.Row]) -> None:
                "accuracy original / fp32 / bf16", "MB fp32 -> bf16"]
     summary = [line for label in ("tfopt fp32", "tfopt bf16") for batch in args.batches
                if (line := harness.geomean_line(rows, label, batch))]
-    for batch in args.batches:
-        sel = [r for r in rows if r.batch == batch]
-        if sel:
-            summary.append(f"bf16 over float32, batch {batch}: geometric mean "
-                           f"{stats.geomean([r.ratio('tfopt bf16') / r.ratio('tfopt fp32') for r in sel]):.2f}x.")
+    summary += [line for batch in args.batches if (line := harness.between_line(
+        rows, "tfopt bf16", "tfopt fp32", batch, "bf16 over float32"))]
     harness.write_markdown(
         args.out, "Reduced precision: bf16 against float32, the original and OpenVINO",
         harness.METHOD.format(rounds=args.rounds) + " tfopt bf16 = `--precision bf16` "

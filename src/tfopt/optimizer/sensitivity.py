@@ -17,7 +17,7 @@ from collections.abc import Callable
 from tensorflow.core.framework import graph_pb2
 
 from tfopt.model.signature import SignatureGraph
-from tfopt.passes.base import PassContext
+from tfopt.passes.base import PassContext, PassResult
 from tfopt.passes.quantize_int8 import QuantizeInt8, candidates
 from tfopt.verify.compare import OutputCheck, Policy, compare
 from tfopt.verify.runners import run_graph_def
@@ -45,34 +45,36 @@ def fit_budget(sig: SignatureGraph, calibrated: graph_pb2.GraphDef, ctx: PassCon
     """The smallest prefix of the sensitivity order that meets ``policy`` (see module doc).
     ``calibrated``: the graph quantize_int8 sees; ``reference``: the original's answers."""
 
-    def checked(keep: frozenset[str], alone: bool = False) -> list[OutputCheck] | None:
-        """The checks with ``keep`` in float32 (None: then nothing is int8 any more)."""
-        result = QuantizeInt8().run(calibrated, dataclasses.replace(
+    def quantized(keep: frozenset[str], alone: bool = False) -> PassResult:
+        return QuantizeInt8().run(calibrated, dataclasses.replace(
             ctx, keep_float=keep, quantize_isolated=alone))
+
+    def checked(result: PassResult) -> list[OutputCheck] | None:
+        """The checks of a quantized graph (None: nothing in it is int8)."""
         if not result.changed:
             return None
         return compare(reference, run_graph_def(sig.with_graph(result.graph_def), feeds),
                        policy)
 
-    first = checked(frozenset())
+    whole = quantized(frozenset())
+    first = checked(whole)
     if first is None or all(c.ok for c in first):
         return Fit((), first or [])
     # the ops int8 actually converts (the rest stay float32 anyway: too small to pay)
-    converted = QuantizeInt8().run(calibrated, ctx).graph_def
-    left = set(candidates(converted))
+    left = set(candidates(whole.graph_def))
     ops = [op for op in candidates(calibrated) if op not in left]
     say(f"[{sig.key}] int8 misses the budget ({next(c for c in first if not c.ok).describe()}); "
         f"measuring the sensitivity of its {len(ops)} int8 ops ...")
     every = frozenset(ops)
-    error = {op: max((c.rel for c in checked(every - {op}, alone=True) or []), default=0.0)
-             for op in ops}
+    error = {op: max((c.rel for c in checked(quantized(every - {op}, alone=True)) or []),
+                     default=0.0) for op in ops}
     order = sorted(ops, key=lambda op: -error[op])
     keep: list[str] = []
     checks = first
     for op in order:
         if len(keep) >= max(2, int(len(ops) * MAX_FLOAT_SHARE)):
             break
-        now = checked(frozenset(keep + [op]))
+        now = checked(quantized(frozenset(keep + [op])))
         if now is None:  # without it nothing would stay int8: try the next one
             continue
         keep.append(op)

@@ -90,8 +90,9 @@ class QuantizeInt8(GraphPass):
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         if ctx.precision != "int8" or not ctx.ranges:
             return []
-        info = StaticInfo(view.to_graph_def())
-        before = GraphView(view.to_graph_def())  # the float graph, for residual-add guards
+        graph = view.to_graph_def()
+        info = StaticInfo(graph)
+        before = GraphView(graph)  # the float graph, for residual-add guards
         done: Counter[str] = Counter()
         kept: Counter[str] = Counter()
         quantized_inputs: dict[tuple[str, str], tuple[str, str, str]] = {}
@@ -101,7 +102,7 @@ class QuantizeInt8(GraphPass):
         light = (set() if ctx.quantize_isolated
                  else _isolated_and_light(view, ctx, (info, before)))
         for node in list(view):
-            if node.name not in view or node.op not in CONV_OPS and node.op not in MATMUL_OPS:
+            if node.name not in view or node.op not in QUANTIZED_OPS:
                 continue
             if node.name in light:
                 kept[f"{node.op} (isolated and light: converting in and out costs more than "
@@ -251,7 +252,7 @@ def _isolated(view: GraphView, chain: _Chain, ends: set[str], read: set[str]) ->
 def candidates(graph_def) -> list[str]:
     """Names of the ops this pass may quantize (float32 compute ops with constant weights)."""
     view = GraphView(graph_def)
-    return [n.name for n in view if (n.op in CONV_OPS or n.op in MATMUL_OPS)
+    return [n.name for n in view if n.op in QUANTIZED_OPS
             and get_attr(n, "T") == dtypes.float32 and view.const_input(n, 1) is not None]
 
 

@@ -77,3 +77,28 @@ def test_one_weight_over_what_a_tensor_proto_holds_is_refused_in_one_line(keras_
     with pytest.raises(TfoptError, match=r"variable .* GiB: one tensor of 2 GiB or more"):
         tfopt.optimize(keras_resnet, str(tmp_path / "opt"))
     assert not (tmp_path / "opt").exists()
+
+
+def test_large_transformer_keeps_matmul_and_embedding_weights_in_variables(bert_export,
+                                                                          tmp_path,
+                                                                          monkeypatch):
+    """Past a sixth of the limit (memory: a process loading inline weights holds several
+    copies) the embedding tables and matmul weights live in variables/ while the graph stays
+    under the limit; the passes still fuse the matmuls, and the output answers as the
+    original under both runtimes and through Keras' ``serve``."""
+    monkeypatch.setenv("TFOPT_MAX_GRAPH_MB", "0.3")  # a sixth: 51 KiB, under this model
+    out = str(tmp_path / "opt")
+    report = tfopt.optimize(bert_export, out)
+    assert report.verified and report.worst.rel < 1e-4
+    assert set(report.runtimes) == {"onednn", "eigen"}
+    note = next(n for n in report.notes if "stored in variables/" in n)
+    assert "matmul and embedding weights" in note
+    assert _variables_bytes(out) > 40_000
+    assert "_FusedMatMul" in report.signatures["serving_default"].ops_after
+    feeds = {"token_ids": np.array([[5, 7, 9, 1]], "int32"),
+             "segment_ids": np.array([[0, 0, 1, 1]], "int32"),
+             "padding_mask": np.array([[1, 1, 1, 0]], "int32")}
+    want = load_model(bert_export).reference("serving_default", feeds)
+    served = tf.saved_model.load(out).serve({k: tf.constant(v) for k, v in feeds.items()})
+    for key, value in want.items():
+        np.testing.assert_allclose(served[key].numpy(), value, rtol=1e-4, atol=1e-5)

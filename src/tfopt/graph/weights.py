@@ -13,6 +13,15 @@ checkpoint (the saver), as TensorFlow's own SavedModels keep theirs.
 The threshold is :func:`graph_limit`: 1.5 GiB by default (safely under protobuf's 2 GiB with
 the graph's other nodes), ``TFOPT_MAX_GRAPH_MB`` to lower it (the tests exercise this path on
 small models) - an environment variable, so child processes see the same limit.
+
+Memory sets a second, lower threshold (:func:`variables_from`, a sixth of the limit: 256 MiB by
+default). TensorFlow copies graph constants several times while it instantiates and optimizes
+a function: a process loading GPT-2 base (0.46 GiB) with inline weights held 10.9 GB, one
+reading them from variables about their size once. So a model past it keeps its matmul and
+embedding weights in variables too - read from variables they ran as fast (ViT 1.10x
+[1.08-1.21] of inline constants) - while convolution filters stay constants: oneDNN caches a
+reordered filter only for a constant (the SSD ran 0.94x [0.92-1.00] with its filters in
+variables).
 """
 
 from __future__ import annotations
@@ -23,10 +32,10 @@ import gc
 import os
 
 import numpy as np
-from tensorflow.core.framework import attr_value_pb2, graph_pb2
+from tensorflow.core.framework import attr_value_pb2, graph_pb2, types_pb2
 from tensorflow.python.framework import tensor_shape
 
-from tfopt.graph.view import const_value, make_node
+from tfopt.graph.view import const_value, make_node, node_of
 
 PROTO_LIMIT = (1 << 31) - 1
 DEFAULT_LIMIT_MB = 1536
@@ -63,30 +72,59 @@ def graph_bytes(graph_def: graph_pb2.GraphDef) -> int:
             + sum(f.ByteSize() for f in graph_def.library.function))
 
 
+def size_text(n: float) -> str:
+    """``n`` bytes for a reader: "256 MiB", "1.50 GiB", "51 KiB"."""
+    if n >= 1 << 30:
+        return f"{n / 2**30:.2f} GiB"
+    return f"{n / 2**20:.0f} MiB" if n >= 1 << 20 else f"{n / 2**10:.0f} KiB"
+
+
+def variables_from(limit: int | None = None) -> int:
+    """Bytes of graph from which matmul and embedding weights live in variables."""
+    return (graph_limit() if limit is None else limit) // 6
+
+
+# Past variables_from, a floating constant is a weight worth a variable when it holds at least
+# this share of the graph (GPT-2 past 2 GiB: its 6.5-26 MB matrices go, its 5 KB biases stay).
+WEIGHT_SHARE = 1e-3
+FLOATING = frozenset({types_pb2.DT_FLOAT, types_pb2.DT_BFLOAT16, types_pb2.DT_HALF,
+                      types_pb2.DT_DOUBLE})
+
+
 def weights_outside(graph_def: graph_pb2.GraphDef, limit: int | None = None
                     ) -> dict[str, int]:
-    """The constants :func:`split_weights` leaves outside, with their sizes in bytes: none
-    under ``limit``, else the largest until the rest is under half of it."""
+    """The main-graph constants :func:`split_weights` leaves outside, with their sizes in
+    bytes: none under :func:`variables_from`; past it the floating weights no convolution
+    reads (each at least ``WEIGHT_SHARE`` of the graph); and past ``limit`` the largest of
+    the rest too, until what stays is under half of it."""
     limit = graph_limit() if limit is None else limit
     total = graph_bytes(graph_def)
-    if total <= limit:
+    if total <= variables_from(limit):
         return {}
     consts = sorted((n for n in graph_def.node if n.op == "Const" and not n.input),
                     key=lambda n: n.ByteSize(), reverse=True)
+    conv_read = {node_of(i) for n in graph_def.node if "Conv" in n.op for i in n.input}
     outside: dict[str, int] = {}
     for node in consts:
-        if total <= limit // 2:
+        size = node.ByteSize()
+        if (size >= WEIGHT_SHARE * total and node.attr["dtype"].type in FLOATING
+                and node.name not in conv_read):
+            outside[node.name] = size
+    rest = total - sum(outside.values())
+    for node in consts:
+        if rest <= limit // 2:
             break
-        outside[node.name] = node.ByteSize()
-        total -= node.ByteSize()
+        if node.name not in outside:
+            outside[node.name] = node.ByteSize()
+            rest -= node.ByteSize()
     return outside
 
 
 def split_weights(graph_def: graph_pb2.GraphDef, limit: int | None = None
                   ) -> tuple[graph_pb2.GraphDef, dict[str, np.ndarray]]:
-    """``graph_def`` itself when it serialises under ``limit``; else a copy whose largest
-    main-graph constants are placeholders (same name, dtype and shape) until the rest is
-    under half the limit, and those constants' values by node name."""
+    """``graph_def`` itself when no weight leaves it (:func:`weights_outside`); else a copy
+    whose outside constants are placeholders (same name, dtype and shape), and those
+    constants' values by node name."""
     outside = weights_outside(graph_def, limit)
     if not outside:
         return graph_def, {}

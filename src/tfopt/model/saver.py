@@ -16,7 +16,13 @@ from tensorflow.core.framework import tensor_shape_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 
 from tfopt.errors import TfoptError
-from tfopt.graph.weights import PROTO_LIMIT, graph_bytes, graph_limit
+from tfopt.graph.weights import (
+    PROTO_LIMIT,
+    graph_bytes,
+    size_text,
+    variables_from,
+    weights_outside,
+)
 from tfopt.model.signature import SignatureGraph, TensorInfo
 
 if TYPE_CHECKING:
@@ -95,14 +101,16 @@ def write_saved_model(sigs: dict[str, SignatureGraph], export_dir: str,
     """Write ``sigs`` to a *new* directory ``export_dir`` (which must not exist). With
     attribute ``endpoints`` to restate (a Keras export's ``serve``), a TF2 SavedModel (it
     cannot run table initializers at load: the caller keeps none then), else the v1
-    builder's. A graph too large for one protobuf is written as a TF2 SavedModel too, its
-    largest weights in ``variables/`` (see :mod:`tfopt.graph.weights`)."""
-    large = [key for key, sig in sigs.items() if graph_bytes(sig.graph_def) > graph_limit()]
+    builder's. A graph with weights to keep outside (too large for one protobuf, or large
+    enough that loading inline weights costs several times their memory) is written as a TF2
+    SavedModel too, those weights in ``variables/`` (see :mod:`tfopt.graph.weights`)."""
+    large = [key for key, sig in sigs.items() if weights_outside(sig.graph_def)]
     if endpoints or large:
         if large and any(sig.init_ops for sig in sigs.values()):
             raise TfoptError(f"signature {large[0]!r}: its graph is over the "
-                             f"{graph_limit() / 2**30:.2f} GiB kept in one protobuf and it "
-                             "initialises lookup tables at load; tfopt cannot write both yet")
+                             f"{size_text(variables_from())} whose weights are kept in "
+                             "variables/ and it initialises lookup tables at load; tfopt "
+                             "cannot write both yet")
         _write_tf2(sigs, export_dir, endpoints)
         return
     graph, scopes = merged_graph(sigs)

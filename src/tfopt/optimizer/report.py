@@ -41,8 +41,8 @@ class SignatureReport:
 @dataclass
 class StageCost:
     """One stage of ``optimize``: its wall time, and the peak resident memory of this process
-    and of the largest child process (verification, timing) when it ended. Peaks are
-    high-water marks since the start: the stage that raised one is where memory went."""
+    and of the largest verification child when it ended. Peaks are high-water marks since
+    the start: the stage that raised one is where memory went."""
 
     stage: str
     seconds: float
@@ -54,11 +54,12 @@ class StageCost:
         import resource
         import time
 
-        def peak(who: int) -> float:  # ru_maxrss is in KiB on Linux
-            return round(resource.getrusage(who).ru_maxrss / 1024, 1)
+        from tfopt.verify.isolate import CHILD_PEAK
 
+        # ru_maxrss is in KiB on Linux
         return cls(stage, round(time.perf_counter() - began, 3),
-                   peak(resource.RUSAGE_SELF), peak(resource.RUSAGE_CHILDREN))
+                   round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                   round(CHILD_PEAK.kib / 1024, 1))
 
 
 # Where a reduced-precision model is fast (tfopt.json's "fast_with").

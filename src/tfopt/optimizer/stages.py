@@ -27,7 +27,13 @@ from tfopt.errors import TfoptError, VerificationError
 from tfopt.graph.kernels import KernelSupport, fusion_names, fusions_in
 from tfopt.graph.ops import SELECTION_OPS
 from tfopt.graph.view import depends_on_op, function_nodes, op_counts
-from tfopt.graph.weights import graph_limit, release_memory, weights_outside
+from tfopt.graph.weights import (
+    graph_limit,
+    release_memory,
+    size_text,
+    variables_from,
+    weights_outside,
+)
 from tfopt.model.endpoints import Endpoint
 from tfopt.model.formats import check_input_names, load_model
 from tfopt.model.loader import mark_identical
@@ -275,9 +281,11 @@ def write_model(state: State) -> None:
         outside = weights_outside(sig.graph_def) if sig.same_as is None else {}
         if outside:
             state.model.notes.append(
-                f"[{key}] graph over {graph_limit() / 2**30:.2f} GiB (TFOPT_MAX_GRAPH_MB): its "
-                f"{len(outside)} largest weights ({sum(outside.values()) / 2**20:.1f} MiB) are "
-                "stored in variables/, read by the graph")
+                f"[{key}] {len(outside)} weights ({size_text(sum(outside.values()))}) are "
+                f"stored in variables/, read by the graph: past {size_text(variables_from())} "
+                "a graph keeps its matmul and embedding weights there (loading inline ones "
+                f"costs several times their memory), past {size_text(graph_limit())} "
+                "(TFOPT_MAX_GRAPH_MB) its largest too")
 
 
 def verify_written(state: State) -> None:

@@ -34,6 +34,34 @@ from tfopt.runtime import runtime_env, runtime_label
 
 TIMEOUT_S = 1800
 
+
+class _PeakMemory:
+    """The largest resident-memory high-water mark a finished child reported (KiB).
+
+    The kernel's ``RUSAGE_CHILDREN`` cannot give it: a child's ``ru_maxrss`` counts the
+    parent's pages it shared between fork and exec, so it reads as the parent's peak. Each
+    child reports its own ``VmHWM``; like ``ru_maxrss``, this is per process and only grows.
+    """
+
+    def __init__(self) -> None:
+        self.kib = 0
+
+    def saw(self, kib: int) -> None:
+        self.kib = max(self.kib, kib)
+
+
+CHILD_PEAK = _PeakMemory()
+
+
+def own_peak_kib() -> int:
+    """This process's resident-memory high-water mark (``VmHWM``; 0 where /proc has none)."""
+    try:
+        with open("/proc/self/status") as f:
+            line = next((ln for ln in f if ln.startswith("VmHWM:")), "VmHWM: 0 kB")
+    except OSError:
+        return 0
+    return int(line.split()[1])
+
 Outputs = dict[str, np.ndarray]
 
 
@@ -82,7 +110,9 @@ class _Child:
             if self.proc.returncode != 0:
                 raise _failure(self.proc.returncode, stderr, self.runtime)
             with open(self.out_path, "rb") as f:
-                return pickle.load(f)
+                done = pickle.load(f)
+            CHILD_PEAK.saw(done["peak_kib"])
+            return done["outputs"]
         finally:
             self.tmp.cleanup()
 
@@ -167,7 +197,7 @@ def _child(job_path: str, out_path: str) -> None:
         for key, feeds in job["feeds"].items():
             outputs[key] = runners.run_graph_def(job["sigs"][key], feeds)
     with open(out_path, "wb") as f:
-        pickle.dump(outputs, f)
+        pickle.dump({"outputs": outputs, "peak_kib": own_peak_kib()}, f)
 
 
 if __name__ == "__main__":

@@ -128,6 +128,17 @@ def _variable_writes(graph_def) -> list[str]:
     return [n.name for n in all_nodes(graph_def) if n.op in ASSIGN_OPS]
 
 
+def _trace_identity(func) -> tuple:
+    """What makes two signature functions freeze to the same graph: the same traced body
+    (function names aside, see :func:`_canonical`), the same captured variables and the same
+    input and output structure."""
+    nodes, functions = _canonical(func.graph.as_graph_def())
+    captures = tuple(id(t) for t in func.captured_inputs)
+    outputs = tf.nest.map_structure(lambda t: (getattr(t, "dtype", None), str(getattr(t, "shape", t))),
+                                    func.structured_outputs)
+    return nodes, functions, captures, repr(func.structured_input_signature), repr(outputs)
+
+
 def _signature_from_function(key: str, func, frozen, graph_def) -> SignatureGraph:
     specs = tf.nest.flatten(func.structured_input_signature, expand_composites=True)
     names = sorted(func.structured_input_signature[1]) if func.structured_input_signature[1] else \
@@ -152,11 +163,18 @@ def load_tf2(path: str, signatures: list[str] | None) -> LoadedModel:
         raise load_error(path, err) from None
     keys = pick_signatures(list(obj.signatures.keys()), signatures, path)
     sigs = {}
+    # Signatures over one function (Keras 3 exports "serve" and "serving_default") are
+    # frozen once: freezing copies every weight (GPT-2 base: +0.8 GB for the second).
+    done: dict[tuple, tuple] = {}
     for key in keys:
         func = obj.signatures[key]
-        frozen, graph_def, init_ops = _freeze(path, func)
+        ident = _trace_identity(func)
+        if ident not in done:
+            done[ident] = _freeze(path, func)
+        frozen, graph_def, init_ops = done[ident]
         sigs[key] = _signature_from_function(key, func, frozen, graph_def)
-        sigs[key].init_ops = init_ops
+        sigs[key].init_ops = list(init_ops)
+    del done
     mark_identical(sigs)
     notes: list[str] = []
     found = endpoints.find(obj, sigs, notes)
@@ -342,13 +360,15 @@ def mark_identical(sigs: dict[str, SignatureGraph]) -> None:
                  tuple(sorted((k, v.tensor) for k, v in sig.outputs.items())),
                  tuple(sig.init_ops), sig.method_name)
         if ident in seen:
-            sig.same_as = seen[ident]
+            # The same graph: hold one copy (a large model's weights are most of it).
+            sig.same_as, sig.graph_def = seen[ident], sigs[seen[ident]].graph_def
         else:
             seen[ident] = key
 
 
 def _canonical(graph_def: graph_pb2.GraphDef) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-    """Nodes and library functions as sorted bytes, with function names replaced by a hash
+    """Nodes (their digests) and library functions (their bytes), sorted, with function names
+    replaced by a hash
     of their body: each trace names its functions anew (``__inference_f_379`` vs ``_412``)."""
     import hashlib
 
@@ -369,8 +389,10 @@ def _canonical(graph_def: graph_pb2.GraphDef) -> tuple[tuple[bytes, ...], tuple[
         body = copy.SerializeToString(deterministic=True)
         digest[fn.signature.name] = hashlib.sha1(body).hexdigest()
         bodies.append(body)
-    nodes = tuple(sorted(renamed(n, digest).SerializeToString(deterministic=True)
-                         for n in graph_def.node))
+    # Digests, not the bytes: a large model's nodes are its weights, and the caller keeps
+    # what this returns for every distinct signature.
+    nodes = tuple(sorted(hashlib.sha1(renamed(n, digest).SerializeToString(deterministic=True))
+                         .digest() for n in graph_def.node))
     return nodes, tuple(sorted(bodies))
 
 

@@ -28,6 +28,7 @@ from tfopt.graph.kernels import KernelSupport, fusion_names, fusions_in
 from tfopt.graph.ops import SELECTION_OPS
 from tfopt.graph.view import depends_on_op, function_nodes, op_counts
 from tfopt.graph.weights import (
+    graph_bytes,
     graph_limit,
     release_memory,
     size_text,
@@ -137,8 +138,14 @@ def verification_inputs(state: State) -> None:
 
 
 def original_answers(state: State) -> None:
-    if state.feeds is not None:
-        state.refs = References.record(state.model, state.feeds)
+    if state.feeds is None:
+        return
+    state.refs = References.record(state.model, state.feeds)
+    if any(graph_bytes(s.graph_def) > variables_from() for s in state.model.signatures.values()):
+        # A large original, as TensorFlow loaded it, holds ~2x its weights (GPT-2 base: 1.1 GB
+        # for 0.46 GiB) that nothing needs once its answers are recorded: another runtime's
+        # answers come from a child.
+        state.model.reference = None
 
 
 def calibrate(state: State) -> None:

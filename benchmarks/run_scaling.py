@@ -10,7 +10,7 @@ per stage, for itself and its largest verification child (which reports its own 
 mark). Peak memory is compared with
 the model's weight bytes (the #24 bar: at most ~3x), time with the node count. With
 ``--rounds N`` each written model is also timed against its original (batch 1, sequence 64).
-Models past 256 MiB keep their matmul and embedding weights in ``variables/``, past
+Models past 64 MiB keep their matmul and embedding weights in ``variables/``, past
 TFOPT_MAX_GRAPH_MB (1.5 GiB) their largest other weights too. Writes
 ``benchmarks/SCALING.md`` and ``benchmarks/scaling.png``.
 
@@ -166,7 +166,7 @@ def write(args, rows: list[dict]) -> None:
         "high-water mark of the optimize process (ru_maxrss), largest child = the largest "
         "high-water mark a verification child reported (VmHWM). GPT-2-style keras_hub decoders (layers x width, vocabulary "
         "50257) and a model with two 1.1 GiB embedding tables, random weights, sequence 64 "
-        "for verification. Models past 256 MiB keep their matmul and embedding weights in "
+        "for verification. Models past 64 MiB keep their matmul and embedding weights in "
         "variables/ (the 'graph' size is saved_model.pb's).", [table])
     _chart(args.out.replace("SCALING.md", "scaling.png"), [r for r in rows if "error" not in r])
 

@@ -34,12 +34,12 @@ def _answers(graph_def, feed: dict) -> np.ndarray:
 
 def test_small_graphs_cross_whole():
     gd = _graph()
-    small, values = split_weights(gd, limit=6 * graph_bytes(gd) + 6)
+    small, values = split_weights(gd, limit=24 * graph_bytes(gd) + 24)
     assert small is gd and values == {}
 
 
 def test_large_graphs_keep_matmul_weights_outside_and_conv_filters_in():
-    """Past a sixth of the limit (memory), the matmul weights leave and the convolution's
+    """Past 1/24 of the limit (memory), the matmul weights leave and the convolution's
     filter stays a constant (oneDNN caches reordered filters of constants only); the reduction
     axes (int32) stay too."""
     gd = _graph()

@@ -82,11 +82,11 @@ def test_one_weight_over_what_a_tensor_proto_holds_is_refused_in_one_line(keras_
 def test_large_transformer_keeps_matmul_and_embedding_weights_in_variables(bert_export,
                                                                           tmp_path,
                                                                           monkeypatch):
-    """Past a sixth of the limit (memory: a process loading inline weights holds several
+    """Past 1/24 of the limit (memory: a process loading inline weights holds several
     copies) the embedding tables and matmul weights live in variables/ while the graph stays
     under the limit; the passes still fuse the matmuls, and the output answers as the
     original under both runtimes and through Keras' ``serve``."""
-    monkeypatch.setenv("TFOPT_MAX_GRAPH_MB", "0.3")  # a sixth: 51 KiB, under this model
+    monkeypatch.setenv("TFOPT_MAX_GRAPH_MB", "0.3")  # 1/24: 13 KiB, under this model
     out = str(tmp_path / "opt")
     report = tfopt.optimize(bert_export, out)
     assert report.verified and report.worst.rel < 1e-4
@@ -102,3 +102,16 @@ def test_large_transformer_keeps_matmul_and_embedding_weights_in_variables(bert_
     served = tf.saved_model.load(out).serve({k: tf.constant(v) for k, v in feeds.items()})
     for key, value in want.items():
         np.testing.assert_allclose(served[key].numpy(), value, rtol=1e-4, atol=1e-5)
+
+
+def test_lookup_tables_keep_weights_inline_under_the_limit(tf2_table, tmp_path, monkeypatch):
+    """A model that fills lookup tables at load is written by the v1 builder, which runs
+    them: past the memory threshold but under the protobuf limit its weights stay inline
+    rather than the model being refused."""
+    monkeypatch.setenv("TFOPT_MAX_GRAPH_MB", "0.01")  # 10 KiB; 1/24 of it is under the model
+    out = str(tmp_path / "opt")
+    report = tfopt.optimize(tf2_table, out)
+    assert report.verified
+    assert not any("stored in variables/" in n for n in report.notes)
+    got = run_saved_model(out, {"words": np.array([b"fox", b"dog"])})
+    np.testing.assert_array_equal(next(iter(got.values())), [[6.0, 7.0], [0.0, 1.0]])

@@ -86,3 +86,29 @@ def test_embedding_table_is_stored_and_gathered_in_bf16():
     ids = {"ids:0": np.random.default_rng(0).integers(0, 50, (4, 6)).astype(np.int32)}
     want, got = run(gd, ["out"], ids)[0], run(out, ["out"], ids)[0]
     np.testing.assert_allclose(got, want, atol=2e-2)
+
+
+def test_a_gelu_stays_whole_in_bf16_and_a_large_power_does_not():
+    """GELU (exact: Erfc; tanh approximation: Pow(x, 3)) after a bf16 matmul stays in bf16 with
+    no cast inside it, so the oneDNN runtime can fuse it into the matmul; a power with a large
+    exponent stays float32."""
+    def build():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 16], name="x")
+        h = tf.matmul(x, tf.constant(rand(16, 16, seed=10) * .3))
+        exact = tf.nn.gelu(h, approximate=False)
+        approx = tf.nn.gelu(tf.matmul(exact, tf.constant(rand(16, 16, seed=11) * .3)),
+                            approximate=True)
+        tf.identity(tf.math.pow(approx, 8.0), name="out")
+
+    gd = graph_of(build)
+    out = ReducedPrecision().run(gd, dataclasses.replace(context(["out"], ["x:0"]),
+                                                         precision="bf16")).graph_def
+    dtype = {n.name: tf.as_dtype(n.attr["T"].type).name for n in out.node if "T" in n.attr}
+    ops = {n.name: n.op for n in out.node}
+    assert {dtype[n] for n, op in ops.items() if op in ("Erf", "Erfc", "Tanh")} == {"bfloat16"}
+    pows = sorted(dtype[n] for n, op in ops.items() if op == "Pow")
+    assert pows == ["bfloat16", "float32"]  # x ** 3 in GELU, x ** 8 kept
+    assert counts(out)["Cast"] == 2  # x in, before the 8th power out
+    feeds = {"x:0": rand(4, 16, seed=12)}
+    np.testing.assert_allclose(run(out, ["out"], feeds)[0], run(gd, ["out"], feeds)[0],
+                               rtol=5e-2, atol=1e-3)

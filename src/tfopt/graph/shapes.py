@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import graph_pb2
 from tensorflow.python.framework import op_def_registry
@@ -11,18 +14,28 @@ class StaticInfo:
     """Shapes/dtypes of every tensor of a GraphDef (placeholders keep their declared shapes,
     so batch stays unknown: nothing folded from this is specialised to one batch size).
 
-    A graph too large for one protobuf is imported with its largest weights as placeholders
-    of the same shape (:mod:`tfopt.graph.weights`); ``weights`` then holds their values, to be
-    fed when something in :attr:`graph` is evaluated."""
+    A large graph is imported with its large weights as placeholders of the same shape
+    (:mod:`tfopt.graph.weights`), named in ``outside``: what evaluates something in
+    :attr:`graph` feeds those it needs (:meth:`weight_feeds`). Their values are not kept
+    here: every pass builds a StaticInfo, and a copy of the weights each time was most of
+    optimize's peak memory on large models."""
 
     def __init__(self, graph_def: graph_pb2.GraphDef):
-        from tfopt.graph.weights import split_weights
+        from tfopt.graph.weights import with_placeholders
 
-        graph_def, values = split_weights(graph_def)
-        self.weights = {f"{name}:0": value for name, value in values.items()}
+        graph_def, self.outside = with_placeholders(graph_def)
         self.graph = tf.Graph()
         with self.graph.as_default():
             tf.import_graph_def(graph_def, name="")
+
+    def weight_feeds(self, graph_def: graph_pb2.GraphDef, names: Iterable[str]
+                     ) -> dict[str, np.ndarray]:
+        """Feeds for the outside weights among ``names``, read from ``graph_def`` (the graph
+        this was built from)."""
+        from tfopt.graph.weights import weight_values
+
+        return {f"{name}:0": value for name, value
+                in weight_values(graph_def, self.outside.intersection(names)).items()}
 
     def shape(self, tensor: str) -> tf.TensorShape | None:
         try:

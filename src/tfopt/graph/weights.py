@@ -14,14 +14,14 @@ The threshold is :func:`graph_limit`: 1.5 GiB by default (safely under protobuf'
 the graph's other nodes), ``TFOPT_MAX_GRAPH_MB`` to lower it (the tests exercise this path on
 small models) - an environment variable, so child processes see the same limit.
 
-Memory sets a second, lower threshold (:func:`variables_from`, a sixth of the limit: 256 MiB by
+Memory sets a second, lower threshold (:func:`variables_from`, 1/24 of the limit: 64 MiB by
 default). TensorFlow copies graph constants several times while it instantiates and optimizes
-a function: a process loading GPT-2 base (0.46 GiB) with inline weights held 10.9 GB, one
-reading them from variables about their size once. So a model past it keeps its matmul and
-embedding weights in variables too - read from variables they ran as fast (ViT 1.10x
-[1.08-1.21] of inline constants) - while convolution filters stay constants: oneDNN caches a
-reordered filter only for a constant (the SSD ran 0.94x [0.92-1.00] with its filters in
-variables).
+a function: a process loading GPT-2 6x512 (0.17 GiB) with inline weights held 4.3 GB, GPT-2
+base (0.46 GiB) 10.9 GB, and reading them from variables 1.2 GB for GPT-2 base. So a model
+past it keeps its matmul and embedding weights in variables too - read from variables they
+ran as fast (ViT 1.10x [1.08-1.21] of inline constants) - while convolution filters stay
+constants: oneDNN caches a reordered filter only for a constant (the SSD ran 0.94x
+[0.92-1.00] with its filters in variables).
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ import contextlib
 import ctypes
 import gc
 import os
+from collections.abc import Iterable
 
 import numpy as np
 from tensorflow.core.framework import attr_value_pb2, graph_pb2, types_pb2
-from tensorflow.python.framework import tensor_shape
 
-from tfopt.graph.view import const_value, make_node, node_of
+from tfopt.graph.view import const_value, make_node, node_bytes, node_of
 
 PROTO_LIMIT = (1 << 31) - 1
 DEFAULT_LIMIT_MB = 1536
@@ -67,8 +67,9 @@ RELEASE_BYTES = 256 << 20
 
 
 def graph_bytes(graph_def: graph_pb2.GraphDef) -> int:
-    """Serialised size, summed per node and function (no 2 GiB overflow on the way)."""
-    return (sum(n.ByteSize() for n in graph_def.node)
+    """Serialised size, summed per node and function (no 2 GiB overflow on the way; weights
+    counted from their shapes, see :func:`tfopt.graph.view.tensor_bytes`)."""
+    return (sum(node_bytes(n) for n in graph_def.node)
             + sum(f.ByteSize() for f in graph_def.library.function))
 
 
@@ -81,7 +82,7 @@ def size_text(n: float) -> str:
 
 def variables_from(limit: int | None = None) -> int:
     """Bytes of graph from which matmul and embedding weights live in variables."""
-    return (graph_limit() if limit is None else limit) // 6
+    return (graph_limit() if limit is None else limit) // 24
 
 
 # Past variables_from, a floating constant is a weight worth a variable when it holds at least
@@ -102,11 +103,11 @@ def weights_outside(graph_def: graph_pb2.GraphDef, limit: int | None = None
     if total <= variables_from(limit):
         return {}
     consts = sorted((n for n in graph_def.node if n.op == "Const" and not n.input),
-                    key=lambda n: n.ByteSize(), reverse=True)
+                    key=node_bytes, reverse=True)
     conv_read = {node_of(i) for n in graph_def.node if "Conv" in n.op for i in n.input}
     outside: dict[str, int] = {}
     for node in consts:
-        size = node.ByteSize()
+        size = node_bytes(node)
         if (size >= WEIGHT_SHARE * total and node.attr["dtype"].type in FLOATING
                 and node.name not in conv_read):
             outside[node.name] = size
@@ -115,8 +116,8 @@ def weights_outside(graph_def: graph_pb2.GraphDef, limit: int | None = None
         if rest <= limit // 2:
             break
         if node.name not in outside:
-            outside[node.name] = node.ByteSize()
-            rest -= node.ByteSize()
+            outside[node.name] = node_bytes(node)
+            rest -= outside[node.name]
     return outside
 
 
@@ -125,21 +126,34 @@ def split_weights(graph_def: graph_pb2.GraphDef, limit: int | None = None
     """``graph_def`` itself when no weight leaves it (:func:`weights_outside`); else a copy
     whose outside constants are placeholders (same name, dtype and shape), and those
     constants' values by node name."""
+    small, names = with_placeholders(graph_def, limit)
+    return small, weight_values(graph_def, names)
+
+
+def with_placeholders(graph_def: graph_pb2.GraphDef, limit: int | None = None
+                      ) -> tuple[graph_pb2.GraphDef, frozenset[str]]:
+    """:func:`split_weights` without the values (for shapes and dtypes, nothing is read):
+    the graph and the names of the constants it left outside."""
     outside = weights_outside(graph_def, limit)
     if not outside:
-        return graph_def, {}
+        return graph_def, frozenset()
     small = graph_pb2.GraphDef(versions=graph_def.versions, library=graph_def.library)
-    values: dict[str, np.ndarray] = {}
     for node in graph_def.node:
         if node.name not in outside:
             small.node.append(node)
             continue
-        value = const_value(node)
-        values[node.name] = value
-        shape = attr_value_pb2.AttrValue(shape=tensor_shape.TensorShape(value.shape).as_proto())
+        tensor = node.attr["value"].tensor
+        shape = attr_value_pb2.AttrValue(shape=tensor.tensor_shape)
         small.node.append(make_node(node.name, "Placeholder", [], node.device,
                                     dtype=node.attr["dtype"], shape=shape))
-    return small, values
+    return small, frozenset(outside)
+
+
+def weight_values(graph_def: graph_pb2.GraphDef, names: Iterable[str]
+                  ) -> dict[str, np.ndarray]:
+    """The values of constants ``names`` of ``graph_def``, by node name."""
+    wanted = set(names)
+    return {node.name: const_value(node) for node in graph_def.node if node.name in wanted}
 
 
 def initialize_weights(graph, values: dict[str, np.ndarray]):

@@ -19,8 +19,8 @@ from tfopt.errors import TfoptError
 from tfopt.graph.weights import (
     PROTO_LIMIT,
     graph_bytes,
+    graph_limit,
     size_text,
-    variables_from,
     weights_outside,
 )
 from tfopt.model.signature import SignatureGraph, TensorInfo
@@ -104,13 +104,8 @@ def write_saved_model(sigs: dict[str, SignatureGraph], export_dir: str,
     builder's. A graph with weights to keep outside (too large for one protobuf, or large
     enough that loading inline weights costs several times their memory) is written as a TF2
     SavedModel too, those weights in ``variables/`` (see :mod:`tfopt.graph.weights`)."""
-    large = [key for key, sig in sigs.items() if weights_outside(sig.graph_def)]
+    large = stored_outside(sigs)
     if endpoints or large:
-        if large and any(sig.init_ops for sig in sigs.values()):
-            raise TfoptError(f"signature {large[0]!r}: its graph is over the "
-                             f"{size_text(variables_from())} whose weights are kept in "
-                             "variables/ and it initialises lookup tables at load; tfopt "
-                             "cannot write both yet")
         _write_tf2(sigs, export_dir, endpoints)
         return
     graph, scopes = merged_graph(sigs)
@@ -132,6 +127,24 @@ def write_saved_model(sigs: dict[str, SignatureGraph], export_dir: str,
         builder.add_meta_graph_and_variables(sess, list(tags), signature_def_map=signature_map,
                                              strip_default_attrs=True, main_op=main_op)
     builder.save()
+
+
+def stored_outside(sigs: dict[str, SignatureGraph]) -> dict[str, dict[str, int]]:
+    """Per signature stored with its own graph, the weights the written SavedModel keeps in
+    ``variables/`` (:func:`tfopt.graph.weights.weights_outside`), where any. A model that
+    initialises lookup tables at load is written by the v1 builder, which runs them, with
+    its weights inline: possible up to the graph limit, refused in one line past it."""
+    outside = {key: weights_outside(sig.graph_def) for key, sig in sigs.items()
+               if sig.same_as not in sigs}
+    outside = {key: names for key, names in outside.items() if names}
+    if outside and any(sig.init_ops for sig in sigs.values()):
+        over = [key for key, sig in sigs.items() if graph_bytes(sig.graph_def) > graph_limit()]
+        if over:
+            raise TfoptError(f"signature {over[0]!r}: its graph is over the "
+                             f"{size_text(graph_limit())} kept in one protobuf and it "
+                             "initialises lookup tables at load; tfopt cannot write both yet")
+        return {}
+    return outside
 
 
 def write(sigs: dict[str, SignatureGraph], path: str, fmt: str,

@@ -33,13 +33,12 @@ from tfopt.graph.weights import (
     release_memory,
     size_text,
     variables_from,
-    weights_outside,
 )
 from tfopt.model.endpoints import Endpoint
 from tfopt.model.formats import check_input_names, load_model
 from tfopt.model.loader import mark_identical
 from tfopt.model.paths import atomic_output, remove, write_metadata
-from tfopt.model.saver import write
+from tfopt.model.saver import stored_outside, write
 from tfopt.model.signature import LoadedModel, SignatureGraph
 from tfopt.optimizer.report import Report, SignatureReport, StageCost
 from tfopt.optimizer.speed import SpeedCheck
@@ -284,8 +283,9 @@ def write_model(state: State) -> None:
                                                if state.feeds is not None else " ..."))
     write(state.optimized, state.out, state.options.format, state.model.tags,
           state.endpoints)
-    for key, sig in state.optimized.items():
-        outside = weights_outside(sig.graph_def) if sig.same_as is None else {}
+    if state.options.format != "saved_model":
+        return
+    for key, outside in stored_outside(state.optimized).items():
         if outside:
             state.model.notes.append(
                 f"[{key}] {len(outside)} weights ({size_text(sum(outside.values()))}) are "

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from tensorflow.core.framework import graph_pb2
 
-from tfopt.graph.view import GraphView, get_attr, node_of
+from tfopt.graph.view import GraphView, get_attr, node_of, tensor_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -73,7 +73,7 @@ def _fingerprint(graph_def: graph_pb2.GraphDef) -> int:
     """Cheap structural identity: names, ops, inputs and attributes (tensor bytes by size)."""
     parts = []
     for node in graph_def.node:
-        attrs = tuple(sorted((k, v.tensor.ByteSize()) if v.HasField("tensor") else
+        attrs = tuple(sorted((k, tensor_bytes(v.tensor)) if v.HasField("tensor") else
                              (k, v.SerializeToString(deterministic=True))
                              for k, v in node.attr.items()))
         parts.append((node.name, node.op, tuple(node.input), attrs))

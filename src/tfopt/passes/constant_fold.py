@@ -76,7 +76,9 @@ class ConstantFold(GraphPass):
                  if n not in shape_values]
         # Shape-derived values are fed, so evaluation never needs the model's real inputs;
         # so are weights a large graph was imported without (see StaticInfo).
-        overrides = {**info.weights, **{f"{n}:0": v for n, v in shape_values.items()}}
+        weights = {ref.node for name in foldable for ref in view.data_inputs(view.nodes[name])}
+        overrides = {**info.weight_feeds(graph_def, weights),
+                     **{f"{n}:0": v for n, v in shape_values.items()}}
         values = (dict(zip(fetch, _evaluate(info.graph, fetch, overrides), strict=True))
                   if fetch else {})
         for name, value in shape_values.items():

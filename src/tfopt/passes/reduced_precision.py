@@ -10,7 +10,8 @@ measured rather than copied): every float32 compute-heavy op (:data:`COMPUTE`: c
 matmuls, einsums) runs in bf16; an element-wise, pooling or layout op (:data:`FOLLOW`) runs in
 bf16 when each of its float inputs is already bf16 or a constant, so regions grow forward from
 the compute ops and end where a numerically sensitive op (Softmax, Exp, Log, Mean, Sum, Rsqrt,
-SquaredDifference, RealDiv, Erf: everything not listed) reads them. Lookups into constant
+SquaredDifference, RealDiv: everything not listed) reads them; GELU's Erf and small constant
+powers follow, so a GELU stays whole in bf16. Lookups into constant
 tables (embeddings, :data:`TABLES`) are painted too: the table is stored in bf16 and the
 gather is exact. Casts stand only at region
 borders, one per tensor; constants read only by bf16 nodes are converted in place (the model on
@@ -27,6 +28,7 @@ nothing unless the context asks for bf16.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework import op_def_registry
 
@@ -48,12 +50,18 @@ from tfopt.passes.base import GraphPass, PassContext, count_note
 COMPUTE = frozenset(REDUCED_OPS)
 # Run in bf16 when every float input already is (or is a constant): TF's clear list and the
 # benign part of its infer list. Not here, so kept in float32: Softmax, Exp, Log, Mean, Sum,
-# Rsqrt, SquaredDifference, RealDiv, Erf, Pow (reductions and range-sensitive maths).
+# Rsqrt, SquaredDifference, RealDiv (reductions and range-sensitive maths).
 FOLLOW = frozenset({"BiasAdd", "Add", "AddV2", "Sub", "Mul", "Relu", "Relu6", "Elu",
                     "LeakyRelu", "Selu", "Tanh", "Sigmoid", "MaxPool", "AvgPool", "Reshape",
                     "Transpose", "ConcatV2", "Pad", "Squeeze", "ExpandDims", "Identity",
                     "StridedSlice", "Slice", "Maximum", "Minimum", "Neg", "Tile",
-                    "BroadcastTo", "ClipByValue"})
+                    "BroadcastTo", "ClipByValue", "Erf", "Erfc", "Pow"})
+# GELU is spelled with Erf or Erfc (exact) or Pow(x, 3) (tanh approximation): kept float32,
+# they cut a bf16 matmul's GELU into bf16 / Cast / float32 / Cast pieces that the oneDNN runtime cannot
+# fuse into the matmul as it does in float32 (BERT bf16: GELU's Mul and Tanh ran on Eigen's
+# slow bf16 path, 1.3 ms of 10). Erf and Erfc are bounded; a power is painted only with a constant
+# exponent of at most this magnitude (its relative error is the exponent times bf16's).
+MAX_BF16_POWER = 3.0
 # Lookups into a constant table (embeddings): the table is stored in bf16, halving the model
 # on disk (BERT's 31 MB of its 45), and what is gathered joins the bf16 region or is cast at
 # its border; the gather itself is exact.
@@ -132,6 +140,10 @@ class ReducedPrecision(GraphPass):
             sources = [view.node(refs[i].node) for i in typed]
             if node.op in COMPUTE or (node.op in TABLES and sources[0].op == "Const"):
                 painted.add(node.name)
+                continue
+            if node.op == "Pow" and not (
+                    sources[1].op == "Const"
+                    and np.all(np.abs(const_value(sources[1])) <= MAX_BF16_POWER)):
                 continue
             if (any(s.name in painted for s in sources)
                     and all(s.name in painted or s.op == "Const" for s in sources)):

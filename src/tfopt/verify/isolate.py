@@ -10,7 +10,8 @@ Two reasons to run the *optimized* model out of process:
   default differs from this one's.
 
 Several signatures run in one child (one TensorFlow start per runtime), and children for
-different runtimes run in parallel.
+different runtimes run in parallel (one after the other for a SavedModel with over 1 GiB of
+variables: memory).
 
 Usage (internal): ``python -m tfopt.verify.isolate JOB.pickle OUT.pickle``.
 """
@@ -140,7 +141,25 @@ def run_saved_model_under(path: str, feeds: dict[str, dict[str, np.ndarray]],
     """Run signatures ``feeds`` keys of the SavedModel at ``path`` with plain
     ``tf.saved_model.load``, once per runtime (None: this process's environment)."""
     job = {"mode": "saved_model", "path": path, "feeds": feeds}
-    return _gather({rt: _Child(job, rt) for rt in runtimes}, say)
+    if _variables_bytes(path) < ONE_AT_A_TIME_BYTES:
+        return _gather({rt: _Child(job, rt) for rt in runtimes}, say)
+    out: dict = {}
+    for rt in runtimes:  # each child holds the weights: not all of them at once
+        out.update(_gather({rt: _Child(job, rt)}, say))
+    return out
+
+
+# Children loading a SavedModel with at least this many bytes of variables run one after the
+# other: each holds about the weights (GPT-2 24x1024, 1.3 GiB: 2.3 GB per child) beside the
+# optimize process that holds several times them.
+ONE_AT_A_TIME_BYTES = 1 << 30
+
+
+def _variables_bytes(path: str) -> int:
+    folder = os.path.join(path, "variables")
+    if not os.path.isdir(folder):
+        return 0
+    return sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder))
 
 
 def run_graph_def_under(sigs: dict[str, SignatureGraph], feeds: dict[str, dict[str, np.ndarray]],

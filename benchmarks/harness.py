@@ -41,6 +41,8 @@ def arguments(doc: str, out: str, models: Sequence[str], batch: str = "1",
     for flag, options in extra:
         parser.add_argument(flag, **options)
     args = parser.parse_args()
+    if not os.path.dirname(args.out):  # a bare file name, as the docs spell it: beside us
+        args.out = os.path.join(HERE, args.out)
     args.model_list = [m for m in args.models.split(",") if m]
     args.batches = [int(b) for b in args.batch.split(",") if b]
     return args

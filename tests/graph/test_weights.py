@@ -18,7 +18,8 @@ def _graph():
         w1 = tf.constant(rng.standard_normal((32, 512)).astype("f"), name="w1")     # 64 KiB
         w2 = tf.constant(rng.standard_normal((512, 8)).astype("f"), name="w2")      # 16 KiB
         b = tf.constant(np.ones(8, "f"), name="b")
-        h = tf.reduce_mean(tf.nn.conv2d(x, f, 1, "SAME"), [1, 2])
+        # read as TF1 variables are once frozen: through an Identity (weights/read)
+        h = tf.reduce_mean(tf.nn.conv2d(x, tf.identity(f, name="f/read"), 1, "SAME"), [1, 2])
         tf.identity(tf.matmul(tf.nn.relu(tf.matmul(h, w1)), w2) + b, name="y")
     return graph.as_graph_def()
 

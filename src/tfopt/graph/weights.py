@@ -105,7 +105,7 @@ def weights_outside(graph_def: graph_pb2.GraphDef, limit: int | None = None
         return {}
     consts = sorted((n for n in graph_def.node if n.op == "Const" and not n.input),
                     key=node_bytes, reverse=True)
-    conv_read = {node_of(i) for n in graph_def.node if "Conv" in n.op for i in n.input}
+    conv_read = _read_by_convolutions(graph_def)
     outside: dict[str, int] = {}
     for node in consts:
         size = node_bytes(node)
@@ -120,6 +120,23 @@ def weights_outside(graph_def: graph_pb2.GraphDef, limit: int | None = None
             outside[node.name] = node_bytes(node)
             rest -= outside[node.name]
     return outside
+
+
+def _read_by_convolutions(graph_def: graph_pb2.GraphDef) -> set[str]:
+    """Nodes a convolution reads, directly or through Identity (``weights/read`` in graphs
+    frozen from TF1 variables)."""
+    identities = {n.name: node_of(n.input[0]) for n in graph_def.node
+                  if n.op == "Identity" and n.input}
+    read = set()
+    for node in graph_def.node:
+        if "Conv" in node.op:
+            for text in node.input:
+                name = node_of(text)
+                while name not in read and name in identities:
+                    read.add(name)
+                    name = identities[name]
+                read.add(name)
+    return read
 
 
 def split_weights(graph_def: graph_pb2.GraphDef, limit: int | None = None

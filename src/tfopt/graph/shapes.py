@@ -9,6 +9,8 @@ import tensorflow as tf
 from tensorflow.core.framework import graph_pb2
 from tensorflow.python.framework import op_def_registry
 
+from tfopt.graph.view import WeightSource
+
 
 class StaticInfo:
     """Shapes/dtypes of every tensor of a GraphDef (placeholders keep their declared shapes,
@@ -28,14 +30,14 @@ class StaticInfo:
         with self.graph.as_default():
             tf.import_graph_def(graph_def, name="")
 
-    def weight_feeds(self, graph_def: graph_pb2.GraphDef, names: Iterable[str]
-                     ) -> dict[str, np.ndarray]:
+    def weight_feeds(self, graph_def: graph_pb2.GraphDef, names: Iterable[str],
+                     weights: WeightSource | None = None) -> dict[str, np.ndarray]:
         """Feeds for the outside weights among ``names``, read from ``graph_def`` (the graph
-        this was built from)."""
+        this was built from; its lifted constants from ``weights``)."""
         from tfopt.graph.weights import weight_values
 
         return {f"{name}:0": value for name, value
-                in weight_values(graph_def, self.outside.intersection(names)).items()}
+                in weight_values(graph_def, self.outside.intersection(names), weights).items()}
 
     def shape(self, tensor: str) -> tf.TensorShape | None:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from tensorflow.core.framework import attr_value_pb2, graph_pb2, node_def_pb2
@@ -71,7 +72,7 @@ def get_attr(node: node_def_pb2.NodeDef, key: str, default=None):
     if kind == "shape":
         return value.shape
     if kind == "tensor":
-        return tensor_util.MakeNdarray(value.tensor)
+        return const_value(node) if key == "value" else tensor_util.MakeNdarray(value.tensor)
     if kind == "list":
         lst = value.list
         for field in ("i", "f", "s", "type", "b"):
@@ -158,7 +159,34 @@ def make_node(name: str, op: str, inputs: list[str], device: str = "",
     return node
 
 
-def const_value(node: node_def_pb2.NodeDef) -> np.ndarray:
+# A constant whose value is held beside the graph while the passes run carries this attribute
+# (its key there) and a value tensor with its dtype and shape but no content
+# (:mod:`tfopt.graph.lifted`): passes copy the graph many times, its weights need not follow.
+LIFTED = "_tfopt_lifted"
+
+
+class WeightSource(Protocol):
+    """Where lifted constants' values are read (:class:`tfopt.graph.lifted.WeightStore`)."""
+
+    def value(self, key: str) -> np.ndarray: ...
+
+
+class LiftedWeightError(ValueError):
+    """A lifted constant's value was asked for without the store that holds it."""
+
+
+def is_lifted(node: node_def_pb2.NodeDef) -> bool:
+    return LIFTED in node.attr
+
+
+def const_value(node: node_def_pb2.NodeDef, weights: WeightSource | None = None) -> np.ndarray:
+    """A Const's value; a lifted one's from ``weights`` (read-only there: edits make a new
+    constant with :func:`set_const_value` or :meth:`GraphView.add_const`)."""
+    if LIFTED in node.attr:
+        if weights is None:
+            raise LiftedWeightError(f"constant {node.name!r} is held outside the graph; read it "
+                                    "through the GraphView that has its weights")
+        return weights.value(node.attr[LIFTED].s.decode())
     return tensor_util.MakeNdarray(node.attr["value"].tensor)
 
 
@@ -189,7 +217,10 @@ def node_bytes(node: node_def_pb2.NodeDef) -> int:
 
 
 def set_const_value(node: node_def_pb2.NodeDef, value: np.ndarray) -> None:
+    """Give a Const a new value, in the graph (a lifted one is lifted again after the pass)."""
     value = np.asarray(value)
+    if LIFTED in node.attr:
+        del node.attr[LIFTED]
     node.attr["dtype"].type = dtypes.as_dtype(value.dtype).as_datatype_enum
     node.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(value))
 
@@ -210,12 +241,14 @@ class GraphView:
     """Index of a GraphDef: nodes by name and, for every node, who consumes it.
 
     The view owns a *copy* of the graph; ``to_graph_def`` returns the edited result. Edits go
-    through the methods below so that the consumer index stays right. Removal is logical
+    through the methods below so that the consumer index stays right. ``weights`` holds the
+    values of lifted constants (:meth:`value`); the view never copies them. Removal is logical
     (nodes leave the index at once and the GraphDef on ``to_graph_def``), so node references
     held by a pass stay valid and removing one node costs O(its consumers), not O(graph).
     """
 
-    def __init__(self, graph_def: graph_pb2.GraphDef):
+    def __init__(self, graph_def: graph_pb2.GraphDef, weights: WeightSource | None = None):
+        self.weights = weights
         self.graph_def = graph_pb2.GraphDef()
         self.graph_def.CopyFrom(graph_def)
         self.nodes: dict[str, node_def_pb2.NodeDef] = {}
@@ -287,7 +320,11 @@ class GraphView:
         src = self.input_node(node, index)
         if src is None or src.op != "Const":
             return None
-        return const_value(src)
+        return self.value(src)
+
+    def value(self, node: node_def_pb2.NodeDef) -> np.ndarray:
+        """A Const's value, lifted or not (:func:`const_value`)."""
+        return const_value(node, self.weights)
 
     def unique_name(self, base: str) -> str:
         if base not in self.nodes:

@@ -36,7 +36,7 @@ from collections.abc import Iterable
 import numpy as np
 from tensorflow.core.framework import attr_value_pb2, graph_pb2, types_pb2
 
-from tfopt.graph.view import const_value, make_node, node_bytes, node_of
+from tfopt.graph.view import WeightSource, const_value, is_lifted, make_node, node_bytes, node_of
 
 PROTO_LIMIT = (1 << 31) - 1
 DEFAULT_LIMIT_MB = 1536
@@ -151,8 +151,10 @@ def split_weights(graph_def: graph_pb2.GraphDef, limit: int | None = None
 def with_placeholders(graph_def: graph_pb2.GraphDef, limit: int | None = None
                       ) -> tuple[graph_pb2.GraphDef, frozenset[str]]:
     """:func:`split_weights` without the values (for shapes and dtypes, nothing is read):
-    the graph and the names of the constants it left outside."""
-    outside = weights_outside(graph_def, limit)
+    the graph and the names of the constants it left outside. Lifted constants
+    (:mod:`tfopt.graph.lifted`) are always left outside: their stubs hold no value."""
+    outside = set(weights_outside(graph_def, limit))
+    outside.update(n.name for n in graph_def.node if is_lifted(n))
     if not outside:
         return graph_def, frozenset()
     small = graph_pb2.GraphDef(versions=graph_def.versions, library=graph_def.library)
@@ -167,11 +169,13 @@ def with_placeholders(graph_def: graph_pb2.GraphDef, limit: int | None = None
     return small, frozenset(outside)
 
 
-def weight_values(graph_def: graph_pb2.GraphDef, names: Iterable[str]
-                  ) -> dict[str, np.ndarray]:
-    """The values of constants ``names`` of ``graph_def``, by node name."""
+def weight_values(graph_def: graph_pb2.GraphDef, names: Iterable[str],
+                  weights: WeightSource | None = None) -> dict[str, np.ndarray]:
+    """The values of constants ``names`` of ``graph_def`` (lifted ones from ``weights``), by
+    node name."""
     wanted = set(names)
-    return {node.name: const_value(node) for node in graph_def.node if node.name in wanted}
+    return {node.name: const_value(node, weights) for node in graph_def.node
+            if node.name in wanted}
 
 
 def initialize_weights(graph, values: dict[str, np.ndarray]):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from tensorflow.core.framework import graph_pb2
 
-from tfopt.graph.view import GraphView, get_attr, node_of, tensor_bytes
+from tfopt.graph.view import GraphView, WeightSource, get_attr, node_of, tensor_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -38,6 +38,9 @@ class PassContext:
     # "int8": also ops int8 cannot pay for (isolated and light); the sensitivity measurement
     # quantizes one op at a time, each isolated by construction
     quantize_isolated: bool = False
+    # Values of the constants the pipeline lifted out of the graph (tfopt.graph.lifted): read
+    # through the pass's GraphView
+    weights: WeightSource | None = None
 
 
 @dataclass
@@ -61,7 +64,7 @@ class GraphPass:
         raise NotImplementedError
 
     def run(self, graph_def: graph_pb2.GraphDef, ctx: PassContext) -> PassResult:
-        view = GraphView(graph_def)
+        view = GraphView(graph_def, ctx.weights)
         notes = self.apply(view, ctx)
         result = view.to_graph_def()
         if not notes and _fingerprint(result) != _fingerprint(graph_def):

@@ -15,9 +15,9 @@ from tfopt.graph.shapes import StaticInfo, is_stateful
 from tfopt.graph.view import (
     GraphView,
     InputRef,
-    const_value,
     get_attr,
     make_const,
+    tensor_bytes,
     topological_order,
 )
 from tfopt.passes.base import GraphPass, PassContext, count_note
@@ -77,7 +77,7 @@ class ConstantFold(GraphPass):
         # Shape-derived values are fed, so evaluation never needs the model's real inputs;
         # so are weights a large graph was imported without (see StaticInfo).
         weights = {ref.node for name in foldable for ref in view.data_inputs(view.nodes[name])}
-        overrides = {**info.weight_feeds(graph_def, weights),
+        overrides = {**info.weight_feeds(graph_def, weights, view.weights),
                      **{f"{n}:0": v for n, v in shape_values.items()}}
         values = (dict(zip(fetch, _evaluate(info.graph, fetch, overrides), strict=True))
                   if fetch else {})
@@ -186,5 +186,5 @@ def _input_bytes(view: GraphView, name: str) -> int:
     for ref in view.data_inputs(view.nodes[name]):
         src = view.nodes.get(ref.node)
         if src is not None and src.op == "Const":
-            total += const_value(src).nbytes
+            total += tensor_bytes(src.attr["value"].tensor)
     return total

@@ -10,12 +10,14 @@ import hashlib
 
 from tfopt.graph.ops import TF1_CONTROL_FLOW_OPS as CONTROL_FLOW_OPS
 from tfopt.graph.shapes import is_stateful
-from tfopt.graph.view import GraphView, InputRef, const_value, topological_order
+from tfopt.graph.view import LIFTED, GraphView, InputRef, const_value, topological_order
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 
 def node_key(node) -> tuple:
     """What makes two nodes compute the same thing."""
+    if node.op == "Const" and LIFTED in node.attr:  # one key: one value (never compared)
+        return ("Const", LIFTED, node.attr[LIFTED].s, node.device, tuple(sorted(node.input)))
     if node.op == "Const":
         value = const_value(node)
         digest = hashlib.sha1(value.tobytes() if value.dtype != object

@@ -24,7 +24,6 @@ import tensorflow as tf
 from tfopt.graph.view import (
     GraphView,
     InputRef,
-    const_value,
     get_attr,
     set_attr,
     set_const_value,
@@ -56,8 +55,8 @@ class LinearProducer:
     rank: int           # of the op's output
     bias: object | None  # BiasAdd/Add node with a const vector, between op and the affine map
 
-    def scaled_weights(self, scale: np.ndarray) -> np.ndarray:
-        w = const_value(self.weights)
+    def scaled_weights(self, w: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """``w`` (this producer's weights) scaled per output channel."""
         op = self.op_node.op
         if op == "DepthwiseConv2dNative":
             return w * scale.reshape(w.shape[2], w.shape[3])
@@ -112,7 +111,7 @@ def find_producer(view: GraphView, ref: InputRef, ctx: PassContext) -> LinearPro
     consumers = view.data_consumers(node.name)
     if len(consumers) != 1:
         return None
-    w = const_value(weights)
+    w = view.value(weights)
     channels = _out_channels(node, w)
     if channels is None or not np.issubdtype(w.dtype, np.floating):
         return None
@@ -234,9 +233,9 @@ class FoldBatchNorm(GraphPass):
                  scale: np.ndarray, shift: np.ndarray) -> None:
         """``node(producer(x)) == x * scale + shift`` per channel: absorb it into the weights."""
         w_node = producer.weights
-        w = const_value(w_node)
+        w = view.value(w_node)
         if not np.all(scale == 1.0):
-            new_w = producer.scaled_weights(scale).astype(w.dtype)
+            new_w = producer.scaled_weights(w, scale).astype(w.dtype)
             # Shared weights get a copy; a control edge on the const reads no value.
             if len(view.data_consumers(w_node.name)) > 1:
                 view.set_input(producer.op_node, _weights_index(producer.op_node),

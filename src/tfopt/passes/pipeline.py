@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Protocol
 from tensorflow.core.framework import graph_pb2
 
 from tfopt.errors import VerificationError, first_line
+from tfopt.graph.lifted import WeightStore, inline, lift, lift_new, lifted_keys
 from tfopt.graph.view import op_counts
 from tfopt.graph.weights import release_memory
 from tfopt.passes import registry
@@ -113,7 +115,13 @@ def run_passes(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: frozens
     ``checker``, every pass application is verified and one that breaks the outputs is undone
     and switched off for the rest of the run (its record says why). ``log`` gets one line per
     fixed-point iteration (progress), not per pass: the records are the table.
+
+    The passes see ``graph_def`` with its large constants lifted into a
+    :class:`~tfopt.graph.lifted.WeightStore` (``ctx.weights``), so their copies of the graph
+    copy no weight; the result has them back in place.
     """
+    store = WeightStore()
+    ctx = dataclasses.replace(ctx, weights=store)
     passes = [(spec, p) for spec, p in registry.instances()
               if spec.name in enabled and (only is None or only(spec))]
     records = {spec.name: PassRecord(spec.name) for spec, _ in passes}
@@ -140,9 +148,10 @@ def run_passes(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: frozens
         release_memory(current)
         if not result.changed:
             return current, False
+        lift_new(result.graph_def, store)
         problem = check_graph(result.graph_def, ctx)
         if problem is None and checker is not None:
-            problem = checker(result.graph_def)
+            problem = checker(inline(result.graph_def, store))
         if problem is not None:
             rec.skipped = problem
             active[spec.name] = False
@@ -157,6 +166,7 @@ def run_passes(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: frozens
         for sub in result.inner:
             mine = inner[spec.name].setdefault(sub.name, PassRecord(sub.name, within=spec.name))
             mine.merge(sub)
+        store.keep_only(lifted_keys(result.graph_def))
         return result.graph_def, True
 
     def run_phase(phase: str, current: graph_pb2.GraphDef) -> tuple[graph_pb2.GraphDef, list]:
@@ -173,7 +183,7 @@ def run_passes(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: frozens
             log(f"  {label}{what}: {before} -> {len(after.node)} nodes"
                 + (f" ({', '.join(names)})" if names else ""))
 
-    current = graph_def
+    current = lift(graph_def, store)
     iterations, converged = 0, False
     while iterations < MAX_ITERATIONS:
         iterations += 1
@@ -192,7 +202,7 @@ def run_passes(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: frozens
         progress("finalize", size, current, changed)
     ordered = [rec for spec, _ in passes
                for rec in (records[spec.name], *inner[spec.name].values())]
-    return PipelineResult(current, ordered, iterations, converged)
+    return PipelineResult(inline(current, store), ordered, iterations, converged)
 
 
 def run_checked(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: frozenset[str],

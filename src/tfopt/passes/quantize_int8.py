@@ -92,7 +92,7 @@ class QuantizeInt8(GraphPass):
             return []
         graph = view.to_graph_def()
         info = StaticInfo(graph)
-        before = GraphView(graph)  # the float graph, for residual-add guards
+        before = GraphView(graph, view.weights)  # the float graph, for residual-add guards
         done: Counter[str] = Counter()
         kept: Counter[str] = Counter()
         quantized_inputs: dict[tuple[str, str], tuple[str, str, str]] = {}

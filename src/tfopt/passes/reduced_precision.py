@@ -36,7 +36,6 @@ from tfopt.graph.kernels import REDUCED_OPS, KernelSupport, has_cpu_kernel
 from tfopt.graph.view import (
     GraphView,
     InputRef,
-    const_value,
     get_attr,
     make_node,
     set_attr,
@@ -143,7 +142,7 @@ class ReducedPrecision(GraphPass):
                 continue
             if node.op == "Pow" and not (
                     sources[1].op == "Const"
-                    and np.all(np.abs(const_value(sources[1])) <= MAX_BF16_POWER)):
+                    and np.all(np.abs(view.value(sources[1])) <= MAX_BF16_POWER)):
                 continue
             if (any(s.name in painted for s in sources)
                     and all(s.name in painted or s.op == "Const" for s in sources)):
@@ -164,7 +163,7 @@ class ReducedPrecision(GraphPass):
             if source.op == "Const":
                 if ref.node not in converted:
                     readers = {n.name for n, _ in view.consumers(ref.node)}
-                    value = const_value(source).astype(BF16.as_numpy_dtype)
+                    value = view.value(source).astype(BF16.as_numpy_dtype)
                     if readers <= painted:
                         set_const_value(source, value)
                         converted[ref.node] = ref.node

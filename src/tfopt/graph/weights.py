@@ -31,7 +31,7 @@ import contextlib
 import ctypes
 import gc
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 from tensorflow.core.framework import attr_value_pb2, graph_pb2, types_pb2
@@ -173,9 +173,17 @@ def weight_values(graph_def: graph_pb2.GraphDef, names: Iterable[str],
                   weights: WeightSource | None = None) -> dict[str, np.ndarray]:
     """The values of constants ``names`` of ``graph_def`` (lifted ones from ``weights``), by
     node name."""
+    return dict(each_weight(graph_def, names, weights))
+
+
+def each_weight(graph_def: graph_pb2.GraphDef, names: Iterable[str],
+                weights: WeightSource | None = None) -> Iterator[tuple[str, np.ndarray]]:
+    """:func:`weight_values` one at a time: a caller that stores each elsewhere (a variable)
+    never holds a second copy of them all."""
     wanted = set(names)
-    return {node.name: const_value(node, weights) for node in graph_def.node
-            if node.name in wanted}
+    for node in graph_def.node:
+        if node.name in wanted:
+            yield node.name, const_value(node, weights)
 
 
 def initialize_weights(graph, values: dict[str, np.ndarray]):

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from tfopt.graph.ops import TF1_CONTROL_FLOW_OPS
 from tfopt.graph.view import all_nodes, with_functions_renamed
-from tfopt.graph.weights import split_weights
+from tfopt.graph.weights import each_weight, with_placeholders
 from tfopt.model.signature import SignatureGraph
 
 _PASS_THROUGH = ("Identity", "IdentityN")
@@ -112,13 +112,14 @@ def graph_function(sig: SignatureGraph
              for k, i in sig.inputs.items()]
     # Functions are registered process-wide by name: the original's (loaded in this process)
     # share names with the optimized bodies, so these get names of their own.
-    graph_def = with_functions_renamed(sig.graph_def, {
+    # Weights leave first, one at a time into their variables: renaming copies the graph,
+    # and a dict of every value beside the variables held the weights twice more.
+    graph_def, outside = with_placeholders(sig.graph_def)
+    graph_def = with_functions_renamed(graph_def, {
         f.signature.name: f"{f.signature.name}_{_digest(f)}"
         for f in sig.graph_def.library.function})
-    graph_def, values = split_weights(graph_def)
     weights = {name: tf.Variable(value, trainable=False, name=name.replace("/", "_"))
-               for name, value in values.items()}
-    del values
+               for name, value in each_weight(sig.graph_def, outside)}
 
     def imported(input_map: dict | None = None) -> list[tf.Tensor]:
         reads = {f"{name}:0": var.read_value() for name, var in weights.items()}

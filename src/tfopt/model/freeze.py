@@ -20,7 +20,7 @@ from tensorflow.python.framework import dtypes
 from tfopt.errors import TfoptError
 from tfopt.graph.ops import CONTROL_FLOW_OPS, LOWERING_ATTR
 from tfopt.graph.view import all_nodes, get_attr, make_const, set_attr
-from tfopt.graph.weights import PROTO_LIMIT, graph_limit
+from tfopt.graph.weights import PROTO_LIMIT, variables_from
 
 # Resource ops on a frozen (now non-resource) input, and the value op that replaces them.
 _RESOURCE_TO_VALUE_OP = {
@@ -122,7 +122,7 @@ def freeze_concrete_function(func):
                          " GiB: one tensor of 2 GiB or more cannot be a graph constant "
                          "(protobuf), and tfopt freezes every weight; split the table (e.g. "
                          "two embeddings) or keep it out of the model")
-    if variable_bytes(func) > min(graph_limit(), FREEZE_IN_PYTHON_BYTES):
+    if variable_bytes(func) > variables_from():
         frozen, graph_def = _freeze_in_python(func)
     else:
         frozen = convert_variables_to_constants_v2(func, lower_control_flow=False)
@@ -133,10 +133,10 @@ def freeze_concrete_function(func):
     return frozen, graph_def, init_ops
 
 
-# Above this many bytes of weights freezing stays in Python even when the graph would fit one
+# Past variables_from() (64 MiB) freezing stays in Python even when the graph would fit one
 # protobuf: building the frozen function costs ~8x the weights in transient memory (measured:
-# +514 MB for GPT-2 4x256's 62 MB, +82 MB in Python), which is what ran GPT-2 base out of 23 GB.
-FREEZE_IN_PYTHON_BYTES = 256 << 20
+# +514 MB for GPT-2 4x256's 62 MB, +82 MB in Python), which is what ran GPT-2 base out of 23 GB
+# (at 256 MiB, the threshold before session 11, GPT-2 6x512's 0.17 GiB loaded at 4.0 GB).
 
 
 def variable_bytes(func) -> int:
@@ -161,8 +161,14 @@ def _freeze_in_python(func):
     removes) and outputs its outputs, as ``_construct_concrete_function`` names them."""
     from tensorflow.python.framework import convert_to_constants as ctc
 
-    data = ctc._FunctionConverterDataInEager(func=func, lower_control_flow=False,
-                                             aggressive_inlining=False)
+    class ReadInPlace(ctc._FunctionConverterDataInEager):
+        """Reads each weight as a view of its variable's buffer: TensorFlow's ``numpy()`` copies
+        every weight before any becomes a constant (+1x the weights at the peak)."""
+
+        def _eval(self, tensor):
+            return np.asarray(tensor.read_value() if hasattr(tensor, "read_value") else tensor)
+
+    data = ReadInPlace(func=func, lower_control_flow=False, aggressive_inlining=False)
     graph_def, _ = ctc._replace_variables_by_constants(converter_data=data)
     captured = {id(t) for t in func.graph.internal_captures}
     inputs = [t for t in func.inputs if id(t) not in captured]

@@ -22,7 +22,7 @@ from tensorflow.python.util import nest
 from tfopt.errors import TfoptError, first_line
 from tfopt.graph.ops import ASSIGN_OPS
 from tfopt.graph.view import all_nodes, canonical_tensor, node_of
-from tfopt.model import endpoints
+from tfopt.model import endpoints, restore
 from tfopt.model.freeze import TABLE_INIT_OPS, freeze_concrete_function, freeze_session
 from tfopt.model.signature import LoadedModel, SignatureGraph, TensorInfo
 from tfopt.verify.runners import call_signature, feed_dict
@@ -158,7 +158,7 @@ def _signature_from_function(key: str, func, frozen, graph_def) -> SignatureGrap
 
 def load_tf2(path: str, signatures: list[str] | None) -> LoadedModel:
     try:
-        obj = tf.saved_model.load(path)
+        obj = restore.load(path)
     except Exception as err:  # TF raises many types here; the message is what matters
         raise load_error(path, err) from None
     keys = pick_signatures(list(obj.signatures.keys()), signatures, path)

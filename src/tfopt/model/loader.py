@@ -351,10 +351,14 @@ def mark_identical(sigs: dict[str, SignatureGraph]) -> None:
     """Signatures over the same function (Keras 3 exports ``serve`` and ``serving_default``)
     freeze to the same graph: mark later ones so they are optimized and stored once."""
     seen: dict[tuple, str] = {}
+    # Signatures frozen once (load_tf2) hold one graph object: no digest is needed then (it
+    # serialises every weight, 1.1 GB at a time for a large embedding table).
+    distinct = {id(s.graph_def) for s in sigs.values() if not s.same_as}
     for key, sig in sigs.items():
         if sig.same_as:
             continue
-        nodes, functions = _canonical(sig.graph_def)
+        nodes, functions = (_canonical(sig.graph_def) if len(distinct) > 1
+                            else ((id(sig.graph_def),), ()))
         ident = (nodes, functions,
                  tuple(sorted((k, v.tensor) for k, v in sig.inputs.items())),
                  tuple(sorted((k, v.tensor) for k, v in sig.outputs.items())),
@@ -391,9 +395,18 @@ def _canonical(graph_def: graph_pb2.GraphDef) -> tuple[tuple[bytes, ...], tuple[
         bodies.append(body)
     # Digests, not the bytes: a large model's nodes are its weights, and the caller keeps
     # what this returns for every distinct signature.
-    nodes = tuple(sorted(hashlib.sha1(renamed(n, digest).SerializeToString(deterministic=True))
-                         .digest() for n in graph_def.node))
+    nodes = tuple(sorted(hashlib.sha1(_traced(renamed(n, digest)).SerializeToString(
+        deterministic=True)).digest() for n in graph_def.node))
     return nodes, tuple(sorted(bodies))
+
+
+def _traced(node):
+    """``node`` without what tracing names differently each time: a captured weight's
+    placeholder is ``_user_specified_name`` "241" in one trace and "258" in the next (a Keras
+    export's ``serve`` and ``serving_default``, frozen twice for it)."""
+    if "_user_specified_name" in node.attr:
+        del node.attr["_user_specified_name"]
+    return node
 
 
 def serving_meta_graph(proto: saved_model_pb2.SavedModel):

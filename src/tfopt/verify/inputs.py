@@ -43,14 +43,29 @@ class InputHint:
     why: str = ""
 
 
-def _const_of(nodes: dict, text: str, through: tuple[str, ...] = ("Identity",)):
-    """Value of a Const reached through ``through`` chains (Identity), else None."""
-    from tfopt.graph.view import const_value, node_of
+def _const_node(nodes: dict, text: str, through: tuple[str, ...] = ("Identity",)):
+    """The Const reached through ``through`` chains (Identity), else None."""
+    from tfopt.graph.view import node_of
 
     node = nodes.get(node_of(text))
     while node is not None and node.op in through and node.input:
         node = nodes.get(node_of(node.input[0]))
-    return const_value(node) if node is not None and node.op == "Const" else None
+    return node if node is not None and node.op == "Const" else None
+
+
+def _const_of(nodes: dict, text: str, through: tuple[str, ...] = ("Identity",)):
+    """Value of a Const reached through ``through`` chains (Identity), else None."""
+    from tfopt.graph.view import const_value
+
+    node = _const_node(nodes, text, through)
+    return None if node is None else const_value(node)
+
+
+def _const_shape(nodes: dict, text: str) -> list[int] | None:
+    """Shape of a Const reached through Identity chains, read without its value (an
+    embedding table can be 1 GiB)."""
+    node = _const_node(nodes, text)
+    return None if node is None else [d.size for d in node.attr["value"].tensor.tensor_shape.dim]
 
 
 def input_hints(sig: SignatureGraph) -> dict[str, InputHint]:
@@ -80,10 +95,10 @@ def input_hints(sig: SignatureGraph) -> dict[str, InputHint]:
             seen.add(name)
             for node, index in consumers.get(name, ()):
                 if node.op in _GATHERS and index == 1:
-                    table = _const_of(nodes, node.input[0])
+                    table = _const_shape(nodes, node.input[0])
                     axis = _const_of(nodes, node.input[2]) if node.op == "GatherV2" else 0
-                    if table is not None and axis is not None and table.ndim:
-                        limits.append((int(table.shape[int(axis)]), "embedding rows"))
+                    if table and axis is not None:
+                        limits.append((int(table[int(axis)]), "embedding rows"))
                 elif node.op == "OneHot" and index == 0:
                     depth = _const_of(nodes, node.input[1])
                     if depth is not None:

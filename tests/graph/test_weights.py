@@ -65,3 +65,21 @@ def test_largest_weights_leave_until_half_the_limit():
     np.testing.assert_allclose(
         _answers(gd, {}), _answers(small, {f"{k}:0": v for k, v in values.items()}),
         rtol=1e-5, atol=1e-4)
+
+
+def test_a_session_reads_split_weights_from_initialised_variables(monkeypatch):
+    """open_session (profiling, in-process verification) on a graph whose weights left it:
+    the variables are initialised once (the initializer used to be built eagerly: None, and
+    every read failed with "Container localhost does not exist")."""
+    from tfopt.model.signature import SignatureGraph, TensorInfo
+    from tfopt.verify.runners import run_graph_def
+
+    gd = _graph()
+    sig = SignatureGraph("serving_default", gd, {"x": TensorInfo("x:0", tf.float32,
+                                                                 (None, 8, 8, 16))},
+                         {"y": TensorInfo("y:0", tf.float32, (None, 8))})
+    x = np.random.default_rng(1).standard_normal((3, 8, 8, 16)).astype("f")
+    expected = run_graph_def(sig, {"x": x})["y"]
+    monkeypatch.setenv("TFOPT_MAX_GRAPH_MB", "0.001")  # every weight leaves the graph
+    assert {"f", "w1", "w2"} <= set(split_weights(gd)[1])
+    np.testing.assert_allclose(run_graph_def(sig, {"x": x})["y"], expected, rtol=1e-5, atol=1e-5)

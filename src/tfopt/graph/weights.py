@@ -202,4 +202,8 @@ def initialize_weights(graph, values: dict[str, np.ndarray]):
             input_map[f"{name}:0"] = var.read_value()
             feed[initial] = value
             inits.append(var.initializer)
-    return input_map, (tf.group(*inits) if inits else None), feed
+        # Inside the graph: outside it (eager, TensorFlow 2's default) tf.group runs at once and
+        # returns None, and the session then ran with every variable uninitialised ("Container
+        # localhost does not exist": the demo's profile of a split SSD).
+        init = tf.group(*inits) if inits else None
+    return input_map, init, feed

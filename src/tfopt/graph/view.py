@@ -216,6 +216,11 @@ def node_bytes(node: node_def_pb2.NodeDef) -> int:
     return tensor_bytes(node.attr["value"].tensor) + len(node.name) + 64
 
 
+def const_shape(node: node_def_pb2.NodeDef) -> tuple[int, ...]:
+    """A Const's shape, read without its value (lifted or not; a weight can be 1 GiB)."""
+    return tuple(d.size for d in node.attr["value"].tensor.tensor_shape.dim)
+
+
 def set_const_value(node: node_def_pb2.NodeDef, value: np.ndarray) -> None:
     """Give a Const a new value, in the graph (a lifted one is lifted again after the pass)."""
     value = np.asarray(value)

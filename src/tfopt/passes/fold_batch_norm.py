@@ -24,6 +24,7 @@ import tensorflow as tf
 from tfopt.graph.view import (
     GraphView,
     InputRef,
+    const_shape,
     get_attr,
     set_attr,
     set_const_value,
@@ -67,15 +68,16 @@ class LinearProducer:
         return w * scale  # Conv2D/Conv3D: output channel is the last weight dim
 
 
-def _out_channels(node, w: np.ndarray) -> int | None:
+def _out_channels(node, shape: tuple[int, ...]) -> int | None:
+    """Output channels of ``node`` from its weights' ``shape``."""
     if node.op in ("Conv2D", "Conv3D"):
-        return w.shape[-1]
+        return shape[-1]
     if node.op == "DepthwiseConv2dNative":
-        return w.shape[2] * w.shape[3]
+        return shape[2] * shape[3]
     if node.op == "Conv2DBackpropInput":
-        return w.shape[2]
+        return shape[2]
     if node.op == "MatMul":
-        return w.shape[0] if get_attr(node, "transpose_b") else w.shape[1]
+        return shape[0] if get_attr(node, "transpose_b") else shape[1]
     return None
 
 
@@ -111,9 +113,8 @@ def find_producer(view: GraphView, ref: InputRef, ctx: PassContext) -> LinearPro
     consumers = view.data_consumers(node.name)
     if len(consumers) != 1:
         return None
-    w = view.value(weights)
-    channels = _out_channels(node, w)
-    if channels is None or not np.issubdtype(w.dtype, np.floating):
+    channels = _out_channels(node, const_shape(weights))  # the value is read only to rewrite
+    if channels is None or get_attr(weights, "dtype") not in NUMPY_FLOATS:
         return None
     axis, rank = _channel_layout(node)
     if bias is not None and _per_channel(_add_constant(view, bias), channels, axis, rank) is None:
@@ -121,6 +122,8 @@ def find_producer(view: GraphView, ref: InputRef, ctx: PassContext) -> LinearPro
     return LinearProducer(node, weights, channels, axis, rank, bias)
 
 
+# Weight dtypes NumPy counts as floating (bfloat16 is not one: such weights stay as they are).
+NUMPY_FLOATS = (tf.float16, tf.float32, tf.float64)
 LINEAR_OPS = {"Conv2D", "Conv3D", "DepthwiseConv2dNative", "MatMul", "Conv2DBackpropInput"}
 
 

@@ -61,11 +61,13 @@ def _const_of(nodes: dict, text: str, through: tuple[str, ...] = ("Identity",)):
     return None if node is None else const_value(node)
 
 
-def _const_shape(nodes: dict, text: str) -> list[int] | None:
+def _const_shape(nodes: dict, text: str) -> tuple[int, ...] | None:
     """Shape of a Const reached through Identity chains, read without its value (an
     embedding table can be 1 GiB)."""
+    from tfopt.graph.view import const_shape
+
     node = _const_node(nodes, text)
-    return None if node is None else [d.size for d in node.attr["value"].tensor.tensor_shape.dim]
+    return None if node is None else const_shape(node)
 
 
 def input_hints(sig: SignatureGraph) -> dict[str, InputHint]:

@@ -20,11 +20,7 @@ import tfopt
 from tests.conftest import run_saved_model
 from tfopt.errors import TfoptError
 from tfopt.model.formats import load_model
-
-
-def _variables_bytes(path: str) -> int:
-    folder = os.path.join(path, "variables")
-    return sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder))
+from tfopt.verify.isolate import variables_bytes
 
 
 def test_keras_model_over_the_limit_keeps_weights_in_variables(keras_resnet, tmp_path,
@@ -36,7 +32,7 @@ def test_keras_model_over_the_limit_keeps_weights_in_variables(keras_resnet, tmp
     assert set(report.runtimes) == {"onednn", "eigen"}
     assert any("stored in variables/" in n for n in report.notes)
     assert os.path.getsize(os.path.join(out, "saved_model.pb")) < 60_000
-    assert _variables_bytes(out) > 30_000
+    assert variables_bytes(out) > 30_000
     # the passes still folded and fused weights that live outside
     ops = report.signatures["serving_default"].ops_after
     assert "FusedBatchNormV3" not in ops and "_FusedConv2D" in ops
@@ -58,7 +54,7 @@ def test_tf1_model_over_the_limit_and_pb_refused(toy_tf1, tmp_path, monkeypatch)
     out = str(tmp_path / "opt")
     report = tfopt.optimize(toy_tf1, out)
     assert report.verified
-    assert _variables_bytes(out) > 1000
+    assert variables_bytes(out) > 1000
     sig = tf.saved_model.load(out).signatures["serving_default"]
     assert sig.structured_input_signature[1]["images"].shape.as_list() == [None, 16, 16, 3]
     # a GraphDef file has no variables/: past the real 2 GiB it is refused in one line; the
@@ -93,7 +89,7 @@ def test_large_transformer_keeps_matmul_and_embedding_weights_in_variables(bert_
     assert set(report.runtimes) == {"onednn", "eigen"}
     note = next(n for n in report.notes if "stored in variables/" in n)
     assert "matmul and embedding weights" in note
-    assert _variables_bytes(out) > 40_000
+    assert variables_bytes(out) > 40_000
     assert "_FusedMatMul" in report.signatures["serving_default"].ops_after
     feeds = {"token_ids": np.array([[5, 7, 9, 1]], "int32"),
              "segment_ids": np.array([[0, 0, 1, 1]], "int32"),

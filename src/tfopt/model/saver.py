@@ -97,8 +97,9 @@ def _tensor_info(graph: tf.Graph, name: str, info: TensorInfo) -> meta_graph_pb2
 
 def write_saved_model(sigs: dict[str, SignatureGraph], export_dir: str,
                       tags: tuple[str, ...] = ("serve",), endpoints: Sequence[Endpoint] = ()
-                      ) -> None:
-    """Write ``sigs`` to a *new* directory ``export_dir`` (which must not exist). With
+                      ) -> dict[str, dict[str, int]]:
+    """Write ``sigs`` to a *new* directory ``export_dir`` (which must not exist); returns the
+    weights kept in ``variables/`` per signature graph (:func:`stored_outside`). With
     attribute ``endpoints`` to restate (a Keras export's ``serve``), a TF2 SavedModel (it
     cannot run table initializers at load: the caller keeps none then), else the v1
     builder's. A graph with weights to keep outside (too large for one protobuf, or large
@@ -107,7 +108,7 @@ def write_saved_model(sigs: dict[str, SignatureGraph], export_dir: str,
     large = stored_outside(sigs)
     if endpoints or large:
         _write_tf2(sigs, export_dir, endpoints)
-        return
+        return large
     graph, scopes = merged_graph(sigs)
     signature_map = {}
     for key, sig in sigs.items():
@@ -127,6 +128,7 @@ def write_saved_model(sigs: dict[str, SignatureGraph], export_dir: str,
         builder.add_meta_graph_and_variables(sess, list(tags), signature_def_map=signature_map,
                                              strip_default_attrs=True, main_op=main_op)
     builder.save()
+    return large
 
 
 def stored_outside(sigs: dict[str, SignatureGraph]) -> dict[str, dict[str, int]]:
@@ -148,12 +150,14 @@ def stored_outside(sigs: dict[str, SignatureGraph]) -> dict[str, dict[str, int]]
 
 
 def write(sigs: dict[str, SignatureGraph], path: str, fmt: str,
-          tags: tuple[str, ...] = ("serve",), endpoints: Sequence[Endpoint] = ()) -> None:
-    """Write ``sigs`` to the new path ``path`` as ``fmt``: "saved_model" or "pb"."""
+          tags: tuple[str, ...] = ("serve",), endpoints: Sequence[Endpoint] = ()
+          ) -> dict[str, dict[str, int]]:
+    """Write ``sigs`` to the new path ``path`` as ``fmt``: "saved_model" or "pb"; returns the
+    weights kept in ``variables/`` per signature graph (none in a GraphDef file)."""
     if fmt == "pb":
         write_graph_def(sigs, path)
-    else:
-        write_saved_model(sigs, path, tags, endpoints)
+        return {}
+    return write_saved_model(sigs, path, tags, endpoints)
 
 
 def _write_tf2(sigs: dict[str, SignatureGraph], export_dir: str,

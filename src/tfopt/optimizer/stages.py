@@ -38,7 +38,7 @@ from tfopt.model.endpoints import Endpoint
 from tfopt.model.formats import check_input_names, load_model
 from tfopt.model.loader import mark_identical
 from tfopt.model.paths import atomic_output, remove, write_metadata
-from tfopt.model.saver import stored_outside, write
+from tfopt.model.saver import write
 from tfopt.model.signature import LoadedModel, SignatureGraph
 from tfopt.optimizer.report import Report, SignatureReport, StageCost
 from tfopt.optimizer.speed import SpeedCheck
@@ -281,11 +281,9 @@ def write_model(state: State) -> None:
     where = " and ".join(runtime_label(r) for r in state.runtimes)
     state.say("writing the optimized model" + (f" and running it ({where}) ..."
                                                if state.feeds is not None else " ..."))
-    write(state.optimized, state.out, state.options.format, state.model.tags,
-          state.endpoints)
-    if state.options.format != "saved_model":
-        return
-    for key, outside in stored_outside(state.optimized).items():
+    stored = write(state.optimized, state.out, state.options.format, state.model.tags,
+                   state.endpoints)
+    for key, outside in stored.items():
         if outside:
             state.model.notes.append(
                 f"[{key}] {len(outside)} weights ({size_text(sum(outside.values()))}) are "

@@ -141,7 +141,7 @@ def run_saved_model_under(path: str, feeds: dict[str, dict[str, np.ndarray]],
     """Run signatures ``feeds`` keys of the SavedModel at ``path`` with plain
     ``tf.saved_model.load``, once per runtime (None: this process's environment)."""
     job = {"mode": "saved_model", "path": path, "feeds": feeds}
-    if _variables_bytes(path) < ONE_AT_A_TIME_BYTES:
+    if variables_bytes(path) < ONE_AT_A_TIME_BYTES:
         return _gather({rt: _Child(job, rt) for rt in runtimes}, say)
     out: dict = {}
     for rt in runtimes:  # each child holds the weights: not all of them at once
@@ -155,7 +155,8 @@ def run_saved_model_under(path: str, feeds: dict[str, dict[str, np.ndarray]],
 ONE_AT_A_TIME_BYTES = 1 << 30
 
 
-def _variables_bytes(path: str) -> int:
+def variables_bytes(path: str) -> int:
+    """Bytes of a SavedModel's ``variables/`` checkpoint (0 without one)."""
     folder = os.path.join(path, "variables")
     if not os.path.isdir(folder):
         return 0

@@ -28,7 +28,7 @@ import numpy as np
 from tensorflow.core.framework import graph_pb2, node_def_pb2, tensor_pb2
 from tensorflow.python.framework import tensor_util
 
-from tfopt.graph.view import LIFTED, is_lifted
+from tfopt.graph.view import LIFTED, all_nodes, is_lifted
 
 # Constants with at least this many bytes of content are lifted: weights, not the shapes,
 # axes and scalars that passes match on (a 256-float bias is 1 KiB).
@@ -129,23 +129,17 @@ def lift_new(graph_def: graph_pb2.GraphDef, store: WeightStore) -> int:
 
 
 def lifted_keys(graph_def: graph_pb2.GraphDef) -> set[str]:
-    return {n.attr[LIFTED].s.decode() for n in _all_nodes(graph_def) if is_lifted(n)}
-
-
-def _all_nodes(graph_def: graph_pb2.GraphDef):
-    yield from graph_def.node
-    for fdef in graph_def.library.function:
-        yield from fdef.node_def
+    return {n.attr[LIFTED].s.decode() for n in all_nodes(graph_def) if is_lifted(n)}
 
 
 def inline(graph_def: graph_pb2.GraphDef, store: WeightStore) -> graph_pb2.GraphDef:
     """``graph_def`` with every lifted constant's value back in place (a new GraphDef; the
     input is left as it is). The inverse of :func:`lift`."""
-    if not any(is_lifted(n) for n in _all_nodes(graph_def)):
+    if not any(is_lifted(n) for n in all_nodes(graph_def)):
         return graph_def
     out = graph_pb2.GraphDef()
     out.CopyFrom(graph_def)  # the stubs are small: this copies no weight
-    for node in _all_nodes(out):
+    for node in all_nodes(out):
         if is_lifted(node):
             key = node.attr[LIFTED].s.decode()
             del node.attr[LIFTED]

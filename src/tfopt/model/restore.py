@@ -5,7 +5,7 @@ Keras 3's ``model.export()`` writes every variable twice into the checkpoint
 separate variables: a model with 2.3 GiB of weights loaded at 5.5 GB, before anything was
 frozen. Past :func:`tfopt.graph.weights.variables_from` the SavedModel is loaded without its
 checkpoint and only the variables the signatures read are restored, one at a time, each
-straight into its variable (``RestoreV2`` + assign: 3.2 GB for the same model). Anything this
+straight into its variable (``RestoreV2`` + assign: 3.1 GB for the same model). Anything this
 cannot map (a variable whose checkpoint key is not found, an object it cannot walk) falls back
 to the plain load.
 """

@@ -30,7 +30,7 @@ class Recurrence(tf.Module):
 
 def _frozen():
     module = Recurrence()
-    _, graph_def, _ = freeze_concrete_function(module.__call__.get_concrete_function())
+    graph_def = freeze_concrete_function(module.__call__.get_concrete_function()).graph_def
     out = next(n.name for n in graph_def.node if n.op == "Identity" and n.name.endswith("out"))
     return graph_def, out
 

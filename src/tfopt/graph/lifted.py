@@ -22,7 +22,9 @@ reaches TensorFlow.
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from tensorflow.core.framework import graph_pb2, node_def_pb2, tensor_pb2
@@ -36,45 +38,76 @@ LIFT_BYTES = 64 << 10
 
 
 class WeightStore:
-    """Values of lifted constants by key. A weight lifted from the graph the pipeline was given
-    is read from that graph's node when asked for (no copy is held: the caller keeps that graph
-    anyway); values passes produced are held as read-only arrays."""
+    """Values of lifted constants by key. A weight can be held three ways, none of them a
+    copy: a node of a graph the caller keeps anyway (read from its proto when asked for), a
+    TensorFlow variable (a large model frozen without copying its weights, see
+    :func:`tfopt.model.freeze.freeze_concrete_function`; the writer stores that very variable),
+    or a read-only array (a value a pass produced). A store made with a ``parent`` answers
+    for the parent's keys too: the passes' store over the one a frozen signature came with."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: WeightStore | None = None) -> None:
+        self._parent = parent
         self._sources: dict[str, node_def_pb2.NodeDef] = {}
+        self._variables: dict[str, Any] = {}  # tf.Variable
         self._arrays: dict[str, np.ndarray] = {}
-        self._keys = itertools.count()
+        # Keys unique across stores: a graph may hold keys of this store and of its parent.
+        self._keys = (f"{uuid.uuid4().hex[:8]}.{i}" for i in itertools.count())
 
     def __len__(self) -> int:
-        return len(self._sources) + len(self._arrays)
+        own = len(self._sources) + len(self._variables) + len(self._arrays)
+        return own + (len(self._parent) if self._parent is not None else 0)
+
+    def _owner(self, key: str) -> WeightStore:
+        store: WeightStore | None = self
+        while store is not None:
+            if key in store._arrays or key in store._sources or key in store._variables:
+                return store
+            store = store._parent
+        raise KeyError(f"no lifted weight {key!r} in this store")
 
     def value(self, key: str) -> np.ndarray:
-        if key in self._arrays:
-            return self._arrays[key]
-        value = tensor_util.MakeNdarray(self._sources[key].attr["value"].tensor)
+        owner = self._owner(key)
+        if key in owner._arrays:
+            return owner._arrays[key]
+        if key in owner._variables:  # a view of the variable's buffer where TF allows it
+            value = np.asarray(owner._variables[key].read_value())
+        else:
+            value = tensor_util.MakeNdarray(owner._sources[key].attr["value"].tensor)
         value.setflags(write=False)
         return value
 
+    def variable(self, key: str):
+        """The ``tf.Variable`` holding ``key``, or None when it is held another way."""
+        owner = self._owner(key)
+        return owner._variables.get(key)
+
     def fill(self, key: str, tensor: tensor_pb2.TensorProto) -> None:
         """Write the value of ``key`` into ``tensor``."""
-        if key in self._sources:
-            tensor.CopyFrom(self._sources[key].attr["value"].tensor)
+        owner = self._owner(key)
+        if key in owner._sources:
+            tensor.CopyFrom(owner._sources[key].attr["value"].tensor)
         else:
-            tensor.CopyFrom(tensor_util.make_tensor_proto(self._arrays[key]))
+            tensor.CopyFrom(tensor_util.make_tensor_proto(self.value(key)))
 
     def hold_source(self, node: node_def_pb2.NodeDef) -> str:
-        key = str(next(self._keys))
+        key = next(self._keys)
         self._sources[key] = node
         return key
 
+    def hold_variable(self, variable) -> str:
+        key = next(self._keys)
+        self._variables[key] = variable
+        return key
+
     def hold_array(self, value: np.ndarray) -> str:
-        key = str(next(self._keys))
+        key = next(self._keys)
         value.setflags(write=False)
         self._arrays[key] = value
         return key
 
     def keep_only(self, keys: Iterable[str]) -> None:
-        """Drop the arrays no graph refers to any more (a weight a later pass replaced)."""
+        """Drop the arrays no graph refers to any more (a weight a later pass replaced); what
+        the parent holds is the parent's."""
         keep = set(keys)
         for key in [k for k in self._arrays if k not in keep]:
             del self._arrays[key]
@@ -98,6 +131,18 @@ def _stub(node: node_def_pb2.NodeDef, key: str) -> node_def_pb2.NodeDef:
             stub.attr[name].CopyFrom(attr)
     stub.attr[LIFTED].s = key.encode()
     return stub
+
+
+def lifted_stub(name: str, dtype, shape, key: str, device: str = "") -> node_def_pb2.NodeDef:
+    """A stub Const ``name`` of ``dtype`` and ``shape`` (TensorFlow's) whose value is ``key``
+    in a store: a weight that never was in the graph (a variable frozen in place)."""
+    tensor = tensor_pb2.TensorProto(dtype=dtype.as_datatype_enum,
+                                    tensor_shape=shape.as_proto())
+    node = node_def_pb2.NodeDef(name=name, op="Const", device=device)
+    node.attr["dtype"].type = dtype.as_datatype_enum
+    node.attr["value"].tensor.CopyFrom(tensor)
+    node.attr[LIFTED].s = key.encode()
+    return node
 
 
 def lift(graph_def: graph_pb2.GraphDef, store: WeightStore) -> graph_pb2.GraphDef:
@@ -132,15 +177,20 @@ def lifted_keys(graph_def: graph_pb2.GraphDef) -> set[str]:
     return {n.attr[LIFTED].s.decode() for n in all_nodes(graph_def) if is_lifted(n)}
 
 
-def inline(graph_def: graph_pb2.GraphDef, store: WeightStore) -> graph_pb2.GraphDef:
+def inline(graph_def: graph_pb2.GraphDef, store: WeightStore | None,
+           keep: Iterable[str] = ()) -> graph_pb2.GraphDef:
     """``graph_def`` with every lifted constant's value back in place (a new GraphDef; the
-    input is left as it is). The inverse of :func:`lift`."""
-    if not any(is_lifted(n) for n in all_nodes(graph_def)):
+    input is left as it is), but those named in ``keep`` (main-graph nodes the caller stores
+    elsewhere, e.g. in variables). The inverse of :func:`lift`."""
+    keep = set(keep)
+    if not any(is_lifted(n) and n.name not in keep for n in all_nodes(graph_def)):
         return graph_def
+    if store is None:
+        raise ValueError("the graph holds lifted weights but no store was given for them")
     out = graph_pb2.GraphDef()
     out.CopyFrom(graph_def)  # the stubs are small: this copies no weight
     for node in all_nodes(out):
-        if is_lifted(node):
+        if is_lifted(node) and node.name not in keep:
             key = node.attr[LIFTED].s.decode()
             del node.attr[LIFTED]
             store.fill(key, node.attr["value"].tensor)

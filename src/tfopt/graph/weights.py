@@ -31,7 +31,7 @@ import contextlib
 import ctypes
 import gc
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import numpy as np
 from tensorflow.core.framework import attr_value_pb2, graph_pb2, types_pb2
@@ -139,13 +139,14 @@ def _read_by_convolutions(graph_def: graph_pb2.GraphDef) -> set[str]:
     return read
 
 
-def split_weights(graph_def: graph_pb2.GraphDef, limit: int | None = None
+def split_weights(graph_def: graph_pb2.GraphDef, limit: int | None = None,
+                  weights: WeightSource | None = None
                   ) -> tuple[graph_pb2.GraphDef, dict[str, np.ndarray]]:
     """``graph_def`` itself when no weight leaves it (:func:`weights_outside`); else a copy
     whose outside constants are placeholders (same name, dtype and shape), and those
-    constants' values by node name."""
+    constants' values by node name (lifted ones read from ``weights``)."""
     small, names = with_placeholders(graph_def, limit)
-    return small, weight_values(graph_def, names)
+    return small, weight_values(graph_def, names, weights)
 
 
 def with_placeholders(graph_def: graph_pb2.GraphDef, limit: int | None = None
@@ -173,17 +174,9 @@ def weight_values(graph_def: graph_pb2.GraphDef, names: Iterable[str],
                   weights: WeightSource | None = None) -> dict[str, np.ndarray]:
     """The values of constants ``names`` of ``graph_def`` (lifted ones from ``weights``), by
     node name."""
-    return dict(each_weight(graph_def, names, weights))
-
-
-def each_weight(graph_def: graph_pb2.GraphDef, names: Iterable[str],
-                weights: WeightSource | None = None) -> Iterator[tuple[str, np.ndarray]]:
-    """:func:`weight_values` one at a time: a caller that stores each elsewhere (a variable)
-    never holds a second copy of them all."""
     wanted = set(names)
-    for node in graph_def.node:
-        if node.name in wanted:
-            yield node.name, const_value(node, weights)
+    return {node.name: const_value(node, weights) for node in graph_def.node
+            if node.name in wanted}
 
 
 def initialize_weights(graph, values: dict[str, np.ndarray]):

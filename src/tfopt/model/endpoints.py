@@ -18,9 +18,17 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfopt.graph.lifted import WeightStore, inline
 from tfopt.graph.ops import TF1_CONTROL_FLOW_OPS
-from tfopt.graph.view import all_nodes, with_functions_renamed
-from tfopt.graph.weights import each_weight, with_placeholders
+from tfopt.graph.view import (
+    LIFTED,
+    all_nodes,
+    const_shape,
+    const_value,
+    is_lifted,
+    with_functions_renamed,
+)
+from tfopt.graph.weights import weights_outside, with_placeholders
 from tfopt.model.signature import SignatureGraph
 
 _PASS_THROUGH = ("Identity", "IdentityN")
@@ -113,13 +121,15 @@ def graph_function(sig: SignatureGraph
     # Functions are registered process-wide by name: the original's (loaded in this process)
     # share names with the optimized bodies, so these get names of their own.
     # Weights leave first, one at a time into their variables: renaming copies the graph,
-    # and a dict of every value beside the variables held the weights twice more.
-    graph_def, outside = with_placeholders(sig.graph_def)
+    # and a dict of every value beside the variables held the weights twice more. Lifted
+    # weights the graph keeps (convolution filters) go back in place.
+    outside = weights_outside(sig.graph_def)
+    graph_def, _ = with_placeholders(inline(sig.graph_def, sig.weights, keep=outside))
     graph_def = with_functions_renamed(graph_def, {
         f.signature.name: f"{f.signature.name}_{_digest(f)}"
         for f in sig.graph_def.library.function})
-    weights = {name: tf.Variable(value, trainable=False, name=name.replace("/", "_"))
-               for name, value in each_weight(sig.graph_def, outside)}
+    weights = {node.name: _variable(node, sig.weights)
+               for node in sig.graph_def.node if node.name in outside}
 
     def imported(input_map: dict | None = None) -> list[tf.Tensor]:
         reads = {f"{name}:0": var.read_value() for name, var in weights.items()}
@@ -146,6 +156,18 @@ def graph_function(sig: SignatureGraph
         return {k: tf.identity(t, name=k) for k, t in zip(out_keys, results, strict=True)}
 
     return tf.function(call, input_signature=specs, autograph=False), list(weights.values())
+
+
+def _variable(node, weights: WeightStore | None) -> tf.Variable:
+    """The variable a weight is stored in: the loaded model's own where the frozen graph
+    reads it in place (nothing copied), else a new one holding its value."""
+    if is_lifted(node) and weights is not None:
+        source = weights.variable(node.attr[LIFTED].s.decode())
+        if (source is not None and source.dtype == node.attr["dtype"].type
+                and source.shape == const_shape(node)):
+            return source
+    return tf.Variable(const_value(node, weights), trainable=False,
+                       name=node.name.replace("/", "_"))
 
 
 def _digest(fdef) -> str:

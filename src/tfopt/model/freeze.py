@@ -18,6 +18,7 @@ from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2, typ
 from tensorflow.python.framework import dtypes
 
 from tfopt.errors import TfoptError
+from tfopt.graph.lifted import WeightStore, lifted_stub
 from tfopt.graph.ops import CONTROL_FLOW_OPS, LOWERING_ATTR
 from tfopt.graph.view import all_nodes, get_attr, make_const, set_attr
 from tfopt.graph.weights import PROTO_LIMIT, variables_from
@@ -42,23 +43,11 @@ def _rewrite_resource_gather(fn: function_pb2.FunctionDef) -> int:
         if node.op not in _RESOURCE_TO_VALUE_OP:
             continue
         src = node.input[0].split(":")[0]
-        src_type = arg_types.get(src, types_pb2.DT_RESOURCE)
-        if src_type == types_pb2.DT_RESOURCE:
+        if arg_types.get(src, types_pb2.DT_RESOURCE) == types_pb2.DT_RESOURCE:
             continue
-        value_dtype = get_attr(node, "dtype")
-        new_op = _RESOURCE_TO_VALUE_OP[node.op]
-        batch_dims = get_attr(node, "batch_dims", 0)
-        for key in ("dtype", "validate_indices", "_class", "batch_dims"):
-            if key in node.attr:
-                del node.attr[key]
-        node.op = new_op
-        set_attr(node, "Tparams", value_dtype)
-        if new_op == "GatherV2":
-            axis = make_const(node.name + "/frozen_axis", np.array(batch_dims, np.int32))
+        for axis in _gather_on_value(node, get_attr(node, "dtype")):
+            node.input[2] = axis.name + ":output:0"  # a function body's output naming
             added.append(axis)
-            node.input.insert(2, axis.name + ":output:0")
-            set_attr(node, "Taxis", dtypes.int32)
-            set_attr(node, "batch_dims", batch_dims)
         count += 1
     fn.node_def.extend(added)
     return count
@@ -102,9 +91,21 @@ def restore_control_flow_lowering(graph_def: graph_pb2.GraphDef,
     return changed
 
 
-def freeze_concrete_function(func):
-    """Freeze a ``ConcreteFunction``; returns the frozen function, its repaired GraphDef and
-    the table initializers to run at load (see ``embed_tables``)."""
+@dataclass
+class FrozenFunction:
+    """A frozen ``ConcreteFunction``: its inputs and outputs (``io.inputs``,
+    ``io.outputs``), its repaired GraphDef, the table initializers to run at load (see
+    :func:`embed_tables`), and the store its lifted weights read from (None: every weight
+    is in the graph)."""
+
+    io: object
+    graph_def: graph_pb2.GraphDef
+    init_ops: list[str]
+    weights: WeightStore | None = None
+
+
+def freeze_concrete_function(func) -> FrozenFunction:
+    """Freeze a ``ConcreteFunction``."""
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )
@@ -122,15 +123,16 @@ def freeze_concrete_function(func):
                          " GiB: one tensor of 2 GiB or more cannot be a graph constant "
                          "(protobuf), and tfopt freezes every weight; split the table (e.g. "
                          "two embeddings) or keep it out of the model")
+    weights = None
     if variable_bytes(func) > variables_from():
-        frozen, graph_def = _freeze_in_python(func)
+        frozen, graph_def, weights = _freeze_in_python(func)
     else:
         frozen = convert_variables_to_constants_v2(func, lower_control_flow=False)
         graph_def = frozen.graph.as_graph_def()
     restore_control_flow_lowering(graph_def, lowering)
     repair_frozen_functions(graph_def)
     init_ops = embed_tables(func, graph_def)
-    return frozen, graph_def, init_ops
+    return FrozenFunction(frozen, graph_def, init_ops, weights)
 
 
 # Past variables_from() (64 MiB) freezing stays in Python even when the graph would fit one
@@ -153,26 +155,117 @@ class FrozenIO:
     outputs: list
 
 
+# What reads a variable's value in a frozen main graph, and what it becomes once the
+# variable is a constant (Identity chains of the handle in between).
+_VALUE_READS = {"ReadVariableOp": "Identity", **_RESOURCE_TO_VALUE_OP}
+
+
+def _held_in_variables(graph_def: graph_pb2.GraphDef, names: set[str]) -> set[str]:
+    """Of the captured-variable placeholders ``names``, those whose every use in the main
+    graph is a value read (:data:`_VALUE_READS`), possibly through ``Identity``: a weight
+    that becomes a stub reading its variable. A handle passed into a loop or a call stays
+    with TensorFlow's converter, which rewrites function signatures."""
+    users: dict[str, list[node_def_pb2.NodeDef]] = {}
+    for node in graph_def.node:
+        for text in node.input:
+            users.setdefault(text.lstrip("^").split(":")[0], []).append(node)
+
+    def only_reads(name: str) -> bool:
+        return all(u.op in _VALUE_READS or (u.op == "Identity" and only_reads(u.name))
+                   for u in users.get(name, []))
+
+    return {name for name in names if users.get(name) and only_reads(name)}
+
+
+def _read_from_stub(graph_def: graph_pb2.GraphDef, placeholders: dict[str, object],
+                    store: WeightStore) -> None:
+    """Each placeholder named in ``placeholders`` (name -> its variable) becomes a lifted
+    Const stub reading the variable from ``store``; the reads after it become value ops."""
+    by_name = {n.name: n for n in graph_def.node}
+    users: dict[str, list[node_def_pb2.NodeDef]] = {}
+    for node in graph_def.node:
+        for text in node.input:
+            users.setdefault(text.lstrip("^").split(":")[0], []).append(node)
+    added: list[node_def_pb2.NodeDef] = []
+    for name, var in placeholders.items():
+        dtype = var.dtype.base_dtype
+        by_name[name].CopyFrom(lifted_stub(name, dtype, var.shape, store.hold_variable(var),
+                                           by_name[name].device))
+        stack = list(users.get(name, []))
+        while stack:
+            node = stack.pop()
+            if node.op == "Identity":
+                set_attr(node, "T", dtype)
+                stack.extend(users.get(node.name, []))
+            elif node.op == "ReadVariableOp":
+                del node.attr["dtype"]
+                node.op = "Identity"
+                set_attr(node, "T", dtype)
+            else:  # ResourceGather(Nd)
+                added.extend(_gather_on_value(node, dtype))
+    graph_def.node.extend(added)
+
+
+def _gather_on_value(node: node_def_pb2.NodeDef, dtype) -> list[node_def_pb2.NodeDef]:
+    """A ``ResourceGather``/``ResourceGatherNd`` turned into the value op on its (now
+    constant) params; returns the nodes it needs added (GatherV2's axis)."""
+    batch_dims = get_attr(node, "batch_dims", 0)
+    for key in ("dtype", "validate_indices", "_class", "batch_dims"):
+        if key in node.attr:
+            del node.attr[key]
+    node.op = _RESOURCE_TO_VALUE_OP[node.op]
+    set_attr(node, "Tparams", dtype)
+    if node.op != "GatherV2":
+        return []
+    axis = make_const(node.name + "/frozen_axis", np.array(batch_dims, np.int32))
+    node.input.insert(2, axis.name)
+    set_attr(node, "Taxis", dtypes.int32)
+    set_attr(node, "batch_dims", batch_dims)
+    return [axis]
+
+
 def _freeze_in_python(func):
-    """Freeze without building the frozen function: TensorFlow's converter puts the variables'
-    values into a GraphDef in Python, which holds more than 2 GiB, but building a function
-    from it (what ``convert_variables_to_constants_v2`` does last) serialises it for the C++
-    side, which cannot. Inputs are the function's own arguments (captures are what freezing
-    removes) and outputs its outputs, as ``_construct_concrete_function`` names them."""
+    """Freeze without building the frozen function, and without copying the weights.
+
+    TensorFlow's converter puts the variables' values into a GraphDef in Python, which holds
+    more than 2 GiB, but building a function from it (what
+    ``convert_variables_to_constants_v2`` does last) serialises it for the C++ side, which
+    cannot. And every weight it makes a constant is a second copy beside the variable (and a
+    third while it is made: an embedding table's read copies it): a model with two 1.1 GiB
+    tables peaked at 3.3x its weights here. So weights the graph only reads (almost all)
+    are not converted: each becomes a lifted stub (:mod:`tfopt.graph.lifted`) reading the
+    loaded variable itself, which the returned store holds and the writer saves as it is.
+    What the graph hands to a loop or call as a handle is converted by TensorFlow.
+
+    Inputs are the function's own arguments (captures are what freezing removes) and outputs
+    its outputs, as ``_construct_concrete_function`` names them."""
     from tensorflow.python.framework import convert_to_constants as ctc
 
-    class ReadInPlace(ctc._FunctionConverterDataInEager):
-        """Reads each weight as a view of its variable's buffer: TensorFlow's ``numpy()`` copies
-        every weight before any becomes a constant (+1x the weights at the peak)."""
+    variables = {}
+    for external, internal in func.graph.captures:
+        for var in func.variables:
+            if var.handle is external:
+                variables[internal.op.name] = var
+
+    class HeldInVariables(ctc._FunctionConverterDataInEager):
+        """Leaves the weights the graph only reads to stubs (see above), and reads the others
+        as views of their variables' buffers: ``numpy()`` copies every one."""
+
+        def _build_tensor_data(self):
+            self.held = _held_in_variables(self.graph_def, set(variables))
+            self._variable_names_denylist = self.held
+            super()._build_tensor_data()
 
         def _eval(self, tensor):
             return np.asarray(tensor.read_value() if hasattr(tensor, "read_value") else tensor)
 
-    data = ReadInPlace(func=func, lower_control_flow=False, aggressive_inlining=False)
+    data = HeldInVariables(func=func, lower_control_flow=False, aggressive_inlining=False)
     graph_def, _ = ctc._replace_variables_by_constants(converter_data=data)
+    store = WeightStore()
+    _read_from_stub(graph_def, {name: variables[name] for name in data.held}, store)
     captured = {id(t) for t in func.graph.internal_captures}
     inputs = [t for t in func.inputs if id(t) not in captured]
-    return FrozenIO(inputs, list(func.outputs)), graph_def
+    return FrozenIO(inputs, list(func.outputs)), graph_def, store
 
 
 def freeze_session(sess, graph_def: graph_pb2.GraphDef, output_nodes: list[str]) -> graph_pb2.GraphDef:

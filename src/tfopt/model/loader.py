@@ -23,7 +23,12 @@ from tfopt.errors import TfoptError, first_line
 from tfopt.graph.ops import ASSIGN_OPS
 from tfopt.graph.view import all_nodes, canonical_tensor, node_of
 from tfopt.model import endpoints, restore
-from tfopt.model.freeze import TABLE_INIT_OPS, freeze_concrete_function, freeze_session
+from tfopt.model.freeze import (
+    TABLE_INIT_OPS,
+    FrozenFunction,
+    freeze_concrete_function,
+    freeze_session,
+)
 from tfopt.model.signature import LoadedModel, SignatureGraph, TensorInfo
 from tfopt.verify.runners import call_signature, feed_dict
 
@@ -139,21 +144,22 @@ def _trace_identity(func) -> tuple:
     return nodes, functions, captures, repr(func.structured_input_signature), repr(outputs)
 
 
-def _signature_from_function(key: str, func, frozen, graph_def) -> SignatureGraph:
+def _signature_from_function(key: str, func, frozen: FrozenFunction) -> SignatureGraph:
     specs = tf.nest.flatten(func.structured_input_signature, expand_composites=True)
     names = sorted(func.structured_input_signature[1]) if func.structured_input_signature[1] else \
         [s.name for s in specs]
-    placeholders = frozen.inputs[:len(specs)]
+    placeholders = frozen.io.inputs[:len(specs)]
     inputs = {}
     for spec_key, spec, ph in zip(names, specs, placeholders, strict=False):
         inputs[spec_key] = TensorInfo(ph.name, spec.dtype, shape_tuple(spec.shape))
     outputs = {}
     # The frozen function's outputs follow the flattening order of the original's structure.
     paths = nest.flatten_with_joined_string_paths(func.structured_outputs)
-    for (path, _), tensor in zip(paths, frozen.outputs, strict=True):
+    for (path, _), tensor in zip(paths, frozen.io.outputs, strict=True):
         outputs[path or "output_0"] = TensorInfo(tensor.name, tensor.dtype,
                                                  shape_tuple(tensor.shape))
-    return SignatureGraph(key, graph_def, inputs, outputs)
+    return SignatureGraph(key, frozen.graph_def, inputs, outputs,
+                          init_ops=list(frozen.init_ops), weights=frozen.weights)
 
 
 def load_tf2(path: str, signatures: list[str] | None) -> LoadedModel:
@@ -171,9 +177,7 @@ def load_tf2(path: str, signatures: list[str] | None) -> LoadedModel:
         ident = _trace_identity(func)
         if ident not in done:
             done[ident] = _freeze(path, func)
-        frozen, graph_def, init_ops = done[ident]
-        sigs[key] = _signature_from_function(key, func, frozen, graph_def)
-        sigs[key].init_ops = list(init_ops)
+        sigs[key] = _signature_from_function(key, func, done[ident])
     del done
     mark_identical(sigs)
     notes: list[str] = []
@@ -207,14 +211,15 @@ def load_keras(path: str) -> LoadedModel:
         return {f"output_{i}": t for i, t in enumerate(flat)}
 
     func = serve.get_concrete_function()
-    frozen, graph_def, init_ops = _freeze(path, func)
-    sig = SignatureGraph(DEFAULT_SIGNATURE, graph_def, {}, {}, init_ops=init_ops)
+    frozen = _freeze(path, func)
+    sig = SignatureGraph(DEFAULT_SIGNATURE, frozen.graph_def, {}, {},
+                         init_ops=list(frozen.init_ops), weights=frozen.weights)
     # Inputs of a dict-structured function flatten in sorted-key order.
-    for key, ph in zip(sorted(specs), frozen.inputs[:len(specs)], strict=False):
+    for key, ph in zip(sorted(specs), frozen.io.inputs[:len(specs)], strict=False):
         spec = specs[key]
         sig.inputs[key] = TensorInfo(ph.name, spec.dtype, shape_tuple(spec.shape))
     paths = nest.flatten_with_joined_string_paths(func.structured_outputs)
-    for (out_key, _), tensor in zip(paths, frozen.outputs, strict=True):
+    for (out_key, _), tensor in zip(paths, frozen.io.outputs, strict=True):
         sig.outputs[out_key] = TensorInfo(tensor.name, tensor.dtype, shape_tuple(tensor.shape))
 
     def reference(key: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -365,7 +370,8 @@ def mark_identical(sigs: dict[str, SignatureGraph]) -> None:
                  tuple(sig.init_ops), sig.method_name)
         if ident in seen:
             # The same graph: hold one copy (a large model's weights are most of it).
-            sig.same_as, sig.graph_def = seen[ident], sigs[seen[ident]].graph_def
+            first = sigs[seen[ident]]
+            sig.same_as, sig.graph_def, sig.weights = first.key, first.graph_def, first.weights
         else:
             seen[ident] = key
 

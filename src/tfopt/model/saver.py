@@ -109,6 +109,7 @@ def write_saved_model(sigs: dict[str, SignatureGraph], export_dir: str,
     if endpoints or large:
         _write_tf2(sigs, export_dir, endpoints)
         return large
+    sigs = {key: sig.inlined() for key, sig in sigs.items()}
     graph, scopes = merged_graph(sigs)
     signature_map = {}
     for key, sig in sigs.items():
@@ -196,6 +197,7 @@ def _check_size(sigs: dict[str, SignatureGraph]) -> None:
 
 def write_graph_def(sigs: dict[str, SignatureGraph], path: str) -> None:
     _check_size(sigs)
+    sigs = {key: sig.inlined() for key, sig in sigs.items()}
     if len(sigs) == 1:
         graph_def = next(iter(sigs.values())).graph_def
     else:

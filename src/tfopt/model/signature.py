@@ -9,6 +9,8 @@ from typing import Any
 from tensorflow.core.framework import graph_pb2
 from tensorflow.python.framework import dtypes
 
+from tfopt.graph.lifted import WeightStore, inline
+
 
 @dataclass(frozen=True)
 class TensorInfo:
@@ -41,6 +43,10 @@ class SignatureGraph:
     # Key of an earlier signature with the very same graph, inputs and outputs (Keras exports
     # ``serve`` and ``serving_default`` over one function): optimized and stored once.
     same_as: str | None = None
+    # Where the graph's lifted constants (:mod:`tfopt.graph.lifted`) read their values: a
+    # large model is frozen and optimized with its weights outside the GraphDef, and written
+    # from there. None: every value is in the graph.
+    weights: WeightStore | None = None
 
     @property
     def protected_nodes(self) -> set[str]:
@@ -49,8 +55,22 @@ class SignatureGraph:
         return io | set(self.init_ops)
 
     def with_graph(self, graph_def: graph_pb2.GraphDef) -> SignatureGraph:
-        """The same signature (keys, tensors, initializers) over another graph."""
+        """The same signature (keys, tensors, initializers) over another graph, derived from
+        this one (its lifted constants read from the same store)."""
         return dataclasses.replace(self, graph_def=graph_def, init_ops=list(self.init_ops))
+
+    def with_lifted(self, graph_def: graph_pb2.GraphDef,
+                    weights: WeightStore | None) -> SignatureGraph:
+        """The same signature over ``graph_def`` whose lifted constants read from ``weights``."""
+        return dataclasses.replace(self, graph_def=graph_def, init_ops=list(self.init_ops),
+                                   weights=weights)
+
+    def inlined(self) -> SignatureGraph:
+        """The same signature with every weight's value in its graph: for what hands the
+        graph to TensorFlow whole (a session, the v1 builder, a GraphDef file)."""
+        if self.weights is None:
+            return self
+        return self.with_lifted(inline(self.graph_def, self.weights), None)
 
     @property
     def output_tensors(self) -> list[str]:

@@ -482,6 +482,7 @@ def pass_context(sig: SignatureGraph, kernels: KernelSupport | None,
     return PassContext(protected=sig.protected_nodes, outputs=sig.output_tensors,
                        inputs=[t.tensor for t in sig.inputs.values()],
                        init_ops=list(sig.init_ops), kernels=kernels, enabled=enabled,
+                       weights=sig.weights,
                        precision=precision, ranges=int8.ranges if int8 else None,
                        keep_float=int8.keep_float if int8 else frozenset())
 
@@ -502,8 +503,14 @@ def _optimize_signature(state: State, sig: SignatureGraph, checked: bool) -> Non
     if not result.converged:
         state.model.notes.append(f"[{sig.key}] the passes found no fixed point in "
                                  f"{result.iterations} rounds (the result is still verified)")
-    graph_def = result.graph_def
-    state.optimized[sig.key] = sig.with_graph(graph_def)
+    if graph_bytes(result.lifted) > variables_from():
+        # Kept lifted to the writer, which stores these weights in variables/ anyway: with
+        # their values back in the graph a 2.3 GiB model held them twice more.
+        optimized = sig.with_lifted(result.lifted, result.weights)
+    else:
+        optimized = sig.with_lifted(result.graph_def, None)
+    graph_def = optimized.graph_def
+    state.optimized[sig.key] = optimized
     state.reports[sig.key] = SignatureReport(
         sig.key, len(sig.graph_def.node), len(graph_def.node), op_counts(sig.graph_def),
         op_counts(graph_def), result.records,
@@ -511,6 +518,6 @@ def _optimize_signature(state: State, sig: SignatureGraph, checked: bool) -> Non
         function_nodes_after=function_nodes(graph_def))
     for twin in state.model.signatures.values():
         if twin.same_as == sig.key:
-            state.optimized[twin.key] = twin.with_graph(graph_def)
+            state.optimized[twin.key] = twin.with_lifted(graph_def, optimized.weights)
             state.reports[twin.key] = dataclasses.replace(state.reports[sig.key], key=twin.key,
                                                           same_as=sig.key)

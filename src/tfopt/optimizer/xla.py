@@ -24,6 +24,7 @@ from tfopt.graph.view import (
     InputRef,
     body_to_function,
     get_attr,
+    is_lifted,
     make_node,
     set_attr,
     topological_order,
@@ -86,9 +87,10 @@ def cluster(sig: SignatureGraph, view: GraphView | None = None,
     chosen = max(({node.name for node in order
                    if not blocked[node.name] and node.op not in ("Placeholder", "Const")}
                   for blocked in (after, before)), key=len)
-    # Constants read only by the cluster go inside it (weights become compile-time constants).
+    # Constants read only by the cluster go inside it (weights become compile-time constants),
+    # but lifted ones (a large model's, stored in variables/): they stay arguments.
     for node in order:
-        if node.op == "Const" and not node.input:
+        if node.op == "Const" and not node.input and not is_lifted(node):
             readers = {c.name for c, _ in view.consumers(node.name)}
             if readers and readers <= chosen:
                 chosen.add(node.name)

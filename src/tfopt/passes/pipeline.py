@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -93,10 +94,16 @@ class PassRecord:
 
 @dataclass
 class PipelineResult:
-    graph_def: graph_pb2.GraphDef
+    lifted: graph_pb2.GraphDef  # the result, its large constants read from ``weights``
+    weights: WeightStore
     records: list[PassRecord]  # in pipeline order; inner runs right after the pass that ran them
     iterations: int            # fixed-point iterations of the SIMPLIFY passes
     converged: bool            # False: MAX_ITERATIONS ran out before a fixed point
+
+    @functools.cached_property
+    def graph_def(self) -> graph_pb2.GraphDef:
+        """The result with every value in place (:func:`~tfopt.graph.lifted.inline`)."""
+        return inline(self.lifted, self.weights)
 
 
 def _diff(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
@@ -117,10 +124,11 @@ def run_passes(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: frozens
     fixed-point iteration (progress), not per pass: the records are the table.
 
     The passes see ``graph_def`` with its large constants lifted into a
-    :class:`~tfopt.graph.lifted.WeightStore` (``ctx.weights``), so their copies of the graph
-    copy no weight; the result has them back in place.
+    :class:`~tfopt.graph.lifted.WeightStore` (``ctx.weights``, over the store the given graph's
+    own stubs read from, if any), so their copies of the graph copy no weight; the result is
+    lifted too, with its values in place in ``result.graph_def``.
     """
-    store = WeightStore()
+    store = WeightStore(parent=ctx.weights)
     ctx = dataclasses.replace(ctx, weights=store)
     passes = [(spec, p) for spec, p in registry.instances()
               if spec.name in enabled and (only is None or only(spec))]
@@ -202,7 +210,7 @@ def run_passes(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: frozens
         progress("finalize", size, current, changed)
     ordered = [rec for spec, _ in passes
                for rec in (records[spec.name], *inner[spec.name].values())]
-    return PipelineResult(inline(current, store), ordered, iterations, converged)
+    return PipelineResult(current, store, ordered, iterations, converged)
 
 
 def run_checked(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: frozenset[str],
@@ -210,7 +218,7 @@ def run_checked(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: frozen
     """The re-run after a failed verification. Passes can only be blamed if the frozen graph,
     before any pass, answers like the original; then every pass application is checked, and
     one that breaks the outputs is undone and switched off (its record says why)."""
-    problem = verifier.baseline(graph_def)
+    problem = verifier.baseline(inline(graph_def, ctx.weights))
     if problem is not None:
         raise VerificationError(problem)
     return run_passes(graph_def, ctx, enabled, verifier, log, label)

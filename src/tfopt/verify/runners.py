@@ -29,7 +29,7 @@ def open_session(sig: SignatureGraph, config: tf.compat.v1.ConfigProto | None = 
     a graph too large for one protobuf reads its largest weights from variables fed once
     (:mod:`tfopt.graph.weights`)."""
     graph = tf.Graph()
-    graph_def, values = split_weights(sig.graph_def)
+    graph_def, values = split_weights(sig.graph_def, weights=sig.weights)
     input_map, init, feed = initialize_weights(graph, values)
     with graph.as_default():
         tf.import_graph_def(graph_def, input_map=input_map or None, name="")

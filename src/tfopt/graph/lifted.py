@@ -1,22 +1,26 @@
-"""Weights held beside the graph while the passes run.
+"""Weights held beside the graph, from freezing to writing.
 
 Every pass works on its own copy of the graph (``GraphView`` copies, so a rejected pass leaves
 its input untouched) and hands a new GraphDef on; shape inference imports another. With the
 weights inside the GraphDef each of those copies copied every weight: a 2.15 GiB GPT-2 peaked
 at 8x its weights while optimizing, and a 59-node model with two 1.1 GiB tables spent 343 s
-of its passes copying them. So the pipeline *lifts* each large constant before the passes:
-the graph keeps the Const node (name, dtype, shape, readers) with an empty value and the
-:data:`~tfopt.graph.view.LIFTED` attribute naming its key in a :class:`WeightStore`, and
-:func:`inline` puts the values back when the passes are done::
+of its passes copying them. So large constants are *lifted*: the graph keeps the Const node
+(name, dtype, shape, readers) with an empty value and the :data:`~tfopt.graph.view.LIFTED`
+attribute naming its key in a :class:`WeightStore`, and :func:`inline` puts the values back
+where a graph goes to TensorFlow whole::
 
-    Const w [768, 3072] (9 MiB)   --lift-->   Const w [768, 3072] (empty, _tfopt_lifted="3")
-                                                    store["3"] -> the 9 MiB, read in place
+    Const w [768, 3072] (9 MiB)   --lift-->   Const w [768, 3072] (empty, _tfopt_lifted="..")
+                                                    store[".."] -> the 9 MiB, read in place
 
-Passes read values through their view (:meth:`GraphView.value`); a pass that changes a weight
-writes a new inline constant, lifted again after the pass (:func:`lift_new`). Shape inference
-imports lifted constants as placeholders (:func:`tfopt.graph.weights.with_placeholders`), and
-what evaluates a graph feeds their values from the store, so a stub's empty value never
-reaches TensorFlow.
+A large model is frozen this way from the start (its read weights stay in the variables they
+were loaded into, see :func:`tfopt.model.freeze.freeze_concrete_function`), the passes lift
+what they write (:func:`lift`, :func:`lift_new`), and its optimized graph reaches the writer
+still lifted, which stores each weight in ``variables/`` from where it is: one copy of the
+weights from load to write. Passes read values through their view (:meth:`GraphView.value`);
+a pass that changes a weight writes a new inline constant, lifted again after the pass. Shape
+inference imports lifted constants as placeholders
+(:func:`tfopt.graph.weights.with_placeholders`), and what evaluates a graph feeds their values
+from the store, so a stub's empty value never reaches TensorFlow.
 """
 
 from __future__ import annotations

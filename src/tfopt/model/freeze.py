@@ -155,9 +155,18 @@ class FrozenIO:
     outputs: list
 
 
-# What reads a variable's value in a frozen main graph, and what it becomes once the
-# variable is a constant (Identity chains of the handle in between).
-_VALUE_READS = {"ReadVariableOp": "Identity", **_RESOURCE_TO_VALUE_OP}
+# What reads a variable's value in a frozen main graph (Identity chains of the handle in
+# between): ReadVariableOp becomes an Identity of the weight, a resource gather a gather.
+_VALUE_READS = frozenset({"ReadVariableOp", *_RESOURCE_TO_VALUE_OP})
+
+
+def _users(graph_def: graph_pb2.GraphDef) -> dict[str, list[node_def_pb2.NodeDef]]:
+    """Main-graph nodes by the node they read (data or control)."""
+    users: dict[str, list[node_def_pb2.NodeDef]] = {}
+    for node in graph_def.node:
+        for text in node.input:
+            users.setdefault(text.lstrip("^").split(":")[0], []).append(node)
+    return users
 
 
 def _held_in_variables(graph_def: graph_pb2.GraphDef, names: set[str]) -> set[str]:
@@ -165,10 +174,7 @@ def _held_in_variables(graph_def: graph_pb2.GraphDef, names: set[str]) -> set[st
     graph is a value read (:data:`_VALUE_READS`), possibly through ``Identity``: a weight
     that becomes a stub reading its variable. A handle passed into a loop or a call stays
     with TensorFlow's converter, which rewrites function signatures."""
-    users: dict[str, list[node_def_pb2.NodeDef]] = {}
-    for node in graph_def.node:
-        for text in node.input:
-            users.setdefault(text.lstrip("^").split(":")[0], []).append(node)
+    users = _users(graph_def)
 
     def only_reads(name: str) -> bool:
         return all(u.op in _VALUE_READS or (u.op == "Identity" and only_reads(u.name))
@@ -182,10 +188,7 @@ def _read_from_stub(graph_def: graph_pb2.GraphDef, placeholders: dict[str, objec
     """Each placeholder named in ``placeholders`` (name -> its variable) becomes a lifted
     Const stub reading the variable from ``store``; the reads after it become value ops."""
     by_name = {n.name: n for n in graph_def.node}
-    users: dict[str, list[node_def_pb2.NodeDef]] = {}
-    for node in graph_def.node:
-        for text in node.input:
-            users.setdefault(text.lstrip("^").split(":")[0], []).append(node)
+    users = _users(graph_def)
     added: list[node_def_pb2.NodeDef] = []
     for name, var in placeholders.items():
         dtype = var.dtype.base_dtype
@@ -295,10 +298,7 @@ TABLE_INIT_OPS = {"InitializeTableV2", "InitializeTable", "InitializeTableFromTe
 def _table_dtypes(graph_def: graph_pb2.GraphDef, placeholder: str
                   ) -> tuple[dtypes.DType, dtypes.DType] | None:
     """Key/value dtypes of the table behind ``placeholder``, from the ops that use it."""
-    users: dict[str, list[node_def_pb2.NodeDef]] = {}
-    for node in graph_def.node:
-        for text in node.input:
-            users.setdefault(text.lstrip("^").split(":")[0], []).append(node)
+    users = _users(graph_def)
     stack, seen = [placeholder], set()
     while stack:
         name = stack.pop()

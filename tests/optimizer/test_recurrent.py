@@ -55,3 +55,25 @@ def test_speed_is_checked_and_stated(tmp_path):
     assert f"{check.ratio.value:.2f}x" in report.summary() and "batch 1" in report.summary()
     with open(os.path.join(out, "tfopt.json")) as f:
         assert json.load(f)["speed"]["serve"]["ratio"] == pytest.approx(check.ratio.value)
+
+
+def test_large_recurrent_model_with_weights_in_variables_and_xla_asked(tmp_path, monkeypatch):
+    """A recurrent model past the threshold (lowered here to 2 KiB of variables): its weights
+    are written to variables/ though the lowered loop's ``LoopExecuted`` waits on them by
+    control edges (the signature function could not be cut from the graph: "depends on
+    placeholder unknown_0"), and ``--xla on`` leaves the lowered loops to the runtime (a
+    cluster beside their frames failed to run) instead of costing a blame round."""
+    monkeypatch.setenv("TFOPT_MAX_GRAPH_MB", "0.05")
+    src = str(tmp_path / "m")
+    recurrent_model("bilstm_masked", seq=12, vocab=200, units=16).export(src, verbose=False)
+    out = str(tmp_path / "out")
+    report = tfopt.optimize(src, out, int_range=(0, 200), xla="on")
+    assert report.verified, report.table()
+    notes = " ".join(report.notes)
+    assert "lowered loops" in notes and "stored in variables/" in notes, notes
+    assert os.path.isdir(os.path.join(out, "variables"))
+    ids = np.random.default_rng(1).integers(1, 200, (2, 12)).astype(np.int32)
+    ids[:, 9:] = 0
+    original, optimized = tf.saved_model.load(src), tf.saved_model.load(out)
+    np.testing.assert_allclose(optimized.serve(ids).numpy(), original.serve(ids).numpy(),
+                               rtol=1e-4, atol=1e-6)

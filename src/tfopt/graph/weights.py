@@ -159,9 +159,18 @@ def with_placeholders(graph_def: graph_pb2.GraphDef, limit: int | None = None
     if not outside:
         return graph_def, frozenset()
     small = graph_pb2.GraphDef(versions=graph_def.versions, library=graph_def.library)
+    ordering = {f"^{name}" for name in outside}
     for node in graph_def.node:
         if node.name not in outside:
             small.node.append(node)
+            if ordering.intersection(node.input):
+                # A control edge from a constant orders nothing, but from a placeholder fed
+                # by a variable read it is an input no ``input_map`` replaces: a lowered
+                # LSTM's ``LoopExecuted`` waits on its weights, and the signature function
+                # could not be cut from the graph ("depends on placeholder unknown_0").
+                kept = [t for t in node.input if t not in ordering]
+                del small.node[-1].input[:]
+                small.node[-1].input.extend(kept)
             continue
         tensor = node.attr["value"].tensor
         shape = attr_value_pb2.AttrValue(shape=tensor.tensor_shape)

@@ -284,7 +284,8 @@ def write_model(state: State) -> None:
     stored = write(state.optimized, state.out, state.options.format, state.model.tags,
                    state.endpoints)
     for key, outside in stored.items():
-        if outside:
+        if outside and not any(n.startswith(f"[{key}] {len(outside)} weights")
+                               for n in state.model.notes):  # once, also when written again
             state.model.notes.append(
                 f"[{key}] {len(outside)} weights ({size_text(sum(outside.values()))}) are "
                 f"stored in variables/, read by the graph: past {size_text(variables_from())} "
@@ -310,6 +311,12 @@ def verify_written(state: State) -> None:
             state.model.notes.extend(f"[{key}] pass {rec.name} skipped: {rec.skipped}"
                                      for rec in state.reports[key].passes if rec.skipped)
         state.optimized = {key: state.optimized[key] for key in state.model.signatures}
+        # The re-run passes have no compiled cluster (compile_xla is not run again).
+        notes = state.model.notes
+        for i, note in enumerate(notes):
+            if note.startswith("xla: compiled cluster"):
+                notes[i] = ("xla: compiled cluster dropped: the model written with it did not "
+                            "verify; written without it")
 
     def rewrite() -> None:
         remove(state.out)

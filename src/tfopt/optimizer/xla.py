@@ -144,6 +144,11 @@ def outline(sig: SignatureGraph, min_share: float = 0.0) -> SignatureGraph | str
     """The signature with its XLA cluster outlined into a compiled function, or why not: the
     cluster is too small (a CNN: convolutions all the way through) or holds less than
     ``min_share`` of the model's work."""
+    if any(n.op in TF1_CONTROL_FLOW_OPS for n in sig.graph_def.node):
+        # Measured on a Keras LSTM: a cluster beside the lowered loop's frames (its first
+        # step, unrolled before the loop) built, then failed to run ("Retval[0] does not
+        # have value"), and cost a blame round to undo.
+        return "the graph runs lowered loops (Enter/Exit frames); they stay with the runtime"
     sig = sig.with_graph(unfuse_matmuls(sig.graph_def))
     view, info = GraphView(sig.graph_def), StaticInfo(sig.graph_def)
     chosen = cluster(sig, view, info)

@@ -167,8 +167,10 @@ def run_graph_def_under(sigs: dict[str, SignatureGraph], feeds: dict[str, dict[s
                         runtimes: Iterable[str | None] = (None,),
                         say: Callable[[str], None] | None = None
                         ) -> dict[str | None, dict[str, Outputs] | ChildFailed]:
-    """Run frozen signature graphs in a Session, once per runtime."""
-    job = {"mode": "graph_def", "sigs": sigs, "feeds": feeds}
+    """Run frozen signature graphs in a Session, once per runtime (a child gets each graph
+    with its values in place: a weight store stays in this process)."""
+    job = {"mode": "graph_def", "sigs": {k: s.inlined() for k, s in sigs.items()},
+           "feeds": feeds}
     return _gather({rt: _Child(job, rt) for rt in runtimes}, say)
 
 

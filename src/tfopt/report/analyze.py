@@ -17,10 +17,13 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
+from tensorflow.python.framework import dtypes
+
 from tfopt.errors import TfoptError
 from tfopt.graph.flops import concrete_inputs, graph_flops
 from tfopt.graph.ops import is_training_op
-from tfopt.graph.view import const_value, function_nodes
+from tfopt.graph.view import const_shape, function_nodes
 from tfopt.model.formats import ModelFormat, detect, load_model
 from tfopt.model.loader import pick_signature
 from tfopt.model.paths import read_metadata
@@ -102,11 +105,12 @@ def analyze(path: str, signature: str | None = None, facts: bool = True) -> Anal
                 counts.update(c)
             notes.append("op counts are of the traced and frozen Keras model")
         for node in sig.graph_def.node:
-            if node.op == "Const":
-                value = const_value(node)
-                const_bytes += value.nbytes
-                if value.dtype.kind == "f" and value.size > 1:
-                    params += value.size
+            if node.op == "Const":  # from shape and dtype: a large model's weights are lifted
+                size = int(np.prod(const_shape(node), dtype=np.int64))
+                dtype = dtypes.as_dtype(node.attr["dtype"].type)
+                const_bytes += size * np.dtype(dtype.as_numpy_dtype).itemsize
+                if dtype.is_floating and size > 1:
+                    params += size
         sized, assumed = concrete_inputs(sig.graph_def, sig.inputs)
         flops, unknown = graph_flops(sig.graph_def, StaticInfo(sized))
         if assumed:

@@ -122,3 +122,17 @@ def test_flops_of_a_bert_like_encoder_match_a_hand_count(bert_export):
     assert a.flops_per_sample == want == 1_574_912
     assert a.flops_unknown_ops == 0
     assert any("FLOPs counted at" in n and "[1, 64]" in n for n in a.notes)
+
+
+def test_a_model_frozen_with_its_weights_in_variables_is_counted_alike(bert_export,
+                                                                      monkeypatch):
+    """Past the threshold (lowered here) freezing leaves the weights in their variables and
+    the graph holds stubs: parameters, constant bytes and FLOPs are counted from shapes, the
+    same as from inline weights."""
+    inline = az.analyze(bert_export)
+    monkeypatch.setenv("TFOPT_MAX_GRAPH_MB", "0.001")
+    lifted = az.analyze(bert_export)
+    assert inline.parameters > 0 and lifted.parameters == inline.parameters
+    # (freezing in Python keeps a few scalar constants the frozen function prunes)
+    assert abs(lifted.constant_bytes - inline.constant_bytes) < 0.001 * inline.constant_bytes
+    assert lifted.flops_per_sample == inline.flops_per_sample

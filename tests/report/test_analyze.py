@@ -130,7 +130,7 @@ def test_a_model_frozen_with_its_weights_in_variables_is_counted_alike(bert_expo
     the graph holds stubs: parameters, constant bytes and FLOPs are counted from shapes, the
     same as from inline weights."""
     inline = az.analyze(bert_export)
-    monkeypatch.setenv("TFOPT_MAX_GRAPH_MB", "0.001")
+    monkeypatch.setenv("TFOPT_MAX_GRAPH_MB", "0.25")  # past 11 KiB of variables: frozen in place
     lifted = az.analyze(bert_export)
     assert inline.parameters > 0 and lifted.parameters == inline.parameters
     # (freezing in Python keeps a few scalar constants the frozen function prunes)

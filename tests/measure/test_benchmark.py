@@ -103,3 +103,38 @@ def test_kernel_time_chart_has_no_empty_rows():
     few = mpimg.imread(io.BytesIO(compare_png(OpProfile(98.0, ops), OpProfile(90.0, ops[:1]))))
     # 2 op rows + one "other (20 op types)" row: one row taller than 2 rows, not 20 rows
     assert small.shape[0] - few.shape[0] <= 60
+
+
+def _timed(plain: list[float], candidate: list[float]):
+    from tfopt.measure import stats
+    from tfopt.measure.benchmark import BenchmarkResult, ModelResult
+
+    def result(name, rounds, ratio):
+        return ModelResult(name, 1, 10, float(sorted(rounds)[2]), 1, 1, 1, 1,
+                           round_throughputs=list(rounds), noise=0, ratio=ratio.value,
+                           ratio_low=ratio.low, ratio_high=ratio.high)
+
+    ratio = stats.ratio(candidate, plain)
+    return BenchmarkResult([result("plain", plain, stats.ratio(plain, plain)),
+                            result("candidate", candidate, ratio)], {})
+
+
+def test_a_promising_undecided_candidate_is_timed_again(monkeypatch):
+    """``--xla auto`` / ``--precision auto`` decide on five rounds; a candidate ~1.2x faster
+    whose interval still reaches 1.0 (one disturbed round) gets five more, and the decision
+    is taken on all ten; a decided or unpromising one is not timed again."""
+    from tfopt.measure import benchmark as bm
+
+    monkeypatch.setattr("tfopt.model.saver.write_saved_model", lambda *a, **k: {})
+    runs = [_timed([100.0] * 5, [118, 121, 60, 119, 122]),
+            _timed([100.0, 101, 99, 100, 100], [119, 120, 118, 121, 117])]
+    calls = []
+    monkeypatch.setattr(bm, "time_pair", lambda *a, **k: (calls.append(1), runs[len(calls) - 1])[1])
+    first = runs[0].models[1].interval()
+    assert not first.measurable and first.value >= bm.PROMISING
+    decided = bm.time_candidate(None, None, "k", ("serve",), {})
+    assert len(calls) == 2 and decided.faster and 1.15 < decided.value < 1.22
+
+    calls.clear()
+    runs[0] = _timed([100.0] * 5, [103, 101, 60, 104, 102])  # 1.02x: not worth more rounds
+    assert not bm.time_candidate(None, None, "k", ("serve",), {}).faster and len(calls) == 1

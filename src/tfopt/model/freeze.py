@@ -244,11 +244,9 @@ def _freeze_in_python(func):
     its outputs, as ``_construct_concrete_function`` names them."""
     from tensorflow.python.framework import convert_to_constants as ctc
 
-    variables = {}
-    for external, internal in func.graph.captures:
-        for var in func.variables:
-            if var.handle is external:
-                variables[internal.op.name] = var
+    by_handle = {id(var.handle): var for var in func.variables}
+    variables = {internal.op.name: by_handle[id(external)]
+                 for external, internal in func.graph.captures if id(external) in by_handle}
 
     class HeldInVariables(ctc._FunctionConverterDataInEager):
         """Leaves the weights the graph only reads to stubs (see above), and reads the others

@@ -86,6 +86,7 @@ class State:
     int8: dict[str, Int8Plan] = field(default_factory=dict)  # per signature (--precision int8)
     out: str = ""                        # where WRITE stages write (a temporary path)
     speed: dict[str, SpeedCheck] = field(default_factory=dict)  # per signature timed
+    stored: dict[str, dict[str, int]] = field(default_factory=dict)  # weights in variables/
     report: Report | None = None
 
 
@@ -281,17 +282,18 @@ def write_model(state: State) -> None:
     where = " and ".join(runtime_label(r) for r in state.runtimes)
     state.say("writing the optimized model" + (f" and running it ({where}) ..."
                                                if state.feeds is not None else " ..."))
-    stored = write(state.optimized, state.out, state.options.format, state.model.tags,
-                   state.endpoints)
-    for key, outside in stored.items():
-        if outside and not any(n.startswith(f"[{key}] {len(outside)} weights")
-                               for n in state.model.notes):  # once, also when written again
-            state.model.notes.append(
-                f"[{key}] {len(outside)} weights ({size_text(sum(outside.values()))}) are "
-                f"stored in variables/, read by the graph: past {size_text(variables_from())} "
-                "a graph keeps its matmul and embedding weights there (loading inline ones "
-                f"costs several times their memory), past {size_text(graph_limit())} "
-                "(TFOPT_MAX_GRAPH_MB) its largest too")
+    state.stored = write(state.optimized, state.out, state.options.format, state.model.tags,
+                         state.endpoints)
+
+
+def _stored_notes(stored: dict[str, dict[str, int]]) -> list[str]:
+    """What the written model keeps in ``variables/``, per signature graph."""
+    return [f"[{key}] {len(outside)} weights ({size_text(sum(outside.values()))}) are "
+            f"stored in variables/, read by the graph: past {size_text(variables_from())} "
+            "a graph keeps its matmul and embedding weights there (loading inline ones "
+            f"costs several times their memory), past {size_text(graph_limit())} "
+            "(TFOPT_MAX_GRAPH_MB) its largest too"
+            for key, outside in stored.items() if outside]
 
 
 def verify_written(state: State) -> None:
@@ -435,7 +437,8 @@ def _recover_speed(state: State, key: str, check: SpeedCheck) -> SpeedCheck:
 def report_and_metadata(state: State) -> None:
     opts = state.options
     verified = state.feeds is not None
-    notes = list(state.model.notes) + (state.refs.notes if state.refs else [])
+    notes = (list(state.model.notes) + _stored_notes(state.stored)
+             + (state.refs.notes if state.refs else []))
     fused = fusion_names(fusions_in(s.graph_def for s in state.optimized.values()
                                     if not s.same_as))
     state.report = Report(opts.src, opts.dst, state.model.kind, state.reports,

@@ -146,8 +146,16 @@ def write(args, rows: list[harness.Row], profiles=()) -> None:
 
         where = ["## Where the time goes (batch 1, kernel ms per run by op type as executed; "
                  "frozen graph in a Session, Grappler on)", "",
-                 *harness.table(["model", "original: top op types", "tfopt: top op types"],
-                                [[n, top(b), top(a)] for n, b, a in profiles])]
+                 *harness.table(["model", "original: top op types", "tfopt: top op types",
+                                 "matmul/conv share of the original",
+                                 "float32 ceiling (1 / share)"],
+                                [[n, top(b), top(a), f"{b.dense_share():.0%}",
+                                  f"{1 / max(b.dense_share(), 1e-9):.2f}x"]
+                                 for n, b, a in profiles], [False, False, False, True, True]),
+                 "", "The ceiling is what a float32 graph rewrite could reach if every kernel "
+                 "but the matmuls, einsums and convolutions took no time at all and those ran "
+                 "no faster than in the original (oneDNN's, already near this CPU's FMA peak "
+                 "at these sizes): a bound from kernel time, not a measurement."]
     harness.write_markdown(
         args.out, "Transformers and modern CNNs",
         harness.METHOD.format(rounds=args.rounds) + f" Random weights; text models at sequence "

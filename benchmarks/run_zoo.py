@@ -32,10 +32,6 @@ from tfopt.zoo import builders as zoo
 
 MODELS = ["mobilenet_v2", "resnet50", "inception_v3", "ssd_inception"]
 SHAPES = {"ssd_inception": {"inputs": (1, 300, 300, 3)}}
-CONV_KERNELS = ("MklNativeFusedConv2D", "MklNativeConv2D", "FusedConv2D", "Conv2D",
-                "MklNativeFusedDepthwise", "MklNativeDepthwise", "DepthwiseConv2dNative",
-                "MklNativeFusedMatMul", "FusedMatMul", "MatMul", "MklNativeMatMul")
-
 
 def rel_diff(src: str, other: str, shapes) -> float:
     model = load_model(src, ["serving_default"])
@@ -135,7 +131,7 @@ def write_table(args, rows: list[harness.Row], profiles=(),
                  "Session, Grappler on)", "", *harness.table(
                      ["model", "original (frozen): top op types", "tfopt: top op types",
                       "conv/matmul share of the original"],
-                     [[name, top(before), top(after), f"{before.share(CONV_KERNELS):.0%}"]
+                     [[name, top(before), top(after), f"{before.dense_share():.0%}"]
                       for name, before, after in profiles], [False, False, False, True])]
     harness.write_markdown(
         args.out, title,

@@ -105,6 +105,17 @@ def test_kernel_time_chart_has_no_empty_rows():
     assert small.shape[0] - few.shape[0] <= 60
 
 
+def test_dense_share_counts_every_runtimes_matmul_and_conv_kernels():
+    from tfopt.measure.profile import OpProfile
+
+    profile = OpProfile(10.0, [("_MklEinsum", 3.0, 4), ("_MklNativeFusedMatMul", 2.0, 3),
+                               ("BatchMatMulV2", 1.0, 2), ("_FusedConv2D", 0.5, 1),
+                               ("DepthwiseConv2dNative", 0.5, 1), ("_MklTranspose", 1.0, 2),
+                               ("Mul", 2.0, 9)])
+    assert profile.dense_share() == 0.7
+    assert OpProfile(0.0, []).dense_share() == 0.0
+
+
 def _timed(plain: list[float], candidate: list[float]):
     from tfopt.measure import stats
     from tfopt.measure.benchmark import BenchmarkResult, ModelResult

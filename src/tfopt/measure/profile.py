@@ -17,6 +17,10 @@ import tensorflow as tf
 from tfopt.model.signature import SignatureGraph
 from tfopt.verify.runners import feed_dict, open_session
 
+# Kernels that do a model's multiply-adds, under any runtime's name for them (_MklEinsum,
+# _MklNativeFusedMatMul, _FusedConv2D, DepthwiseConv2dNative...).
+DENSE_KERNELS = ("MatMul", "Einsum", "Conv2D", "Conv3D", "Depthwise")
+
 
 @dataclass
 class OpProfile:
@@ -30,6 +34,13 @@ class OpProfile:
     def fused_share(self) -> float:
         """Share of kernel time in fused kernels (tfopt's or the runtime's own)."""
         return self.share(("Fused", "MklNativeFused", "MklFused", "MklNativeConv", "MklConv"))
+
+    def dense_share(self) -> float:
+        """Share of kernel time in matmul, einsum and convolution kernels. Its inverse bounds
+        what a float32 rewrite can gain when those kernels already run near the CPU's peak:
+        the rest of the time is all a graph rewrite can take away."""
+        part = sum(ms for op, ms, _ in self.by_op if any(k in op for k in DENSE_KERNELS))
+        return part / self.total_ms if self.total_ms else 0.0
 
     def ms(self, op: str) -> float:
         return next((ms for name, ms, _ in self.by_op if name == op), 0.0)

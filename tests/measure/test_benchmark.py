@@ -116,36 +116,51 @@ def test_dense_share_counts_every_runtimes_matmul_and_conv_kernels():
     assert OpProfile(0.0, []).dense_share() == 0.0
 
 
-def _timed(plain: list[float], candidate: list[float]):
-    from tfopt.measure import stats
-    from tfopt.measure.benchmark import BenchmarkResult, ModelResult
-
-    def result(name, rounds, ratio):
-        return ModelResult(name, 1, 10, float(sorted(rounds)[2]), 1, 1, 1, 1,
-                           round_throughputs=list(rounds), noise=0, ratio=ratio.value,
-                           ratio_low=ratio.low, ratio_high=ratio.high)
-
-    ratio = stats.ratio(candidate, plain)
-    return BenchmarkResult([result("plain", plain, stats.ratio(plain, plain)),
-                            result("candidate", candidate, ratio)], {})
-
-
 def test_a_promising_undecided_candidate_is_timed_again(monkeypatch):
-    """``--xla auto`` / ``--precision auto`` decide on five rounds; a candidate ~1.2x faster
-    whose interval still reaches 1.0 (one disturbed round) gets five more, and the decision
-    is taken on all ten; a decided or unpromising one is not timed again."""
+    """``--xla auto`` / ``--precision auto`` decide on one set of interleaved processes; a
+    candidate ~1.2x faster whose interval still reaches 1.0 (disturbed blocks) gets as many
+    again, and the decision is taken on all; a decided or unpromising one is not timed
+    again."""
     from tfopt.measure import benchmark as bm
+    from tfopt.measure import stats
 
     monkeypatch.setattr("tfopt.model.saver.write_saved_model", lambda *a, **k: {})
-    runs = [_timed([100.0] * 5, [118, 121, 60, 119, 122]),
-            _timed([100.0, 101, 99, 100, 100], [119, 120, 118, 121, 117])]
+    runs = [([100.0] * 5, [118.0, 121, 60, 119, 122]),
+            ([100.0, 101, 99, 100, 100], [119.0, 120, 118, 121, 117])]
     calls = []
-    monkeypatch.setattr(bm, "time_pair", lambda *a, **k: (calls.append(1), runs[len(calls) - 1])[1])
-    first = runs[0].models[1].interval()
+    monkeypatch.setattr(bm, "time_interleaved",
+                        lambda *a, **k: (calls.append(1), runs[len(calls) - 1])[1])
+    first = stats.ratio(runs[0][1], runs[0][0])
     assert not first.measurable and first.value >= bm.PROMISING
     decided = bm.time_candidate(None, None, "k", ("serve",), {})
     assert len(calls) == 2 and decided.faster and 1.15 < decided.value < 1.22
 
     calls.clear()
-    runs[0] = _timed([100.0] * 5, [103, 101, 60, 104, 102])  # 1.02x: not worth more rounds
+    runs[0] = ([100.0] * 5, [103.0, 101, 60, 104, 102])  # 1.02x: not worth more time
     assert not bm.time_candidate(None, None, "k", ("serve",), {}).faster and len(calls) == 1
+
+
+def test_interleaved_timing_pairs_blocks_of_two_models_in_each_process(tmp_path):
+    """Both models in each process, alternating blocks: a model against itself is even, and
+    every process contributes its blocks (the decision's statistics)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tfopt.measure import benchmark as bm
+    from tfopt.measure import stats
+
+    class Small(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 64], tf.float32)])
+        def serve(self, x):
+            return {"y": tf.nn.relu(tf.matmul(x, tf.ones([64, 64])))}
+
+    module = Small()
+    path = str(tmp_path / "m")
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    said = []
+    plain, other = bm.time_interleaved([path, path], "serving_default",
+                                       {"x": np.ones((1, 64), np.float32)}, said.append,
+                                       processes=2)
+    assert len(plain) == len(other) == 2 * bm.INTERLEAVED_BLOCKS
+    assert len([s for s in said if "block pairs" in s]) == 2
+    assert 0.7 < stats.ratio(other, plain).value < 1.4

@@ -149,12 +149,14 @@ def split_weights(graph_def: graph_pb2.GraphDef, limit: int | None = None,
     return small, weight_values(graph_def, names, weights)
 
 
-def with_placeholders(graph_def: graph_pb2.GraphDef, limit: int | None = None
+def with_placeholders(graph_def: graph_pb2.GraphDef, limit: int | None = None,
+                      outside: Iterable[str] | None = None
                       ) -> tuple[graph_pb2.GraphDef, frozenset[str]]:
     """:func:`split_weights` without the values (for shapes and dtypes, nothing is read):
-    the graph and the names of the constants it left outside. Lifted constants
+    the graph and the names of the constants it left outside (``outside`` when the caller
+    already chose them, else :func:`weights_outside`). Lifted constants
     (:mod:`tfopt.graph.lifted`) are always left outside: their stubs hold no value."""
-    outside = set(weights_outside(graph_def, limit))
+    outside = set(weights_outside(graph_def, limit) if outside is None else outside)
     outside.update(n.name for n in graph_def.node if is_lifted(n))
     if not outside:
         return graph_def, frozenset()

@@ -124,7 +124,8 @@ def graph_function(sig: SignatureGraph
     # and a dict of every value beside the variables held the weights twice more. Lifted
     # weights the graph keeps (convolution filters) go back in place.
     outside = weights_outside(sig.graph_def)
-    graph_def, _ = with_placeholders(inline(sig.graph_def, sig.weights, keep=outside))
+    graph_def, _ = with_placeholders(inline(sig.graph_def, sig.weights, keep=outside),
+                                     outside=outside)
     graph_def = with_functions_renamed(graph_def, {
         f.signature.name: f"{f.signature.name}_{_digest(f)}"
         for f in sig.graph_def.library.function})

@@ -87,6 +87,8 @@ class State:
     out: str = ""                        # where WRITE stages write (a temporary path)
     speed: dict[str, SpeedCheck] = field(default_factory=dict)  # per signature timed
     stored: dict[str, dict[str, int]] = field(default_factory=dict)  # weights in variables/
+    compiled: bool = False               # the graphs carry an XLA cluster (compile_xla)
+    xla_note: str = ""                   # what compile_xla decided, for the report
     report: Report | None = None
 
 
@@ -249,8 +251,10 @@ def compile_xla(state: State) -> None:
     if state.options.xla_mode != "off":
         from tfopt.optimizer.xla import compile_cluster
 
-        state.optimized = compile_cluster(state.optimized, state.options.xla_mode, state.model.tags,
-                                          state.feeds, state.say, state.model.notes)
+        outcome = compile_cluster(state.optimized, state.options.xla_mode, state.model.tags,
+                                  state.feeds, state.say)
+        state.optimized, state.compiled, state.xla_note = (outcome.sigs, outcome.compiled,
+                                                           outcome.note)
 
 
 def keep_endpoints(state: State) -> None:
@@ -314,11 +318,10 @@ def verify_written(state: State) -> None:
                                      for rec in state.reports[key].passes if rec.skipped)
         state.optimized = {key: state.optimized[key] for key in state.model.signatures}
         # The re-run passes have no compiled cluster (compile_xla is not run again).
-        notes = state.model.notes
-        for i, note in enumerate(notes):
-            if note.startswith("xla: compiled cluster"):
-                notes[i] = ("xla: compiled cluster dropped: the model written with it did not "
-                            "verify; written without it")
+        if state.compiled:
+            state.compiled = False
+            state.xla_note = ("xla: compiled cluster dropped: the model written with it did "
+                              "not verify; written without it")
 
     def rewrite() -> None:
         remove(state.out)
@@ -437,7 +440,8 @@ def _recover_speed(state: State, key: str, check: SpeedCheck) -> SpeedCheck:
 def report_and_metadata(state: State) -> None:
     opts = state.options
     verified = state.feeds is not None
-    notes = (list(state.model.notes) + _stored_notes(state.stored)
+    notes = (list(state.model.notes) + ([state.xla_note] if state.xla_note else [])
+             + _stored_notes(state.stored)
              + (state.refs.notes if state.refs else []))
     fused = fusion_names(fusions_in(s.graph_def for s in state.optimized.values()
                                     if not s.same_as))

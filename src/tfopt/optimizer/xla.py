@@ -13,6 +13,7 @@ Keras itself uses — so plain ``tf.saved_model.load`` and TF Serving run it wit
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2
 
@@ -235,8 +236,18 @@ def outline(sig: SignatureGraph, min_share: float = 0.0) -> SignatureGraph | str
     return sig.with_graph(graph_def)
 
 
+@dataclass(frozen=True)
+class XlaOutcome:
+    """What the XLA stage hands on: the signature graphs, whether they carry a compiled
+    cluster, and the one report note saying what was decided and why."""
+
+    sigs: dict[str, SignatureGraph]
+    compiled: bool
+    note: str
+
+
 def compile_cluster(sigs: dict[str, SignatureGraph], mode: str, tags: tuple[str, ...], feeds,
-                    say: Callable[[str], None], notes: list[str]) -> dict[str, SignatureGraph]:
+                    say: Callable[[str], None]) -> XlaOutcome:
     """Outline each signature's XLA cluster; with ``auto`` keep it only if timing the written
     model with and without it shows a gain whose interval excludes 1.0."""
     candidate = dict(sigs)
@@ -254,11 +265,10 @@ def compile_cluster(sigs: dict[str, SignatureGraph], mode: str, tags: tuple[str,
         if sig.same_as in outlined:
             candidate[key] = sig.with_graph(candidate[sig.same_as].graph_def)
     if not outlined:
-        notes.append(f"xla: not used, {why[0] if why else 'nothing to compile'}")
-        return sigs
+        return XlaOutcome(sigs, False, f"xla: not used, {why[0] if why else 'nothing to compile'}")
     if mode == "on":
-        notes.append(f"xla: compiled cluster in {', '.join(outlined)} (not timed: --xla on)")
-        return candidate
+        return XlaOutcome(candidate, True, f"xla: compiled cluster in {', '.join(outlined)} "
+                                           "(not timed: --xla on)")
     from tfopt.measure.benchmark import time_candidate
 
     key = outlined[0]
@@ -266,7 +276,7 @@ def compile_cluster(sigs: dict[str, SignatureGraph], mode: str, tags: tuple[str,
     timed = time_candidate(sigs[key], candidate[key], key, tags, feeds[key], say)
     verdict = timed.short()
     if timed.faster:
-        notes.append(f"xla: compiled cluster kept, {verdict} faster than without")
-        return candidate
-    notes.append(f"xla: compiled cluster not kept ({verdict}: no measurable gain)")
-    return sigs
+        return XlaOutcome(candidate, True, f"xla: compiled cluster kept, {verdict} faster than "
+                                           "without")
+    return XlaOutcome(sigs, False, f"xla: compiled cluster not kept ({verdict}: no measurable "
+                                   "gain)")

@@ -152,10 +152,10 @@ def write(args, rows: list[harness.Row], profiles=()) -> None:
                                 [[n, top(b), top(a), f"{b.dense_share():.0%}",
                                   f"{1 / max(b.dense_share(), 1e-9):.2f}x"]
                                  for n, b, a in profiles], [False, False, False, True, True]),
-                 "", "The ceiling is what a float32 graph rewrite could reach if every kernel "
-                 "but the matmuls, einsums and convolutions took no time at all and those ran "
-                 "no faster than in the original (oneDNN's, already near this CPU's FMA peak "
-                 "at these sizes): a bound from kernel time, not a measurement."]
+                 "", "The ceiling is what a float32 rewrite could reach if every kernel but "
+                 "the matmuls, einsums and convolutions took no time at all while those ran "
+                 "as fast as in the original (a bound from kernel time, not a measurement). "
+                 "Past it, only faster matmul kernels gain: XLA's own dots, or bf16."]
     harness.write_markdown(
         args.out, "Transformers and modern CNNs",
         harness.METHOD.format(rounds=args.rounds) + f" Random weights; text models at sequence "

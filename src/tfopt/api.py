@@ -74,7 +74,7 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
     max_accuracy_drop: with ``labels``, the most the task accuracy may drop (0.01: one
         percentage point); int8 returns its most sensitive layers to float32 until the budget
         holds (the notes name them), or refuses.
-    time: time the written model against the original (fresh processes, interleaved) and
+    time: time the written model against the original (alternating blocks in fresh processes) and
         state the speedup; a pass that makes it measurably slower is found and switched off,
         and a model that stays slower is not written. Default on (``TFOPT_TIME=off`` in the
         environment turns the default off, as the test suite does).

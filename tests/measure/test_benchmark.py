@@ -125,18 +125,18 @@ def test_a_promising_undecided_candidate_is_timed_again(monkeypatch):
     from tfopt.measure import stats
 
     monkeypatch.setattr("tfopt.model.saver.write_saved_model", lambda *a, **k: {})
-    runs = [([100.0] * 5, [118.0, 121, 60, 119, 122]),
-            ([100.0, 101, 99, 100, 100], [119.0, 120, 118, 121, 117])]
+    runs = [([[100.0] * 5, [100.0] * 5], [[118.0, 121, 60, 119, 122], [60.0, 119, 120, 62, 121]]),
+            ([[100.0, 101, 99, 100, 100]] * 2, [[119.0, 120, 118, 121, 117]] * 2)]
     calls = []
     monkeypatch.setattr(bm, "time_interleaved",
                         lambda *a, **k: (calls.append(1), runs[len(calls) - 1])[1])
-    first = stats.ratio(runs[0][1], runs[0][0])
+    first = stats.paired_ratio(runs[0][1], runs[0][0])
     assert not first.measurable and first.value >= bm.PROMISING
     decided = bm.time_candidate(None, None, "k", ("serve",), {})
     assert len(calls) == 2 and decided.faster and 1.15 < decided.value < 1.22
 
     calls.clear()
-    runs[0] = ([100.0] * 5, [103.0, 101, 60, 104, 102])  # 1.02x: not worth more time
+    runs[0] = ([[100.0] * 5] * 2, [[103.0, 101, 60, 104, 102]] * 2)  # 1.02x: not worth more
     assert not bm.time_candidate(None, None, "k", ("serve",), {}).faster and len(calls) == 1
 
 
@@ -161,6 +161,6 @@ def test_interleaved_timing_pairs_blocks_of_two_models_in_each_process(tmp_path)
     plain, other = bm.time_interleaved([path, path], "serving_default",
                                        {"x": np.ones((1, 64), np.float32)}, said.append,
                                        processes=2)
-    assert len(plain) == len(other) == 2 * bm.INTERLEAVED_BLOCKS
+    assert [len(p) for p in plain] == [len(p) for p in other] == [bm.INTERLEAVED_BLOCKS] * 2
     assert len([s for s in said if "block pairs" in s]) == 2
-    assert 0.7 < stats.ratio(other, plain).value < 1.4
+    assert 0.7 < stats.paired_ratio(other, plain).value < 1.4

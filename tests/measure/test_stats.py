@@ -54,3 +54,17 @@ def test_geometric_mean_of_ratios():
     assert stats.geomean([2.0, 0.5]) == pytest.approx(1.0)   # 2x and 0.5x cancel
     assert stats.geomean([1.2, 1.2, 1.2]) == pytest.approx(1.2)
     assert stats.geomean([]) != stats.geomean([])  # NaN: no models, no mean
+
+
+def test_paired_ratio_takes_each_process_level_out_and_widens_on_a_lucky_process():
+    # Three processes at different speeds and a drifting load, the candidate 1.10x beside
+    # the baseline in every block: each pair's ratio is 1.10 whatever the level.
+    base = [[100.0, 120, 90, 101, 130], [150.0, 110, 152, 95, 150], [80.0, 111, 79, 100, 82]]
+    fast = [[v * 1.10 for v in p] for p in base]
+    paired = stats.paired_ratio(fast, base)
+    assert abs(paired.value - 1.10) < 1e-9 and paired.faster and paired.high - paired.low < 0.01
+    # One process disagreeing widens the interval (it is resampled as a whole)
+    odd = [fast[0], fast[1], [v * 0.9 for v in base[2]]]
+    assert stats.paired_ratio(odd, base).low < 0.95
+    with pytest.raises(ValueError):
+        stats.paired_ratio([[1.0, 2.0]], [[1.0]])

@@ -85,8 +85,9 @@ def cli() -> None:
                    "dot-product instructions.")
 @click.option("--no-time", is_flag=True,
               help="Do not time the written model against the original. By default it is "
-                   "timed (5 rounds, fresh processes, ~10-30 s), a pass that makes it slower "
-                   "is switched off, and a model that stays slower is not written.")
+                   "timed (both models in three fresh processes, alternating blocks, ~30 s), a "
+                   "pass that makes it slower is switched off, and a model that stays slower "
+                   "is not written.")
 @click.option("--overwrite", is_flag=True, help="Replace DST if it exists.")
 @click.option("--json", "json_path", type=click.Path(), help="Write the full report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Only print the summary line.")

@@ -436,9 +436,11 @@ BLOCK_SECONDS = 0.25       # each block at least this long (and at least two cal
 
 def time_interleaved(paths: list[str], key: str, feeds: dict,
                      say: Callable[[str], None] | None = None,
-                     processes: int = INTERLEAVED_PROCESSES) -> tuple[list[float], list[float]]:
+                     processes: int = INTERLEAVED_PROCESSES
+                     ) -> tuple[list[list[float]], list[list[float]]]:
     """Calls/s of signature ``key`` of two models on ``feeds``, in alternating blocks inside
-    each of ``processes`` fresh processes holding both: ``(first's, second's)`` per block pair.
+    each of ``processes`` fresh processes holding both: ``(first's, second's)``, one list of
+    block rates per process, paired block by block (:func:`stats.paired_ratio`).
 
     This is how a decision between two forms of the same model is timed (``--xla auto``,
     ``--precision auto``): on a shared machine the load changes from second to second and a
@@ -451,8 +453,8 @@ def time_interleaved(paths: list[str], key: str, feeds: dict,
     of ``tfopt benchmark``.)"""
     ctx = _process_context(None)
     settings = Settings(num_warmup=3, signature=key, round_seconds=BLOCK_SECONDS)
-    first: list[float] = []
-    second: list[float] = []
+    first: list[list[float]] = []
+    second: list[list[float]] = []
     for p in range(processes):
         order = [0, 1] if p % 2 == 0 else [1, 0]
         worker = _ModelProcess(paths[order[0]], settings, ctx, target=_paired_worker,
@@ -467,8 +469,8 @@ def time_interleaved(paths: list[str], key: str, feeds: dict,
         finally:
             worker.close()
         rates = {m: [pair[i] for pair in pairs] for i, m in enumerate(order)}
-        first += rates[0]
-        second += rates[1]
+        first.append(rates[0])
+        second.append(rates[1])
         if say:
             ratio = stats.median([b / a for a, b in zip(rates[0], rates[1], strict=True)])
             say(f"  process {p + 1}/{processes}: {ratio:.2f}x over {INTERLEAVED_BLOCKS} "
@@ -490,7 +492,7 @@ def time_candidate(plain, candidate, key: str, tags: tuple[str, ...], feeds: dic
         for path, sig in zip(paths, (plain, candidate), strict=True):
             write_saved_model({key: sig}, path, tags)
         plain_rates, rates = time_interleaved(paths, key, feeds, say)
-        first = stats.ratio(rates, plain_rates)
+        first = stats.paired_ratio(rates, plain_rates)
         if first.measurable or first.value < PROMISING:
             return first
         # A gain worth having whose interval still reaches 1.0: one process's luck may
@@ -499,7 +501,7 @@ def time_candidate(plain, candidate, key: str, tags: tuple[str, ...], feeds: dic
             say(f"  {first.short()}: not decided by {INTERLEAVED_PROCESSES} processes; "
                 f"{INTERLEAVED_PROCESSES} more ...")
         more_plain, more = time_interleaved(paths, key, feeds, say)
-    return stats.ratio(rates + more, plain_rates + more_plain)
+    return stats.paired_ratio(rates + more, plain_rates + more_plain)
 
 
 def chart_png(result: BenchmarkResult) -> bytes:

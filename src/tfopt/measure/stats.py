@@ -79,6 +79,29 @@ def ratio(model: list[float], baseline: list[float], confidence: float = 0.95,
     return Ratio(value, float(min(low, value)), float(max(high, value)), confidence)
 
 
+def paired_ratio(model: list[list[float]], baseline: list[list[float]],
+                 confidence: float = 0.95, seed: int = 0) -> Ratio:
+    """Speed ratio of paired measurements taken side by side, grouped by process: the median
+    of the pair ratios, with a two-level bootstrap interval (processes with replacement, then
+    pairs within each), so that one process's luck widens the interval instead of hiding in
+    the pairs. Alternating blocks in one process see the same load and placement, which a
+    ratio of medians pooled over processes would bring back in (a GRU at 1.09-1.13x in each
+    of three processes came out 1.16x [0.91-1.25] that way)."""
+    a, b = np.asarray(model, float), np.asarray(baseline, float)
+    if a.shape != b.shape or a.ndim != 2 or a.size == 0:
+        raise ValueError("model and baseline need the same number of pairs in each group")
+    pairs = a / b
+    value = float(np.median(pairs))
+    groups, n = pairs.shape
+    rng = np.random.default_rng(seed)
+    chosen = rng.integers(0, groups, (BOOTSTRAP_SAMPLES, groups))
+    within = rng.integers(0, n, (BOOTSTRAP_SAMPLES, groups, n))
+    samples = np.median(pairs[chosen[..., None], within].reshape(BOOTSTRAP_SAMPLES, -1), axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    return Ratio(value, float(min(low, value)), float(max(high, value)), confidence)
+
+
 def spread(values: list[float]) -> float:
     """Relative noise of repeated measurements: median absolute deviation / median."""
     if len(values) < 2:

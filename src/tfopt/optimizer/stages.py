@@ -377,7 +377,7 @@ def check_speed(state: State) -> None:
         keys = ["serving_default"]
     for key in keys:
         state.say(f"timing {key}: the original against the optimized model "
-                  f"({speed.ROUNDS} rounds, a fresh process each) ...")
+                  f"(in alternating blocks, {speed.PROCESSES} fresh processes) ...")
         try:
             check = speed.time_against(opts.src, state.out, key, state.feeds[key], state.say)
         except TfoptError as err:

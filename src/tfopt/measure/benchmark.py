@@ -203,7 +203,7 @@ def _paired_worker(conn, paths: list[str], settings: Settings) -> None:
         configure_runtime(settings)
         runners = [detect(p).open(settings.signature, _session_config(settings)) for p in paths]
     except Exception as err:
-        conn.send(("error", f"{paths}: cannot load the models: {first_line(err)}"))
+        conn.send(("error", f"{' / '.join(paths)}: cannot load the models: {first_line(err)}"))
         return
     conn.send(("inputs", [r.inputs for r in runners]))
     feeds = conn.recv()
@@ -213,7 +213,8 @@ def _paired_worker(conn, paths: list[str], settings: Settings) -> None:
             for _ in range(max(settings.num_warmup, 1)):
                 call()
     except Exception as err:
-        conn.send(("error", f"{paths}: fails on the given inputs: {first_line(err)}"))
+        conn.send(("error", f"{' / '.join(paths)}: fails on the given inputs: "
+                            f"{first_line(err)}"))
         return
     conn.send(("ready", None))
 
@@ -270,7 +271,9 @@ def _process_context(runtime: str | None):
 
 
 class _ModelProcess:
-    """Parent's handle on a ``_worker`` in a fresh process (a new TensorFlow runtime)."""
+    """Parent's handle on a worker in a fresh process (a new TensorFlow runtime): ``_worker``
+    with the model at ``path``, or ``target`` with ``models`` (``path`` then names it in
+    errors)."""
 
     def __init__(self, path: str, settings: Settings, ctx, target=None, models=None):
         self.path = path
@@ -405,30 +408,7 @@ def benchmark(paths: list[str], settings: Settings,
     return BenchmarkResult(results, env, schedule)
 
 
-PAIR_ROUNDS = 5          # fewer, and one disturbed round decides the interval on a busy machine
 PROMISING = 1.10  # a timed candidate this much faster, undecided, is timed a second time
-PAIR_ROUND_SECONDS = 1.0  # 8 calls of a 12 ms transformer were 0.1 s of timing, and one
-                          # disturbed round then decided (GPT-2's XLA gain: 1.03x [0.92-1.32])
-
-
-def time_pair(paths: list[str], key: str, feeds: dict, labels: list[str],
-              say: Callable[[str], None] | None = None, num_iter: int = 40) -> BenchmarkResult:
-    """Signature ``key`` of two models on ``feeds``, as the decisions inside ``optimize`` time
-    them (the speed check, ``--xla auto``, ``--precision auto``): :data:`PAIR_ROUNDS` rounds,
-    a fresh process per model and round, each round at least :data:`PAIR_ROUND_SECONDS` of
-    calls; ``say`` hears each round's result."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="tfopt-time-") as tmp:
-        inputs = os.path.join(tmp, "inputs.npz")
-        np.savez(inputs, **feeds)
-        progress = (lambda done, what: say(f"  {what}") if done else None) if say else None
-        return benchmark(paths, Settings(num_iter=num_iter, num_warmup=3, rounds=PAIR_ROUNDS,
-                                         signature=key, inputs_file=inputs,
-                                         round_seconds=PAIR_ROUND_SECONDS),
-                         progress=progress, labels=labels)
-
-
 INTERLEAVED_PROCESSES = 3  # per set; which model loads first alternates between them
 INTERLEAVED_BLOCKS = 10    # alternating blocks per model and process
 BLOCK_SECONDS = 0.25       # each block at least this long (and at least two calls)
@@ -442,15 +422,15 @@ def time_interleaved(paths: list[str], key: str, feeds: dict,
     each of ``processes`` fresh processes holding both: ``(first's, second's)``, one list of
     block rates per process, paired block by block (:func:`stats.paired_ratio`).
 
-    This is how a decision between two forms of the same model is timed (``--xla auto``,
-    ``--precision auto``): on a shared machine the load changes from second to second and a
-    process's placement by 10-20% (an A/A of one model in fresh processes measured 0.86x
-    [0.82-0.96] here), so a process per round let a disturbed round or two decide (BERT's
-    compiled cluster: 0.80x [0.75-1.25] in one optimize, 1.24x [1.13-1.47] in another).
-    Blocks a quarter of a second apart in one process see the same load and placement; the
-    three processes, loading the models in alternating order, keep a process's luck from
-    deciding. (The speed check against the original keeps :func:`time_pair`, the statistics
-    of ``tfopt benchmark``.)"""
+    This is how ``optimize`` times two models (the speed check against the original,
+    ``--xla auto``, ``--precision auto``): on a shared machine the load changes from second
+    to second and a process's placement moves a model by 10-20% (an A/A of one model in
+    fresh processes measured 0.86x [0.82-0.96] here), so a process per model and round let a
+    disturbed round or two decide (BERT's compiled cluster: 0.80x [0.75-1.25] in one
+    optimize, 1.24x [1.13-1.47] in another). Blocks a quarter of a second apart in one
+    process see the same load and placement; the processes, loading the models in
+    alternating order, keep a process's luck from deciding. ``tfopt benchmark`` keeps a
+    fresh process per model and round: it measures models, not a choice between two."""
     ctx = _process_context(None)
     settings = Settings(num_warmup=3, signature=key, round_seconds=BLOCK_SECONDS)
     first: list[list[float]] = []

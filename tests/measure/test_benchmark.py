@@ -164,3 +164,12 @@ def test_interleaved_timing_pairs_blocks_of_two_models_in_each_process(tmp_path)
     assert [len(p) for p in plain] == [len(p) for p in other] == [bm.INTERLEAVED_BLOCKS] * 2
     assert len([s for s in said if "block pairs" in s]) == 2
     assert 0.7 < stats.paired_ratio(other, plain).value < 1.4
+
+
+def test_a_slow_model_gets_fewer_blocks_within_the_budget():
+    from tfopt.measure import benchmark as bm
+
+    assert bm.blocks_for(0.01) == bm.INTERLEAVED_BLOCKS          # 15 s of quarter seconds
+    assert bm.blocks_for(1.0) == 6                                 # 36 s
+    assert bm.blocks_for(5.0) == bm.MIN_BLOCKS                     # never fewer than 4
+    assert 2 * 3 * bm.blocks_for(1.0) * 1.0 <= bm.INTERLEAVED_BUDGET

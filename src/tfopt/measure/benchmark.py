@@ -209,18 +209,21 @@ def _paired_worker(conn, paths: list[str], settings: Settings) -> None:
     feeds = conn.recv()
     try:
         calls = [r.prepare(f) for r, f in zip(runners, feeds, strict=True)]
+        slowest = 0.0
         for call in calls:
             for _ in range(max(settings.num_warmup, 1)):
+                start = time.perf_counter()
                 call()
+            slowest = max(slowest, time.perf_counter() - start)
     except Exception as err:
         conn.send(("error", f"{' / '.join(paths)}: fails on the given inputs: "
                             f"{first_line(err)}"))
         return
-    conn.send(("ready", None))
+    conn.send(("ready", slowest))  # seconds per call of the slower model, warm
 
     def block(call) -> float:
         done, start = 0, time.perf_counter()
-        while done < 2 or time.perf_counter() - start < settings.round_seconds:
+        while done < 1 or time.perf_counter() - start < settings.round_seconds:
             call()
             done += 1
         return done / (time.perf_counter() - start)
@@ -410,8 +413,20 @@ def benchmark(paths: list[str], settings: Settings,
 
 PROMISING = 1.10  # a timed candidate this much faster, undecided, is timed a second time
 INTERLEAVED_PROCESSES = 3  # per set; which model loads first alternates between them
-INTERLEAVED_BLOCKS = 10    # alternating blocks per model and process
-BLOCK_SECONDS = 0.25       # each block at least this long (and at least two calls)
+INTERLEAVED_BLOCKS = 10    # alternating blocks per model and process (at most)
+BLOCK_SECONDS = 0.25       # each block at least this long (and at least one call)
+INTERLEAVED_BUDGET = 40.0  # seconds of timed blocks in all: fewer blocks for a slow model
+MIN_BLOCKS = 4
+
+
+def blocks_for(seconds_per_call: float, processes: int = INTERLEAVED_PROCESSES) -> int:
+    """Blocks per model and process: :data:`INTERLEAVED_BLOCKS` while a block is a quarter
+    second of calls (~15 s of timing in all), fewer for a model whose one call is longer, so
+    that the timing stays near :data:`INTERLEAVED_BUDGET` (a 2 s call: 3 blocks would do,
+    4 are kept for the interval; before, 10 blocks of two such calls were 4 minutes)."""
+    block = max(BLOCK_SECONDS, seconds_per_call)
+    fit = int(INTERLEAVED_BUDGET / (2 * processes * block))
+    return max(MIN_BLOCKS, min(INTERLEAVED_BLOCKS, fit))
 
 
 def time_interleaved(paths: list[str], key: str, feeds: dict,
@@ -435,6 +450,7 @@ def time_interleaved(paths: list[str], key: str, feeds: dict,
     settings = Settings(num_warmup=3, signature=key, round_seconds=BLOCK_SECONDS)
     first: list[list[float]] = []
     second: list[list[float]] = []
+    blocks = 0  # chosen in the first process from how long a call takes (the same for all)
     for p in range(processes):
         order = [0, 1] if p % 2 == 0 else [1, 0]
         worker = _ModelProcess(paths[order[0]], settings, ctx, target=_paired_worker,
@@ -443,8 +459,9 @@ def time_interleaved(paths: list[str], key: str, feeds: dict,
             specs = worker.recv()
             worker.send([_feeds_for(spec, feeds, spec, paths[m], paths[m])
                          for spec, m in zip(specs, order, strict=True)])
-            worker.recv()  # warmed up
-            worker.send(INTERLEAVED_BLOCKS)
+            seconds_per_call = worker.recv()  # warmed up
+            blocks = blocks or blocks_for(seconds_per_call, processes)
+            worker.send(blocks)
             pairs = worker.recv()
         finally:
             worker.close()
@@ -453,8 +470,7 @@ def time_interleaved(paths: list[str], key: str, feeds: dict,
         second.append(rates[1])
         if say:
             ratio = stats.median([b / a for a, b in zip(rates[0], rates[1], strict=True)])
-            say(f"  process {p + 1}/{processes}: {ratio:.2f}x over {INTERLEAVED_BLOCKS} "
-                "block pairs")
+            say(f"  process {p + 1}/{processes}: {ratio:.2f}x over {blocks} block pairs")
     return first, second
 
 

@@ -203,7 +203,8 @@ def _paired_worker(conn, paths: list[str], settings: Settings) -> None:
         configure_runtime(settings)
         runners = [detect(p).open(settings.signature, _session_config(settings)) for p in paths]
     except Exception as err:
-        conn.send(("error", f"{' / '.join(paths)}: cannot load the models: {first_line(err)}"))
+        conn.send(("error", f"{' / '.join(paths)}: cannot load the models: "
+                            f"{first_line(err)}"))
         return
     conn.send(("inputs", [r.inputs for r in runners]))
     feeds = conn.recv()
@@ -274,16 +275,13 @@ def _process_context(runtime: str | None):
 
 
 class _ModelProcess:
-    """Parent's handle on a worker in a fresh process (a new TensorFlow runtime): ``_worker``
-    with the model at ``path``, or ``target`` with ``models`` (``path`` then names it in
-    errors)."""
+    """Parent's handle on a worker in a fresh process (a new TensorFlow runtime):
+    ``_worker`` with one model, or ``_paired_worker`` with a list of two."""
 
-    def __init__(self, path: str, settings: Settings, ctx, target=None, models=None):
-        self.path = path
+    def __init__(self, models: str | list[str], settings: Settings, ctx, target=_worker):
+        self.path = models if isinstance(models, str) else " / ".join(models)
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=target or _worker,
-                                args=(child, path if models is None else models, settings),
-                                daemon=True)
+        self.proc = ctx.Process(target=target, args=(child, models, settings), daemon=True)
         with _pinned_runtime(settings.runtime):
             self.proc.start()
         child.close()
@@ -453,8 +451,7 @@ def time_interleaved(paths: list[str], key: str, feeds: dict,
     blocks = 0  # chosen in the first process from how long a call takes (the same for all)
     for p in range(processes):
         order = [0, 1] if p % 2 == 0 else [1, 0]
-        worker = _ModelProcess(paths[order[0]], settings, ctx, target=_paired_worker,
-                               models=[paths[m] for m in order])
+        worker = _ModelProcess([paths[m] for m in order], settings, ctx, _paired_worker)
         try:
             specs = worker.recv()
             worker.send([_feeds_for(spec, feeds, spec, paths[m], paths[m])

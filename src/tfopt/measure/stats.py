@@ -1,12 +1,13 @@
 """Speed ratios and their confidence intervals: one definition per way of timing.
 
 In ``tfopt benchmark`` every model runs in several rounds, each in a fresh process, interleaved
-with the other models. A round gives one throughput per model (samples / wall time of its
-timed calls). A model's throughput is the **median over rounds**; a ratio is the **ratio of those medians**
-(so the table, the JSON, the chart and the demo's headline can never disagree: a median below
-the baseline's is a ratio below 1). Its interval is a paired bootstrap over rounds: resample
-round indices with replacement, recompute the ratio of medians, take the percentiles. Rounds
-are paired because a round's processes share the machine's state at that moment.
+with the other models. A round gives one throughput per model (samples / wall time of its timed
+calls). A model's throughput is the **median over rounds**; a ratio is the **ratio of those
+medians** (so the table, the JSON, the chart and the demo's headline can never disagree: a
+median below the baseline's is a ratio below 1). Its interval is a paired bootstrap over
+rounds: resample round indices with replacement, recompute the ratio of medians, take the
+percentiles. Rounds are paired because a round's processes share the machine's state at that
+moment.
 
 Inside ``optimize`` two models are timed side by side instead (alternating blocks in each of a
 few processes, :func:`tfopt.measure.benchmark.time_interleaved`): there the ratio is the

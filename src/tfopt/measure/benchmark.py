@@ -454,7 +454,8 @@ def time_interleaved(paths: list[str], key: str, feeds: dict,
         worker = _ModelProcess([paths[m] for m in order], settings, ctx, _paired_worker)
         try:
             specs = worker.recv()
-            worker.send([_feeds_for(spec, feeds, spec, paths[m], paths[m])
+            # ``feeds`` are keyed like the first model's inputs (the original's signature)
+            worker.send([_feeds_for(spec, feeds, feeds, paths[m], paths[0])
                          for spec, m in zip(specs, order, strict=True)])
             seconds_per_call = worker.recv()  # warmed up
             blocks = blocks or blocks_for(seconds_per_call, processes)

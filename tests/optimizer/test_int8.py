@@ -102,3 +102,6 @@ def test_auto_considers_int8_when_given_calibration_samples(digits_cnn, tmp_path
         assert report.tolerance == pytest.approx(5e-2)
     else:
         assert "no int8 (" in notes
+    # every candidate is accounted for, a runner-up that was also faster included
+    for precision in ("bf16", "int8"):
+        assert f"precision auto: {precision}, " in notes or f"no {precision} (" in notes

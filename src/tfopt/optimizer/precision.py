@@ -8,7 +8,8 @@ ranges and the ops kept in float32 were fitted before the passes, like ``--preci
 For each, the passes run again in that precision; the candidate is written and verified
 against its own budget under every CPU runtime, then timed against the float32 result (fresh
 processes, interleaved, as ``--xla auto`` does). The fastest candidate whose budget holds and
-whose gain's interval lies above 1.0 is kept; otherwise float32. The notes say why either way.
+whose gain's interval lies above 1.0 is kept; otherwise float32. The notes say why for every
+candidate, the runner-up included.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ def choose(state: State, optimize_all, write) -> None:
     (state.optimized, state.reports), state.policy, timed = kept[best]
     state.precision = best
     notes.append(f"precision auto: {best}, {timed.short()} faster than float32")
+    for precision in kept.keys() - {best}:
+        notes.append(f"precision auto: no {precision} ({kept[precision][2].short()} faster "
+                     f"than float32, less than {best})")
 
 
 def _try(state: State, precision: str, optimize_all, write, fp32

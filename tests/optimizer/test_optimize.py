@@ -498,3 +498,20 @@ def test_model_that_writes_variables_when_called(tmp_path):
                                                r".*AssignVariableOp\).*training=False"):
         tfopt.optimize(src, str(tmp_path / "opt"))
     assert not (tmp_path / "opt").exists()
+
+
+def test_model_that_calls_python_is_refused_in_one_line(tmp_path):
+    """A tf.py_function stores only a key into the exporting process: the model runs nowhere
+    else. The error names the op, not 'the original fails on the generated inputs'."""
+    class Py(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
+        def serve(self, x):
+            return {"y": tf.py_function(lambda a: a * 2, [x], tf.float32)}
+
+    module = Py()
+    src = str(tmp_path / "py")
+    tf.saved_model.save(module, src, signatures={"serving_default": module.serve})
+    code, _, err = _cli("optimize", src, str(tmp_path / "opt"))
+    assert code == 2 and "Traceback" not in err
+    assert "unsupported op EagerPyFunc" in err and "tf.py_function" in err
+    assert not (tmp_path / "opt").exists()

@@ -22,6 +22,10 @@ DEBUG_PASS_THROUGH = {"CheckNumerics", "CheckNumericsV2", "Print", "DebugIdentit
 DEBUG_SINKS = {"Assert", "PrintV2"}
 DEBUG_OPS = DEBUG_PASS_THROUGH | DEBUG_SINKS
 
+# Ops that call back into the Python process that built the graph: the SavedModel stores
+# only a key, so they run nowhere else (not in TF Serving, not in another process).
+PYTHON_OPS = {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
+
 # Ops that pass their input through unchanged.
 IDENTITY_OPS = {"Identity", "StopGradient", "Snapshot", "PreventGradient"}
 

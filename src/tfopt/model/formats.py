@@ -226,6 +226,23 @@ def load_model(path: str, signatures: list[str] | str | None = None,
     return model
 
 
+def refuse_python_ops(path: str, model: LoadedModel) -> None:
+    """A ``tf.py_function`` is a key into the exporting process's Python registry: the model
+    cannot run anywhere else, so it can be neither verified nor served (``analyze`` still
+    shows it)."""
+    from tfopt.graph.ops import PYTHON_OPS
+    from tfopt.graph.view import all_nodes
+
+    for key, sig in model.signatures.items():
+        found = next((n for n in all_nodes(sig.graph_def) if n.op in PYTHON_OPS), None)
+        if found is not None:
+            raise TfoptError(
+                f"{path}: unsupported op {found.op} ({found.name!r}) in signature {key!r}: it "
+                "calls a Python function that is not saved with the model, so the model runs "
+                "only in the process that exported it (replace tf.py_function with TensorFlow "
+                "ops)")
+
+
 def check_input_names(path: str, shapes: dict, signatures: list[str] | None) -> None:
     """Input names given shapes must exist: a SavedModel says so before it is loaded."""
     from tfopt.options import check_shape_names

@@ -35,7 +35,7 @@ from tfopt.graph.weights import (
     variables_from,
 )
 from tfopt.model.endpoints import Endpoint
-from tfopt.model.formats import check_input_names, load_model
+from tfopt.model.formats import check_input_names, load_model, refuse_python_ops
 from tfopt.model.loader import mark_identical
 from tfopt.model.paths import atomic_output, remove, write_metadata
 from tfopt.model.saver import write
@@ -113,6 +113,7 @@ def load(state: State) -> None:
     opts = state.options
     began = time.perf_counter()
     state.model = load_model(opts.src, opts.signatures, opts.inputs, opts.outputs)
+    refuse_python_ops(opts.src, state.model)
     state.say(f"loaded and froze {opts.src} ({state.model.kind}; signatures "
               f"{', '.join(state.model.signatures)}) in {time.perf_counter() - began:.1f}s")
     state.policy = dataclasses.replace(state.policy, selections=selected_outputs(state.model))

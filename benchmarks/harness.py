@@ -126,7 +126,7 @@ class Row:
     def between(self, label: str, other: str) -> str:
         """``label`` against ``other`` (not the baseline) with its interval."""
         a, b = self.results[label], self.results[other]
-        return stats.ratio(a.round_throughputs, b.round_throughputs).short()
+        return a.against(b).short()
 
 
 def time_variants(model: str, batch: int, variants: dict[str, str | None],

@@ -9,7 +9,8 @@ from tfopt.measure.benchmark import Settings, benchmark
 
 
 def test_benchmark_numbers_consistent(toy_tf1):
-    """A/A: the same model twice. Every number comes from the same per-round throughputs."""
+    """A/A: the same model twice. Throughputs are medians over rounds (a fresh process each);
+    the ratio pairs each block with the baseline's beside it in the same process."""
     from tfopt.measure import stats
 
     settings = Settings(batch_size=4, num_iter=200, num_warmup=10, rounds=2)
@@ -20,9 +21,11 @@ def test_benchmark_numbers_consistent(toy_tf1):
         assert m.latency_mean_ms > 0 and m.latency_p50_ms <= m.latency_p99_ms
         assert len(m.round_throughputs) == 2  # one per round, each in a fresh process
         assert m.throughput == stats.median(m.round_throughputs)
+        assert [len(r) for r in m.block_rates] == [settings.blocks] * 2
     base, other = result.models
     assert base.ratio == 1.0 and base.verdict == "baseline"
-    assert other.ratio == pytest.approx(other.throughput / base.throughput)
+    assert other.ratio == stats.paired_ratio(other.block_rates, base.block_rates).value
+    assert other.interval().short() == other.against(base).short()
     assert other.ratio_low <= other.ratio <= other.ratio_high
     # A/A: near 1. (Two rounds on a shared machine cannot promise an interval containing 1.0:
     # process-to-process variance is 10-20% here; test_stats checks the interval logic.)
@@ -30,7 +33,7 @@ def test_benchmark_numbers_consistent(toy_tf1):
     env = result.environment
     assert env["tensorflow"] and env["batch_size"] == 4 and env["runtime"] in ("onednn", "eigen")
     assert env["intra_op_threads"] >= 1 and env["isa"]
-    # fresh processes, order alternating between rounds: A B, then B A
+    # a fresh process per round, which model loads first alternating: A B, then B A
     assert result.schedule == [(0, 0), (0, 1), (1, 1), (1, 0)]
     assert "oneDNN o" in result.table() and "CI" in result.table()
 

@@ -131,11 +131,12 @@ def optimize(src, dst, signatures, all_signatures, inputs, outputs, passes, skip
 @click.option("--num-warmup", type=int, default=10, show_default=True,
               help="Untimed warm-up iterations per model.")
 @click.option("--rounds", type=int, default=5, show_default=True,
-              help="Rounds the iterations are split into; each round runs every model in a "
-                   "fresh process, the order alternating (A B, B A, ...).")
+              help="Rounds the iterations are split into; each round is a fresh process "
+                   "holding every model, called in alternating blocks (A B, B A, ...).")
 @click.option("--min-round-seconds", type=float, default=1.0, show_default=True,
-              help="A round also runs until this much time is timed: a 2 ms model's 10 "
-                   "calls would be 20 ms, within the scheduler's noise.")
+              help="A round also runs until each model has this much time timed (split "
+                   "over its blocks): a 2 ms model's 10 calls would be 20 ms, within the "
+                   "scheduler's noise.")
 @click.option("--batch-size", type=int, default=1, show_default=True,
               help="Batch size of generated inputs (dynamic batch dimension).")
 @click.option("--input-shape", multiple=True, metavar="NAME=D1,D2,...",
@@ -285,7 +286,7 @@ def analyze(model, other, signature, functions, top, chart, html_path, json_path
 @click.option("--num-iter", type=int, default=160, show_default=True,
               help="Benchmark iterations per model.")
 @click.option("--rounds", type=int, default=8, show_default=True,
-              help="Benchmark rounds (a fresh process per model and round).")
+              help="Benchmark rounds (each a fresh process holding the models).")
 @click.option("--overwrite", is_flag=True, help="Replace the contents of --out.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
               show_default=True,

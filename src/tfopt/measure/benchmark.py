@@ -2,12 +2,16 @@
 
 Models run as users run them: a SavedModel through ``tf.saved_model.load(...).signatures[k]``,
 a GraphDef in a ``Session``. On a small shared machine the same model in two processes differs
-by 10-20%, so a process is one sample, not the whole measurement: every round starts a *fresh*
-process per model (a new TensorFlow runtime, thread pools and allocator), the models run one
-after the other in that round, and the order alternates between rounds (A B, B A, ...), so
-neither placement nor position favours one model. Statistics are in :mod:`tfopt.measure.stats`:
-throughput is the median over rounds, a ratio is the ratio of medians with a paired bootstrap
-interval, and an interval containing 1.0 is reported as "no difference measurable".
+by 10-20%, and the load changes from second to second, so neither one process nor one stretch
+of time is the whole measurement. Every round is a *fresh* process (a new TensorFlow runtime,
+thread pools and allocator) holding every model, which one loads first rotating between
+rounds; inside it the models are called in alternating blocks (A B, B A, ...), each block at
+least a share of ``--min-round-seconds``, so a block and its neighbours see the same load.
+Statistics are in :mod:`tfopt.measure.stats`: throughput is the median over rounds; a ratio is
+the median of the block-pair ratios with a two-level bootstrap interval (rounds, then blocks
+within them), and an interval containing 1.0 is reported as "no difference measurable".
+``optimize``'s own timings (speed check, ``--xla auto``, ``--precision auto``) use the same
+worker (:func:`time_interleaved`).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class Settings:
     runtime: str | None = None  # "onednn" / "eigen": pin TF_ENABLE_ONEDNN_OPTS; None: default
     confidence: float = 0.95
     round_seconds: float = 0.0  # > 0: a round also runs until this much time is timed
+    blocks: int = 4  # alternating blocks per model and round (the ratio's pairs)
 
     def threads(self) -> tuple[int, int]:
         cores = os.cpu_count() or 1
@@ -66,6 +71,7 @@ class ModelResult:
     latency_p90_ms: float
     latency_p99_ms: float
     round_throughputs: list[float]
+    block_rates: list[list[float]]  # calls/s of each block, per round (the ratio's pairs)
     noise: float               # per-round spread of throughput (MAD / median)
     ratio: float = 1.0         # throughput / baseline throughput
     ratio_low: float = 1.0     # confidence interval of the ratio
@@ -76,6 +82,11 @@ class ModelResult:
     def interval(self, confidence: float = 0.95) -> stats.Ratio:
         """The ratio to the baseline with its interval, as :mod:`tfopt.measure.stats` defines it."""
         return stats.Ratio(self.ratio, self.ratio_low, self.ratio_high, confidence)
+
+    def against(self, other: ModelResult, confidence: float = 0.95) -> stats.Ratio:
+        """This model's speed over ``other``'s (both timed in one :func:`benchmark`), paired
+        block by block like the ratio to the baseline."""
+        return stats.paired_ratio(self.block_rates, other.block_rates, confidence)
 
 
 @dataclass
@@ -94,7 +105,7 @@ class BenchmarkResult:
                 f"inter={env['inter_op_threads']}, TensorFlow {env['tensorflow']}, "
                 f"{runtime_label(env['runtime'])}, CPU {env['isa']} ({env['cpu']}, "
                 f"{env['cpus']} cores), Grappler {'off' if env['disable_optimize'] else 'on'}, "
-                f"{env['rounds']} rounds x fresh process per model, interleaved")
+                f"{env['rounds']} rounds x fresh process holding every model, blocks alternating")
 
     def table(self) -> str:
         conf = f"{self.environment['confidence']:.0%} CI"
@@ -113,8 +124,9 @@ class BenchmarkResult:
         for m in self.models[1:]:
             lines.append(f"{m.model} vs {self.models[0].model}: {m.verdict}")
         lines.append(self.setup_line())
-        lines.append("samples/s: median over rounds; ratio: ratio of those medians; noise: "
-                     "spread of a model's per-round throughput (MAD/median)")
+        lines.append("samples/s: median over rounds; ratio: median of the block-pair ratios "
+                     "(each block beside the baseline's in the same process); noise: spread "
+                     "of a model's per-round throughput (MAD/median)")
         return "\n".join(lines)
 
     def write_json(self, path: str) -> None:
@@ -124,7 +136,8 @@ class BenchmarkResult:
     def write_csv(self, path: str) -> None:
         with open(path, "w", newline="") as f:
             writer = csv.writer(f)
-            fields = [k for k in asdict(self.models[0]) if k != "round_throughputs"]
+            fields = [k for k in asdict(self.models[0])
+                      if k not in ("round_throughputs", "block_rates")]
             writer.writerow(fields)
             for m in self.models:
                 d = asdict(m)
@@ -138,7 +151,7 @@ def environment(settings: Settings, facts: dict) -> dict:
             "rounds": settings.rounds, "num_iter": settings.num_iter,
             "num_warmup": settings.num_warmup, "confidence": settings.confidence,
             "round_seconds": settings.round_seconds,
-            "isolation": "fresh process per model and round, order alternating"}
+            "isolation": "fresh process per round holding every model, blocks alternating"}
 
 
 def _session_config(settings: Settings) -> tf.compat.v1.ConfigProto:
@@ -166,77 +179,57 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-def _worker(conn, path: str, settings: Settings) -> None:
-    """One model in one fresh process: load, take inputs, warm up, time what it is told."""
-    try:
-        configure_runtime(settings)
-        runner = detect(path).open(settings.signature, _session_config(settings))
-    except Exception as err:
-        conn.send(("error", first_line(err) if isinstance(err, TfoptError) else
-                   f"{path}: cannot load the model: {first_line(err)}"))
-        return
-    conn.send(("inputs", (runner.inputs, describe())))
+def _group_worker(conn, paths: list[str], settings: Settings) -> None:
+    """The models of one round in one fresh process, timed in alternating blocks: load each,
+    take its inputs, warm it up, then answer each request ``(calls, seconds)`` with one block
+    per entry of ``calls``: every model in turn (the order rotating from block to block) makes
+    at least that many calls and runs at least ``seconds``; the answer is, per block and
+    model, the seconds of each call."""
+    configure_runtime(settings)
+    runners = []
+    for path in paths:
+        try:
+            runners.append(detect(path).open(settings.signature, _session_config(settings)))
+        except Exception as err:
+            conn.send(("error", first_line(err) if isinstance(err, TfoptError) else
+                       f"{path}: cannot load the model: {first_line(err)}"))
+            return
+    conn.send(("inputs", ([r.inputs for r in runners], describe())))
     feeds = conn.recv()
-    try:
-        call = runner.prepare(feeds)
-        for _ in range(max(settings.num_warmup, 1)):
-            call()
-    except Exception as err:
-        conn.send(("error", f"{path}: fails on the generated inputs: {first_line(err)} (give "
-                            "inputs with --inputs-file, --input-shape or --int-range)"))
-        return
-    conn.send(("ready", None))
-    while (count := conn.recv()) is not None:
-        times: list[float] = []
-        while len(times) < count or sum(times) < settings.round_seconds:
-            start = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - start)
-        conn.send(("times", times))
-
-
-def _paired_worker(conn, paths: list[str], settings: Settings) -> None:
-    """Two models in one fresh process, timed in alternating blocks (see
-    :func:`time_interleaved`): load both, take inputs for each, warm up, then answer each
-    request for N blocks with N (calls/s of the first, calls/s of the second) pairs."""
-    try:
-        configure_runtime(settings)
-        runners = [detect(p).open(settings.signature, _session_config(settings)) for p in paths]
-    except Exception as err:
-        conn.send(("error", f"{' / '.join(paths)}: cannot load the models: "
-                            f"{first_line(err)}"))
-        return
-    conn.send(("inputs", [r.inputs for r in runners]))
-    feeds = conn.recv()
-    try:
-        calls = [r.prepare(f) for r, f in zip(runners, feeds, strict=True)]
-        slowest = 0.0
-        for call in calls:
+    calls, slowest = [], 0.0
+    for path, runner, feed in zip(paths, runners, feeds, strict=True):
+        try:
+            call = runner.prepare(feed)
             for _ in range(max(settings.num_warmup, 1)):
                 start = time.perf_counter()
                 call()
             slowest = max(slowest, time.perf_counter() - start)
-    except Exception as err:
-        conn.send(("error", f"{' / '.join(paths)}: fails on the given inputs: "
-                            f"{first_line(err)}"))
-        return
-    conn.send(("ready", slowest))  # seconds per call of the slower model, warm
+        except Exception as err:
+            conn.send(("error", f"{path}: fails on the generated inputs: {first_line(err)} "
+                                "(give inputs with --inputs-file, --input-shape or "
+                                "--int-range)"))
+            return
+        calls.append(call)
+    conn.send(("ready", slowest))  # seconds per call of the slowest model, warm
 
-    def block(call) -> float:
-        done, start = 0, time.perf_counter()
-        while done < 1 or time.perf_counter() - start < settings.round_seconds:
+    def block(call, count: int, seconds: float) -> list[float]:
+        times: list[float] = []
+        while len(times) < count or sum(times) < seconds:
+            start = time.perf_counter()
             call()
-            done += 1
-        return done / (time.perf_counter() - start)
+            times.append(time.perf_counter() - start)
+        return times
 
-    while (count := conn.recv()) is not None:
-        pairs = []
-        for b in range(count):
-            rate = [0.0, 0.0]
-            for m in ((0, 1) if b % 2 == 0 else (1, 0)):
-                rate[m] = block(calls[m])
-            pairs.append(tuple(rate))
-        conn.send(("pairs", pairs))
+    while (request := conn.recv()) is not None:
+        counts, seconds = request
+        blocks = []
+        for b, count in enumerate(counts):
+            times: list[list[float]] = [[] for _ in calls]
+            for i in range(len(calls)):
+                m = (b + i) % len(calls)
+                times[m] = block(calls[m], count, seconds)
+            blocks.append(times)
+        conn.send(("blocks", blocks))
 
 
 @contextlib.contextmanager
@@ -275,13 +268,14 @@ def _process_context(runtime: str | None):
 
 
 class _ModelProcess:
-    """Parent's handle on a worker in a fresh process (a new TensorFlow runtime):
-    ``_worker`` with one model, or ``_paired_worker`` with a list of two."""
+    """Parent's handle on :func:`_group_worker` in a fresh process (a new TensorFlow runtime)
+    holding ``models``."""
 
-    def __init__(self, models: str | list[str], settings: Settings, ctx, target=_worker):
-        self.path = models if isinstance(models, str) else " / ".join(models)
+    def __init__(self, models: list[str], settings: Settings, ctx):
+        self.path = " / ".join(models)
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=target, args=(child, models, settings), daemon=True)
+        self.proc = ctx.Process(target=_group_worker, args=(child, models, settings),
+                                daemon=True)
         with _pinned_runtime(settings.runtime):
             self.proc.start()
         child.close()
@@ -335,13 +329,41 @@ def _hints(path: str, spec: dict[str, TensorInfo], settings: Settings) -> dict:
     return input_hints(sig)
 
 
+def _run_round(paths: list[str], order: list[int], settings: Settings, ctx,
+               feeds_of: Callable[[dict[str, TensorInfo], int], dict[str, np.ndarray]],
+               plan: Callable[[float], tuple[list[int], float]]
+               ) -> tuple[dict, list[list[list[float]]]]:
+    """One fresh process holding ``paths`` loaded in ``order``: ``feeds_of(spec, m)`` gives
+    model ``m`` its inputs, ``plan(seconds per call of the slowest)`` the calls per block and
+    a block's least seconds. Returns the runtime's facts and, per model (in ``paths`` order),
+    per block, the seconds of each call."""
+    worker = _ModelProcess([paths[m] for m in order], settings, ctx)
+    try:
+        specs, facts = worker.recv()
+        worker.send([feeds_of(spec, m) for spec, m in zip(specs, order, strict=True)])
+        worker.send(plan(worker.recv()))
+        blocks = worker.recv()
+    finally:
+        worker.close()
+    per_model: list[list[list[float]]] = [[] for _ in paths]
+    for times in blocks:
+        for i, m in enumerate(order):
+            per_model[m].append(times[i])
+    return facts, per_model
+
+
+def _rate(times: list[float]) -> float:
+    return len(times) / sum(times)
+
+
 def benchmark(paths: list[str], settings: Settings,
               progress: Callable[[int, str], None] | None = None,
               labels: list[str] | None = None) -> BenchmarkResult:
-    """Benchmark ``paths`` (the first is the baseline): every round, a fresh process per model,
-    the models one after the other, the order alternating between rounds. ``progress`` is
-    called as each model's run starts (0 iterations, "round 2/5: optimized") and ends (its
-    timed iterations, with the round's throughput), so long runs are never silent."""
+    """Benchmark ``paths`` (the first is the baseline). Every round is a fresh process that
+    loads every model (which one first rotates between rounds) and calls them in alternating
+    blocks, so that the models of a round share the machine's state second by second.
+    ``progress`` is called as a round starts (0 iterations, "round 2/5: loading ...") and ends
+    (its timed iterations, with each model's throughput), so long runs are never silent."""
     if settings.num_iter < 1 or settings.num_warmup < 0 or settings.batch_size < 1:
         raise TfoptError("--num-iter and --batch-size must be >= 1, --num-warmup >= 0")
     if not 0.5 <= settings.confidence < 1:
@@ -350,57 +372,58 @@ def benchmark(paths: list[str], settings: Settings,
         detect(path)  # fail fast, before any process starts
     labels = labels or paths
     ctx = _process_context(settings.runtime)
+    n = len(paths)
     rounds = max(1, min(settings.rounds, settings.num_iter))
     per_round = [settings.num_iter // rounds + (1 if r < settings.num_iter % rounds else 0)
                  for r in range(rounds)]
-    latencies: list[list[float]] = [[] for _ in paths]
+    blocks = max(1, min(settings.blocks, min(per_round)))  # the same in every round (pairs)
+    times: list[list[list[float]]] = [[] for _ in paths]  # model -> block -> call seconds
     round_tp: list[list[float]] = [[] for _ in paths]
+    rates: list[list[list[float]]] = [[] for _ in paths]  # model -> round -> block rates
     schedule: list[tuple[int, int]] = []
-    feeds: dict[str, np.ndarray] | None = None
-    first_spec: dict = {}
-    facts: dict = {}
-    batch = settings.batch_size
-    for r in range(rounds):
-        order = list(range(len(paths)))
-        if r % 2:
-            order.reverse()
-        for m in order:
-            if progress:
-                progress(0, f"round {r + 1}/{rounds}: {labels[m]}")
-            worker = _ModelProcess(paths[m], settings, ctx)
-            try:
-                spec, facts = worker.recv()
-                if feeds is None:
-                    first_spec = spec
-                    feeds = (load_inputs(settings.inputs_file, spec) if settings.inputs_file
+    made: dict = {}  # the feeds, made once from the baseline's inputs
+
+    def feeds_of(spec: dict[str, TensorInfo], m: int) -> dict[str, np.ndarray]:
+        if not made:
+            made["spec"] = spec
+            made["feeds"] = (load_inputs(settings.inputs_file, spec) if settings.inputs_file
                              else make_inputs(spec, settings.batch_size, settings.input_shapes,
                                               settings.int_range,
                                               hints=_hints(paths[m], spec, settings)))
-                    values = list(feeds.values())
-                    batch = int(values[0].shape[0]) if values and values[0].ndim else 1
-                worker.send(_feeds_for(spec, feeds, first_spec, paths[m], paths[order[0]]))
-                worker.recv()  # warmed up
-                worker.send(per_round[r])
-                times = worker.recv()
-            finally:
-                worker.close()
-            schedule.append((r, m))
-            latencies[m].extend(times)
-            round_tp[m].append(stats.round_throughput(times, batch))
-            if progress:
-                progress(per_round[r], f"round {r + 1}/{rounds}: {labels[m]} "
-                                       f"{round_tp[m][-1]:.1f} samples/s")
+        return _feeds_for(spec, made["feeds"], made["spec"], paths[m], paths[0])
+
+    facts: dict = {}
+    for r in range(rounds):
+        order = [(r + i) % n for i in range(n)]
+        if progress:
+            progress(0, f"round {r + 1}/{rounds}: {', '.join(labels[m] for m in order)}")
+        counts = [per_round[r] // blocks + (1 if b < per_round[r] % blocks else 0)
+                  for b in range(blocks)]
+        facts, timed = _run_round(paths, order, settings, ctx, feeds_of,
+                                  lambda _slowest, c=counts: (c, settings.round_seconds / blocks))
+        schedule += [(r, m) for m in order]
+        values = list(made["feeds"].values())
+        batch = int(values[0].shape[0]) if values and values[0].ndim else 1
+        for m, model_blocks in enumerate(timed):
+            times[m] += model_blocks
+            rates[m].append([_rate(t) for t in model_blocks])
+            round_tp[m].append(stats.round_throughput([x for t in model_blocks for x in t], batch))
+        if progress:
+            progress(per_round[r] * n, f"round {r + 1}/{rounds}: " + ", ".join(
+                f"{labels[m]} {round_tp[m][-1]:.1f}" for m in range(n)) + " samples/s")
 
     results = []
     for m, label in enumerate(labels):
-        lat = latencies[m]
-        ratio = stats.ratio(round_tp[m], round_tp[0], settings.confidence)
+        lat = [x for t in times[m] for x in t]
+        ratio = (stats.Ratio(1.0, 1.0, 1.0, settings.confidence) if m == 0 else
+                 stats.paired_ratio(rates[m], rates[0], settings.confidence))
         results.append(ModelResult(
             model=label, batch_size=batch, iterations=len(lat),
             throughput=stats.median(round_tp[m]),
             latency_mean_ms=float(np.mean(lat)) * 1e3, latency_p50_ms=_percentile(lat, 50) * 1e3,
             latency_p90_ms=_percentile(lat, 90) * 1e3, latency_p99_ms=_percentile(lat, 99) * 1e3,
-            round_throughputs=round_tp[m], noise=stats.spread(round_tp[m]),
+            round_throughputs=round_tp[m], block_rates=rates[m],
+            noise=stats.spread(round_tp[m]),
             ratio=ratio.value, ratio_low=ratio.low, ratio_high=ratio.high,
             verdict="baseline" if m == 0 else ratio.verdict(),
             precision=(read_metadata(paths[m]) or {}).get("precision", "fp32")))
@@ -436,40 +459,35 @@ def time_interleaved(paths: list[str], key: str, feeds: dict,
     block rates per process, paired block by block (:func:`stats.paired_ratio`).
 
     This is how ``optimize`` times two models (the speed check against the original,
-    ``--xla auto``, ``--precision auto``): on a shared machine the load changes from second
-    to second and a process's placement moves a model by 10-20% (an A/A of one model in
-    fresh processes measured 0.86x [0.82-0.96] here), so a process per model and round let a
-    disturbed round or two decide (BERT's compiled cluster: 0.80x [0.75-1.25] in one
-    optimize, 1.24x [1.13-1.47] in another). Blocks a quarter of a second apart in one
-    process see the same load and placement; the processes, loading the models in
-    alternating order, keep a process's luck from deciding. ``tfopt benchmark`` keeps a
-    fresh process per model and round: it measures models, not a choice between two."""
+    ``--xla auto``, ``--precision auto``), with the same worker as :func:`benchmark`: on a
+    shared machine the load changes from second to second and a process's placement moves a
+    model by 10-20% (an A/A of one model with a fresh process per model and round measured
+    0.86x [0.82-0.96] here), so a process per model let a disturbed round or two decide
+    (BERT's compiled cluster: 0.80x [0.75-1.25] in one optimize, 1.24x [1.13-1.47] in
+    another). Blocks a quarter of a second apart in one process see the same load and
+    placement; the processes, loading the models in alternating order, keep a process's luck
+    from deciding. Blocks per process follow the call's length (:func:`blocks_for`)."""
     ctx = _process_context(None)
-    settings = Settings(num_warmup=3, signature=key, round_seconds=BLOCK_SECONDS)
-    first: list[list[float]] = []
-    second: list[list[float]] = []
-    blocks = 0  # chosen in the first process from how long a call takes (the same for all)
+    settings = Settings(num_warmup=3, signature=key)
+    rates: list[list[list[float]]] = [[], []]
+    chosen: list[int] = []  # blocks, chosen in the first process from a warm call's length
+
+    def plan(slowest: float) -> tuple[list[int], float]:
+        chosen.append(chosen[0] if chosen else blocks_for(slowest, processes))
+        return [1] * chosen[0], BLOCK_SECONDS
+
     for p in range(processes):
         order = [0, 1] if p % 2 == 0 else [1, 0]
-        worker = _ModelProcess([paths[m] for m in order], settings, ctx, _paired_worker)
-        try:
-            specs = worker.recv()
-            # ``feeds`` are keyed like the first model's inputs (the original's signature)
-            worker.send([_feeds_for(spec, feeds, feeds, paths[m], paths[0])
-                         for spec, m in zip(specs, order, strict=True)])
-            seconds_per_call = worker.recv()  # warmed up
-            blocks = blocks or blocks_for(seconds_per_call, processes)
-            worker.send(blocks)
-            pairs = worker.recv()
-        finally:
-            worker.close()
-        rates = {m: [pair[i] for pair in pairs] for i, m in enumerate(order)}
-        first.append(rates[0])
-        second.append(rates[1])
+        # ``feeds`` are keyed like the first model's inputs (the original's signature)
+        _, timed = _run_round(paths, order, settings, ctx,
+                              lambda spec, m: _feeds_for(spec, feeds, feeds, paths[m], paths[0]),
+                              plan)
+        for m in (0, 1):
+            rates[m].append([_rate(t) for t in timed[m]])
         if say:
-            ratio = stats.median([b / a for a, b in zip(rates[0], rates[1], strict=True)])
-            say(f"  process {p + 1}/{processes}: {ratio:.2f}x over {blocks} block pairs")
-    return first, second
+            ratio = stats.median([b / a for a, b in zip(rates[0][-1], rates[1][-1], strict=True)])
+            say(f"  process {p + 1}/{processes}: {ratio:.2f}x over {chosen[0]} block pairs")
+    return rates[0], rates[1]
 
 
 def time_candidate(plain, candidate, key: str, tags: tuple[str, ...], feeds: dict,

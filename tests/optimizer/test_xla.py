@@ -80,3 +80,34 @@ def test_fused_matmuls_are_unfused_for_the_cluster():
     feeds = {"x:0": rand(5, 4, seed=4)}
     np.testing.assert_allclose(run(plain, ["out"], feeds)[0], run(gd, ["out"], feeds)[0],
                                rtol=1e-6)
+
+
+def test_ops_reading_strings_stay_out_of_the_cluster(tmp_path):
+    """A TF1 Estimator-style export parses serialized tf.train.Example first: the parser has
+    float outputs but a string input, and XLA has no kernel for it. It stays outside; the
+    dense layers after it form the cluster, and ``--xla on`` verifies (it was an internal
+    error: the outlined body named the parser's outputs wrongly)."""
+    graph = tf.Graph()
+    with graph.as_default():
+        ser = tf.compat.v1.placeholder(tf.string, [None], name="examples")
+        f = tf.compat.v1.io.parse_example(ser, {"x": tf.io.FixedLenFeature([16], tf.float32)})
+        h = f["x"]
+        for i in range(4):
+            w = tf.compat.v1.get_variable(f"w{i}", [16, 16])
+            h = tf.nn.tanh(tf.matmul(h, w) + 0.1)
+        out = tf.nn.softmax(h)
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            builder = tf.compat.v1.saved_model.Builder(str(tmp_path / "est"))
+            builder.add_meta_graph_and_variables(sess, ["serve"], signature_def_map={
+                "serving_default": tf.compat.v1.saved_model.predict_signature_def(
+                    {"examples": ser}, {"probabilities": out})})
+            builder.save()
+    src = str(tmp_path / "est")
+    sig = load_model(src).signatures["serving_default"]
+    chosen = xla.cluster(sig)
+    ops = {n.name: n.op for n in sig.graph_def.node}
+    assert "ParseExampleV2" not in {ops[n] for n in chosen}
+    assert "MatMul" in {ops[n] for n in chosen}
+    report = tfopt.optimize(src, str(tmp_path / "on"), xla="on")
+    assert report.verified and any(n.startswith("xla: compiled cluster") for n in report.notes)

@@ -118,3 +118,55 @@ def test_mask_compared_with_zero_after_a_minimum_is_a_mask():
                          {"out": TensorInfo("out:0", tf.float32, (None, 4, 4))})
     hints = input_hints(sig)
     assert hints["padding_mask"].int_range == (0, 2) and hints["padding_mask"].why == "mask"
+
+
+class _ExampleModel(tf.Module):
+    """A TF Serving / Estimator-style signature: serialized tf.train.Example protos in."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = tf.Variable(tf.random.stateless_normal([5, 3], seed=(1, 2)))
+        self.emb = tf.Variable(tf.random.stateless_normal([7, 3], seed=(3, 4)))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve(self, examples):
+        f = tf.io.parse_example(examples, {
+            "x": tf.io.FixedLenFeature([4], tf.float32),
+            "cat": tf.io.FixedLenFeature([], tf.int64),   # indexes a 7-row table
+            "tags": tf.io.VarLenFeature(tf.string)})
+        h = tf.concat([f["x"], tf.cast(f["tags"].dense_shape[1:], tf.float32)[None] +
+                       0 * f["x"][:, :1]], 1)
+        return {"scores": tf.nn.softmax(tf.matmul(h, self.w) + tf.gather(self.emb, f["cat"]))}
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="example")])
+    def single(self, example):
+        parsed = tf.raw_ops.ParseSingleExample(
+            serialized=example, dense_defaults=[tf.constant([], tf.float32)], num_sparse=0,
+            sparse_keys=[], dense_keys=["x"], sparse_types=[], dense_shapes=[[4]])
+        return {"y": tf.reduce_sum(parsed.dense_values[0] * 2.0)}
+
+
+def test_serialized_examples_are_generated_for_the_features_the_graph_parses(tmp_path):
+    """A string input the graph parses as tf.train.Example gets protos holding every feature
+    it reads (ids within the table they index), so such a model verifies without flags
+    instead of failing with 'Feature: cat is required but could not be found'."""
+    module = _ExampleModel()
+    src = str(tmp_path / "examples")
+    tf.saved_model.save(module, src, signatures={"serving_default": module.serve,
+                                                 "single": module.single})
+    sig = load_model(src, ["serving_default"]).signatures["serving_default"]
+    features = {f.key: f for f in input_hints(sig)["examples"].features}
+    assert set(features) == {"x", "cat", "tags"}
+    assert features["x"].shape == (4,) and features["tags"].shape is None
+    assert features["cat"].int_range == (0, 7) and features["cat"].why == "embedding rows"
+    notes = []
+    feeds = make_inputs(sig.inputs, 3, hints=input_hints(sig), notes=notes)
+    parsed = [tf.train.Example.FromString(b) for b in feeds["examples"]]
+    assert len(parsed) == 3 and all(p.features.feature["cat"].int64_list.value[0] < 7
+                                    for p in parsed)
+    assert "serialized tf.train.Example" in notes[0] and "tags string (var-len)" in notes[0]
+    single = load_model(src, ["single"]).signatures["single"]
+    assert [f.key for f in input_hints(single)["example"].features] == ["x"]  # attribute keys
+    report = tfopt.optimize(src, str(tmp_path / "opt"))
+    assert report.verified and set(report.signatures) == {"serving_default", "single"}
+    assert any("cat int64 in [0, 7) (embedding rows)" in n for n in report.notes)

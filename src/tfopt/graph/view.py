@@ -674,13 +674,15 @@ def _output_offsets(node: node_def_pb2.NodeDef, library: dict) -> list[tuple[str
         return None
     offsets, start = [], 0
     for arg in op_def.output_arg:
-        offsets.append((arg.name, start))
         if arg.number_attr:
-            start += node.attr[arg.number_attr].i
+            length = node.attr[arg.number_attr].i
         elif arg.type_list_attr:
-            start += len(node.attr[arg.type_list_attr].list.type)
+            length = len(node.attr[arg.type_list_attr].list.type)
         else:
-            start += 1
+            length = 1
+        if length:  # an empty list (ParseExampleV2 with no sparse keys) names no output
+            offsets.append((arg.name, start))
+        start += length
     return offsets
 
 

@@ -58,7 +58,7 @@ def _excluded(node: node_def_pb2.NodeDef) -> bool:
 def cluster(sig: SignatureGraph, view: GraphView | None = None,
             info: StaticInfo | None = None) -> set[str]:
     """Nodes to compile: not left out themselves (excluded op, control input, string/resource/
-    variant output, load-time initializer), and either with no left-out node among their
+    variant input or output, load-time initializer), and either with no left-out node among their
     ancestors or with none among their descendants, whichever set is larger. Each set is
     convex (no path leaves it and comes back), so outlining it cannot create a cycle;
     placeholders and constants feed the cluster and block nothing."""
@@ -68,10 +68,13 @@ def cluster(sig: SignatureGraph, view: GraphView | None = None,
     def left_out(node: node_def_pb2.NodeDef) -> bool:
         if node.op in ("Placeholder", "Const"):
             return False
-        dtype = info.dtype(node.name + ":0")
+        dtypes = [info.dtype(node.name + ":0")] + [
+            info.dtype(InputRef.parse(t).tensor) for t in node.input if not t.startswith("^")]
         return (_excluded(node) or node.name in sig.init_ops
                 or any(t.startswith("^") for t in node.input)
-                or (dtype is not None and dtype.name in ("string", "resource", "variant")))
+                # strings in or out (ParseExample, a lookup's keys): XLA has no kernel for them
+                or any(d is not None and d.name in ("string", "resource", "variant")
+                       for d in dtypes))
 
     order = topological_order(sig.graph_def)
     out = {node.name: left_out(node) for node in order}

@@ -18,6 +18,7 @@ from tfopt.model.signature import LoadedModel, SignatureGraph, TensorInfo
 from tfopt.options import check_shape_names
 
 DEFAULT_INT_RANGE = (0, 10)
+_WORDS = [b"the", b"quick", b"brown", b"fox", b"jumps"]
 
 
 # Defaults for dimensions nothing in the signature or the graph fixes.
@@ -35,12 +36,31 @@ _MASK_TESTS = {"Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqua
 _VALUE_KEEPING = {"Minimum", "Maximum"}
 
 
+# Ops that parse a string input as serialized tf.train.Example protos (input 0).
+_EXAMPLE_PARSERS = {"ParseExample", "ParseExampleV2", "ParseSingleExample"}
+
+
+@dataclass(frozen=True)
+class ExampleFeature:
+    """One feature a tf.train.Example parser reads: its key, value type, and the shape of a
+    dense feature (None: a sparse or ragged one, any number of values)."""
+
+    key: str
+    dtype: tf.DType
+    shape: tuple[int, ...] | None
+    int_range: tuple[int, int] | None = None  # ids: what the parsed values index
+    why: str = ""
+
+
 @dataclass(frozen=True)
 class InputHint:
     """What the graph says a generated input may hold."""
 
     int_range: tuple[int, int] | None = None  # [low, high) for integer ids
     why: str = ""
+    # a string input the graph parses as serialized tf.train.Example (a TF Serving /
+    # Estimator / TFX signature): the features to write into each generated proto
+    features: tuple[ExampleFeature, ...] | None = None
 
 
 def _const_node(nodes: dict, text: str, through: tuple[str, ...] = ("Identity",)):
@@ -73,52 +93,166 @@ def _const_shape(nodes: dict, text: str) -> tuple[int, ...] | None:
 def input_hints(sig: SignatureGraph) -> dict[str, InputHint]:
     """Ranges for integer inputs, derived from what they index: the rows of the smallest
     embedding table they gather from, a one-hot depth, 0/1 for masks (cast to bool, or
-    compared with a threshold in [0, 1] and indexing nothing)."""
-    from tfopt.graph.view import InputRef, node_of
+    compared with a threshold in [0, 1] and indexing nothing); for a string input parsed as
+    serialized tf.train.Example, the features the parser reads (and the ranges of its integer
+    features, found the same way)."""
+    from tfopt.graph.view import InputRef
 
     nodes = {n.name: n for n in sig.graph_def.node}
-    consumers: dict[str, list] = {}
+    consumers: dict[tuple[str, int], list] = {}
     for node in sig.graph_def.node:
         for index, text in enumerate(node.input):
             ref = InputRef.parse(text)
             if not ref.control:
-                consumers.setdefault(ref.node, []).append((node, index))
+                consumers.setdefault((ref.node, ref.port), []).append((node, index))
     hints: dict[str, InputHint] = {}
     for key, info in sig.inputs.items():
-        if not (info.dtype.is_integer or info.dtype == tf.bool):
-            continue
-        limits: list[tuple[int, str]] = []
-        compared = False
-        seen, stack = set(), [node_of(info.tensor)]
-        while stack:
-            name = stack.pop()
-            if name in seen:
-                continue
-            seen.add(name)
-            for node, index in consumers.get(name, ()):
-                if node.op in _GATHERS and index == 1:
-                    table = _const_shape(nodes, node.input[0])
-                    axis = _const_of(nodes, node.input[2]) if node.op == "GatherV2" else 0
-                    if table and axis is not None:
-                        limits.append((int(table[int(axis)]), "embedding rows"))
-                elif node.op == "OneHot" and index == 0:
-                    depth = _const_of(nodes, node.input[1])
-                    if depth is not None:
-                        limits.append((int(depth), "one-hot depth"))
-                elif node.op == "Cast" and node.attr["DstT"].type == tf.bool.as_datatype_enum:
-                    limits.append((2, "mask"))
-                elif node.op in _MASK_TESTS and _is_mask_threshold(
-                        _const_of(nodes, node.input[1 - index], ("Identity", "Cast"))):
-                    compared = True  # ids are compared with 0 too (negative-id wrapping)
-                elif (node.op in _ID_PASSTHROUGH | _VALUE_KEEPING
-                      or (node.op in ("Select", "SelectV2") and index > 0)):
-                    stack.append(node.name)  # (Keras wraps negative ids with a SelectV2)
-        if compared and not limits:  # compared, and indexing nothing: a mask
-            limits.append((2, "mask"))
-        if limits:
-            high, why = min(limits)
-            hints[key] = InputHint((0, max(high, 1)), why)
+        start = InputRef.parse(info.tensor)
+        if info.dtype == tf.string:
+            features = _example_features(nodes, consumers, (start.node, start.port))
+            if features:
+                hints[key] = InputHint(features=features)
+        elif info.dtype.is_integer or info.dtype == tf.bool:
+            limit = _id_limit(nodes, consumers, (start.node, start.port))
+            if limit:
+                hints[key] = InputHint((0, max(limit[0], 1)), limit[1])
     return hints
+
+
+def _id_limit(nodes: dict, consumers: dict, start: tuple[str, int]) -> tuple[int, str] | None:
+    """How many distinct ids the integer tensor ``start`` may hold, and why (None: nothing
+    in the graph says)."""
+    limits: list[tuple[int, str]] = []
+    compared = False
+    seen, stack = set(), [start]
+    while stack:
+        tensor = stack.pop()
+        if tensor in seen:
+            continue
+        seen.add(tensor)
+        for node, index in consumers.get(tensor, ()):
+            if node.op in _GATHERS and index == 1:
+                table = _const_shape(nodes, node.input[0])
+                axis = _const_of(nodes, node.input[2]) if node.op == "GatherV2" else 0
+                if table and axis is not None:
+                    limits.append((int(table[int(axis)]), "embedding rows"))
+            elif node.op == "OneHot" and index == 0:
+                depth = _const_of(nodes, node.input[1])
+                if depth is not None:
+                    limits.append((int(depth), "one-hot depth"))
+            elif node.op == "Cast" and node.attr["DstT"].type == tf.bool.as_datatype_enum:
+                limits.append((2, "mask"))
+            elif node.op in _MASK_TESTS and _is_mask_threshold(
+                    _const_of(nodes, node.input[1 - index], ("Identity", "Cast"))):
+                compared = True  # ids are compared with 0 too (negative-id wrapping)
+            elif (node.op in _ID_PASSTHROUGH | _VALUE_KEEPING
+                  or (node.op in ("Select", "SelectV2") and index > 0)):
+                stack.append((node.name, 0))  # (Keras wraps negative ids with a SelectV2)
+    if compared and not limits:  # compared, and indexing nothing: a mask
+        limits.append((2, "mask"))
+    return min(limits) if limits else None
+
+
+def _example_features(nodes: dict, consumers: dict, start: tuple[str, int]
+                      ) -> tuple[ExampleFeature, ...] | None:
+    """The features of the tf.train.Example parser that reads the string tensor ``start``
+    (through Identity / Reshape), or None."""
+    seen, stack = set(), [start]
+    while stack:
+        tensor = stack.pop()
+        if tensor in seen:
+            continue
+        seen.add(tensor)
+        for node, index in consumers.get(tensor, ()):
+            if node.op in _EXAMPLE_PARSERS and index == 0:
+                return _parser_features(nodes, consumers, node)
+            if node.op in ("Identity", "Reshape", "ExpandDims", "Squeeze"):
+                stack.append((node.name, 0))
+    return None
+
+
+def _parser_features(nodes: dict, consumers: dict, node) -> tuple[ExampleFeature, ...] | None:
+    """What one parser node reads: sparse keys first, then dense, then ragged (the order of
+    its outputs), each dense feature with the id range its parsed values index."""
+    attr = node.attr
+
+    def keys_at(index: int) -> list[str] | None:
+        value = _const_of(nodes, node.input[index])
+        return None if value is None else [k.decode() for k in np.ravel(value)]
+
+    if node.op == "ParseExampleV2":
+        sparse, dense, ragged = keys_at(2), keys_at(3), keys_at(4)
+        ragged_types = list(attr["ragged_value_types"].list.type)
+    elif node.op == "ParseExample":
+        n_sparse, n_dense = attr["Nsparse"].i, attr["Ndense"].i
+        found = [keys_at(i) for i in range(2, 2 + n_sparse + n_dense)]
+        if any(k is None for k in found):
+            return None
+        sparse = [k[0] for k in found[:n_sparse]]
+        dense, ragged, ragged_types = [k[0] for k in found[n_sparse:]], [], []
+    else:  # ParseSingleExample: keys are attributes
+        sparse = [k.decode() for k in attr["sparse_keys"].list.s]
+        dense = [k.decode() for k in attr["dense_keys"].list.s]
+        ragged, ragged_types = [], []
+    if sparse is None or dense is None or ragged is None:
+        return None
+    sparse_types = list(attr["sparse_types"].list.type)
+    dense_types = list(attr["Tdense"].list.type)
+    shapes = [tuple(d.size for d in s.dim) for s in attr["dense_shapes"].list.shape]
+    features = [ExampleFeature(k, tf.as_dtype(t), None) for k, t in zip(sparse, sparse_types,
+                                                                         strict=True)]
+    # the dense values are outputs 3 * num_sparse + i (ParseSingleExample: 3 * num_sparse too)
+    first_dense = 3 * len(sparse)
+    for i, (k, t, shape) in enumerate(zip(dense, dense_types, shapes, strict=True)):
+        dtype = tf.as_dtype(t)
+        limit = (_id_limit(nodes, consumers, (node.name, first_dense + i))
+                 if dtype.is_integer else None)
+        fixed = None if any(d < 0 for d in shape) else shape
+        features.append(ExampleFeature(k, dtype, fixed, (0, max(limit[0], 1)) if limit else None,
+                                       limit[1] if limit else ""))
+    features += [ExampleFeature(k, tf.as_dtype(t), None)
+                 for k, t in zip(ragged, ragged_types, strict=True)]
+    return tuple(features)
+
+
+def serialized_examples(features: tuple[ExampleFeature, ...], shape: tuple[int, ...],
+                        rng: np.random.Generator, int_range: tuple[int, int] | None = None
+                        ) -> np.ndarray:
+    """``shape`` serialized tf.train.Example protos holding every feature: floats N(0,1),
+    integers within ``int_range`` if given, else the feature's id range, else 0..9, words for
+    bytes;
+    a sparse or variable-length feature gets one to three values."""
+    def one() -> bytes:
+        values = {}
+        for f in features:
+            count = int(np.prod(f.shape)) if f.shape is not None else int(rng.integers(1, 4))
+            if f.dtype.is_floating:
+                values[f.key] = tf.train.Feature(float_list=tf.train.FloatList(
+                    value=rng.standard_normal(count).tolist()))
+            elif f.dtype.is_integer:
+                low, high = int_range or f.int_range or DEFAULT_INT_RANGE
+                values[f.key] = tf.train.Feature(int64_list=tf.train.Int64List(
+                    value=rng.integers(low, high, count).tolist()))
+            else:
+                values[f.key] = tf.train.Feature(bytes_list=tf.train.BytesList(
+                    value=[_WORDS[i] for i in rng.integers(0, len(_WORDS), count)]))
+        return tf.train.Example(features=tf.train.Features(feature=values)).SerializeToString()
+
+    out = np.empty(shape, dtype=object)
+    for index in np.ndindex(*shape):
+        out[index] = one()
+    return out
+
+
+def describe_features(features: tuple[ExampleFeature, ...]) -> str:
+    """``serialized tf.train.Example: age int64, x float32[4], cat int64 in [0, 10)``."""
+    parts = []
+    for f in features:
+        shape = "" if f.shape in (None, ()) else f"[{', '.join(map(str, f.shape))}]"
+        ids = f" in [{f.int_range[0]}, {f.int_range[1]}) ({f.why})" if f.int_range else ""
+        parts.append(f"{f.key} {f.dtype.name}{shape}{' (var-len)' if f.shape is None else ''}"
+                     f"{ids}")
+    return "serialized tf.train.Example: " + ", ".join(parts)
 
 
 def _is_mask_threshold(value) -> bool:
@@ -185,8 +319,12 @@ def make_inputs(specs: dict[str, TensorInfo], batch_size: int = 1,
             what.append(f"in [{low}, {high}) ({source})")
         elif dtype == tf.bool:
             feeds[key] = rng.integers(0, 2, shape).astype(bool)
+        elif dtype == tf.string and hints.get(key) and hints[key].features:
+            features = hints[key].features
+            feeds[key] = serialized_examples(features, shape, rng, int_range)
+            what.append(f"({describe_features(features)})")
         elif dtype == tf.string:
-            words = np.array([b"the", b"quick", b"brown", b"fox", b"jumps"], dtype=object)
+            words = np.array(_WORDS, dtype=object)
             feeds[key] = words[rng.integers(0, len(words), shape)]
         else:
             raise TfoptError(f"input {key!r}: cannot generate {dtype.name} values; give real "

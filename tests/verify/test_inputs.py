@@ -170,3 +170,38 @@ def test_serialized_examples_are_generated_for_the_features_the_graph_parses(tmp
     report = tfopt.optimize(src, str(tmp_path / "opt"))
     assert report.verified and set(report.signatures) == {"serving_default", "single"}
     assert any("cat int64 in [0, 7) (embedding rows)" in n for n in report.notes)
+
+
+def test_encoded_images_are_generated_for_a_graph_that_decodes_them(tmp_path):
+    """TF Serving image models take image bytes: a batch decoded in a map_fn (the decoder in
+    a loop body) gets JPEGs, a PNG decoder gets PNGs; each verifies without flags."""
+    class Images(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.Variable(tf.random.stateless_normal([3, 3, 3, 4], seed=(5, 6)))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def serve(self, image_bytes):
+            def decode(b):
+                img = tf.cast(tf.io.decode_jpeg(b, channels=3), tf.float32) / 255.0
+                return tf.image.resize(img, [32, 32])
+            x = tf.map_fn(decode, image_bytes, fn_output_signature=tf.float32)
+            return {"y": tf.reduce_mean(tf.nn.conv2d(x, self.w, 1, "SAME"), [1, 2])}
+
+        @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="png")])
+        def png(self, png):
+            x = tf.cast(tf.io.decode_png(png, channels=3), tf.float32)[None] / 255.0
+            return {"y": tf.reduce_sum(tf.nn.conv2d(x, self.w, 1, "SAME"))}
+
+    module = Images()
+    src = str(tmp_path / "images")
+    tf.saved_model.save(module, src, signatures={"serving_default": module.serve,
+                                                 "png": module.png})
+    model = load_model(src)
+    assert input_hints(model.signatures["serving_default"])["image_bytes"].image_format == "jpeg"
+    assert input_hints(model.signatures["png"])["png"].image_format == "png"
+    feeds = make_inputs(model.signatures["png"].inputs, hints=input_hints(model.signatures["png"]))
+    assert tf.io.decode_png(feeds["png"].item()).shape == (224, 224, 3)
+    report = tfopt.optimize(src, str(tmp_path / "opt"))
+    assert report.verified
+    assert any("image_bytes string[1] (JPEG images 224x224" in n for n in report.notes)

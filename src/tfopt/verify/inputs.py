@@ -38,6 +38,11 @@ _VALUE_KEEPING = {"Minimum", "Maximum"}
 
 # Ops that parse a string input as serialized tf.train.Example protos (input 0).
 _EXAMPLE_PARSERS = {"ParseExample", "ParseExampleV2", "ParseSingleExample"}
+# Image decoders, and the encoding TensorFlow can write for each (DecodeImage takes JPEG too;
+# BMP and GIF it cannot encode: such a model needs --inputs-file).
+_IMAGE_DECODERS = {"DecodePng": "png", "DecodeJpeg": "jpeg", "DecodeAndCropJpeg": "jpeg",
+                   "DecodeImage": "jpeg"}
+IMAGE_SIDE = 224  # generated encoded images are this many pixels square
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,8 @@ class InputHint:
     # a string input the graph parses as serialized tf.train.Example (a TF Serving /
     # Estimator / TFX signature): the features to write into each generated proto
     features: tuple[ExampleFeature, ...] | None = None
+    # a string input of encoded images (the graph decodes them): "jpeg", "png", ...
+    image_format: str | None = None
 
 
 def _const_node(nodes: dict, text: str, through: tuple[str, ...] = ("Identity",)):
@@ -112,6 +119,8 @@ def input_hints(sig: SignatureGraph) -> dict[str, InputHint]:
             features = _example_features(nodes, consumers, (start.node, start.port))
             if features:
                 hints[key] = InputHint(features=features)
+            elif image_format := _decoded_image_format(sig):
+                hints[key] = InputHint(image_format=image_format)
         elif info.dtype.is_integer or info.dtype == tf.bool:
             limit = _id_limit(nodes, consumers, (start.node, start.port))
             if limit:
@@ -151,6 +160,28 @@ def _id_limit(nodes: dict, consumers: dict, start: tuple[str, int]) -> tuple[int
     if compared and not limits:  # compared, and indexing nothing: a mask
         limits.append((2, "mask"))
     return min(limits) if limits else None
+
+
+def _decoded_image_format(sig: SignatureGraph) -> str | None:
+    """The encoding the graph's image decoder takes (in the main graph or a function, such as
+    a ``map_fn`` body decoding a batch), or None when it decodes no images."""
+    from tfopt.graph.view import all_nodes
+
+    found = {_IMAGE_DECODERS[n.op] for n in all_nodes(sig.graph_def) if n.op in _IMAGE_DECODERS}
+    if not found:
+        return None
+    return "jpeg" if "jpeg" in found else found.pop()
+
+
+def encoded_images(image_format: str, shape: tuple[int, ...], rng: np.random.Generator
+                   ) -> np.ndarray:
+    """``shape`` encoded images of random pixels, :data:`IMAGE_SIDE` square, RGB."""
+    encode = {"jpeg": tf.io.encode_jpeg, "png": tf.io.encode_png}[image_format]
+    out = np.empty(shape, dtype=object)
+    for index in np.ndindex(*shape):
+        pixels = rng.integers(0, 256, (IMAGE_SIDE, IMAGE_SIDE, 3), dtype=np.uint8)
+        out[index] = encode(pixels).numpy()
+    return out
 
 
 def _example_features(nodes: dict, consumers: dict, start: tuple[str, int]
@@ -323,6 +354,11 @@ def make_inputs(specs: dict[str, TensorInfo], batch_size: int = 1,
             features = hints[key].features
             feeds[key] = serialized_examples(features, shape, rng, int_range)
             what.append(f"({describe_features(features)})")
+        elif dtype == tf.string and hints.get(key) and hints[key].image_format:
+            image_format = hints[key].image_format
+            feeds[key] = encoded_images(image_format, shape, rng)
+            what.append(f"({image_format.upper()} images {IMAGE_SIDE}x{IMAGE_SIDE}, random "
+                        "pixels)")
         elif dtype == tf.string:
             words = np.array(_WORDS, dtype=object)
             feeds[key] = words[rng.integers(0, len(words), shape)]

@@ -102,3 +102,13 @@ def concrete_inputs(graph_def, inputs: dict) -> tuple[object, str]:
     return graph_def, ", ".join(assumed)
 
 
+
+
+def dense_dtypes(graph_def) -> list[str]:
+    """The dtype name each convolution, matmul and einsum computes in (main graph and
+    functions): what a model computes in, whatever its inputs and outputs are (Keras
+    ``mixed_bfloat16`` takes and returns float32)."""
+    from tfopt.graph.view import all_nodes
+
+    return [get_attr(n, "T").name for n in all_nodes(graph_def)
+            if n.op in FLOP_OPS and get_attr(n, "T") is not None]

@@ -8,7 +8,9 @@ was assumed is said in one line, so a user knows what the verdict was reached on
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -128,11 +130,9 @@ def input_hints(sig: SignatureGraph) -> dict[str, InputHint]:
     return hints
 
 
-def _id_limit(nodes: dict, consumers: dict, start: tuple[str, int]) -> tuple[int, str] | None:
-    """How many distinct ids the integer tensor ``start`` may hold, and why (None: nothing
-    in the graph says)."""
-    limits: list[tuple[int, str]] = []
-    compared = False
+def _readers(consumers: dict, start: tuple[str, int], follow) -> Iterator[tuple[Any, int]]:
+    """Every (node, input index) that reads tensor ``start``, and, through the nodes for
+    which ``follow(node, index)`` holds, what reads their output 0, each tensor once."""
     seen, stack = set(), [start]
     while stack:
         tensor = stack.pop()
@@ -140,23 +140,40 @@ def _id_limit(nodes: dict, consumers: dict, start: tuple[str, int]) -> tuple[int
             continue
         seen.add(tensor)
         for node, index in consumers.get(tensor, ()):
-            if node.op in _GATHERS and index == 1:
-                table = _const_shape(nodes, node.input[0])
-                axis = _const_of(nodes, node.input[2]) if node.op == "GatherV2" else 0
-                if table and axis is not None:
-                    limits.append((int(table[int(axis)]), "embedding rows"))
-            elif node.op == "OneHot" and index == 0:
-                depth = _const_of(nodes, node.input[1])
-                if depth is not None:
-                    limits.append((int(depth), "one-hot depth"))
-            elif node.op == "Cast" and node.attr["DstT"].type == tf.bool.as_datatype_enum:
-                limits.append((2, "mask"))
-            elif node.op in _MASK_TESTS and _is_mask_threshold(
-                    _const_of(nodes, node.input[1 - index], ("Identity", "Cast"))):
-                compared = True  # ids are compared with 0 too (negative-id wrapping)
-            elif (node.op in _ID_PASSTHROUGH | _VALUE_KEEPING
-                  or (node.op in ("Select", "SelectV2") and index > 0)):
-                stack.append((node.name, 0))  # (Keras wraps negative ids with a SelectV2)
+            yield node, index
+            if follow(node, index):
+                stack.append((node.name, 0))
+
+
+def _casts_to_bool(node) -> bool:
+    return node.op == "Cast" and node.attr["DstT"].type == tf.bool.as_datatype_enum
+
+
+def _id_limit(nodes: dict, consumers: dict, start: tuple[str, int]) -> tuple[int, str] | None:
+    """How many distinct ids the integer tensor ``start`` may hold, and why (None: nothing
+    in the graph says)."""
+    def same_ids(node, index: int) -> bool:  # (Keras wraps negative ids with a SelectV2)
+        return not _casts_to_bool(node) and (
+            node.op in _ID_PASSTHROUGH | _VALUE_KEEPING
+            or (node.op in ("Select", "SelectV2") and index > 0))
+
+    limits: list[tuple[int, str]] = []
+    compared = False
+    for node, index in _readers(consumers, start, same_ids):
+        if node.op in _GATHERS and index == 1:
+            table = _const_shape(nodes, node.input[0])
+            axis = _const_of(nodes, node.input[2]) if node.op == "GatherV2" else 0
+            if table and axis is not None:
+                limits.append((int(table[int(axis)]), "embedding rows"))
+        elif node.op == "OneHot" and index == 0:
+            depth = _const_of(nodes, node.input[1])
+            if depth is not None:
+                limits.append((int(depth), "one-hot depth"))
+        elif _casts_to_bool(node):
+            limits.append((2, "mask"))
+        elif node.op in _MASK_TESTS and _is_mask_threshold(
+                _const_of(nodes, node.input[1 - index], ("Identity", "Cast"))):
+            compared = True  # ids are compared with 0 too (negative-id wrapping)
     if compared and not limits:  # compared, and indexing nothing: a mask
         limits.append((2, "mask"))
     return min(limits) if limits else None
@@ -188,17 +205,12 @@ def _example_features(nodes: dict, consumers: dict, start: tuple[str, int]
                       ) -> tuple[ExampleFeature, ...] | None:
     """The features of the tf.train.Example parser that reads the string tensor ``start``
     (through Identity / Reshape), or None."""
-    seen, stack = set(), [start]
-    while stack:
-        tensor = stack.pop()
-        if tensor in seen:
-            continue
-        seen.add(tensor)
-        for node, index in consumers.get(tensor, ()):
-            if node.op in _EXAMPLE_PARSERS and index == 0:
-                return _parser_features(nodes, consumers, node)
-            if node.op in ("Identity", "Reshape", "ExpandDims", "Squeeze"):
-                stack.append((node.name, 0))
+    def same_strings(node, index: int) -> bool:
+        return node.op in ("Identity", "Reshape", "ExpandDims", "Squeeze") and index == 0
+
+    for node, index in _readers(consumers, start, same_strings):
+        if node.op in _EXAMPLE_PARSERS and index == 0:
+            return _parser_features(nodes, consumers, node)
     return None
 
 

@@ -515,3 +515,26 @@ def test_model_that_calls_python_is_refused_in_one_line(tmp_path):
     assert code == 2 and "Traceback" not in err
     assert "unsupported op EagerPyFunc" in err and "tf.py_function" in err
     assert not (tmp_path / "opt").exists()
+
+
+def test_tf_serving_extras_are_kept(tmp_path):
+    """assets.extra/ (TF Serving's warm-up requests) is not part of the graph: the output
+    keeps the original's, unless --signature dropped signatures its requests may name."""
+    class Small(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
+        def serve(self, x):
+            return {"y": tf.nn.relu(x) * 2.0}
+
+    module = Small()
+    src = tmp_path / "m"
+    tf.saved_model.save(module, str(src), signatures={"serving_default": module.serve,
+                                                      "other": module.serve})
+    (src / "assets.extra").mkdir()
+    (src / "assets.extra" / "tf_serving_warmup_requests").write_bytes(b"\x00requests")
+    report = tfopt.optimize(str(src), str(tmp_path / "out"))
+    kept = tmp_path / "out" / "assets.extra" / "tf_serving_warmup_requests"
+    assert kept.read_bytes() == b"\x00requests"
+    assert any(n.startswith("assets.extra/ copied") for n in report.notes)
+    narrowed = tfopt.optimize(str(src), str(tmp_path / "one"), signatures=["serving_default"])
+    assert not (tmp_path / "one" / "assets.extra").exists()
+    assert any(n.startswith("assets.extra/ not copied") for n in narrowed.notes)

@@ -5,7 +5,8 @@
     -> [XLA] -> where it must run
     then, in a temporary directory renamed into place only at the end:
     write -> verify (blame a pass, rewrite, verify again) -> [precision refused?] -> time
-    against the original (blame a slow pass, rewrite) -> report and metadata
+    against the original (blame a slow pass, rewrite) -> TF Serving's extras -> report and
+    metadata
 
 Each stage is a small function that reads what earlier stages left in the state and adds its
 own part; the work itself is done by the module that owns the subject (loading in
@@ -17,6 +18,8 @@ entry in :data:`PREPARE` or :data:`WRITE`.
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -461,6 +464,24 @@ def _recover_speed(state: State, key: str, check: SpeedCheck) -> SpeedCheck:
     return speed.time_against(opts.src, state.out, key, state.feeds[key], state.say)
 
 
+SERVING_EXTRAS = "assets.extra"  # TF Serving's own directory (warm-up requests), not the graph's
+
+
+def keep_serving_extras(state: State) -> None:
+    """TF Serving reads ``assets.extra/`` beside the graph (``tf_serving_warmup_requests``):
+    the output keeps the original's, since its signatures and inputs are the same."""
+    src = os.path.join(state.options.src, SERVING_EXTRAS)
+    if state.options.format != "saved_model" or not os.path.isdir(src):
+        return
+    if state.options.signatures:
+        state.model.notes.append(f"{SERVING_EXTRAS}/ not copied: --signature kept only some "
+                                 "signatures, and a warm-up request for another fails the load")
+        return
+    shutil.copytree(src, os.path.join(state.out, SERVING_EXTRAS))
+    state.model.notes.append(f"{SERVING_EXTRAS}/ copied from the original (TF Serving's "
+                             "warm-up requests; the signatures they name are kept)")
+
+
 def report_and_metadata(state: State) -> None:
     opts = state.options
     verified = state.feeds is not None
@@ -484,7 +505,7 @@ PREPARE: list[Stage] = [check_request, load, verification_inputs, original_answe
                         fit_int8_budget, run_signature_passes, share_identical, choose_precision, compile_xla,
                         keep_endpoints, choose_runtimes]
 WRITE: list[Stage] = [write_model, verify_written, check_precision, check_speed,
-                      report_and_metadata]
+                      keep_serving_extras, report_and_metadata]
 
 
 def run(options: OptimizeOptions, log: Log | None = None) -> Report:

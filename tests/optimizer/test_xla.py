@@ -111,3 +111,23 @@ def test_ops_reading_strings_stay_out_of_the_cluster(tmp_path):
     assert "MatMul" in {ops[n] for n in chosen}
     report = tfopt.optimize(src, str(tmp_path / "on"), xla="on")
     assert report.verified and any(n.startswith("xla: compiled cluster") for n in report.notes)
+
+
+def test_a_string_lookup_in_front_leaves_the_rest_to_the_cluster(tmp_path):
+    """A Keras text model: StringLookup (a hash table, strings: outside the cluster) then
+    embedding and attention. Freezing left a control edge from the lookup to the output
+    Identity, which kept everything out of the cluster; control_edges drops it (the data
+    path already orders them), so the attention and dense layers compile."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((12,), dtype="string")
+    ids = keras.layers.StringLookup(vocabulary=["the", "a", "cat", "dog", "sat", "on"])(tokens)
+    e = keras.layers.Embedding(7, 32)(ids)
+    h = keras.layers.LayerNormalization()(e + keras.layers.MultiHeadAttention(4, 8)(e, e))
+    model = keras.Model(tokens, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling1D()(h)))
+    src = str(tmp_path / "text")
+    model.export(src, verbose=False)
+    report = tfopt.optimize(src, str(tmp_path / "on"), xla="on")
+    assert report.verified
+    assert any(n.startswith("xla: compiled cluster") for n in report.notes), report.notes

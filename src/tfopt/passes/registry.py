@@ -64,6 +64,10 @@ REGISTRY: tuple[PassSpec, ...] = (
              "splice out Identity, IdentityN, StopGradient, Snapshot and NoOp chains",
              "last among the clean-ups: the passes above expose new Identity chains",
              in_bodies=True),
+    PassSpec("control_edges", "control_edges:DropImpliedControls", SIMPLIFY,
+             "drop control edges that data edges already imply (X -> ... -> N and ^X on N)",
+             "after identity, whose splices turn data edges into control edges; before the "
+             "XLA stage, which leaves nodes with control inputs out of its cluster"),
     PassSpec("switch_const", "switch_const:ResolveConstantSwitch", SIMPLIFY,
              "resolve TF1 Switch/Merge conditionals on a constant predicate (dead branch gone)",
              "after identity: a folded training flag reaches its Switch only once the Identity "

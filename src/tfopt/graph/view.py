@@ -75,7 +75,7 @@ def get_attr(node: node_def_pb2.NodeDef, key: str, default=None):
         return const_value(node) if key == "value" else tensor_util.MakeNdarray(value.tensor)
     if kind == "list":
         lst = value.list
-        for field in ("i", "f", "s", "type", "b"):
+        for field in ("i", "f", "s", "type", "b", "shape"):
             items = list(getattr(lst, field))
             if items:
                 if field == "s":

@@ -474,7 +474,8 @@ def time_interleaved(paths: list[str], key: str, feeds: dict,
     chosen: list[int] = []  # blocks, chosen in the first process from a warm call's length
 
     def plan(slowest: float) -> tuple[list[int], float]:
-        chosen.append(chosen[0] if chosen else blocks_for(slowest, processes))
+        if not chosen:
+            chosen.append(blocks_for(slowest, processes))
         return [1] * chosen[0], BLOCK_SECONDS
 
     for p in range(processes):

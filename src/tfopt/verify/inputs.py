@@ -146,7 +146,9 @@ def _readers(consumers: dict, start: tuple[str, int], follow) -> Iterator[tuple[
 
 
 def _casts_to_bool(node) -> bool:
-    return node.op == "Cast" and node.attr["DstT"].type == tf.bool.as_datatype_enum
+    from tfopt.graph.view import get_attr
+
+    return node.op == "Cast" and get_attr(node, "DstT") == tf.bool
 
 
 def _id_limit(nodes: dict, consumers: dict, start: tuple[str, int]) -> tuple[int, str] | None:
@@ -217,44 +219,38 @@ def _example_features(nodes: dict, consumers: dict, start: tuple[str, int]
 def _parser_features(nodes: dict, consumers: dict, node) -> tuple[ExampleFeature, ...] | None:
     """What one parser node reads: sparse keys first, then dense, then ragged (the order of
     its outputs), each dense feature with the id range its parsed values index."""
-    attr = node.attr
+    from tfopt.graph.view import get_attr
 
     def keys_at(index: int) -> list[str] | None:
         value = _const_of(nodes, node.input[index])
         return None if value is None else [k.decode() for k in np.ravel(value)]
 
+    ragged, ragged_types = [], []
     if node.op == "ParseExampleV2":
         sparse, dense, ragged = keys_at(2), keys_at(3), keys_at(4)
-        ragged_types = list(attr["ragged_value_types"].list.type)
-    elif node.op == "ParseExample":
-        n_sparse, n_dense = attr["Nsparse"].i, attr["Ndense"].i
+        ragged_types = get_attr(node, "ragged_value_types", [])
+    elif node.op == "ParseExample":  # one scalar key tensor per feature
+        n_sparse, n_dense = get_attr(node, "Nsparse"), get_attr(node, "Ndense")
         found = [keys_at(i) for i in range(2, 2 + n_sparse + n_dense)]
         if any(k is None for k in found):
             return None
-        sparse = [k[0] for k in found[:n_sparse]]
-        dense, ragged, ragged_types = [k[0] for k in found[n_sparse:]], [], []
+        sparse, dense = [k[0] for k in found[:n_sparse]], [k[0] for k in found[n_sparse:]]
     else:  # ParseSingleExample: keys are attributes
-        sparse = [k.decode() for k in attr["sparse_keys"].list.s]
-        dense = [k.decode() for k in attr["dense_keys"].list.s]
-        ragged, ragged_types = [], []
+        sparse, dense = get_attr(node, "sparse_keys", []), get_attr(node, "dense_keys", [])
     if sparse is None or dense is None or ragged is None:
         return None
-    sparse_types = list(attr["sparse_types"].list.type)
-    dense_types = list(attr["Tdense"].list.type)
-    shapes = [tuple(d.size for d in s.dim) for s in attr["dense_shapes"].list.shape]
-    features = [ExampleFeature(k, tf.as_dtype(t), None) for k, t in zip(sparse, sparse_types,
-                                                                         strict=True)]
-    # the dense values are outputs 3 * num_sparse + i (ParseSingleExample: 3 * num_sparse too)
-    first_dense = 3 * len(sparse)
-    for i, (k, t, shape) in enumerate(zip(dense, dense_types, shapes, strict=True)):
-        dtype = tf.as_dtype(t)
-        limit = (_id_limit(nodes, consumers, (node.name, first_dense + i))
+    features = [ExampleFeature(k, t, None) for k, t in
+                zip(sparse, get_attr(node, "sparse_types", []), strict=True)]
+    # the dense values are outputs 3 * num_sparse + i (indices, values, shapes per sparse key)
+    shapes = [tuple(d.size for d in s.dim) for s in get_attr(node, "dense_shapes", [])]
+    for i, (k, dtype, shape) in enumerate(zip(dense, get_attr(node, "Tdense", []), shapes,
+                                              strict=True)):
+        limit = (_id_limit(nodes, consumers, (node.name, 3 * len(sparse) + i))
                  if dtype.is_integer else None)
         fixed = None if any(d < 0 for d in shape) else shape
         features.append(ExampleFeature(k, dtype, fixed, (0, max(limit[0], 1)) if limit else None,
                                        limit[1] if limit else ""))
-    features += [ExampleFeature(k, tf.as_dtype(t), None)
-                 for k, t in zip(ragged, ragged_types, strict=True)]
+    features += [ExampleFeature(k, t, None) for k, t in zip(ragged, ragged_types, strict=True)]
     return tuple(features)
 
 

@@ -131,3 +131,58 @@ def test_a_string_lookup_in_front_leaves_the_rest_to_the_cluster(tmp_path):
     report = tfopt.optimize(src, str(tmp_path / "on"), xla="on")
     assert report.verified
     assert any(n.startswith("xla: compiled cluster") for n in report.notes), report.notes
+
+
+def _wide_and_deep(path: str) -> None:
+    """A TF1 feature-column model as TF Serving runs them: tf.Example in, a hashed embedding
+    (SparseSegmentMean, which XLA cannot compile), a vocabulary indicator, a crossed column."""
+    fc = tf.compat.v1.feature_column
+    graph = tf.Graph()
+    with graph.as_default():
+        color = fc.categorical_column_with_vocabulary_list("color", ["red", "green", "blue"])
+        city = fc.categorical_column_with_hash_bucket("city", 50)
+        cols = [fc.embedding_column(city, 4), fc.indicator_column(color),
+                fc.numeric_column("age"),
+                fc.indicator_column(fc.crossed_column(["color", "city"], 100))]
+        ser = tf.compat.v1.placeholder(tf.string, [None], name="examples")
+        net = fc.input_layer(tf.io.parse_example(ser, fc.make_parse_example_spec(cols)), cols)
+        for i, width in enumerate((16, 16, 2)):
+            w = tf.compat.v1.get_variable(f"w{i}", [net.shape[1], width])
+            net = tf.nn.relu(tf.matmul(net, w)) if width > 2 else tf.nn.softmax(net @ w)
+        with tf.compat.v1.Session() as sess:
+            sess.run([tf.compat.v1.global_variables_initializer(),
+                      tf.compat.v1.tables_initializer()])
+            builder = tf.compat.v1.saved_model.Builder(path)
+            builder.add_meta_graph_and_variables(
+                sess, ["serve"], main_op=tf.compat.v1.tables_initializer(),
+                signature_def_map={"serving_default": tf.compat.v1.saved_model.
+                                   predict_signature_def({"examples": ser}, {"probs": net})})
+            builder.save()
+
+
+def test_sparse_feature_columns_stay_with_tensorflow(tmp_path, monkeypatch):
+    """Wide & deep: generated tf.Example inputs carry the var-len string features, the sparse
+    embedding stays out of the cluster, and a cluster that fails to run under XLA anyway is
+    dropped with the reason instead of failing optimize (it was: 'No registered
+    SparseSegmentMean OpKernel for XLA_CPU_JIT')."""
+    src = str(tmp_path / "wd")
+    _wide_and_deep(src)
+    sig = load_model(src).signatures["serving_default"]
+    ops = {n.name: n.op for n in sig.graph_def.node}
+    assert not any(ops[n].startswith("Sparse") for n in xla.cluster(sig))
+    report = tfopt.optimize(src, str(tmp_path / "on"), xla="on")
+    assert report.verified
+    assert any("city string (var-len)" in n for n in report.notes)
+
+    from tfopt.errors import TfoptError
+    from tfopt.measure import benchmark
+
+    def fails(*_args, **_kwargs):
+        raise TfoptError("/tmp/x/candidate: fails on the generated inputs: Detected "
+                         "unsupported operations (give inputs with --inputs-file)")
+
+    monkeypatch.setattr(benchmark, "time_candidate", fails)
+    auto = tfopt.optimize(src, str(tmp_path / "auto"), xla="auto")
+    assert auto.verified
+    assert any(n.startswith("xla: not used, the compiled cluster failed to run: Detected")
+               for n in auto.notes), auto.notes

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2
 
+from tfopt.errors import TfoptError
 from tfopt.graph.flops import FLOP_OPS, concrete_inputs, graph_flops
 from tfopt.graph.ops import TF1_CONTROL_FLOW_OPS
 from tfopt.graph.shapes import StaticInfo
@@ -39,7 +40,7 @@ EXCLUDED_PREFIXES = ("Conv", "DepthwiseConv", "_Fused", "_Quantized", "Quantize"
                      "MaxPool", "AvgPool", "Lookup",
                      "HashTable", "InitializeTable", "String", "Decode", "Encode", "Regex",
                      "Print", "Assert", "Save", "Restore", "Var", "ReadVariable", "Resource",
-                     "Random", "StatefulPartitionedCall", "NonMaxSuppression",
+                     "Random", "StatefulPartitionedCall", "NonMaxSuppression", "Sparse",
                      "CombinedNonMaxSuppression", "Where", "Unique")
 EXCLUDED_OPS = {"Placeholder", "PlaceholderWithDefault", "NoOp", "If", "StatelessIf", "While",
                 "StatelessWhile", "Case", "PartitionedCall", "Const"} | TF1_CONTROL_FLOW_OPS
@@ -276,7 +277,12 @@ def compile_cluster(sigs: dict[str, SignatureGraph], mode: str, tags: tuple[str,
 
     key = outlined[0]
     say(f"xla: timing {key} with and without its compiled cluster ...")
-    timed = time_candidate(sigs[key], candidate[key], key, tags, feeds[key], say)
+    try:
+        timed = time_candidate(sigs[key], candidate[key], key, tags, feeds[key], say)
+    except TfoptError as err:  # an op XLA has no kernel for (SparseSegmentMean, say)
+        reason = str(err).split("fails on the generated inputs: ", 1)[-1].split(" (give ")[0]
+        return XlaOutcome(sigs, False, f"xla: not used, the compiled cluster failed to run: "
+                                       f"{reason}")
     verdict = timed.short()
     if timed.faster:
         return XlaOutcome(candidate, True, f"xla: compiled cluster kept, {verdict} faster than "

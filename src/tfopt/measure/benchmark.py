@@ -353,10 +353,6 @@ def _run_round(paths: list[str], order: list[int], settings: Settings, ctx,
     return facts, per_model
 
 
-def _rate(times: list[float]) -> float:
-    return len(times) / sum(times)
-
-
 def benchmark(paths: list[str], settings: Settings,
               progress: Callable[[int, str], None] | None = None,
               labels: list[str] | None = None) -> BenchmarkResult:
@@ -407,7 +403,7 @@ def benchmark(paths: list[str], settings: Settings,
         batch = int(values[0].shape[0]) if values and values[0].ndim else 1
         for m, model_blocks in enumerate(timed):
             times[m] += model_blocks
-            rates[m].append([_rate(t) for t in model_blocks])
+            rates[m].append([stats.round_throughput(t, 1) for t in model_blocks])
             round_tp[m].append(stats.round_throughput([x for t in model_blocks for x in t], batch))
         if progress:
             progress(per_round[r] * n, f"round {r + 1}/{rounds}: " + ", ".join(
@@ -485,7 +481,7 @@ def time_interleaved(paths: list[str], key: str, feeds: dict,
                               lambda spec, m: _feeds_for(spec, feeds, feeds, paths[m], paths[0]),
                               plan)
         for m in (0, 1):
-            rates[m].append([_rate(t) for t in timed[m]])
+            rates[m].append([stats.round_throughput(t, 1) for t in timed[m]])
         if say:
             ratio = stats.median([b / a for a, b in zip(rates[0][-1], rates[1][-1], strict=True)])
             say(f"  process {p + 1}/{processes}: {ratio:.2f}x over {chosen[0]} block pairs")

@@ -3,8 +3,8 @@
 Build the detector -> optimize and verify it (under both CPU runtimes) -> benchmark original vs
 optimized (rounds in fresh processes, the models called in alternating blocks) -> profile both
 (kernel time per op type, to show *where* the difference comes from on this machine) ->
-analyze both -> print the result and write an HTML report with charts. The headline, the table and the chart all come from the same
-:class:`tfopt.stats.Ratio`, so they cannot disagree.
+analyze both -> print the result and write an HTML report with charts. The headline, the table
+and the chart all come from the same :class:`tfopt.stats.Ratio`, so they cannot disagree.
 
 On a CPU with bfloat16 instructions and oneDNN on (``precision="auto"``, or asked for with
 ``"bf16"``) the detector is also optimized in bf16 and benchmarked as a third column, with its

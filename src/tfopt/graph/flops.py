@@ -102,8 +102,6 @@ def concrete_inputs(graph_def, inputs: dict) -> tuple[object, str]:
     return graph_def, ", ".join(assumed)
 
 
-
-
 def dense_dtypes(graph_def) -> list[str]:
     """The dtype name each convolution, matmul and einsum computes in (main graph and
     functions): what a model computes in, whatever its inputs and outputs are (Keras

@@ -323,7 +323,9 @@ def _feeds_for(spec: dict[str, TensorInfo], feeds: dict[str, np.ndarray], first:
 def _hints(path: str, spec: dict[str, TensorInfo], settings: Settings) -> dict:
     """Valid ranges for integer inputs (ids) and the features of string inputs parsed as
     tf.train.Example, read from the model's frozen graph."""
-    if not any(i.dtype.is_integer or i.dtype == tf.string for i in spec.values()):
+    strings = any(i.dtype == tf.string for i in spec.values())
+    ints = any(i.dtype.is_integer for i in spec.values()) and not settings.int_range
+    if not (strings or ints):  # (--int-range decides integer inputs; features need the graph)
         return {}
     model = load_model(path, [settings.signature] if settings.signature else None)
     sig = model.signatures[pick_signature(list(model.signatures), settings.signature, path)]

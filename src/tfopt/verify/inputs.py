@@ -126,7 +126,7 @@ def input_hints(sig: SignatureGraph) -> dict[str, InputHint]:
         elif info.dtype.is_integer or info.dtype == tf.bool:
             limit = _id_limit(nodes, consumers, (start.node, start.port))
             if limit:
-                hints[key] = InputHint((0, max(limit[0], 1)), limit[1])
+                hints[key] = InputHint(*limit)
     return hints
 
 
@@ -151,9 +151,10 @@ def _casts_to_bool(node) -> bool:
     return node.op == "Cast" and get_attr(node, "DstT") == tf.bool
 
 
-def _id_limit(nodes: dict, consumers: dict, start: tuple[str, int]) -> tuple[int, str] | None:
-    """How many distinct ids the integer tensor ``start`` may hold, and why (None: nothing
-    in the graph says)."""
+def _id_limit(nodes: dict, consumers: dict, start: tuple[str, int]
+              ) -> tuple[tuple[int, int], str] | None:
+    """The ids ``[0, high)`` the integer tensor ``start`` may hold, and why (None: nothing in
+    the graph says)."""
     def same_ids(node, index: int) -> bool:  # (Keras wraps negative ids with a SelectV2)
         return not _casts_to_bool(node) and (
             node.op in _ID_PASSTHROUGH | _VALUE_KEEPING
@@ -178,7 +179,10 @@ def _id_limit(nodes: dict, consumers: dict, start: tuple[str, int]) -> tuple[int
             compared = True  # ids are compared with 0 too (negative-id wrapping)
     if compared and not limits:  # compared, and indexing nothing: a mask
         limits.append((2, "mask"))
-    return min(limits) if limits else None
+    if not limits:
+        return None
+    high, why = min(limits)
+    return (0, max(high, 1)), why
 
 
 def _decoded_image_format(sig: SignatureGraph) -> str | None:
@@ -248,8 +252,7 @@ def _parser_features(nodes: dict, consumers: dict, node) -> tuple[ExampleFeature
         limit = (_id_limit(nodes, consumers, (node.name, 3 * len(sparse) + i))
                  if dtype.is_integer else None)
         fixed = None if any(d < 0 for d in shape) else shape
-        features.append(ExampleFeature(k, dtype, fixed, (0, max(limit[0], 1)) if limit else None,
-                                       limit[1] if limit else ""))
+        features.append(ExampleFeature(k, dtype, fixed, *(limit or (None, ""))))
     features += [ExampleFeature(k, t, None) for k, t in zip(ragged, ragged_types, strict=True)]
     return tuple(features)
 
@@ -259,8 +262,7 @@ def serialized_examples(features: tuple[ExampleFeature, ...], shape: tuple[int, 
                         ) -> np.ndarray:
     """``shape`` serialized tf.train.Example protos holding every feature: floats N(0,1),
     integers within ``int_range`` if given, else the feature's id range, else 0..9, words for
-    bytes;
-    a sparse or variable-length feature gets one to three values."""
+    bytes; a sparse or variable-length feature gets one to three values."""
     def one() -> bytes:
         values = {}
         for f in features:

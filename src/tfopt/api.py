@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping, Sequence
 
 from tfopt.optimizer.report import Report, SignatureReport
 from tfopt.optimizer.stages import run
@@ -97,4 +99,19 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
         force_precision=force_precision, labels=labels, calibration_file=calibration_file,
         calibration_method=calibration_method, max_accuracy_drop=max_accuracy_drop,
         **({} if time is None else {"time": time}))
-    return run(options, log)
+    with _tensorflow_warnings_quiet():
+        return run(options, log)
+
+
+@contextlib.contextmanager
+def _tensorflow_warnings_quiet() -> Iterator[None]:
+    """TensorFlow's Python deprecation warnings about the APIs tfopt calls on the user's
+    behalf (TF1 loaders, reference variables: ~100 lines for a TF1 model) say nothing to the
+    caller; errors still show, and the caller's own level comes back afterwards."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

@@ -18,6 +18,7 @@ def _files(model: str) -> dict[str, str]:
             "calibration_file": os.path.join(model, "calibration.npz")}
 
 
+@pytest.mark.int8_cpu
 def test_int8_keeps_accuracy_on_real_data(digits_cnn, tmp_path):
     out = str(tmp_path / "int8")
     files = _files(digits_cnn)
@@ -105,3 +106,20 @@ def test_auto_considers_int8_when_given_calibration_samples(digits_cnn, tmp_path
     # every candidate is accounted for, a runner-up that was also faster included
     for precision in ("bf16", "int8"):
         assert f"precision auto: {precision}, " in notes or f"no {precision} (" in notes
+
+
+def test_auto_says_why_not_int8_without_int8_instructions(digits_cnn, tmp_path, monkeypatch):
+    """The fallback on CPUs without VNNI/AMX (patched here: flags cannot be removed): auto
+    keeps a non-int8 result and names the missing instructions."""
+    from tfopt import runtime
+    from tfopt.optimizer import precision
+
+    monkeypatch.setattr(runtime, "int8_hardware", lambda: [])
+    monkeypatch.setattr(precision, "int8_hardware", lambda: [])
+    monkeypatch.setattr(precision, "bf16_hardware", lambda: [])
+    report = tfopt.optimize(digits_cnn, str(tmp_path / "auto"), precision="auto",
+                            calibration_file=_files(digits_cnn)["calibration_file"])
+    assert report.verified and report.precision == "fp32"
+    notes = " | ".join(report.notes)
+    assert "precision auto: no int8 (this CPU has no int8 dot-product instructions" in notes
+    assert "precision auto: no bf16 (this CPU has no bfloat16 instructions" in notes

@@ -4,6 +4,7 @@ budget holds; or a refusal when it cannot."""
 import dataclasses
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tests.passes.helpers import context, graph_of, rand
@@ -30,6 +31,7 @@ def _setup():
     return sig, gd, ctx, feeds, run_graph_def(sig, feeds), conv2
 
 
+@pytest.mark.int8_cpu
 def test_the_sensitive_op_goes_back_to_float32_first():
     sig, gd, ctx, feeds, reference, conv2 = _setup()
     fit = fit_budget(sig, gd, ctx, feeds, reference, Policy.for_precision("int8", 3e-2))
@@ -37,6 +39,7 @@ def test_the_sensitive_op_goes_back_to_float32_first():
     assert all(c.rel <= 3e-2 for c in fit.checks)
 
 
+@pytest.mark.int8_cpu
 def test_a_budget_nothing_meets_is_reported_not_met():
     sig, gd, ctx, feeds, reference, _ = _setup()
     fit = fit_budget(sig, gd, ctx, feeds, reference, Policy.for_precision("int8", 1e-7))

@@ -43,6 +43,7 @@ def _int8_ctx(ranges):
     return dataclasses.replace(context(["out"], ["x:0"]), precision="int8", ranges=ranges)
 
 
+@pytest.mark.int8_cpu
 def test_convolutions_and_matmul_run_in_int8_close_to_float32():
     gd = graph_of(_cnn)
     result = QuantizeInt8().run(gd, _int8_ctx(_ranges(gd)))
@@ -144,6 +145,7 @@ def _quantized_residual(build):
     return result, fused
 
 
+@pytest.mark.int8_cpu
 def test_residual_add_and_relu_fuse_into_the_quantized_conv():
     result, fused = _quantized_residual(_residual())
     assert [b"BiasAdd", b"Sum", b"Relu", b"Requantize"] in fused
@@ -152,6 +154,7 @@ def test_residual_add_and_relu_fuse_into_the_quantized_conv():
     assert ops["QuantizeV2"] == 1  # the summand is the first conv's int8 output, as it is
 
 
+@pytest.mark.int8_cpu
 def test_residual_add_stays_apart_when_its_summand_is_read_again():
     """The kernel accumulates into the summand's buffer: a summand read after the add, or by
     the summing conv itself as its input, would be overwritten (it crashed TensorFlow)."""

@@ -64,8 +64,10 @@ def cli() -> None:
                    "budget and 99% top-1 agreement on class scores. Fast with oneDNN on a CPU "
                    "with AVX512_BF16 or AMX. int8: convolutions and matmuls in int8 (needs "
                    "--calibration-file; 5e-2 relative RMS budget, 99% top-1 agreement); fast "
-                   "with oneDNN on a CPU with VNNI or AMX. auto: bf16 only where it meets its "
-                   "budget and timing shows a gain whose interval lies above 1.0, else float32.")
+                   "with oneDNN on a CPU with VNNI or AMX. auto: bf16, or int8 when "
+                   "--calibration-file is given, only where it meets its budget and timing "
+                   "shows a gain whose interval lies above 1.0 (the faster of the two if both "
+                   "do), else float32.")
 @click.option("--calibration-file", type=click.Path(),
               help="--precision int8: .npz of real samples keyed by input name (a few hundred) "
                    "that set the activation ranges; keep them apart from --inputs-file's.")

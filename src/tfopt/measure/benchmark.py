@@ -20,6 +20,7 @@ import contextlib
 import csv
 import json
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -121,8 +122,9 @@ class BenchmarkResult:
         for row in rows:
             lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                                    for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        base = self.models[0]
         for m in self.models[1:]:
-            lines.append(f"{m.model} vs {self.models[0].model}: {m.verdict}")
+            lines.append(f"{m.model} vs {base.model}: {m.verdict}{_disagreement(m, base)}")
         lines.append(self.setup_line())
         lines.append("samples/s: median over rounds; ratio: median of the block-pair ratios "
                      "(each block beside the baseline's in the same process); noise: spread "
@@ -142,6 +144,18 @@ class BenchmarkResult:
             for m in self.models:
                 d = asdict(m)
                 writer.writerow([d[k] for k in fields])
+
+
+def _disagreement(m: ModelResult, base: ModelResult) -> str:
+    """When the rounds' throughputs point the other way from the measured ratio, say which to
+    read: the ratio compares blocks run side by side in one process, the samples/s medians
+    whole rounds, between which the machine's speed moves (load from elsewhere)."""
+    ratio = m.interval()
+    if not ratio.measurable or (m.throughput > base.throughput) == ratio.faster:
+        return ""
+    return (f"; the samples/s column points the other way ({m.throughput:.1f} vs "
+            f"{base.throughput:.1f}): the machine's speed moved between rounds, and the ratio, "
+            "from blocks run side by side, is the measurement to trust")
 
 
 def environment(settings: Settings, facts: dict) -> dict:
@@ -267,6 +281,30 @@ def _process_context(runtime: str | None):
     return multiprocessing.get_context("spawn")
 
 
+@contextlib.contextmanager
+def _without_callers_main() -> Iterator[None]:
+    """Start children from tfopt's own modules only. multiprocessing re-runs the caller's
+    ``__main__`` script in every child it starts (as ``__mp_main__``), so a user's script that
+    calls ``tfopt.optimize`` at top level, as the README's example does, ran again in each
+    timing child (and failed there). The worker and its arguments live in tfopt's modules,
+    so the children need nothing of ``__main__``."""
+    from multiprocessing import spawn
+
+    prepare = spawn.get_preparation_data
+
+    def without_main(name: str) -> dict:
+        data = prepare(name)
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+        return data
+
+    spawn.get_preparation_data = without_main
+    try:
+        yield
+    finally:
+        spawn.get_preparation_data = prepare
+
+
 class _ModelProcess:
     """Parent's handle on :func:`_group_worker` in a fresh process (a new TensorFlow runtime)
     holding ``models``."""
@@ -276,14 +314,18 @@ class _ModelProcess:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_group_worker, args=(child, models, settings),
                                 daemon=True)
-        with _pinned_runtime(settings.runtime):
+        with _pinned_runtime(settings.runtime), _without_callers_main():
             self.proc.start()
         child.close()
 
     def _died(self) -> TfoptError:
         self.proc.join(timeout=5)
-        return TfoptError(f"{self.path}: the benchmark process died (exit code "
-                          f"{self.proc.exitcode}); TensorFlow crashed running the model")
+        code = self.proc.exitcode
+        if code is not None and code < 0:
+            how = f"TensorFlow crashed ({signal.Signals(-code).name}) running the model"
+        else:
+            how = f"it exited with code {code} before answering (its error is printed above)"
+        return TfoptError(f"{self.path}: the benchmark process died: {how}")
 
     def recv(self):
         while not self.conn.poll(0.2):

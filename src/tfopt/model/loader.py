@@ -155,9 +155,12 @@ def _signature_from_function(key: str, func, frozen: FrozenFunction) -> Signatur
     outputs = {}
     # The frozen function's outputs follow the flattening order of the original's structure.
     paths = nest.flatten_with_joined_string_paths(func.structured_outputs)
-    for (path, _), tensor in zip(paths, frozen.io.outputs, strict=True):
-        outputs[path or "output_0"] = TensorInfo(tensor.name, tensor.dtype,
-                                                 shape_tuple(tensor.shape))
+    for (path, declared), tensor in zip(paths, frozen.io.outputs, strict=True):
+        # A function call's output (a graph with lowered loops, as tfopt writes one) has no
+        # inferred shape: the signature's declared one says it.
+        shape = tensor.shape if tensor.shape.rank is not None else getattr(declared, "shape",
+                                                                             tensor.shape)
+        outputs[path or "output_0"] = TensorInfo(tensor.name, tensor.dtype, shape_tuple(shape))
     return SignatureGraph(key, frozen.graph_def, inputs, outputs,
                           init_ops=list(frozen.init_ops), weights=frozen.weights)
 

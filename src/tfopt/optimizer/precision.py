@@ -94,7 +94,7 @@ def _try(state: State, precision: str, optimize_all, write, fp32
     timed = time_candidate(fp32[0][key], state.optimized[key], key, state.model.tags,
                            state.feeds[key], state.say)
     if not timed.faster:
-        notes.append(f"precision auto: no {precision} ({timed.short()} against float32: no "
-                     "measurable gain)")
+        why = "slower" if timed.measurable else "no measurable gain"
+        notes.append(f"precision auto: no {precision} ({timed.short()} against float32: {why})")
         return None
     return (dict(state.optimized), dict(state.reports)), policy, timed

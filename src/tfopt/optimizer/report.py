@@ -96,13 +96,17 @@ class Report:
         checks = [c for s in self.signatures.values() for c in s.checks]
         return max(checks, key=lambda c: c.rel) if checks else None
 
+    def node_totals(self) -> tuple[int, int]:
+        """Nodes before and after the passes over the distinct signature graphs: main graph
+        and function bodies (If/While branches), as `tfopt analyze` counts a frozen
+        signature (lowering a loop moves its body into the main graph)."""
+        unique = [s for s in self.signatures.values() if not s.same_as]
+        return (sum(s.nodes_before + s.function_nodes_before for s in unique),
+                sum(s.nodes_after + s.function_nodes_after for s in unique))
+
     def summary(self) -> str:
         """One line: node counts, signatures kept, verification verdict, time."""
-        unique = [s for s in self.signatures.values() if not s.same_as]
-        # Main graph and function bodies (If/While branches), as `tfopt analyze` counts the
-        # frozen signature: lowering a loop moves its body into the main graph.
-        before = sum(s.nodes_before + s.function_nodes_before for s in unique)
-        after = sum(s.nodes_after + s.function_nodes_after for s in unique)
+        before, after = self.node_totals()
         if self.verified is None:
             verdict = "not verified (--no-verify)"
         else:
@@ -122,6 +126,11 @@ class Report:
                 task = min(tasks, key=lambda c: c.accuracy[1] - c.accuracy[0])
                 verdict += (f", task accuracy {task.accuracy[0]:.2%} -> "
                             f"{task.accuracy[1]:.2%}")
+            constant = sorted({c.key for s in self.signatures.values() for c in s.checks
+                               if c.constant})
+            if constant:
+                verdict += (f"; VACUOUS for {', '.join(constant)}: the original answers the "
+                            "same on every verification input (give real ones: --inputs-file)")
         precision = "" if self.precision == "fp32" else f"{self.precision}, "
         speed = "".join(f"; {check.describe()}" + (f" ({key})" if len(self.speed) > 1 else "")
                         for key, check in self.speed.items())
@@ -170,6 +179,7 @@ class Report:
                 "verified": self.verified, "fused_kernels": self.fused_kernels,
                 "signatures": sorted(self.signatures), "endpoints": self.endpoints,
                 "precision": self.precision, "tolerance": self.tolerance,
+                "nodes": dict(zip(("before", "after"), self.node_totals(), strict=True)),
                 "fast_with": FAST_WITH.get(self.precision),
                 "speed": {k: c.to_dict() for k, c in self.speed.items()},
                 "written_on": describe()}

@@ -287,5 +287,5 @@ def compile_cluster(sigs: dict[str, SignatureGraph], mode: str, tags: tuple[str,
     if timed.faster:
         return XlaOutcome(candidate, True, f"xla: compiled cluster kept, {verdict} faster than "
                                            "without")
-    return XlaOutcome(sigs, False, f"xla: compiled cluster not kept ({verdict}: no measurable "
-                                   "gain)")
+    why = "slower" if timed.measurable else "no measurable gain"
+    return XlaOutcome(sigs, False, f"xla: compiled cluster not kept ({verdict}: {why})")

@@ -21,9 +21,9 @@ import numpy as np
 from tensorflow.python.framework import dtypes
 
 from tfopt.errors import TfoptError
-from tfopt.graph.flops import concrete_inputs, graph_flops
+from tfopt.graph.flops import FLOP_OPS, concrete_inputs, graph_flops
 from tfopt.graph.ops import is_training_op
-from tfopt.graph.view import const_shape, function_nodes
+from tfopt.graph.view import all_nodes, const_shape, function_nodes
 from tfopt.model.formats import ModelFormat, detect, load_model
 from tfopt.model.loader import pick_signature
 from tfopt.model.paths import read_metadata
@@ -50,6 +50,7 @@ class Analysis:
     # What `tfopt optimize` counts: the signature's frozen graph, main graph and functions.
     frozen_nodes: int = 0
     frozen_function_nodes: int = 0
+    flops_in_functions: int = 0  # matmul/conv ops inside function bodies (not in FLOPs)
 
     def shares(self) -> list[tuple[str, int, float]]:
         total = sum(self.op_counts.values()) or 1
@@ -104,7 +105,7 @@ def analyze(path: str, signature: str | None = None, facts: bool = True) -> Anal
                 functions[fn.signature.name] = dict(c)
                 counts.update(c)
             notes.append("op counts are of the traced and frozen Keras model")
-        for node in sig.graph_def.node:
+        for node in all_nodes(sig.graph_def):  # weights in loop and call bodies count too
             if node.op == "Const":  # from shape and dtype: a large model's weights are lifted
                 size = int(np.prod(const_shape(node), dtype=np.int64))
                 dtype = dtypes.as_dtype(node.attr["dtype"].type)
@@ -121,7 +122,9 @@ def analyze(path: str, signature: str | None = None, facts: bool = True) -> Anal
                     const_bytes, flops, unknown, inputs, outputs, notes, fused, runtimes,
                     read_metadata(path) if fmt.loads_by_path else None,
                     len(frozen.node) if frozen else 0,
-                    function_nodes(frozen) if frozen else 0)
+                    function_nodes(frozen) if frozen else 0,
+                    sum(n.op in FLOP_OPS for f in frozen.library.function for n in f.node_def)
+                    if frozen else 0)
 
 
 def _runtime_needs(model) -> tuple[dict[str, int], list[str]]:
@@ -162,18 +165,43 @@ def _fmt_count(n: float) -> str:
     return str(int(n))
 
 
+def _written_counts_line(a: Analysis) -> str:
+    """For a model tfopt wrote: the counts its optimize reported, beside the frozen count
+    above (a SavedModel adds a call wrapper: input and output identities, and for lowered
+    loops a function call around the graph)."""
+    nodes = (a.metadata or {}).get("nodes")
+    if not nodes or not a.frozen_nodes:
+        return ""
+    frozen = a.frozen_nodes + a.frozen_function_nodes
+    extra = frozen - nodes["after"]
+    return (f"  tfopt optimize: {nodes['before']} -> {nodes['after']} nodes after its passes"
+            + (f"; loaded back from the SavedModel, {frozen} ({extra:+d}: the signature's "
+               "call wrapper)" if extra else ""))
+
+
+def _flops_caveat(a: Analysis) -> str:
+    parts = []
+    if a.flops_unknown_ops:
+        parts.append(f"{a.flops_unknown_ops} ops with unknown shapes")
+    if a.flops_in_functions:
+        parts.append(f"{a.flops_in_functions} matmul/conv ops inside loop or call bodies")
+    return f" ({' and '.join(parts)} not counted)" if parts else ""
+
+
 def text_report(a: Analysis, top: int | None = None, show_functions: bool = False) -> str:
     main = sum(a.op_counts.values()) - sum(sum(c.values()) for c in a.function_counts.values())
     lines = [f"{a.path} ({a.kind})",
              f"  stored graph: {a.nodes} nodes (main graph {main}, {len(a.function_counts)} "
              f"functions {a.nodes - main})"
-             + (f"; frozen signature (what tfopt optimize counts): main graph "
-                f"{a.frozen_nodes}, function library {a.frozen_function_nodes}"
-                if a.frozen_nodes else ""),
-             f"  parameters {_fmt_count(a.parameters)}, constants "
-             f"{a.constant_bytes / 1e6:.2f} MB, FLOPs/sample {_fmt_count(a.flops_per_sample)}"
-             + (f" ({a.flops_unknown_ops} ops with unknown shapes not counted)"
-                if a.flops_unknown_ops else "")]
+             + (f"; frozen signature (what tfopt optimize starts from): "
+                f"{a.frozen_nodes + a.frozen_function_nodes} nodes (main graph "
+                f"{a.frozen_nodes}, function library {a.frozen_function_nodes})"
+                if a.frozen_nodes else "")]
+    if line := _written_counts_line(a):
+        lines.append(line)
+    lines.append(f"  parameters {_fmt_count(a.parameters)}, constants "
+                 f"{a.constant_bytes / 1e6:.2f} MB, FLOPs/sample "
+                 f"{_fmt_count(a.flops_per_sample)}" + _flops_caveat(a))
     for title, specs in (("inputs", a.inputs), ("outputs", a.outputs)):
         if specs:
             lines.append(f"  {title}: " + ", ".join(f"{k} {v}" for k, v in specs.items()))

@@ -84,6 +84,9 @@ class OutputCheck:
     accuracy: tuple[float, float] | None = None  # task accuracy: (original, optimized)
     metric: str = "max"  # what ``rel`` is: relative max difference, or relative RMS ("rms")
     matched: float | None = None  # order-free: share of the original's rows found
+    # The original answers this output the same on every verification input: the check is
+    # vacuous (it shows the value kept, not the computation).
+    constant: bool = False
 
     def describe(self) -> str:
         from tfopt.runtime import runtime_label
@@ -102,6 +105,8 @@ class OutputCheck:
                     f"output) [{status}]")
         text = (f"{self.key}{where}: max abs diff {self.max_abs:.3g}, relative {self.rel:.3g}"
                 f"{metric}{agreement} [{status}]")
+        if self.constant:
+            text += " (vacuous: the same on every verification input)"
         return text + (f" ({self.detail})" if self.detail else "")
 
     def to_dict(self) -> dict:

@@ -8,6 +8,8 @@ means is read in one place.
 
 from __future__ import annotations
 
+import numpy as np
+
 from tfopt.errors import TfoptError, first_line
 from tfopt.model.signature import LoadedModel, SignatureGraph
 from tfopt.runtime import current_runtime, runtime_label
@@ -30,6 +32,8 @@ class References:
         self.frozen = dict(model.signatures)  # before any pass: for a bare GraphDef or .keras
         self._under: dict[str, dict | isolate.ChildFailed] = {}  # the original's runs
         self.notes: list[str] = []
+        # Outputs that answer the same whatever the input: their checks prove nothing.
+        self.constant: dict[str, list[str]] = {}
 
     @classmethod
     def record(cls, model: LoadedModel, feeds: dict[str, dict]) -> References:
@@ -43,9 +47,27 @@ class References:
                     f"the original model fails on the generated inputs of signature {key!r}: "
                     f"{first_line(err)} (give inputs with --inputs-file, --input-shape or "
                     "--int-range)") from None
-        return cls(model, feeds, local)
+        refs = cls(model, feeds, local)
+        for key, sig in model.signatures.items():
+            if sig.same_as in refs.constant:  # the same graph: the same answer, said once
+                refs.constant[key] = refs.constant[sig.same_as]
+                continue
+            refs.constant[key] = constant_outputs(model, key, feeds[key], local[key])
+            if refs.constant[key]:
+                refs.notes.append(
+                    f"[{key}] output(s) {', '.join(refs.constant[key])} answer the same on "
+                    "every verification input: they do not depend on the inputs there (random "
+                    "weights can saturate), so their check shows the value is kept, not that "
+                    "the computation is; verify on real samples (--inputs-file)")
+        return refs
 
     def check(self, key: str, got: dict, policy: Policy, runtime: str) -> list[OutputCheck]:
+        checks = self._check(key, got, policy, runtime)
+        for c in checks:
+            c.constant = c.key in self.constant.get(key, ())
+        return checks
+
+    def _check(self, key: str, got: dict, policy: Policy, runtime: str) -> list[OutputCheck]:
         checks = compare(self.local[key], got, policy)
         if all(c.ok for c in checks) or runtime == current_runtime():
             return checks
@@ -86,6 +108,39 @@ class References:
             return None
         got = self._run_under(runtime)
         return str(got) if isinstance(got, isolate.ChildFailed) else None
+
+
+def varied(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+    """Other valid inputs of the same shapes: each input's values rotated by one place (ids
+    stay in their range, serialized protos stay whole); None when that changes nothing."""
+    out = {k: np.roll(np.asarray(v).reshape(-1), 1).reshape(np.shape(v)) for k, v in
+           feeds.items()}
+    same = all(np.array_equal(out[k], np.asarray(v)) for k, v in feeds.items())
+    return None if same else out
+
+
+def constant_outputs(model: LoadedModel, key: str, feeds: dict[str, np.ndarray],
+                     answers: dict[str, np.ndarray]) -> list[str]:
+    """The float outputs of signature ``key`` that are identical on every verification input:
+    across the samples of a batch, or (one sample) on inputs :func:`varied` from it."""
+    batches = {len(v) for v in feeds.values() if np.ndim(v)}
+    floats = {k: np.asarray(v) for k, v in answers.items()
+              if np.asarray(v).dtype.kind == "f" and np.asarray(v).size > 1}
+    if not floats:
+        return []
+    if len(batches) == 1 and min(batches) >= 2:
+        n = batches.pop()
+        return sorted(k for k, v in floats.items() if v.ndim and len(v) == n
+                      and (v == v[:1]).all())
+    other = varied(feeds)
+    if other is None:
+        return []
+    try:
+        again = model.reference(key, other)
+    except Exception:  # the rotated inputs are not valid for this model: no evidence
+        return []
+    return sorted(k for k, v in floats.items() if k in again
+                  and np.array_equal(np.asarray(again[k]), v))
 
 
 class SignatureVerifier:

@@ -3,6 +3,7 @@ dataclass. Importable without TensorFlow, so flag errors come at once."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,13 +17,33 @@ def parse_shapes(specs: list[str] | tuple[str, ...] | None) -> dict[str, tuple[i
     for spec in specs or ():
         name, sep, dims = spec.partition("=")
         try:
-            if not sep or not name:
+            if not sep or not name.strip():
                 raise ValueError
-            shapes[name.strip()] = tuple(int(d) for d in dims.split(",") if d.strip())
+            shape = tuple(int(d) for d in dims.split(",") if d.strip())
         except ValueError:
             raise TfoptError(f"--input-shape {spec!r}: expected NAME=D1,D2,... "
                              "(e.g. images=1,224,224,3)") from None
+        if name.strip() in shapes:
+            raise TfoptError(f"--input-shape names {name.strip()!r} twice; give each input once")
+        shapes[name.strip()] = _positive(name.strip(), shape)
     return shapes
+
+
+# Generated inputs larger than this are refused: a declared dimension of 2**40 asked for
+# terabytes (MemoryError), and verification inputs need not be big to prove anything.
+MAX_INPUT_BYTES = 1 << 30
+
+
+def _positive(name: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+    if any(d <= 0 for d in shape):
+        raise TfoptError(f"--input-shape {name}={','.join(map(str, shape))}: dimensions must "
+                         "be positive (an empty batch verifies nothing)")
+    return shape
+
+
+# A relative tolerance this large no longer tells a correct model from a broken one (the
+# reduced-precision budgets are 2e-2 and 5e-2).
+MAX_TOLERANCE = 0.1
 
 
 def parse_int_range(text: str) -> tuple[int, int]:
@@ -92,11 +113,28 @@ def normalise_shapes(input_shapes) -> dict[str, tuple[int, ...]]:
         return {}
     if isinstance(input_shapes, Mapping):
         try:
-            return {str(k): tuple(int(d) for d in v) for k, v in input_shapes.items()}
+            shapes = {str(k): tuple(int(d) for d in v) for k, v in input_shapes.items()}
         except (TypeError, ValueError):
             raise TfoptError("input_shapes: expected {name: (d1, d2, ...)} with integer "
                              "dimensions") from None
+        return {k: _positive(k, v) for k, v in shapes.items()}
     return parse_shapes(list(input_shapes))
+
+
+def check_tolerance(tolerance: float) -> None:
+    """A tolerance must be a finite relative difference above 0 and at most MAX_TOLERANCE."""
+    try:
+        value = float(tolerance)
+    except (TypeError, ValueError):
+        raise TfoptError(f"--tolerance {tolerance!r}: expected a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise TfoptError(f"--tolerance {tolerance}: must be a finite number above 0 (a "
+                         "relative difference, e.g. 1e-4)")
+    if value > MAX_TOLERANCE:
+        raise TfoptError(f"--tolerance {tolerance}: answers off by more than "
+                         f"{MAX_TOLERANCE:g} of the output's scale would pass, so the check "
+                         f"could not tell a broken model from a correct one (at most "
+                         f"{MAX_TOLERANCE:g})")
 
 
 @dataclass(frozen=True)
@@ -166,6 +204,8 @@ class OptimizeOptions:
         """Raise TfoptError for the first option that cannot work; return self."""
         from tfopt.passes.registry import check_names
 
+        if self.tolerance is not None:
+            check_tolerance(self.tolerance)
         if self.format not in FORMATS:
             raise TfoptError(f"unknown format {self.format!r} (saved_model or pb)")
         if self.xla_mode not in XLA_MODES:

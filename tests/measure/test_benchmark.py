@@ -106,6 +106,12 @@ def test_kernel_time_chart_has_no_empty_rows():
     few = mpimg.imread(io.BytesIO(compare_png(OpProfile(98.0, ops), OpProfile(90.0, ops[:1]))))
     # 2 op rows + one "other (20 op types)" row: one row taller than 2 rows, not 20 rows
     assert small.shape[0] - few.shape[0] <= 60
+    # the table says what it left out, and its rows add up to the total
+    from tfopt.measure.profile import compare_text
+
+    text = compare_text(before, after, top=2)
+    other = next(line for line in text.splitlines() if line.startswith("other 20 op types"))
+    assert float(other.split()[3]) == pytest.approx(0.2)
 
 
 def test_dense_share_counts_every_runtimes_matmul_and_conv_kernels():

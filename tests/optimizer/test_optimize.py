@@ -538,3 +538,28 @@ def test_tf_serving_extras_are_kept(tmp_path):
     narrowed = tfopt.optimize(str(src), str(tmp_path / "one"), signatures=["serving_default"])
     assert not (tmp_path / "one" / "assets.extra").exists()
     assert any(n.startswith("assets.extra/ not copied") for n in narrowed.notes)
+
+
+def test_a_vacuous_verification_is_called_one(tmp_path):
+    """An output the same on every input (a saturated head of random weights) proves nothing
+    about the computation: the summary and its check say so; other outputs are not blamed."""
+    class Module(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.Variable(np.arange(4, dtype=np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
+        def serve(self, x):
+            return {"flat": tf.nn.relu(x * 0.0 - 1.0) + self.w, "live": x * self.w}
+
+    src = str(tmp_path / "m")
+    module = Module()
+    tf.saved_model.save(module, src, signatures={"serving_default": module.serve})
+    for batch in (1, 3):  # one sample: inputs varied to tell; several: across the batch
+        report = tfopt.optimize(src, str(tmp_path / f"out{batch}"),
+                                input_shapes={"x": (batch, 4)})
+        assert report.verified
+        checks = {c.key: c for s in report.signatures.values() for c in s.checks}
+        assert checks["flat"].constant and not checks["live"].constant
+        assert "VACUOUS for flat:" in str(report) and "live" not in str(report).split("VACUOUS")[1]
+        assert "vacuous" in checks["flat"].describe()

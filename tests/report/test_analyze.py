@@ -76,6 +76,8 @@ def test_op_categories():
     assert az.op_category("SaveV2") == "bookkeeping" and az.op_category("Assign") == "bookkeeping"
     assert az.op_category("Const") == "plumbing" and az.op_category("Identity") == "plumbing"
     assert az.op_category("_FusedConv2D") == "compute" and az.op_category("Mul") == "compute"
+    assert az.op_category("Shape") == "shape" and az.op_category("StridedSlice") == "shape"
+    assert az.op_category("Enter") == "control flow" and az.op_category("While") == "control flow"
 
 
 def test_tf2_counts_include_functions(toy_tf2):

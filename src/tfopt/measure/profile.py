@@ -99,6 +99,12 @@ def compare_text(before: OpProfile, after: OpProfile, top: int = 12) -> str:
              f"{'diff':>8}"]
     for op, b, a in rows:
         lines.append(f"{op.ljust(width)}  {b:>9.2f}  {a:>9.2f}  {a - b:>+8.2f}")
+    every = compare_table(before, after, top=10_000)
+    if len(every) > len(rows):  # the rows add up to the total
+        rest = every[len(rows):]
+        b, a = sum(r[1] for r in rest), sum(r[2] for r in rest)
+        label = f"other {len(rest)} op types".ljust(width)
+        lines.append(f"{label}  {b:>9.2f}  {a:>9.2f}  {a - b:>+8.2f}")
     lines.append(f"{'total kernel time'.ljust(width)}  {before.total_ms:>9.2f}  "
                  f"{after.total_ms:>9.2f}  {after.total_ms - before.total_ms:>+8.2f}")
     return "\n".join(lines)

@@ -161,9 +161,21 @@ def verification_inputs(state: State) -> None:
         state.feeds = model_feeds(state.model, opts.inputs_file, opts.input_shapes,
                                   opts.samples, opts.int_range)
         if opts.labels:
-            state.policy = dataclasses.replace(state.policy,
-                                               labels=load_labels(opts.labels, state.feeds),
-                                               max_accuracy_drop=opts.max_accuracy_drop)
+            outputs = {k: i for s in state.model.signatures.values() for k, i in s.outputs.items()}
+            state.policy = dataclasses.replace(
+                state.policy, labels=load_labels(opts.labels, state.feeds, outputs),
+                max_accuracy_drop=opts.max_accuracy_drop)
+    if opts.calibration_file:  # checked now, not after the original has run
+        calibration_samples(state, next(iter(state.model.signatures.values())))
+
+
+def calibration_samples(state: State, sig: SignatureGraph) -> dict:
+    """The calibration file's samples for ``sig``, checked like verification inputs."""
+    from tfopt.verify.user_files import read_calibration
+
+    known = {k for s in state.model.signatures.values() for k in s.inputs}
+    return read_calibration(state.options.calibration_file, sig.inputs, known,
+                            state.model.notes)
 
 
 def original_answers(state: State) -> None:
@@ -185,14 +197,13 @@ def calibrate(state: State) -> None:
                                           and state.options.calibration_file):
         return
     from tfopt.optimizer.calibrate import calibrate as observe
-    from tfopt.verify.inputs import load_inputs
 
     opts = state.options
     before = state.enabled - {"quantize_int8", "fuse_kernels"}
     for sig in state.model.signatures.values():
         if sig.same_as:
             continue
-        samples = load_inputs(opts.calibration_file, sig.inputs)
+        samples = calibration_samples(state, sig)
         count = len(next(iter(samples.values()), []))
         state.say(f"[{sig.key}] calibrating int8 ranges ({opts.calibration_method}) on "
                   f"{count} samples of {opts.calibration_file} ...")

@@ -264,14 +264,29 @@ PLUMBING_OPS = {"Const", "Identity", "IdentityN", "Placeholder", "PlaceholderWit
                 "NoOp", "StatefulPartitionedCall", "PartitionedCall"}
 VARIABLE_OPS = {"VariableV2", "VarHandleOp", "ReadVariableOp", "VarIsInitializedOp",
                 "DisableCopyOnRead", "DestroyResourceOp", "StaticRegexFullMatch", "StringJoin"}
+# Ops that compute shapes and indices (on a handful of integers) more than data.
+SHAPE_OPS = {"Shape", "ShapeN", "Size", "Rank", "Pack", "Unpack", "StridedSlice",
+             "BroadcastArgs", "BroadcastGradientArgs", "Range", "TensorListReserve",
+             "TensorListLength", "TensorListElementShape"}
+# Control flow: lowered loops' frames (Enter/Exit...) and functional If/While.
+CONTROL_FLOW_OPS = {"Enter", "Exit", "Merge", "Switch", "NextIteration", "LoopCond",
+                    "RefEnter", "RefExit", "RefMerge", "RefSwitch", "RefNextIteration",
+                    "While", "StatelessWhile", "If", "StatelessIf", "ControlTrigger"}
 CATEGORIES = {"plumbing": "constants, identities, placeholders, calls",
+              "shape": "shape arithmetic: Shape, Pack, StridedSlice, Range",
+              "control flow": "loop frames (Enter, Merge, Switch...), If, While",
               "bookkeeping": "variables, checkpoint save/restore, initializers"}
 
 
 def op_category(op: str) -> str:
-    """"compute", "plumbing" or "bookkeeping" (variable, checkpoint and training nodes)."""
+    """"compute", "plumbing", "shape" (shape and index arithmetic), "control flow" or
+    "bookkeeping" (variable, checkpoint and training nodes)."""
     if op in PLUMBING_OPS:
         return "plumbing"
+    if op in SHAPE_OPS:
+        return "shape"
+    if op in CONTROL_FLOW_OPS:
+        return "control flow"
     if op in VARIABLE_OPS or is_training_op(op):
         return "bookkeeping"
     return "compute"
@@ -306,6 +321,7 @@ def chart_png(analyses: list[tuple[str, Analysis]], top: int = 15) -> bytes:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     ops = chart_ops(analyses, top)
     first = analyses[0][1].op_counts if analyses else {}
@@ -313,8 +329,9 @@ def chart_png(analyses: list[tuple[str, Analysis]], top: int = 15) -> bytes:
               for op in ops]
     rest = list(CATEGORIES)
     rows = max(len(ops), 1)
+    height_in = 2.2 + 0.3 * (rows + len(rest)) * len(analyses) + 0.2 * len(analyses)
     fig, (ax, ax2) = plt.subplots(
-        2, 1, figsize=(8, 2.2 + 0.3 * (rows + len(rest)) * len(analyses)),
+        2, 1, figsize=(8, height_in),
         gridspec_kw={"height_ratios": [rows, len(rest) + 0.5]})
     colors = ["#9e9e9e", "#1f77b4", "#ff7f0e", "#2ca02c"]
     height = 0.8 / max(len(analyses), 1)
@@ -336,13 +353,17 @@ def chart_png(analyses: list[tuple[str, Analysis]], top: int = 15) -> bytes:
     ax.set_title("Compute op types" + (" (new kernels and largest changes)" if len(analyses) > 1
                                        else ""), fontsize=10)
     ax.set_xlabel("nodes (main graph and function library)", fontsize=8)
-    ax.legend(fontsize=7, loc="lower right")
     ax2.set_yticks(range(len(rest)), [f"{k}: {CATEGORIES[k]}" for k in rest][::-1],
                    fontsize=8)
-    ax2.set_title("Not compute: how the model is stored", fontsize=10)
+    ax2.set_title("Not compute: storage, shape arithmetic, control flow", fontsize=10)
+    ax2.set_xlabel("nodes (main graph and function library)", fontsize=8)
     for axis in (ax, ax2):
         axis.margins(x=0.15)
-    fig.tight_layout()
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts: whole ticks
+    # Below the panels, where it covers no bar.
+    handles, names = ax.get_legend_handles_labels()
+    fig.legend(handles, names, fontsize=7, loc="lower center", ncol=1, frameon=False)
+    fig.tight_layout(rect=(0, (0.2 * len(analyses) + 0.1) / height_in, 1, 1))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)

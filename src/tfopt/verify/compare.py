@@ -130,7 +130,12 @@ def compare_output(key: str, ref: np.ndarray, got: np.ndarray, tolerance: float,
         nan_ref, nan_got = np.isnan(ref64), np.isnan(got64)
         if (nan_ref != nan_got).any():
             return OutputCheck(key, False, float("nan"), float("nan"), "NaNs differ")
-        diff = np.abs(np.where(nan_ref, 0.0, ref64 - got64))
+        inf_ref = np.isinf(ref64)
+        if (inf_ref != np.isinf(got64)).any() or (ref64[inf_ref] != got64[inf_ref]).any():
+            return OutputCheck(key, False, float("inf"), float("inf"), "Infs differ")
+        nan_ref = nan_ref | inf_ref  # non-finite values that match: compared as equal
+        with np.errstate(invalid="ignore"):  # inf - inf where both are the same Inf
+            diff = np.abs(np.where(nan_ref, 0.0, ref64 - got64))
         max_abs = float(diff.max()) if diff.size else 0.0
         scale = float(np.abs(np.where(nan_ref, 0.0, ref64)).max()) if diff.size else 0.0
         rel = max_abs / scale if scale > 0 else max_abs

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from tfopt.errors import TfoptError
 from tfopt.model.signature import LoadedModel, SignatureGraph, TensorInfo
-from tfopt.options import check_shape_names
+from tfopt.options import MAX_INPUT_BYTES, check_shape_names
 
 DEFAULT_INT_RANGE = (0, 10)
 _WORDS = [b"the", b"quick", b"brown", b"fox", b"jumps"]
@@ -347,6 +347,13 @@ def make_inputs(specs: dict[str, TensorInfo], batch_size: int = 1,
     for key, info in specs.items():
         shape, assumed = resolve_shape(key, info, batch_size, shapes)
         dtype = info.dtype
+        itemsize = 16 if dtype == tf.string else np.dtype(dtype.as_numpy_dtype).itemsize
+        size = int(np.prod(shape, dtype=object)) * itemsize
+        if size > MAX_INPUT_BYTES:
+            raise TfoptError(f"input {key!r}: generating {info.describe()} as "
+                             f"{list(shape)} would take {size / 2**30:,.1f} GiB; give a "
+                             f"smaller shape with --input-shape {key}=D1,D2,... or real "
+                             "samples with --inputs-file")
         what = [f"{key} {dtype.name}[{', '.join(map(str, shape))}]"]
         if dtype.is_floating:
             feeds[key] = rng.standard_normal(shape).astype(dtype.as_numpy_dtype)
@@ -382,29 +389,13 @@ def make_inputs(specs: dict[str, TensorInfo], batch_size: int = 1,
     return feeds
 
 
-def load_inputs(path: str, specs: dict[str, TensorInfo]) -> dict[str, np.ndarray]:
-    if not os.path.isfile(path):
-        raise TfoptError(f"{path}: no such inputs file")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except Exception as err:
-        raise TfoptError(f"{path}: not a readable .npz file ({type(err).__name__})") from None
-    missing = [k for k in specs if k not in data.files]
-    if missing:
-        raise TfoptError(f"{path}: missing input(s) {', '.join(missing)} "
-                         f"(it has {', '.join(data.files) or 'nothing'})")
-    feeds = {}
-    for key, info in specs.items():
-        try:
-            value = data[key]
-        except ValueError:  # an object array: reading it would need pickle
-            raise TfoptError(f"{path}: input {key!r} is an object array, which loads only "
-                             "through pickle; save strings as a bytes array "
-                             "(np.array(values, dtype=bytes))") from None
-        if value.dtype.kind in "US":
-            value = value.astype(object)
-        feeds[key] = value.astype(info.dtype.as_numpy_dtype) if info.dtype != tf.string else value
-    return feeds
+def load_inputs(path: str, specs: dict[str, TensorInfo],
+                known: set[str] | None = None) -> dict[str, np.ndarray]:
+    """Samples from an .npz keyed by input name, checked against the declared inputs
+    (:func:`tfopt.verify.user_files.read_samples`)."""
+    from tfopt.verify.user_files import read_samples
+
+    return read_samples(path, specs, known=known)
 
 
 def model_feeds(model: LoadedModel, inputs_file: str | None,
@@ -417,11 +408,12 @@ def model_feeds(model: LoadedModel, inputs_file: str | None,
         check_shape_names(shapes, {k for s in model.signatures.values() for k in s.inputs})
     feeds: dict[str, dict[str, np.ndarray]] = {}
     described: dict[str, str] = {}
+    known = {k for s in model.signatures.values() for k in s.inputs}
     for key, sig in model.signatures.items():
         if sig.same_as in feeds:
             feeds[key] = feeds[sig.same_as]
         elif inputs_file:
-            feeds[key] = load_inputs(inputs_file, sig.inputs)
+            feeds[key] = load_inputs(inputs_file, sig.inputs, known)
         else:
             relevant = {k: v for k, v in shapes.items() if k in sig.inputs}
             notes: list[str] = []
@@ -434,17 +426,14 @@ def model_feeds(model: LoadedModel, inputs_file: str | None,
     return feeds
 
 
-def load_labels(path: str, feeds: dict[str, dict[str, np.ndarray]]) -> np.ndarray:
-    """True classes (``.npy``, one integer per sample of the inputs file)."""
-    try:
-        labels = np.load(path, allow_pickle=False)
-    except Exception as err:
-        raise TfoptError(f"{path}: not a readable .npy file ({type(err).__name__})") from None
-    labels = np.asarray(labels).reshape(-1)
-    if labels.dtype.kind not in "iu":
-        raise TfoptError(f"{path}: labels must be integers (class indices), not {labels.dtype}")
+def load_labels(path: str, feeds: dict[str, dict[str, np.ndarray]],
+                outputs: dict[str, TensorInfo] | None = None) -> np.ndarray:
+    """True classes (``.npy``, one integer per sample of the inputs file), within the class
+    count of each output that declares class scores (``[samples, classes]``, float)."""
+    from tfopt.verify.user_files import read_labels
+
     samples = {len(v) for f in feeds.values() for v in f.values() if np.ndim(v)}
-    if samples and len(labels) not in samples:
-        raise TfoptError(f"{path}: {len(labels)} labels for {max(samples)} samples in the "
-                         "inputs file")
-    return labels.astype(np.int64)
+    classes = {k: i.shape[1] for k, i in (outputs or {}).items()
+               if i.dtype.is_floating and i.shape is not None and len(i.shape) == 2
+               and i.shape[1] is not None and i.shape[1] >= 2}
+    return read_labels(path, max(samples) if samples else None, classes)

@@ -52,6 +52,7 @@ class References:
             if sig.same_as in refs.constant:  # the same graph: the same answer, said once
                 refs.constant[key] = refs.constant[sig.same_as]
                 continue
+            refs.notes.extend(non_finite(key, local[key]))
             refs.constant[key] = constant_outputs(model, key, feeds[key], local[key])
             if refs.constant[key]:
                 refs.notes.append(
@@ -108,6 +109,20 @@ class References:
             return None
         got = self._run_under(runtime)
         return str(got) if isinstance(got, isolate.ChildFailed) else None
+
+
+def non_finite(key: str, answers: dict[str, np.ndarray]) -> list[str]:
+    """Notes for float outputs the original answers with NaN or Inf on (finite) inputs: they
+    are compared position by position (NaN must stay NaN, Inf the same Inf), and say so."""
+    notes = []
+    for name, value in answers.items():
+        value = np.asarray(value)
+        if value.dtype.kind == "f" and value.size and not np.isfinite(value).all():
+            bad = int(np.count_nonzero(~np.isfinite(value)))
+            notes.append(f"[{key}] the original's output {name!r} is NaN or Inf on {bad} of "
+                         f"{value.size} values on finite inputs: those positions must stay "
+                         "the same non-finite value; the rest are compared as usual")
+    return notes
 
 
 def varied(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:

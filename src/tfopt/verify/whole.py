@@ -58,11 +58,7 @@ def check_written(path: str, fmt: str, sigs: dict[str, SignatureGraph], feeds,
                 if got.killed:  # not an answer: blaming passes would only repeat it
                     raise TfoptError(f"cannot verify {key}: {got}; nothing written")
                 if why := refs.failure_under(runtime):
-                    raise TfoptError(
-                        f"the original model itself fails under {runtime_label(runtime)} "
-                        f"({why}), so no optimized form of it can run there; --target native "
-                        "optimizes for this machine's runtime "
-                        f"({runtime_label(current_runtime())}) only; nothing written")
+                    raise TfoptError(_original_fails(runtime, why, runs))
                 checks[key].append(OutputCheck("(all outputs)", False, float("inf"),
                                                float("inf"), str(got), runtime))
                 continue
@@ -70,6 +66,20 @@ def check_written(path: str, fmt: str, sigs: dict[str, SignatureGraph], feeds,
                 check.runtime = runtime
                 checks[key].append(check)
     return checks
+
+
+def _original_fails(runtime: str, why: str, runs: dict) -> str:
+    """The refusal when the original itself fails under ``runtime``: ``--target native`` is
+    advice only where the written model ran under this process's runtime."""
+    here = current_runtime()
+    mine = runs.get(here)
+    text = (f"the original model itself fails under {runtime_label(runtime)} ({why}), so no "
+            "optimized form of it can run there")
+    if isinstance(mine, isolate.ChildFailed):
+        return (f"{text}; the optimized model fails under {runtime_label(here)} too ({mine}); "
+                "nothing written")
+    return (f"{text}; --target native optimizes for this machine's runtime "
+            f"({runtime_label(here)}) only; nothing written")
 
 
 def failing(checks: Checks) -> list[str]:

@@ -7,7 +7,6 @@ was assumed is said in one line, so a user knows what the verdict was reached on
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any

@@ -247,6 +247,10 @@ class OptimizeOptions:
                              "point)")
         if self.labels and not os.path.isfile(self.labels):
             raise TfoptError(f"{self.labels}: no such labels file")
+        from tfopt.verify.user_files import precheck
+
+        precheck(self.inputs_file if self.verify else None, self.labels if self.verify else None,
+                 self.calibration_file)
         return self
 
     def _check_int8(self) -> None:

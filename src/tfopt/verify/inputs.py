@@ -429,10 +429,7 @@ def load_labels(path: str, feeds: dict[str, dict[str, np.ndarray]],
                 outputs: dict[str, TensorInfo] | None = None) -> np.ndarray:
     """True classes (``.npy``, one integer per sample of the inputs file), within the class
     count of each output that declares class scores (``[samples, classes]``, float)."""
-    from tfopt.verify.user_files import read_labels
+    from tfopt.verify.user_files import class_counts, read_labels
 
     samples = {len(v) for f in feeds.values() for v in f.values() if np.ndim(v)}
-    classes = {k: i.shape[1] for k, i in (outputs or {}).items()
-               if i.dtype.is_floating and i.shape is not None and len(i.shape) == 2
-               and i.shape[1] is not None and i.shape[1] >= 2}
-    return read_labels(path, max(samples) if samples else None, classes)
+    return read_labels(path, max(samples) if samples else None, class_counts(outputs or {}))

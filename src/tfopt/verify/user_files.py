@@ -11,11 +11,14 @@ is one line naming the file, the input and what was expected. The CLI, the API a
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tfopt.errors import TfoptError
-from tfopt.model.signature import TensorInfo
+
+if TYPE_CHECKING:  # this module stays TensorFlow-free: options.checked() calls precheck()
+    from tfopt.model.signature import TensorInfo
 
 # Fewer calibration samples than this set int8 ranges from too little of the data's spread.
 CALIBRATION_RECOMMENDED = 100
@@ -32,6 +35,38 @@ def _open_npz(path: str, what: str):
         raise TfoptError(f"{path}: a single .npy array, not an .npz archive keyed by input "
                          "name (write it with np.savez(path, input_name=array, ...))")
     return data
+
+
+def precheck(inputs_file: str | None, labels: str | None,
+             calibration_file: str | None) -> None:
+    """What can be refused without the model (no TensorFlow import, well under a second):
+    not an .npz, arrays with no samples or with NaN/Inf, samples counts that disagree, labels
+    that are not non-negative integers, one per sample."""
+    samples = None
+    for path, what in ((inputs_file, "inputs file"), (calibration_file, "calibration file")):
+        if not path:
+            continue
+        data = _open_npz(path, what)
+        counts = {}
+        for key in data.files:
+            try:
+                value = data[key]
+            except ValueError:
+                continue  # an object array: read_samples says what to do
+            where = f"{path}: input {key!r}"
+            if value.ndim and value.shape[0] == 0:
+                raise TfoptError(f"{where} holds no samples (shape {list(value.shape)})")
+            if value.dtype.kind in "fc":
+                _numeric(where, value, None)
+            if value.ndim:
+                counts[key] = value.shape[0]
+        if len(set(counts.values())) > 1:
+            sizes = ", ".join(f"{k} {n}" for k, n in counts.items())
+            raise TfoptError(f"{path}: inputs hold different numbers of samples ({sizes})")
+        if path == inputs_file and counts:
+            samples = max(counts.values())
+    if labels and inputs_file:
+        read_labels(labels, samples, {})
 
 
 def read_samples(path: str, specs: dict[str, TensorInfo], what: str = "inputs file",
@@ -85,10 +120,13 @@ def _checked(path: str, key: str, value: np.ndarray, info: TensorInfo) -> np.nda
 
 
 def _numeric(where: str, value: np.ndarray, want) -> np.ndarray:
+    """``value`` cast to ``want`` (a TensorFlow dtype; None: only checked to be finite)."""
     if value.dtype.kind in "fc" and value.size and not np.isfinite(value).all():
         bad = int(np.count_nonzero(~np.isfinite(value)))
         raise TfoptError(f"{where} holds {bad} NaN or Inf value(s): outputs computed from them "
                          "compare as NaN and prove nothing; give finite samples")
+    if want is None:
+        return value
     if want.is_bool:
         if value.dtype.kind != "b" and not np.isin(value, (0, 1)).all():
             raise TfoptError(f"{where} holds values other than 0 and 1; the model declares bool")
@@ -122,7 +160,7 @@ def _check_shape(where: str, shape: tuple[int, ...], info: TensorInfo) -> None:
             raise TfoptError(f"{where} has shape {list(shape)}; the model declares "
                              f"{info.describe()} (dimension {i} must be {want}, not {got})")
     if shape and shape[0] == 0:
-        raise TfoptError(f"{where} holds no samples (shape {list(shape)}): nothing to verify on")
+        raise TfoptError(f"{where} holds no samples (shape {list(shape)})")
 
 
 def read_calibration(path: str, specs: dict[str, TensorInfo], known: set[str],
@@ -136,6 +174,30 @@ def read_calibration(path: str, specs: dict[str, TensorInfo], known: set[str],
         if note not in notes:
             notes.append(note)
     return samples
+
+
+def class_counts(outputs: dict[str, TensorInfo]) -> dict[str, int]:
+    """Outputs declared as class scores (``[samples, classes]``, float): key -> classes."""
+    return {k: i.shape[1] for k, i in outputs.items()
+            if i.dtype.is_floating and i.shape is not None and len(i.shape) == 2
+            and i.shape[1] is not None and i.shape[1] >= 2}
+
+
+def check_files(inputs_file: str | None, labels: str | None, calibration_file: str | None,
+                signatures: dict[str, tuple[dict[str, TensorInfo], dict[str, TensorInfo]]]
+                ) -> None:
+    """Every file the user gave, against every signature's declared inputs and outputs: run
+    before the model is loaded where the model declares them in its proto (a SavedModel), so
+    a wrong file costs seconds, not a pipeline."""
+    known = {k for inputs, _ in signatures.values() for k in inputs}
+    for inputs, outputs in signatures.values():
+        if inputs_file:
+            feeds = read_samples(inputs_file, inputs, known=known)
+            if labels:
+                batches = [len(v) for v in feeds.values() if np.ndim(v)]
+                read_labels(labels, max(batches) if batches else None, class_counts(outputs))
+        if calibration_file:
+            read_samples(calibration_file, inputs, "calibration file", known)
 
 
 def read_labels(path: str, samples: int | None, classes: dict[str, int]) -> np.ndarray:

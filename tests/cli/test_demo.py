@@ -44,6 +44,7 @@ def test_demo_end_to_end_via_cli(tmp_path):
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 3 and "FusedBatchNorm" in page
     assert "Where the time goes" in page and "oneDNN o" in page
+    assert "<b>Throughput: " in page and "Throughput at batch 1" not in page  # said once
     for png in ("op_types.png", "throughput.png", "kernel_time.png"):
         assert (out / png).stat().st_size > 1000
     # The bf16 column where the CPU runs bf16 with oneDNN, else one line saying why not.

@@ -182,3 +182,12 @@ def test_a_slow_model_gets_fewer_blocks_within_the_budget():
     assert bm.blocks_for(1.0) == 6                                 # 36 s
     assert bm.blocks_for(5.0) == bm.MIN_BLOCKS                     # never fewer than 4
     assert 2 * 3 * bm.blocks_for(1.0) * 1.0 <= bm.INTERLEAVED_BUDGET
+
+
+def test_settings_that_cannot_run_are_refused_at_once(toy_tf1):
+    """A negative thread count crashed TensorFlow (SIGABRT) in the child; zero rounds ran."""
+    for settings, says in ((Settings(rounds=0), "--rounds"),
+                           (Settings(intra_op_threads=-2), "--intra-op-threads"),
+                           (Settings(round_seconds=-1.0), "--min-round-seconds")):
+        with pytest.raises(TfoptError, match=says):
+            benchmark([toy_tf1, toy_tf1], settings)

@@ -409,6 +409,11 @@ def benchmark(paths: list[str], settings: Settings,
         raise TfoptError("--num-iter and --batch-size must be >= 1, --num-warmup >= 0")
     if not 0.5 <= settings.confidence < 1:
         raise TfoptError("--confidence must be in [0.5, 1)")
+    if settings.rounds < 1 or settings.round_seconds < 0:
+        raise TfoptError("--rounds must be >= 1 and --min-round-seconds >= 0")
+    if min(settings.intra_op_threads or 0, settings.inter_op_threads or 0) < 0:
+        raise TfoptError("--intra-op-threads and --inter-op-threads must be >= 0 (0: one "
+                         "per CPU core)")
     for path in paths:
         detect(path)  # fail fast, before any process starts
     labels = labels or paths

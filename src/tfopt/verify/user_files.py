@@ -24,13 +24,18 @@ if TYPE_CHECKING:  # this module stays TensorFlow-free: options.checked() calls 
 CALIBRATION_RECOMMENDED = 100
 
 
-def _open_npz(path: str, what: str):
+def _np_load(path: str, what: str, suffix: str):
+    """``np.load`` of a file the user named (no pickles), or a one-line TfoptError."""
     if not os.path.isfile(path):
         raise TfoptError(f"{path}: no such {what}")
     try:
-        data = np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False)
     except Exception as err:
-        raise TfoptError(f"{path}: not a readable .npz file ({type(err).__name__})") from None
+        raise TfoptError(f"{path}: not a readable {suffix} file ({type(err).__name__})") from None
+
+
+def _open_npz(path: str, what: str):
+    data = _np_load(path, what, ".npz")
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise TfoptError(f"{path}: a single .npy array, not an .npz archive keyed by input "
                          "name (write it with np.savez(path, input_name=array, ...))")
@@ -203,12 +208,7 @@ def check_files(inputs_file: str | None, labels: str | None, calibration_file: s
 def read_labels(path: str, samples: int | None, classes: dict[str, int]) -> np.ndarray:
     """True classes (``.npy``, one integer per sample), each within every class-score
     output's class count (``classes``: output key -> count)."""
-    if not os.path.isfile(path):
-        raise TfoptError(f"{path}: no such labels file")
-    try:
-        labels = np.load(path, allow_pickle=False)
-    except Exception as err:
-        raise TfoptError(f"{path}: not a readable .npy file ({type(err).__name__})") from None
+    labels = _np_load(path, "labels file", ".npy")
     if not isinstance(labels, np.ndarray):
         raise TfoptError(f"{path}: an .npz archive; labels are one .npy array of class "
                          "indices (np.save(path, labels))")

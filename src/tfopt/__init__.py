@@ -28,12 +28,12 @@ __version__ = "0.1.0"
 
 from tfopt.errors import TfoptError, VerificationError  # noqa: E402
 
-__all__ = ["Report", "TfoptError", "VerificationError", "__version__", "optimize"]
+__all__ = ["Report", "TfoptError", "VerificationError", "__version__", "load", "optimize"]
 
 
 def __getattr__(name: str):
     # Lazy, so that ``import tfopt`` (and the CLI's start) does not import TensorFlow yet.
-    if name in ("optimize", "Report"):
+    if name in ("optimize", "Report", "load"):
         from tfopt import api as _module
 
         return getattr(_module, name)

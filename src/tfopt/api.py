@@ -115,3 +115,40 @@ def _tensorflow_warnings_quiet() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+def load(path: str, signature: str | None = None):
+    """The model at ``path`` as a callable, whatever its format (a SavedModel, a frozen
+    GraphDef, or the LiteRT / OpenVINO model ``--format litert|openvino`` wrote): it takes the
+    signature's inputs by name (arrays) and returns its outputs by name (NumPy arrays), run by
+    the model's own runtime (LiteRT and OpenVINO with one thread per core).
+
+    >>> run = tfopt.load("model_fast")
+    >>> run(images=batch)["probabilities"]
+    """
+    import numpy as np
+
+    from tfopt.model.formats import FrozenGraphDef, detect
+
+    fmt = detect(path)
+    if isinstance(fmt, FrozenGraphDef):
+        from tfopt.model.formats import load_model
+
+        model = load_model(path)
+        key = signature or next(iter(model.signatures))
+
+        def run_graph(**inputs) -> dict[str, np.ndarray]:
+            return {k: np.asarray(v) for k, v in model.reference(key, inputs).items()}
+        return run_graph
+    opened = fmt.open(signature, None)
+
+    def run(**inputs) -> dict[str, np.ndarray]:
+        missing = sorted(set(opened.inputs) - set(inputs))
+        if missing:
+            from tfopt.errors import TfoptError
+
+            raise TfoptError(f"{path}: missing input(s) {', '.join(missing)} (inputs: "
+                             f"{', '.join(opened.inputs)})")
+        outputs = opened.prepare({k: np.asarray(inputs[k]) for k in opened.inputs})()
+        return {k: np.asarray(v) for k, v in outputs.items()}
+    return run

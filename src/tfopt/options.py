@@ -66,7 +66,8 @@ def check_shape_names(shapes: dict[str, tuple[int, ...]], known) -> None:
                          f"(inputs: {', '.join(sorted(known))})")
 
 
-FORMATS = ("saved_model", "pb")
+RUNTIME_FORMATS = ("litert", "openvino")  # (tfopt.runtimes: one module each)
+FORMATS = ("saved_model", "pb", *RUNTIME_FORMATS)
 TARGETS = ("portable", "native", "generic")
 XLA_MODES = ("off", "auto", "on")
 PRECISIONS = ("fp32", "bf16", "int8", "auto")
@@ -176,10 +177,18 @@ class OptimizeOptions:
                                                                      DEFAULT_TOLERANCE)
 
     @property
+    def graph_target(self) -> str:
+        """Which fused kernels the passes may emit: ``--target``, or none for a model that a
+        converter reads (LiteRT's and OpenVINO's converters know no ``_Fused*`` op)."""
+        return "generic" if self.format in RUNTIME_FORMATS else self.target
+
+    @property
     def xla_mode(self) -> str:
         """``xla`` as given, else "auto" when the model is verified and timed: the XLA
         decision is timed, and with verification or the speed check off there is nothing to
         time it with, so the default is then "off"."""
+        if self.format in RUNTIME_FORMATS:
+            return "off"
         if self.xla is not None:
             return self.xla
         return "auto" if self.verify and self.time else "off"
@@ -207,7 +216,9 @@ class OptimizeOptions:
         if self.tolerance is not None:
             check_tolerance(self.tolerance)
         if self.format not in FORMATS:
-            raise TfoptError(f"unknown format {self.format!r} (saved_model or pb)")
+            raise TfoptError(f"unknown format {self.format!r} ({', '.join(FORMATS)})")
+        if self.format in RUNTIME_FORMATS:
+            self._check_runtime_format()
         if self.xla_mode not in XLA_MODES:
             raise TfoptError(f"unknown xla mode {self.xla!r} (off, auto or on)")
         if self.target not in TARGETS:
@@ -252,6 +263,17 @@ class OptimizeOptions:
         precheck(self.inputs_file if self.verify else None, self.labels if self.verify else None,
                  self.calibration_file)
         return self
+
+    def _check_runtime_format(self) -> None:
+        from tfopt.runtimes import require
+
+        require(self.format)
+        if self.precision != "fp32":
+            raise TfoptError(f"--format {self.format} writes float32 models; --precision "
+                             f"{self.precision} applies to SavedModels")
+        if self.xla == "on":
+            raise TfoptError(f"--xla on compiles a SavedModel's cluster; --format {self.format} "
+                             "has none")
 
     def _check_int8(self) -> None:
         from tfopt.runtime import cpu_isa, int8_hardware

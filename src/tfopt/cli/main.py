@@ -44,8 +44,12 @@ def cli() -> None:
 @click.option("--int-range", metavar="LOW,HIGH",
               help="Range [LOW, HIGH) for generated integer inputs (default: from the graph: "
                    "embedding table rows, one-hot depth, masks; else 0,10).")
-@click.option("--format", type=click.Choice(["saved_model", "pb"]), default="saved_model",
-              show_default=True, help="Write a SavedModel or a frozen GraphDef.")
+@click.option("--format", type=click.Choice(["saved_model", "pb", "litert", "openvino"]),
+              default="saved_model", show_default=True,
+              help="Write a SavedModel, a frozen GraphDef, or the model converted for LiteRT "
+                   "(OUT/model.tflite) or OpenVINO (OUT/1/model.xml): converted from tfopt's "
+                   "graph or the original, whichever verified form is faster, run and verified "
+                   "in that runtime (needs tfopt[litert] / tfopt[openvino]).")
 @click.option("--target", type=click.Choice(["portable", "native", "generic"]),
               default="portable", show_default=True,
               help="Which runtimes the output must run on. portable: every CPU build of this "

@@ -215,12 +215,46 @@ class KerasFile(_SingleSignature):
         return OpenSignature(sig.inputs, prepare, owner=model)
 
 
+class RuntimeModel(ModelFormat):
+    """A model converted for another runtime (LiteRT, OpenVINO): it can be benchmarked,
+    analyzed and run by :func:`tfopt.load`, not optimized again (it holds no TensorFlow
+    graph)."""
+
+    def __init__(self, path: str, fmt: str):
+        super().__init__(path)
+        from tfopt.runtimes import require
+
+        self.name = fmt
+        self.runtime = require(fmt)
+
+    def signature_keys(self) -> list[str]:
+        return [DEFAULT_SIGNATURE]
+
+    def load(self, signatures, inputs, outputs) -> LoadedModel:
+        raise TfoptError(f"{self.path}: a {self.name} model; tfopt optimizes TensorFlow models "
+                         "(benchmark, analyze and tfopt.load read this one)")
+
+    def open(self, signature: str | None, config) -> OpenSignature:
+        import tensorflow as tf
+
+        threads = getattr(config, "intra_op_parallelism_threads", 0) or None
+        from tfopt.runtimes import default_threads
+
+        inputs, _, prepare, owner = self.runtime.open_signature(
+            self.path, signature, threads or default_threads())
+        infos = {k: TensorInfo(k, tf.as_dtype(d), tuple(None if x < 0 else x for x in s))
+                 for k, (d, s) in inputs.items()}
+        return OpenSignature(infos, prepare, owner=owner)
+
+
 def detect(path: str) -> ModelFormat:
     """The format of the model at ``path``; a one-line TfoptError when there is none."""
     kind = model_kind(path)
     if kind == "saved_model":
         proto = loader.read_saved_model_proto(path)
         return (TF2SavedModel if loader.is_tf2_saved_model(proto) else TF1SavedModel)(path, proto)
+    if kind in ("litert", "openvino"):
+        return RuntimeModel(path, kind)
     return {"keras": KerasFile, "graph_def": FrozenGraphDef}[kind](path)
 
 

@@ -19,9 +19,14 @@ GRAPH_DEF_EXTENSIONS = (".pb", ".pbtxt", ".graphdef")
 
 
 def model_kind(path: str) -> str:
-    """"saved_model", "keras" or "graph_def", from the path alone; TfoptError if none."""
+    """"saved_model", "keras", "graph_def", "litert" or "openvino", from the path alone;
+    TfoptError if none."""
     if not os.path.exists(path):
         raise TfoptError(f"{path}: no such file or directory")
+    from tfopt.runtimes import detect as runtime_format
+
+    if fmt := runtime_format(path):  # a model for LiteRT or OpenVINO (tfopt wrote it?)
+        return fmt
     if os.path.isdir(path):
         if any(os.path.exists(os.path.join(path, f)) for f in SAVED_MODEL_FILES):
             return "saved_model"

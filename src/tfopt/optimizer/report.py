@@ -90,6 +90,9 @@ class Report:
     precision: str = "fp32"
     speed: dict[str, SpeedCheck] = field(default_factory=dict)  # timed against the original
     stages: list[StageCost] = field(default_factory=list)  # what each stage of optimize took
+    # --format litert/openvino: the runtime that runs the written model, its version, threads,
+    # precision, the signature it holds and the source it was converted from
+    output: dict = field(default_factory=dict)
 
     @property
     def worst(self) -> OutputCheck | None:
@@ -115,6 +118,9 @@ class Report:
             metric = "relative RMS" if worst and worst.metric == "rms" else "relative"
             verdict = (f"verified ({where}): worst {metric} difference {worst.rel:.2e} "
                        f"(tolerance {self.tolerance:g})" if worst else "verified")
+            if self.output:  # the file written is the runtime's, checked in that runtime
+                verdict = (f"verified in {self.output['runtime']}: worst {metric} difference "
+                           f"{self.output['worst']:.2e} (tolerance {self.tolerance:g})")
             agreements = [c for s in self.signatures.values() for c in s.checks
                           if c.top1 is not None]
             if agreements:
@@ -134,8 +140,11 @@ class Report:
         precision = "" if self.precision == "fp32" else f"{self.precision}, "
         speed = "".join(f"; {check.describe()}" + (f" ({key})" if len(self.speed) > 1 else "")
                         for key, check in self.speed.items())
-        return (f"{self.dst}: {precision}{before} -> {after} nodes, signatures "
-                f"{', '.join(self.signatures)}; {verdict}{speed}; {self.seconds:.1f}s")
+        kept = [self.output["signature"]] if self.output else list(self.signatures)
+        form = f"{self.output['format']} model from {self.output['source']}, " if self.output \
+            else ""
+        return (f"{self.dst}: {precision}{form}{before} -> {after} nodes, signatures "
+                f"{', '.join(kept)}; {verdict}{speed}; {self.seconds:.1f}s")
 
     def table(self) -> str:
         """Per signature: what each pass did (pipeline order) and each output's check."""
@@ -173,13 +182,19 @@ class Report:
         from tfopt.runtime import describe
 
         only = [r for r in RUNTIMES if r not in self.runtimes]
-        return {"tfopt": __version__, "target": self.target, "runtimes": self.runtimes,
+        if self.output:  # runs in its own runtime, not TensorFlow's
+            only, runtimes = [], [self.output["format"]]
+        else:
+            runtimes = self.runtimes
+        return {"tfopt": __version__, "target": self.target, "runtimes": runtimes,
                 "requires": (f"TF_ENABLE_ONEDNN_OPTS={RUNTIMES[self.runtimes[0]]} "
                              f"({runtime_label(self.runtimes[0])})" if only else None),
                 "verified": self.verified, "fused_kernels": self.fused_kernels,
-                "signatures": sorted(self.signatures), "endpoints": self.endpoints,
+                "signatures": ([self.output["signature"]] if self.output
+                               else sorted(self.signatures)), "endpoints": self.endpoints,
                 "precision": self.precision, "tolerance": self.tolerance,
                 "nodes": dict(zip(("before", "after"), self.node_totals(), strict=True)),
+                "format": self.output.get("format", "saved_model"), "runtime_model": self.output,
                 "fast_with": FAST_WITH.get(self.precision),
                 "speed": {k: c.to_dict() for k, c in self.speed.items()},
                 "written_on": describe()}
@@ -191,5 +206,5 @@ class Report:
                 "endpoints": self.endpoints, "precision": self.precision,
                 "fused_kernels": self.fused_kernels,
                 "speed": {k: c.to_dict() for k, c in self.speed.items()},
-                "stages": [dataclasses.asdict(c) for c in self.stages],
+                "stages": [dataclasses.asdict(c) for c in self.stages], "output": self.output,
                 "signatures": {k: s.to_dict() for k, s in self.signatures.items()}}

@@ -44,9 +44,10 @@ from tfopt.model.loader import mark_identical
 from tfopt.model.paths import atomic_output, remove, write_metadata
 from tfopt.model.saver import write
 from tfopt.model.signature import LoadedModel, SignatureGraph
+from tfopt.optimizer.convert import to_runtime
 from tfopt.optimizer.report import Report, SignatureReport, StageCost
 from tfopt.optimizer.speed import SpeedCheck
-from tfopt.options import OptimizeOptions
+from tfopt.options import RUNTIME_FORMATS, OptimizeOptions
 from tfopt.passes.base import PassContext
 from tfopt.passes.pipeline import Log, run_checked, run_passes
 from tfopt.passes.registry import select
@@ -95,6 +96,7 @@ class State:
     compiled: bool = False               # the graphs carry an XLA cluster (compile_xla)
     xla_note: str = ""                   # what compile_xla decided, for the report
     report: Report | None = None
+    runtime_written: dict = field(default_factory=dict)  # --format litert/openvino: what ran
 
 
 Stage = Callable[[State], None]
@@ -108,7 +110,7 @@ def check_request(state: State) -> None:
     names: :meth:`OptimizeOptions.checked`): input names the SavedModel does not declare."""
     opts = state.options
     state.enabled = select(opts.passes, opts.skip)
-    state.kernels = KernelSupport(opts.target)
+    state.kernels = KernelSupport(opts.graph_target)
     state.precision = opts.precision if opts.precision in ("bf16", "int8") else "fp32"
     state.policy = Policy.for_precision(state.precision, opts.budget_for(state.precision))
     check_input_names(opts.src, opts.input_shapes, opts.signatures)
@@ -309,8 +311,8 @@ def keep_endpoints(state: State) -> None:
         return
     names = ", ".join(e.name for e in found)
     if state.options.format != "saved_model":
-        state.model.notes.append(f"attribute endpoints ({names}) need a SavedModel; a frozen "
-                                 "GraphDef has signatures only")
+        state.model.notes.append(f"attribute endpoints ({names}) need a SavedModel; "
+                                 f"--format {state.options.format} keeps signatures only")
     elif any(sig.init_ops for sig in state.optimized.values()):
         state.model.notes.append(f"attribute endpoints ({names}) not restated: the model "
                                  "initialises lookup tables at load, which only the v1 "
@@ -320,7 +322,8 @@ def keep_endpoints(state: State) -> None:
 
 
 def choose_runtimes(state: State) -> None:
-    state.runtimes = whole.runtimes_for(state.options.target, state.optimized, state.refs)
+    state.runtimes = whole.runtimes_for(state.options.graph_target, state.optimized,
+                                        state.refs)
 
 
 # --- in the temporary output ---------------------------------------------------------------------
@@ -404,7 +407,7 @@ def check_speed(state: State) -> None:
     """Time the written model against the original (see :mod:`tfopt.optimizer.speed`); when it
     is measurably slower, switch off the pass responsible and write again, or refuse."""
     opts = state.options
-    if not opts.time:
+    if not opts.time or opts.format in RUNTIME_FORMATS:  # (to_runtime times what it writes)
         return
     if state.feeds is None:
         state.model.notes.append("speed not checked: it is timed on the verification inputs "
@@ -512,7 +515,8 @@ def report_and_metadata(state: State) -> None:
                           time.perf_counter() - state.started, notes, opts.target,
                           state.runtimes, fused, [e.to_dict() for e in state.endpoints],
                           state.precision, dict(state.speed))
-    if opts.format == "saved_model":
+    state.report.output = dict(state.runtime_written)
+    if opts.format != "pb":
         write_metadata(state.out, state.report.metadata())
 
 
@@ -521,7 +525,7 @@ PRECISION_PASS = {"bf16": "reduced_precision", "int8": "quantize_int8"}
 PREPARE: list[Stage] = [check_request, load, verification_inputs, original_answers, calibrate,
                         fit_int8_budget, run_signature_passes, share_identical, choose_precision, compile_xla,
                         keep_endpoints, choose_runtimes]
-WRITE: list[Stage] = [write_model, verify_written, check_precision, check_speed,
+WRITE: list[Stage] = [write_model, verify_written, check_precision, check_speed, to_runtime,
                       keep_serving_extras, report_and_metadata]
 
 

@@ -163,6 +163,14 @@ def variables_bytes(path: str) -> int:
     return sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder))
 
 
+def run_in_runtime(path: str, fmt: str, feeds: dict[str, dict[str, np.ndarray]],
+                   threads: int) -> dict[str, Outputs] | ChildFailed:
+    """Run a model converted for runtime ``fmt`` (LiteRT, OpenVINO) in a child, per
+    signature: its outputs by name, or how the child failed."""
+    job = {"mode": "runtime", "runtime": fmt, "path": path, "feeds": feeds, "threads": threads}
+    return _gather({None: _Child(job, None)})[None]
+
+
 def run_graph_def_under(sigs: dict[str, SignatureGraph], feeds: dict[str, dict[str, np.ndarray]],
                         runtimes: Iterable[str | None] = (None,),
                         say: Callable[[str], None] | None = None
@@ -215,6 +223,13 @@ def _child(job_path: str, out_path: str) -> None:
         obj = tf.saved_model.load(job["path"])
         for key, feeds in job["feeds"].items():
             outputs[key] = runners.call_signature(obj, key, feeds)
+    elif job["mode"] == "runtime":  # a model converted for LiteRT or OpenVINO
+        from tfopt.runtimes import runtime
+
+        module = runtime(job["runtime"])
+        for key, feeds in job["feeds"].items():
+            *_, prepare, _owner = module.open_signature(job["path"], key, job["threads"])
+            outputs[key] = {k: np.asarray(v) for k, v in prepare(feeds)().items()}
     else:
         for key, feeds in job["feeds"].items():
             outputs[key] = runners.run_graph_def(job["sigs"][key], feeds)

@@ -1,0 +1,130 @@
+"""``--format litert|openvino``: the model converted for another runtime, verified in that
+runtime and timed against the original, from whichever source gives the faster verified
+result.
+
+Two sources are candidates: tfopt's own optimized graph (frozen, cleaned of training and debug
+nodes, folded, with no resource variables, and no ``_Fused*`` kernel the converters cannot
+read: the passes run with ``--target generic`` for these formats) and the original SavedModel.
+Each is converted, run by the runtime in a child process on the verification inputs and
+judged by the same :class:`~tfopt.verify.compare.Policy` against the original's answers; the
+verified ones are timed against the original (interleaved blocks in fresh processes, as the
+SavedModel's speed check) and the fastest is written. Every candidate gets a note: converted
+or why not, verified or why not, its speed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from dataclasses import dataclass
+
+from tfopt.errors import TfoptError, VerificationError
+from tfopt.runtime import current_runtime, runtime_label
+from tfopt.runtimes import default_threads, require
+from tfopt.verify import isolate
+
+
+@dataclass
+class Converted:
+    """One source converted for the runtime, and what became of it."""
+
+    source: str          # "tfopt's graph" or "the original"
+    path: str = ""       # the runtime's model directory ("" : not converted)
+    why_not: str = ""    # why it was not converted or not verified
+    worst: float = 0.0   # worst relative difference from the original's answers
+    speed: object = None  # SpeedCheck against the original, when timed
+
+    def note(self, fmt: str) -> str:
+        head = f"{fmt} from {self.source}: "
+        if self.why_not:
+            return head + self.why_not
+        timed = f", {self.speed.describe()}" if self.speed is not None else ""
+        return head + f"verified (worst relative difference {self.worst:.2e}){timed}"
+
+
+def only_signature(state) -> str:
+    """The one distinct signature a runtime model holds (a SavedModel's others would be lost:
+    refused, naming them)."""
+    keys = [k for k, s in state.optimized.items() if not s.same_as]
+    if len(keys) != 1:
+        raise TfoptError(f"--format {state.options.format} holds one signature; this model has "
+                         f"{len(keys)} distinct ones ({', '.join(keys)}): choose one with "
+                         "--signature")
+    # Keras exports "serve" and "serving_default" over one graph: the serving name is kept
+    same = [k for k, s in state.optimized.items() if k == keys[0] or s.same_as == keys[0]]
+    return "serving_default" if "serving_default" in same else keys[0]
+
+
+def _verify(candidate: Converted, fmt: str, key: str, state, threads: int) -> None:
+    got = isolate.run_in_runtime(candidate.path, fmt, {key: state.feeds[key]}, threads)
+    if isinstance(got, isolate.ChildFailed):
+        candidate.why_not = f"fails to run in the runtime ({got})"
+        return
+    checks = state.refs.check(key, got[key], state.policy, current_runtime())
+    bad = [c for c in checks if not c.ok]
+    candidate.worst = max((c.rel for c in checks), default=0.0)
+    if bad:
+        candidate.why_not = f"answers differently: {bad[0].describe()}"
+
+
+def to_runtime(state) -> None:
+    """WRITE stage: replace the written SavedModel (in the temporary output) by the fastest
+    verified conversion for ``--format``'s runtime, or refuse with every candidate's reason."""
+    from tfopt.model.formats import detect
+
+    opts = state.options
+    fmt = opts.format
+    module = require(fmt)
+    key = only_signature(state)
+    threads = default_threads()
+    root = os.path.dirname(state.out)
+    sources = [("tfopt's graph", state.out)]
+    if detect(opts.src).loads_by_path:
+        sources.append(("the original", opts.src))
+    tried = []
+    for i, (name, src) in enumerate(sources):
+        candidate = Converted(name)
+        tried.append(candidate)
+        state.say(f"converting {name} for {module.label(threads)} ...")
+        try:
+            candidate.path = os.path.join(root, f"{fmt}-{i}")
+            module.convert(src, key, candidate.path)
+        except TfoptError as err:
+            candidate.why_not, candidate.path = f"not converted: {err}", ""
+            continue
+        if state.feeds is not None:
+            _verify(candidate, fmt, key, state, threads)
+    good = [c for c in tried if not c.why_not]
+    state.model.notes.extend(c.note(fmt) for c in tried if c.why_not)
+    if not good:
+        reasons = "; ".join(c.note(fmt) for c in tried)
+        raise VerificationError(f"no verified {fmt} model: {reasons}; nothing written")
+    if opts.time and state.feeds is not None:
+        _time(good, key, state, module.label(threads))
+    best = max(good, key=lambda c: c.speed.ratio.value if c.speed is not None else 0.0)
+    state.model.notes.extend(c.note(fmt) + (" (written)" if c is best else "") for c in good)
+    if best.speed is not None:
+        state.speed = {key: best.speed}
+    shutil.rmtree(state.out)
+    os.rename(best.path, state.out)
+    for c in good:
+        if c is not best and os.path.isdir(c.path):
+            shutil.rmtree(c.path)
+    state.runtime_written = {"format": fmt, "runtime": module.label(threads),
+                             "version": module.available(), "threads": threads,
+                             "source": best.source, "signature": key,
+                             "precision": getattr(module, "PRECISION", "f32"),
+                             "worst": best.worst}
+
+
+def _time(good: list[Converted], key: str, state, label: str) -> None:
+    from tfopt.optimizer import speed
+
+    for candidate in good:
+        state.say(f"timing the {state.options.format} model from {candidate.source} against "
+                  "the original ...")
+        check = speed.time_against(state.options.src, candidate.path, key, state.feeds[key],
+                                   state.say)
+        candidate.speed = dataclasses.replace(
+            check, runtime=f"{label} vs TensorFlow {runtime_label(current_runtime())}")

@@ -79,6 +79,7 @@ class ModelResult:
     ratio_high: float = 1.0
     verdict: str = "baseline"
     precision: str = "fp32"    # what the model computes in (tfopt.json of a tfopt output)
+    runtime: str = ""          # a LiteRT / OpenVINO model: the runtime that ran it
 
     def interval(self, confidence: float = 0.95) -> stats.Ratio:
         """The ratio to the baseline with its interval, as :mod:`tfopt.measure.stats` defines it."""
@@ -125,6 +126,8 @@ class BenchmarkResult:
         base = self.models[0]
         for m in self.models[1:]:
             lines.append(f"{m.model} vs {base.model}: {m.verdict}{_disagreement(m, base)}")
+        lines.extend(f"{m.model} runs in {m.runtime} (the rest in TensorFlow)"
+                     for m in self.models if m.runtime)
         lines.append(self.setup_line())
         lines.append("samples/s: median over rounds; ratio: median of the block-pair ratios "
                      "(each block beside the baseline's in the same process); noise: spread "
@@ -144,6 +147,15 @@ class BenchmarkResult:
             for m in self.models:
                 d = asdict(m)
                 writer.writerow([d[k] for k in fields])
+
+
+def _runtime_label(path: str, settings: Settings) -> str:
+    """What runs a model converted for another runtime ("" for TensorFlow's own formats)."""
+    from tfopt.runtimes import detect as runtime_format
+    from tfopt.runtimes import runtime
+
+    fmt = runtime_format(path)
+    return runtime(fmt).label(settings.threads()[0]) if fmt else ""
 
 
 def _disagreement(m: ModelResult, base: ModelResult) -> str:
@@ -472,7 +484,8 @@ def benchmark(paths: list[str], settings: Settings,
             noise=stats.spread(round_tp[m]),
             ratio=ratio.value, ratio_low=ratio.low, ratio_high=ratio.high,
             verdict="baseline" if m == 0 else ratio.verdict(),
-            precision=(read_metadata(paths[m]) or {}).get("precision", "fp32")))
+            precision=(read_metadata(paths[m]) or {}).get("precision", "fp32"),
+            runtime=_runtime_label(paths[m], settings)))
     env = environment(settings, facts)
     env["batch_size"] = batch
     return BenchmarkResult(results, env, schedule)

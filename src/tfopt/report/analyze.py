@@ -24,10 +24,11 @@ from tfopt.errors import TfoptError
 from tfopt.graph.flops import FLOP_OPS, concrete_inputs, graph_flops
 from tfopt.graph.ops import is_training_op
 from tfopt.graph.view import all_nodes, const_shape, function_nodes
-from tfopt.model.formats import ModelFormat, detect, load_model
+from tfopt.model.formats import ModelFormat, RuntimeModel, detect, load_model
 from tfopt.model.loader import pick_signature
 from tfopt.model.paths import read_metadata
 from tfopt.model.signature import TensorInfo
+from tfopt.options import RUNTIME_FORMATS
 
 
 @dataclass
@@ -85,6 +86,8 @@ def analyze(path: str, signature: str | None = None, facts: bool = True) -> Anal
     from tfopt.graph.shapes import StaticInfo
 
     fmt = detect(path)
+    if isinstance(fmt, RuntimeModel):
+        return _runtime_analysis(fmt, signature)
     counts, functions = _stored_graph_counts(fmt, signature)
     notes = []
     model = key = None
@@ -125,6 +128,26 @@ def analyze(path: str, signature: str | None = None, facts: bool = True) -> Anal
                     function_nodes(frozen) if frozen else 0,
                     sum(n.op in FLOP_OPS for f in frozen.library.function for n in f.node_def)
                     if frozen else 0)
+
+
+def _runtime_analysis(fmt: RuntimeModel, signature: str | None) -> Analysis:
+    """A LiteRT or OpenVINO model: its op types (the runtime's own names), inputs and
+    outputs; parameters and FLOPs are TensorFlow-graph facts and stay 0."""
+    from tfopt.runtimes import default_threads
+
+    counts = fmt.runtime.op_counts(fmt.path)
+    inputs, outputs, _, _ = fmt.runtime.open_signature(fmt.path, signature, default_threads())
+
+    def describe(spec) -> str:
+        dtype, shape = spec
+        return f"{dtype}[{', '.join('?' if d < 0 else str(d) for d in shape)}]"
+
+    return Analysis(fmt.path, fmt.name, counts, {}, sum(counts.values()), 0, 0, 0, 0,
+                    {k: describe(v) for k, v in inputs.items()},
+                    {k: describe(v) for k, v in outputs.items()},
+                    [f"op types as {fmt.runtime.label(default_threads()).split(',')[0]} names "
+                     "them; parameters and FLOPs are counted on TensorFlow graphs only"],
+                    metadata=read_metadata(fmt.path))
 
 
 def _runtime_needs(model) -> tuple[dict[str, int], list[str]]:
@@ -199,9 +222,10 @@ def text_report(a: Analysis, top: int | None = None, show_functions: bool = Fals
                 if a.frozen_nodes else "")]
     if line := _written_counts_line(a):
         lines.append(line)
-    lines.append(f"  parameters {_fmt_count(a.parameters)}, constants "
-                 f"{a.constant_bytes / 1e6:.2f} MB, FLOPs/sample "
-                 f"{_fmt_count(a.flops_per_sample)}" + _flops_caveat(a))
+    if a.kind not in RUNTIME_FORMATS:  # (facts of TensorFlow graphs)
+        lines.append(f"  parameters {_fmt_count(a.parameters)}, constants "
+                     f"{a.constant_bytes / 1e6:.2f} MB, FLOPs/sample "
+                     f"{_fmt_count(a.flops_per_sample)}" + _flops_caveat(a))
     for title, specs in (("inputs", a.inputs), ("outputs", a.outputs)):
         if specs:
             lines.append(f"  {title}: " + ", ".join(f"{k} {v}" for k, v in specs.items()))

@@ -97,3 +97,13 @@ def open_signature(path: str, key: str | None, threads: int):
         return lambda: runner(**given)
 
     return inputs, outputs, prepare, interpreter
+
+
+def op_counts(path: str) -> dict[str, int]:
+    """Op types of the ``.tflite`` (LiteRT's op names, e.g. CONV_2D), counted."""
+    from collections import Counter
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=model_file(path))
+    return dict(Counter(op["op_name"] for op in interpreter._get_ops_details()))

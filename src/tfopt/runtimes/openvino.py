@@ -93,3 +93,13 @@ def open_signature(path: str, key: str | None, threads: int):
         return call
 
     return inputs, outputs, prepare, compiled
+
+
+def op_counts(path: str) -> dict[str, int]:
+    """Op types of the IR (OpenVINO's opset names, e.g. Convolution), counted."""
+    from collections import Counter
+
+    import openvino as ov
+
+    model = ov.Core().read_model(model_file(path))
+    return dict(Counter(op.get_type_name() for op in model.get_ordered_ops()))

@@ -123,14 +123,14 @@ def normalise_shapes(input_shapes) -> dict[str, tuple[int, ...]]:
 
 
 def check_tolerance(tolerance: float) -> None:
-    """A tolerance must be a finite relative difference above 0 and at most MAX_TOLERANCE."""
+    """A tolerance must be a finite relative difference, 0 (bit-exact) to MAX_TOLERANCE."""
     try:
         value = float(tolerance)
     except (TypeError, ValueError):
         raise TfoptError(f"--tolerance {tolerance!r}: expected a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise TfoptError(f"--tolerance {tolerance}: must be a finite number above 0 (a "
-                         "relative difference, e.g. 1e-4)")
+    if not math.isfinite(value) or value < 0:
+        raise TfoptError(f"--tolerance {tolerance}: must be a finite number, 0 or above (a "
+                         "relative difference, e.g. 1e-4; 0 asks for bit-exact answers)")
     if value > MAX_TOLERANCE:
         raise TfoptError(f"--tolerance {tolerance}: answers off by more than "
                          f"{MAX_TOLERANCE:g} of the output's scale would pass, so the check "

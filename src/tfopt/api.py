@@ -27,7 +27,7 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
              precision: str = "fp32", force_precision: bool = False,
              labels: str | None = None, calibration_file: str | None = None,
              calibration_method: str = "minmax", max_accuracy_drop: float | None = None,
-             time: bool | None = None,
+             time: bool | None = None, runtimes: Sequence[str] | None = None,
              log: Log | None = None) -> Report:
     """Optimize the model at ``src`` for inference, verify it, and write it to ``dst``.
 
@@ -50,7 +50,11 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
         that top-1 agreement of class scores is measured over several samples).
     int_range: ``(low, high)`` for generated integer inputs; default: derived from the graph
         (embedding table sizes, one-hot depths), else ``(0, 10)``.
-    format: ``"saved_model"`` or ``"pb"`` (a frozen GraphDef).
+    format: ``"saved_model"``, ``"pb"`` (a frozen GraphDef), ``"litert"`` (``dst/model.tflite``)
+        or ``"openvino"`` (``dst/1/model.xml``): the model converted for that runtime from
+        tfopt's graph or the original, whichever verified form is faster, verified and timed
+        in that runtime; ``"auto"``: the fastest verified of the SavedModel and the installed
+        runtimes' conversions (``runtimes`` limits them: ``["tf", "litert", "openvino"]``).
     target: ``"portable"`` (runs with oneDNN on and off), ``"native"`` (may use fused
         kernels only this machine's runtime has; recorded in ``tfopt.json``) or ``"generic"``
         (public ops only).
@@ -98,6 +102,7 @@ def optimize(src: str, dst: str, *, signatures: str | Sequence[str] | None = Non
         target=target, xla=xla, overwrite=overwrite, precision=precision,
         force_precision=force_precision, labels=labels, calibration_file=calibration_file,
         calibration_method=calibration_method, max_accuracy_drop=max_accuracy_drop,
+        runtimes=list(runtimes) if runtimes else None,
         **({} if time is None else {"time": time}))
     with _tensorflow_warnings_quiet():
         return run(options, log)

@@ -67,7 +67,9 @@ def check_shape_names(shapes: dict[str, tuple[int, ...]], known) -> None:
 
 
 RUNTIME_FORMATS = ("litert", "openvino")  # (tfopt.runtimes: one module each)
-FORMATS = ("saved_model", "pb", *RUNTIME_FORMATS)
+FORMATS = ("saved_model", "pb", *RUNTIME_FORMATS, "auto")
+# --format auto's candidates: TensorFlow (the SavedModel) and the runtimes beside it
+RUNTIME_CHOICES = ("tf", *RUNTIME_FORMATS)
 TARGETS = ("portable", "native", "generic")
 XLA_MODES = ("off", "auto", "on")
 PRECISIONS = ("fp32", "bf16", "int8", "auto")
@@ -168,6 +170,7 @@ class OptimizeOptions:
     calibration_method: str = "minmax"
     max_accuracy_drop: float | None = None  # with --labels: the task accuracy may drop this much
     time: bool = field(default_factory=lambda: os.environ.get("TFOPT_TIME", "on") != "off")
+    runtimes: list[str] | None = None  # --format auto: the candidates' runtimes (None: all)
 
     def budget_for(self, precision: str) -> float:
         """The allowed relative difference per float output for a model in ``precision``."""
@@ -219,6 +222,8 @@ class OptimizeOptions:
             raise TfoptError(f"unknown format {self.format!r} ({', '.join(FORMATS)})")
         if self.format in RUNTIME_FORMATS:
             self._check_runtime_format()
+        if self.format == "auto":
+            self._check_auto()
         if self.xla_mode not in XLA_MODES:
             raise TfoptError(f"unknown xla mode {self.xla!r} (off, auto or on)")
         if self.target not in TARGETS:
@@ -274,6 +279,33 @@ class OptimizeOptions:
         if self.xla == "on":
             raise TfoptError(f"--xla on compiles a SavedModel's cluster; --format {self.format} "
                              "has none")
+
+    @property
+    def runtime_choices(self) -> list[str]:
+        """``--format auto``'s runtimes: those asked for (``--runtimes``), else TensorFlow and
+        every runtime installed here."""
+        if self.runtimes:
+            return list(self.runtimes)
+        from tfopt.runtimes import installed
+
+        return ["tf", *installed()]
+
+    def _check_auto(self) -> None:
+        unknown = sorted(set(self.runtimes or ()) - set(RUNTIME_CHOICES))
+        if unknown:
+            raise TfoptError(f"--runtimes: unknown {', '.join(unknown)} (choose from "
+                             f"{', '.join(RUNTIME_CHOICES)})")
+        if not self.verify or not self.time:
+            raise TfoptError("--format auto keeps the fastest verified form: it needs "
+                             "verification and timing (drop --no-verify / --no-time)")
+        if self.precision != "fp32":
+            raise TfoptError(f"--format auto compares float32 forms; --precision "
+                             f"{self.precision} applies to --format saved_model")
+        from tfopt.runtimes import require
+
+        for fmt in self.runtime_choices:
+            if fmt != "tf":
+                require(fmt)
 
     def _check_int8(self) -> None:
         from tfopt.runtime import cpu_isa, int8_hardware

@@ -44,12 +44,16 @@ def cli() -> None:
 @click.option("--int-range", metavar="LOW,HIGH",
               help="Range [LOW, HIGH) for generated integer inputs (default: from the graph: "
                    "embedding table rows, one-hot depth, masks; else 0,10).")
-@click.option("--format", type=click.Choice(["saved_model", "pb", "litert", "openvino"]),
+@click.option("--runtimes", help="--format auto: the runtimes to choose from, comma-separated "
+                                 "(tf, litert, openvino; default: TensorFlow and every one "
+                                 "installed).")
+@click.option("--format", type=click.Choice(["saved_model", "pb", "litert", "openvino", "auto"]),
               default="saved_model", show_default=True,
               help="Write a SavedModel, a frozen GraphDef, or the model converted for LiteRT "
                    "(OUT/model.tflite) or OpenVINO (OUT/1/model.xml): converted from tfopt's "
                    "graph or the original, whichever verified form is faster, run and verified "
-                   "in that runtime (needs tfopt[litert] / tfopt[openvino]).")
+                   "in that runtime (needs tfopt[litert] / tfopt[openvino]). auto: the "
+                   "fastest verified of the SavedModel and those conversions.")
 @click.option("--target", type=click.Choice(["portable", "native", "generic"]),
               default="portable", show_default=True,
               help="Which runtimes the output must run on. portable: every CPU build of this "
@@ -98,7 +102,7 @@ def cli() -> None:
 @click.option("--json", "json_path", type=click.Path(), help="Write the full report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Only print the summary line.")
 def optimize(src, dst, signatures, all_signatures, inputs, outputs, passes, skip, no_verify,
-             tolerance, input_shapes, inputs_file, batch_size, int_range, format, target,
+             tolerance, input_shapes, inputs_file, batch_size, int_range, runtimes, format, target,
              portable, xla, precision, calibration_file, calibration_method, labels,
              max_accuracy_drop, force_precision, no_time, overwrite, json_path,
              quiet) -> None:
@@ -118,7 +122,8 @@ def optimize(src, dst, signatures, all_signatures, inputs, outputs, passes, skip
         target="generic" if portable else target, xla=xla, overwrite=overwrite,
         precision=precision, force_precision=force_precision, labels=labels,
         calibration_file=calibration_file, calibration_method=calibration_method,
-        max_accuracy_drop=max_accuracy_drop, **({"time": False} if no_time else {}))
+        max_accuracy_drop=max_accuracy_drop, runtimes=_split(runtimes) or None,
+        **({"time": False} if no_time else {}))
     from tfopt.optimizer.stages import run
 
     report = run(options, None if quiet else _echo_err)

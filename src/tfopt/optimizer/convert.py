@@ -20,6 +20,8 @@ import shutil
 from dataclasses import dataclass
 
 from tfopt.errors import TfoptError, VerificationError
+from tfopt.model.paths import size_on_disk
+from tfopt.options import RUNTIME_FORMATS
 from tfopt.runtime import current_runtime, runtime_label
 from tfopt.runtimes import default_threads, require
 from tfopt.verify import isolate
@@ -30,17 +32,20 @@ class Converted:
     """One source converted for the runtime, and what became of it."""
 
     source: str          # "tfopt's graph" or "the original"
+    fmt: str = ""        # the runtime format ("litert", "openvino")
+    label: str = ""      # the runtime that runs it (version, threads)
     path: str = ""       # the runtime's model directory ("" : not converted)
     why_not: str = ""    # why it was not converted or not verified
     worst: float = 0.0   # worst relative difference from the original's answers
     speed: object = None  # SpeedCheck against the original, when timed
 
-    def note(self, fmt: str) -> str:
-        head = f"{fmt} from {self.source}: "
+    def note(self) -> str:
+        head = f"{self.fmt} from {self.source}: "
         if self.why_not:
             return head + self.why_not
         timed = f", {self.speed.describe()}" if self.speed is not None else ""
-        return head + f"verified (worst relative difference {self.worst:.2e}){timed}"
+        size = f", {size_on_disk(self.path) / 1e6:.2f} MB" if os.path.exists(self.path) else ""
+        return head + f"verified (worst relative difference {self.worst:.2e}){timed}{size}"
 
 
 def only_signature(state) -> str:
@@ -68,63 +73,94 @@ def _verify(candidate: Converted, fmt: str, key: str, state, threads: int) -> No
         candidate.why_not = f"answers differently: {bad[0].describe()}"
 
 
-def to_runtime(state) -> None:
-    """WRITE stage: replace the written SavedModel (in the temporary output) by the fastest
-    verified conversion for ``--format``'s runtime, or refuse with every candidate's reason."""
-    from tfopt.model.formats import detect
-
-    opts = state.options
-    fmt = opts.format
+def _convert_all(state, fmt: str, sources: list[tuple[str, str]], key: str
+                 ) -> list[Converted]:
+    """Each source converted for runtime ``fmt`` and verified in it."""
     module = require(fmt)
-    key = only_signature(state)
     threads = default_threads()
-    root = os.path.dirname(state.out)
-    sources = [("tfopt's graph", state.out)]
-    if detect(opts.src).loads_by_path:
-        sources.append(("the original", opts.src))
     tried = []
-    for i, (name, src) in enumerate(sources):
-        candidate = Converted(name)
+    for name, src in sources:
+        candidate = Converted(name, fmt=fmt, label=module.label(threads))
         tried.append(candidate)
-        state.say(f"converting {name} for {module.label(threads)} ...")
+        state.say(f"converting {name} for {candidate.label} ...")
         try:
-            candidate.path = os.path.join(root, f"{fmt}-{i}")
+            candidate.path = os.path.join(os.path.dirname(state.out), f"{fmt}-{len(tried)}")
             module.convert(src, key, candidate.path)
         except TfoptError as err:
             candidate.why_not, candidate.path = f"not converted: {err}", ""
             continue
         if state.feeds is not None:
             _verify(candidate, fmt, key, state, threads)
+    return tried
+
+
+def to_runtime(state) -> None:
+    """WRITE stage, ``--format litert|openvino|auto``: the candidates converted, verified and
+    timed against the original; the fastest verified one replaces the written SavedModel in
+    the temporary output (``auto``: unless the SavedModel, timed by the speed check, is
+    faster). Every candidate is noted with its verdict."""
+    from tfopt.model.formats import detect
+
+    opts = state.options
+    if opts.format not in (*RUNTIME_FORMATS, "auto"):
+        return
+    key = only_signature(state)
+    original = [("the original", opts.src)] if detect(opts.src).loads_by_path else []
+    if opts.format == "auto":  # tfopt's graph here carries fused kernels converters cannot read
+        formats = [f for f in opts.runtime_choices if f in RUNTIME_FORMATS]
+        tried = [c for fmt in formats for c in _convert_all(state, fmt, original, key)]
+    else:
+        tried = _convert_all(state, opts.format, [("tfopt's graph", state.out), *original], key)
     good = [c for c in tried if not c.why_not]
-    state.model.notes.extend(c.note(fmt) for c in tried if c.why_not)
-    if not good:
-        reasons = "; ".join(c.note(fmt) for c in tried)
-        raise VerificationError(f"no verified {fmt} model: {reasons}; nothing written")
+    state.model.notes.extend(c.note() for c in tried if c.why_not)
+    saved = (state.speed.get(key) if opts.format == "auto" and "tf" in opts.runtime_choices
+             else None)
+    if not good and saved is None:
+        reasons = "; ".join(c.note() for c in tried) or "no runtime installed"
+        raise VerificationError(f"no verified {opts.format} model: {reasons}; nothing written")
     if opts.time and state.feeds is not None:
-        _time(good, key, state, module.label(threads))
-    best = max(good, key=lambda c: c.speed.ratio.value if c.speed is not None else 0.0)
-    state.model.notes.extend(c.note(fmt) + (" (written)" if c is best else "") for c in good)
+        _time(good, key, state)
+    best = max(good, key=lambda c: c.speed.ratio.value if c.speed is not None else 0.0,
+               default=None)
+    if saved is not None and (best is None or best.speed is None
+                              or best.speed.ratio.value <= saved.ratio.value):
+        state.model.notes.extend(c.note() for c in good)
+        state.model.notes.append(f"format auto: the SavedModel ({saved.describe()}) is the "
+                                 "fastest verified form (written)")
+        best = None
+    else:
+        state.model.notes.extend(c.note() + (" (written)" if c is best else "") for c in good)
+        if saved is not None:
+            state.model.notes.append(f"format auto: the SavedModel, {saved.describe()}")
+    for c in good:
+        if c is not best and os.path.isdir(c.path):
+            shutil.rmtree(c.path)
+    if best is not None:
+        _replace(state, best, key)
+
+
+def _replace(state, best: Converted, key: str) -> None:
+    """The runtime model takes the SavedModel's place in the temporary output."""
     if best.speed is not None:
         state.speed = {key: best.speed}
     shutil.rmtree(state.out)
     os.rename(best.path, state.out)
-    for c in good:
-        if c is not best and os.path.isdir(c.path):
-            shutil.rmtree(c.path)
-    state.runtime_written = {"format": fmt, "runtime": module.label(threads),
+    module = require(best.fmt)
+    threads = default_threads()
+    state.runtime_written = {"format": best.fmt, "runtime": best.label,
                              "version": module.available(), "threads": threads,
                              "source": best.source, "signature": key,
                              "precision": getattr(module, "PRECISION", "f32"),
                              "worst": best.worst}
 
 
-def _time(good: list[Converted], key: str, state, label: str) -> None:
+def _time(good: list[Converted], key: str, state) -> None:
     from tfopt.optimizer import speed
 
     for candidate in good:
-        state.say(f"timing the {state.options.format} model from {candidate.source} against "
-                  "the original ...")
+        state.say(f"timing the {candidate.fmt} model from {candidate.source} against the "
+                  "original ...")
         check = speed.time_against(state.options.src, candidate.path, key, state.feeds[key],
                                    state.say)
         candidate.speed = dataclasses.replace(
-            check, runtime=f"{label} vs TensorFlow {runtime_label(current_runtime())}")
+            check, runtime=f"{candidate.label} vs TensorFlow {runtime_label(current_runtime())}")

@@ -310,7 +310,7 @@ def keep_endpoints(state: State) -> None:
     if not found:
         return
     names = ", ".join(e.name for e in found)
-    if state.options.format != "saved_model":
+    if state.options.format in ("pb", *RUNTIME_FORMATS):
         state.model.notes.append(f"attribute endpoints ({names}) need a SavedModel; "
                                  f"--format {state.options.format} keeps signatures only")
     elif any(sig.init_ops for sig in state.optimized.values()):
@@ -491,7 +491,7 @@ def keep_serving_extras(state: State) -> None:
     """TF Serving reads ``assets.extra/`` beside the graph (``tf_serving_warmup_requests``):
     the output keeps the original's, since its signatures and inputs are the same."""
     src = os.path.join(state.options.src, SERVING_EXTRAS)
-    if state.options.format != "saved_model" or not os.path.isdir(src):
+    if state.options.format == "pb" or state.runtime_written or not os.path.isdir(src):
         return
     if state.options.signatures:
         state.model.notes.append(f"{SERVING_EXTRAS}/ not copied: --signature kept only some "
@@ -516,6 +516,12 @@ def report_and_metadata(state: State) -> None:
                           state.runtimes, fused, [e.to_dict() for e in state.endpoints],
                           state.precision, dict(state.speed))
     state.report.output = dict(state.runtime_written)
+    if opts.format == "saved_model" and verified:
+        from tfopt.runtimes import installed
+
+        if others := installed():
+            notes.append(f"--format auto would also try {', '.join(others)} (installed here), "
+                         "each verified and timed, and write the fastest verified form")
     if opts.format != "pb":
         write_metadata(state.out, state.report.metadata())
 

@@ -113,8 +113,9 @@ def to_runtime(state) -> None:
         tried = _convert_all(state, opts.format, [("tfopt's graph", state.out), *original], key)
     good = [c for c in tried if not c.why_not]
     state.model.notes.extend(c.note() for c in tried if c.why_not)
-    saved = (state.speed.get(key) if opts.format == "auto" and "tf" in opts.runtime_choices
-             else None)
+    # the speed check's timing of the SavedModel (one distinct signature: one entry)
+    saved = (next(iter(state.speed.values()), None)
+             if opts.format == "auto" and "tf" in opts.runtime_choices else None)
     if not good and saved is None:
         reasons = "; ".join(c.note() for c in tried) or "no runtime installed"
         raise VerificationError(f"no verified {opts.format} model: {reasons}; nothing written")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tensorflow.python.framework import dtypes
 
-from tfopt.errors import TfoptError
+from tfopt.errors import TfoptError, first_line
 from tfopt.graph.flops import FLOP_OPS, concrete_inputs, graph_flops
 from tfopt.graph.ops import is_training_op
 from tfopt.graph.view import all_nodes, const_shape, function_nodes
@@ -116,9 +116,15 @@ def analyze(path: str, signature: str | None = None, facts: bool = True) -> Anal
                 if dtype.is_floating and size > 1:
                     params += size
         sized, assumed = concrete_inputs(sig.graph_def, sig.inputs)
-        flops, unknown = graph_flops(sig.graph_def, StaticInfo(sized))
-        if assumed:
-            notes.append(f"FLOPs counted at {assumed} (unknown dims set as for verification)")
+        try:
+            flops, unknown = graph_flops(sig.graph_def, StaticInfo(sized))
+        except Exception as err:  # TensorFlow's shape inference refused the graph
+            notes.append(f"FLOPs not counted: static shapes could not be inferred "
+                         f"({first_line(err)})")
+        else:
+            if assumed:
+                notes.append(f"FLOPs counted at {assumed} (unknown dims set as for "
+                             "verification)")
     fused, runtimes = _runtime_needs(model)
     frozen = model.signatures[key].graph_def if model is not None else None
     return Analysis(path, fmt.name, dict(counts), functions, sum(counts.values()), params,

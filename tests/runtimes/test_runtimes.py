@@ -1,0 +1,108 @@
+"""Models converted for LiteRT and OpenVINO: verified in their own runtime (a child process),
+written with the runtime recorded, callable through tfopt.load, read by analyze and
+benchmark; what a runtime cannot hold is refused in one line; --format auto keeps the fastest
+verified form."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import tfopt
+from tfopt.errors import TfoptError, VerificationError
+
+
+@pytest.fixture(scope="module")
+def small_cnn(tmp_path_factory) -> str:
+    import keras
+
+    from tfopt.zoo.builders import randomize_batch_norm
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16, 16, 3), name="image")
+    x = keras.layers.Conv2D(8, 3, padding="same")(inp)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU(6.0)(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, keras.layers.Dense(4, activation="softmax")(x))
+    randomize_batch_norm(model)
+    path = str(tmp_path_factory.mktemp("rt") / "cnn")
+    model.export(path, format="tf_saved_model", verbose=False)
+    return path
+
+
+X = np.random.default_rng(0).standard_normal((3, 16, 16, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize(("fmt", "file", "op"), [("litert", "model.tflite", "CONV_2D"),
+                                                 ("openvino", "1/model.xml", "Convolution")])
+def test_a_runtime_format_is_verified_in_its_runtime_and_callable(small_cnn, tmp_path, fmt,
+                                                                   file, op):
+    out = str(tmp_path / fmt)
+    report = tfopt.optimize(small_cnn, out, format=fmt, time=False)
+    assert report.verified and report.output["format"] == fmt
+    assert os.path.isfile(os.path.join(out, file))
+    assert f"verified in {report.output['runtime']}" in str(report)
+    assert report.output["threads"] == (os.cpu_count() or 1)  # set explicitly, recorded
+    with open(os.path.join(out, "tfopt.json")) as f:
+        meta = json.load(f)
+    assert meta["format"] == fmt and meta["runtime_model"]["precision"] == "f32"
+    assert meta["signatures"] == ["serving_default"]
+    # every source tried is accounted for
+    notes = " | ".join(report.notes)
+    assert f"{fmt} from tfopt's graph: " in notes and f"{fmt} from the original: " in notes
+    # used without reading tfopt's code: tfopt.load answers like the original
+    want = tfopt.load(small_cnn)(image=X)["output_0"]
+    got = tfopt.load(out)(image=X)["output_0"]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    from tfopt.report import analyze as az
+
+    assert az.analyze(out).op_counts.get(op, 0) >= 1
+
+
+def test_what_a_runtime_cannot_hold_is_refused_in_one_line(tf2_table, tmp_path):
+    """Strings and a lookup table: LiteRT's built-ins cannot hold them; nothing is written."""
+    out = tmp_path / "x"
+    with pytest.raises(VerificationError) as err:
+        tfopt.optimize(tf2_table, str(out), format="litert", time=False)
+    text = str(err.value)
+    assert "no verified litert model" in text and "not converted" in text and "\n" not in text
+    assert not out.exists()
+
+
+def test_runtime_options_are_checked_at_once(small_cnn, tmp_path, monkeypatch):
+    from tfopt.runtimes import litert
+
+    with pytest.raises(TfoptError, match="--precision bf16 applies to SavedModels"):
+        tfopt.optimize(small_cnn, str(tmp_path / "a"), format="litert", precision="bf16",
+                       force_precision=True)
+    with pytest.raises(TfoptError, match="needs verification and timing"):
+        tfopt.optimize(small_cnn, str(tmp_path / "b"), format="auto", time=False)
+    with pytest.raises(TfoptError, match="--runtimes: unknown tflite"):
+        tfopt.optimize(small_cnn, str(tmp_path / "c"), format="auto", runtimes=["tflite"])
+    monkeypatch.setattr(litert, "available", lambda: None)
+    with pytest.raises(TfoptError, match=r"needs LiteRT \(pip install 'tfopt\[litert\]'\)"):
+        tfopt.optimize(small_cnn, str(tmp_path / "d"), format="litert")
+
+
+def test_format_auto_writes_the_fastest_verified_form(small_cnn, tmp_path):
+    out = str(tmp_path / "auto")
+    # (two candidates beside the SavedModel would time three pairs: one keeps the suite quick)
+    report = tfopt.optimize(small_cnn, out, format="auto", time=True,
+                            runtimes=["tf", "litert"])
+    assert report.verified
+    notes = " | ".join(report.notes)
+    assert "litert from the original: verified" in notes and "faster" in notes
+    assert "openvino from" not in notes  # not asked for
+    assert "format auto: the SavedModel" in notes
+    assert notes.count("(written)") == 1
+    written = report.output.get("format", "saved_model")
+    assert written in ("saved_model", "litert", "openvino")
+    chosen = [n for n in report.notes if n.endswith("(written)") or "(written)" in n][0]
+    assert (written == "saved_model") == chosen.startswith("format auto: the SavedModel")
+    np.testing.assert_allclose(tfopt.load(out)(image=X)["output_0"],
+                               tfopt.load(small_cnn)(image=X)["output_0"], rtol=1e-4, atol=1e-6)

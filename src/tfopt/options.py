@@ -266,7 +266,7 @@ class OptimizeOptions:
         from tfopt.verify.user_files import precheck
 
         precheck(self.inputs_file if self.verify else None, self.labels if self.verify else None,
-                 self.calibration_file)
+                 self.calibration_file, self.src, self.signatures)
         return self
 
     def _check_runtime_format(self) -> None:

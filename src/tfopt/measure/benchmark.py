@@ -499,23 +499,26 @@ INTERLEAVED_BUDGET = 40.0  # seconds of timed blocks in all: fewer blocks for a 
 MIN_BLOCKS = 4
 
 
-def blocks_for(seconds_per_call: float, processes: int = INTERLEAVED_PROCESSES) -> int:
+def blocks_for(seconds_per_call: float, processes: int = INTERLEAVED_PROCESSES,
+               models: int = 2) -> int:
     """Blocks per model and process: :data:`INTERLEAVED_BLOCKS` while a block is a quarter
     second of calls (~15 s of timing in all), fewer for a model whose one call is longer, so
     that the timing stays near :data:`INTERLEAVED_BUDGET` (a 2 s call: 3 blocks would do,
     4 are kept for the interval; before, 10 blocks of two such calls were 4 minutes)."""
     block = max(BLOCK_SECONDS, seconds_per_call)
-    fit = int(INTERLEAVED_BUDGET / (2 * processes * block))
+    fit = int(INTERLEAVED_BUDGET / (models * processes * block))
     return max(MIN_BLOCKS, min(INTERLEAVED_BLOCKS, fit))
 
 
 def time_interleaved(paths: list[str], key: str, feeds: dict,
                      say: Callable[[str], None] | None = None,
                      processes: int = INTERLEAVED_PROCESSES
-                     ) -> tuple[list[list[float]], list[list[float]]]:
-    """Calls/s of signature ``key`` of two models on ``feeds``, in alternating blocks inside
-    each of ``processes`` fresh processes holding both: ``(first's, second's)``, one list of
-    block rates per process, paired block by block (:func:`stats.paired_ratio`).
+                     ) -> tuple[list[list[float]], ...]:
+    """Calls/s of signature ``key`` of two (or more) models on ``feeds``, in alternating
+    blocks inside each of ``processes`` fresh processes holding them all: per model, one list
+    of block rates per process, paired block by block (:func:`stats.paired_ratio`). Several
+    candidates timed at once against the first (``--format auto``'s runtimes) share one set
+    of processes and blocks, so their ratios are comparable and the timing costs one run.
 
     This is how ``optimize`` times two models (the speed check against the original,
     ``--xla auto``, ``--precision auto``), with the same worker as :func:`benchmark`: on a
@@ -528,26 +531,29 @@ def time_interleaved(paths: list[str], key: str, feeds: dict,
     from deciding. Blocks per process follow the call's length (:func:`blocks_for`)."""
     ctx = _process_context(None)
     settings = Settings(num_warmup=3, signature=key)
-    rates: list[list[list[float]]] = [[], []]
+    rates: list[list[list[float]]] = [[] for _ in paths]
     chosen: list[int] = []  # blocks, chosen in the first process from a warm call's length
 
     def plan(slowest: float) -> tuple[list[int], float]:
         if not chosen:
-            chosen.append(blocks_for(slowest, processes))
+            chosen.append(blocks_for(slowest, processes, len(paths)))
         return [1] * chosen[0], BLOCK_SECONDS
 
+    n = len(paths)
     for p in range(processes):
-        order = [0, 1] if p % 2 == 0 else [1, 0]
+        order = [(p + i) % n for i in range(n)]  # which model loads first rotates
         # ``feeds`` are keyed like the first model's inputs (the original's signature)
         _, timed = _run_round(paths, order, settings, ctx,
                               lambda spec, m: _feeds_for(spec, feeds, feeds, paths[m], paths[0]),
                               plan)
-        for m in (0, 1):
+        for m in range(n):
             rates[m].append([stats.round_throughput(t, 1) for t in timed[m]])
         if say:
-            ratio = stats.median([b / a for a, b in zip(rates[0][-1], rates[1][-1], strict=True)])
-            say(f"  process {p + 1}/{processes}: {ratio:.2f}x over {chosen[0]} block pairs")
-    return rates[0], rates[1]
+            ratios = ", ".join(
+                f"{stats.median([b / a for a, b in zip(rates[0][-1], rates[m][-1], strict=True)]):.2f}x"
+                for m in range(1, n))
+            say(f"  process {p + 1}/{processes}: {ratios} over {chosen[0]} block pairs")
+    return tuple(rates)
 
 
 def time_candidate(plain, candidate, key: str, tags: tuple[str, ...], feeds: dict,

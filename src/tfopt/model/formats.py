@@ -21,9 +21,6 @@ from tfopt.model.loader import DEFAULT_SIGNATURE, pick_signature, pick_signature
 from tfopt.model.paths import model_kind
 from tfopt.model.signature import LoadedModel, TensorInfo
 
-# A signature's inputs and outputs as declared: (inputs, outputs) by key.
-Declared = tuple[dict[str, TensorInfo], dict[str, TensorInfo]]
-
 Prepare = Callable[[dict[str, np.ndarray]], Callable[[], object]]
 
 
@@ -55,12 +52,6 @@ class ModelFormat:
     def signature_inputs(self) -> dict[str, list[str]]:
         """Input keys per signature, where known without loading ({}: not known)."""
         return {}
-
-    def declared(self) -> dict[str, Declared]:
-        """Inputs and outputs per signature as stored, where known without loading ({}: not
-        known): what the user's files are checked against before any work."""
-        return {}
-
     def load(self, signatures: list[str] | None, inputs, outputs) -> LoadedModel:
         raise NotImplementedError
 
@@ -99,10 +90,6 @@ class SavedModelFormat(ModelFormat):
 
     def signature_inputs(self) -> dict[str, list[str]]:
         return loader.signature_input_keys(self.proto)
-
-    def declared(self) -> dict[str, Declared]:
-        return loader.declared_signatures(self.proto)
-
     def open(self, signature: str | None, config) -> OpenSignature:
         import tensorflow as tf
 

@@ -431,18 +431,6 @@ def signature_input_keys(proto: saved_model_pb2.SavedModel) -> dict[str, list[st
             if not k.startswith("__")}
 
 
-def declared_signatures(proto: saved_model_pb2.SavedModel
-                        ) -> dict[str, tuple[dict[str, TensorInfo], dict[str, TensorInfo]]]:
-    """Inputs and outputs per stored signature, read from the proto without loading."""
-    def infos(tensors) -> dict[str, TensorInfo]:
-        return {k: TensorInfo(t.name, tf.as_dtype(t.dtype), shape_tuple(t.tensor_shape))
-                for k, t in tensors.items()}
-
-    return {k: (infos(sd.inputs), infos(sd.outputs))
-            for k, sd in serving_meta_graph(proto).signature_def.items()
-            if not k.startswith("__")}
-
-
 def signature_keys(proto: saved_model_pb2.SavedModel) -> list[str]:
     """Signature keys as stored."""
     return list(signature_input_keys(proto))

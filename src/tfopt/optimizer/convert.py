@@ -96,9 +96,10 @@ def _convert_all(state, fmt: str, sources: list[tuple[str, str]], key: str
 
 def to_runtime(state) -> None:
     """WRITE stage, ``--format litert|openvino|auto``: the candidates converted, verified and
-    timed against the original; the fastest verified one replaces the written SavedModel in
-    the temporary output (``auto``: unless the SavedModel, timed by the speed check, is
-    faster). Every candidate is noted with its verdict."""
+    timed against the original in one run (``auto``: with the SavedModel, already checked
+    for speed, timed beside them); the fastest verified one replaces the written SavedModel
+    in the temporary output, unless (``auto``) the SavedModel is faster. Every candidate is
+    noted with its verdict."""
     from tfopt.model.formats import detect
 
     opts = state.options
@@ -120,7 +121,7 @@ def to_runtime(state) -> None:
         reasons = "; ".join(c.note() for c in tried) or "no runtime installed"
         raise VerificationError(f"no verified {opts.format} model: {reasons}; nothing written")
     if opts.time and state.feeds is not None:
-        _time(good, key, state)
+        saved = _time(good, key, state, saved)
     best = max(good, key=lambda c: c.speed.ratio.value if c.speed is not None else 0.0,
                default=None)
     if saved is not None and (best is None or best.speed is None
@@ -155,13 +156,20 @@ def _replace(state, best: Converted, key: str) -> None:
                              "worst": best.worst}
 
 
-def _time(good: list[Converted], key: str, state) -> None:
+def _time(good: list[Converted], key: str, state, saved=None):
+    """All verified candidates against the original in one interleaved run (one set of
+    processes and blocks: their ratios are comparable, and it costs one timing); with
+    ``saved`` (auto: the SavedModel's speed check) the SavedModel is timed in the same run,
+    and its check from that run is returned."""
     from tfopt.optimizer import speed
 
-    for candidate in good:
-        state.say(f"timing the {candidate.fmt} model from {candidate.source} against the "
-                  "original ...")
-        check = speed.time_against(state.options.src, candidate.path, key, state.feeds[key],
-                                   state.say)
+    if not good:
+        return saved
+    paths = [c.path for c in good] + ([state.out] if saved is not None else [])
+    names = [f"{c.fmt} from {c.source}" for c in good] + (["the SavedModel"] if saved else [])
+    state.say(f"timing {', '.join(names)} against the original ...")
+    checks = speed.time_all_against(state.options.src, paths, key, state.feeds[key], state.say)
+    for candidate, check in zip(good, checks[:len(good)], strict=True):
         candidate.speed = dataclasses.replace(
             check, runtime=f"{candidate.label} vs TensorFlow {runtime_label(current_runtime())}")
+    return checks[-1] if saved is not None else None

@@ -75,12 +75,19 @@ class SpeedCheck:
 def time_against(original: str, candidate: str, key: str, feeds: dict[str, np.ndarray],
                  say: Callable[[str], None] | None = None) -> SpeedCheck:
     """Time signature ``key`` of the ``candidate`` model against the ``original`` model."""
-    plain, optimized = time_interleaved([original, candidate], key, feeds, say)
+    return time_all_against(original, [candidate], key, feeds, say)[0]
+
+
+def time_all_against(original: str, candidates: list[str], key: str,
+                     feeds: dict[str, np.ndarray], say: Callable[[str], None] | None = None
+                     ) -> list[SpeedCheck]:
+    """Time several candidates against the ``original`` in one interleaved run."""
+    plain, *timed = time_interleaved([original, *candidates], key, feeds, say)
     first = next(iter(feeds.values()), None)
     batch = int(first.shape[0]) if first is not None and np.ndim(first) else 1
-    return SpeedCheck(key, stats.paired_ratio(optimized, plain), batch,
-                      runtime_label(current_runtime()), batch * stats.median(sum(plain, [])),
-                      batch * stats.median(sum(optimized, [])))
+    return [SpeedCheck(key, stats.paired_ratio(optimized, plain), batch,
+                       runtime_label(current_runtime()), batch * stats.median(sum(plain, [])),
+                       batch * stats.median(sum(optimized, []))) for optimized in timed]
 
 
 def first_slow(passes: list[str], slower_with: Callable[[list[str]], bool]) -> str | None:

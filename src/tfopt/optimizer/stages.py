@@ -39,7 +39,7 @@ from tfopt.graph.weights import (
     variables_from,
 )
 from tfopt.model.endpoints import Endpoint
-from tfopt.model.formats import check_input_names, detect, load_model, refuse_python_ops
+from tfopt.model.formats import check_input_names, load_model, refuse_python_ops
 from tfopt.model.loader import mark_identical
 from tfopt.model.paths import atomic_output, remove, write_metadata
 from tfopt.model.saver import write
@@ -56,7 +56,6 @@ from tfopt.verify import whole
 from tfopt.verify.compare import Policy
 from tfopt.verify.inputs import load_labels, model_feeds
 from tfopt.verify.references import References, SignatureVerifier
-from tfopt.verify.user_files import check_files
 
 Feeds = dict[str, dict[str, np.ndarray]]
 
@@ -114,11 +113,6 @@ def check_request(state: State) -> None:
     state.precision = opts.precision if opts.precision in ("bf16", "int8") else "fp32"
     state.policy = Policy.for_precision(state.precision, opts.budget_for(state.precision))
     check_input_names(opts.src, opts.input_shapes, opts.signatures)
-    if opts.verify or opts.calibration_file:
-        declared = detect(opts.src).declared()
-        wanted = {k: v for k, v in declared.items() if not opts.signatures or k in opts.signatures}
-        check_files(opts.inputs_file if opts.verify else None,
-                    opts.labels if opts.verify else None, opts.calibration_file, wanted)
 
 
 def load(state: State) -> None:
@@ -189,7 +183,7 @@ def calibration_samples(state: State, sig: SignatureGraph) -> dict:
 def original_answers(state: State) -> None:
     if state.feeds is None:
         return
-    state.refs = References.record(state.model, state.feeds)
+    state.refs = References.record(state.model, state.feeds, state.options.inputs_file)
     if any(graph_bytes(s.graph_def) > variables_from() for s in state.model.signatures.values()):
         # A large original, as TensorFlow loaded it, holds ~2x its weights (GPT-2 base: 1.1 GB
         # for 0.46 GiB) that nothing needs once its answers are recorded: another runtime's

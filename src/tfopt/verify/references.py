@@ -36,17 +36,22 @@ class References:
         self.constant: dict[str, list[str]] = {}
 
     @classmethod
-    def record(cls, model: LoadedModel, feeds: dict[str, dict]) -> References:
-        """Run the original (as TensorFlow loads it) on every signature's inputs, here."""
+    def record(cls, model: LoadedModel, feeds: dict[str, dict],
+               inputs_file: str | None = None) -> References:
+        """Run the original (as TensorFlow loads it) on every signature's inputs, here
+        (``inputs_file``: where they came from; None: generated)."""
         local = {}
         for key in model.signatures:
             try:
                 local[key] = model.reference(key, feeds[key])
             except Exception as err:
+                advice = ("(they are the samples you gave: check them against what the model "
+                          "expects)" if inputs_file else "(give inputs with --inputs-file, "
+                          "--input-shape or --int-range)")
                 raise TfoptError(
-                    f"the original model fails on the generated inputs of signature {key!r}: "
-                    f"{first_line(err)} (give inputs with --inputs-file, --input-shape or "
-                    "--int-range)") from None
+                    f"the original model fails on "
+                    f"{inputs_file or 'the generated inputs'} of signature {key!r}: "
+                    f"{first_line(err)} {advice}") from None
         refs = cls(model, feeds, local)
         for key, sig in model.signatures.items():
             if sig.same_as in refs.constant:  # the same graph: the same answer, said once

@@ -18,7 +18,7 @@ import numpy as np
 from tfopt.errors import TfoptError
 
 if TYPE_CHECKING:  # this module stays TensorFlow-free: options.checked() calls precheck()
-    from tfopt.model.signature import TensorInfo
+    from tfopt.model.signature import TensorInfo  # (or tfopt.model.declared.Spec)
 
 # Fewer calibration samples than this set int8 ranges from too little of the data's spread.
 CALIBRATION_RECOMMENDED = 100
@@ -42,11 +42,20 @@ def _open_npz(path: str, what: str):
     return data
 
 
-def precheck(inputs_file: str | None, labels: str | None,
-             calibration_file: str | None) -> None:
-    """What can be refused without the model (no TensorFlow import, well under a second):
-    not an .npz, arrays with no samples or with NaN/Inf, samples counts that disagree, labels
-    that are not non-negative integers, one per sample."""
+def precheck(inputs_file: str | None, labels: str | None, calibration_file: str | None,
+             src: str | None = None, signatures: list[str] | None = None) -> None:
+    """Everything that can be refused before TensorFlow is imported (well under a second):
+    against the signatures a SavedModel ``src`` declares in its ``saved_model.pb`` (read
+    without TensorFlow: :mod:`tfopt.model.declared`), all of it; for other formats, what
+    needs no signature (not an .npz, no samples, NaN/Inf, sample counts, labels that are not
+    non-negative integers, one per sample)."""
+    from tfopt.model.declared import declared_signatures
+
+    declared = declared_signatures(src) if src and os.path.isdir(src) else None
+    if declared:
+        wanted = {k: v for k, v in declared.items() if not signatures or k in signatures}
+        check_files(inputs_file, labels, calibration_file, wanted)
+        return
     samples = None
     for path, what in ((inputs_file, "inputs file"), (calibration_file, "calibration file")):
         if not path:
@@ -108,16 +117,16 @@ def _checked(path: str, key: str, value: np.ndarray, info: TensorInfo) -> np.nda
     """``value`` cast to the input's dtype, or a TfoptError saying why it cannot stand for it."""
     where = f"{path}: input {key!r}"
     want = info.dtype
+    name = getattr(want, "name", str(want))  # a TensorFlow DType, or its name (declared.py)
     kind = value.dtype.kind
-    if want.name == "string":
+    if name == "string":
         if kind not in "US":
             raise TfoptError(f"{where} holds {value.dtype} values; the model declares strings")
         value = value.astype(object)
     elif kind in "USO":
-        raise TfoptError(f"{where} holds strings ({value.dtype}); the model declares "
-                         f"{want.name}")
+        raise TfoptError(f"{where} holds strings ({value.dtype}); the model declares {name}")
     elif kind not in "biufc":
-        raise TfoptError(f"{where} holds {value.dtype} values; the model declares {want.name}")
+        raise TfoptError(f"{where} holds {value.dtype} values; the model declares {name}")
     else:
         value = _numeric(where, value, want)
     _check_shape(where, value.shape, info)
@@ -125,31 +134,35 @@ def _checked(path: str, key: str, value: np.ndarray, info: TensorInfo) -> np.nda
 
 
 def _numeric(where: str, value: np.ndarray, want) -> np.ndarray:
-    """``value`` cast to ``want`` (a TensorFlow dtype; None: only checked to be finite)."""
+    """``value`` cast to ``want`` (a TensorFlow dtype or its name; None: only checked to be
+    finite)."""
     if value.dtype.kind in "fc" and value.size and not np.isfinite(value).all():
         bad = int(np.count_nonzero(~np.isfinite(value)))
         raise TfoptError(f"{where} holds {bad} NaN or Inf value(s): outputs computed from them "
                          "compare as NaN and prove nothing; give finite samples")
     if want is None:
         return value
-    if want.is_bool:
+    name = getattr(want, "name", str(want))
+    if name == "bool":
         if value.dtype.kind != "b" and not np.isin(value, (0, 1)).all():
             raise TfoptError(f"{where} holds values other than 0 and 1; the model declares bool")
         return value.astype(bool)
-    if want.is_integer:
+    if name.startswith(("int", "uint")):
         if value.dtype.kind in "fc":
             if value.size and not (np.real(value) == np.round(np.real(value))).all():
                 raise TfoptError(f"{where} holds fractional values; the model declares "
-                                 f"{want.name} (ids or counts): give integers")
+                                 f"{name} (ids or counts): give integers")
             value = np.real(value)
-        info = np.iinfo(want.as_numpy_dtype)
+        info = np.iinfo(np.dtype(name))
         if value.size and (value.min() < info.min or value.max() > info.max):
-            raise TfoptError(f"{where} holds values outside {want.name}'s range "
+            raise TfoptError(f"{where} holds values outside {name}'s range "
                              f"[{info.min}, {info.max}] ({value.min()}..{value.max()})")
-        return value.astype(want.as_numpy_dtype)
-    if want.is_floating and value.dtype.kind == "c":
-        raise TfoptError(f"{where} holds complex values; the model declares {want.name}")
-    return value.astype(want.as_numpy_dtype)
+        return value.astype(name)
+    if not name.startswith("complex") and value.dtype.kind == "c":
+        raise TfoptError(f"{where} holds complex values; the model declares {name}")
+    numpy = getattr(want, "as_numpy_dtype", None)  # bfloat16: TensorFlow's own NumPy type
+    return value.astype(numpy if numpy is not None else
+                        ("float32" if name == "bfloat16" else name))
 
 
 def _check_shape(where: str, shape: tuple[int, ...], info: TensorInfo) -> None:
@@ -184,7 +197,8 @@ def read_calibration(path: str, specs: dict[str, TensorInfo], known: set[str],
 def class_counts(outputs: dict[str, TensorInfo]) -> dict[str, int]:
     """Outputs declared as class scores (``[samples, classes]``, float): key -> classes."""
     return {k: i.shape[1] for k, i in outputs.items()
-            if i.dtype.is_floating and i.shape is not None and len(i.shape) == 2
+            if getattr(i.dtype, "name", str(i.dtype)).startswith(("float", "bfloat"))
+            and i.shape is not None and len(i.shape) == 2
             and i.shape[1] is not None and i.shape[1] >= 2}
 
 

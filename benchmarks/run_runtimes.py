@@ -7,7 +7,7 @@ digits), optimized into each form with ``--no-time`` (so the runtime forms are c
 tfopt's graph, the first verified source), then all forms are timed in one run: rounds in
 fresh processes holding every form, called in alternating blocks (``tfopt benchmark``), one
 thread per core in every runtime. A form that cannot be written gets the one-line reason.
-Writes ``benchmarks/RUNTIMES.md`` and ``benchmarks/runtimes.png``.
+Writes ``benchmarks/RUNTIMES.md``.
 
     python benchmarks/run_runtimes.py [--models mobilenet_v2,resnet50] [--batch 1,8]
 """
@@ -40,12 +40,18 @@ def write_forms(name: str, src: str, work: str) -> tuple[dict[str, str | None], 
             report = tfopt.optimize(src, out, format=fmt, time=False,
                                     input_shapes=SHAPES.get(name))
         except TfoptError as err:
-            paths[label], facts[label] = None, f"fails: {str(err)[:160]}"
+            paths[label], facts[label] = None, f"fails: {_reason(str(err))}"
             continue
         paths[label] = out
         worst = report.output.get("worst") if report.output else report.worst.rel
         facts[label] = f"{worst:.1e}"
     return paths, facts
+
+
+def _reason(text: str) -> str:
+    """The converter's own reason, without tfopt's candidate framing (first source only)."""
+    text = text.split(" cannot hold this model: ", 1)[-1].split("; ", 1)[0]
+    return text if len(text) <= 90 else text[:87] + "..."
 
 
 def main() -> None:
@@ -71,7 +77,8 @@ def main() -> None:
                                               else row.facts.get(label, "n/a")
                                               for label in FORMS),
                      f"{pick} {timed.get(pick, 1.0):.2f}x", row.ci(harness.AA),
-                     " / ".join(f"{label} {row.facts.get(label, '')}" for label in FORMS)])
+                     " / ".join(f"{label} {row.facts[label]}" for label in FORMS
+                                if not row.facts.get(label, "fails").startswith("fails"))])
     sections = [harness.table(["model", "batch", *(f"{k} over original" for k in FORMS),
                                "auto keeps", "A/A", "worst relative difference"], body)]
     for batch in args.batches:

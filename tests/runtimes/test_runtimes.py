@@ -106,3 +106,21 @@ def test_format_auto_writes_the_fastest_verified_form(small_cnn, tmp_path):
     assert (written == "saved_model") == chosen.startswith("format auto: the SavedModel")
     np.testing.assert_allclose(tfopt.load(out)(image=X)["output_0"],
                                tfopt.load(small_cnn)(image=X)["output_0"], rtol=1e-4, atol=1e-6)
+
+
+def test_a_runtime_model_slower_than_the_original_is_not_written(small_cnn, tmp_path,
+                                                                  monkeypatch):
+    """OpenVINO ran the zoo's recurrent models at 0.46-0.65x the original: as for a
+    SavedModel, a slower model is a defect, refused with its timing (timing patched here)."""
+    from tfopt.measure.stats import Ratio
+    from tfopt.optimizer import speed
+
+    def slow(original, candidates, key, feeds, say=None):
+        return [speed.SpeedCheck(key, Ratio(0.5, 0.45, 0.55, 0.95), 1, "oneDNN on", 100.0,
+                                 50.0) for _ in candidates]
+
+    monkeypatch.setattr(speed, "time_all_against", slow)
+    out = tmp_path / "slow"
+    with pytest.raises(VerificationError, match="slower than the original .*nothing written"):
+        tfopt.optimize(small_cnn, str(out), format="openvino", time=True)
+    assert not out.exists()

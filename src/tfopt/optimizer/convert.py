@@ -137,6 +137,13 @@ def to_runtime(state) -> None:
     for c in good:
         if c is not best and os.path.isdir(c.path):
             shutil.rmtree(c.path)
+    if best is not None and best.speed is not None and best.speed.slower:
+        # as for a SavedModel: a slower model is a defect (OpenVINO ran the recurrent zoo
+        # models at 0.46-0.65x the original here)
+        raise VerificationError(
+            f"the fastest verified {best.fmt} model is slower than the original "
+            f"({best.speed.describe()}); nothing written: the original is the faster model to "
+            "ship (or --format saved_model / auto)")
     if best is not None:
         _replace(state, best, key)
 

@@ -16,6 +16,7 @@ it, :func:`require` says in one line which extra brings it.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from types import ModuleType
 
@@ -24,6 +25,19 @@ from tfopt.options import RUNTIME_FORMATS
 
 EXTRAS = {"litert": "LiteRT (pip install 'tfopt[litert]')",
           "openvino": "OpenVINO (pip install 'tfopt[openvino]')"}
+
+
+def package_version(module: str, dist: str) -> str | None:
+    """The installed version of distribution ``dist`` (None: ``module`` is not importable
+    here, so the runtime is not installed)."""
+    if importlib.util.find_spec(module) is None:
+        return None
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def runtime(fmt: str) -> ModuleType:

@@ -10,7 +10,6 @@ runtime (since TF 2.20), so they are refused at conversion, naming the ops.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 from collections.abc import Callable
@@ -18,19 +17,13 @@ from collections.abc import Callable
 import numpy as np
 
 from tfopt.errors import TfoptError, first_line
+from tfopt.runtimes import package_version
 
 FILE = "model.tflite"
 
 
 def available() -> str | None:
-    if importlib.util.find_spec("ai_edge_litert") is None:
-        return None
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("ai-edge-litert")
-    except PackageNotFoundError:
-        return "unknown"
+    return package_version("ai_edge_litert", "ai-edge-litert")
 
 
 def label(threads: int) -> str:

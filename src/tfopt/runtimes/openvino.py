@@ -6,27 +6,20 @@ run bf16 unnoticed). The IR is written in OpenVINO Model Server's layout (``OUT/
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Callable
 
 import numpy as np
 
 from tfopt.errors import TfoptError, first_line
+from tfopt.runtimes import package_version
 
 FILE = os.path.join("1", "model.xml")  # OpenVINO Model Server: <model>/<version>/model.xml
 PRECISION = "f32"
 
 
 def available() -> str | None:
-    if importlib.util.find_spec("openvino") is None:
-        return None
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("openvino")
-    except PackageNotFoundError:
-        return "unknown"
+    return package_version("openvino", "openvino")
 
 
 def label(threads: int) -> str:

@@ -224,11 +224,10 @@ class RuntimeModel(ModelFormat):
     def open(self, signature: str | None, config) -> OpenSignature:
         import tensorflow as tf
 
-        threads = getattr(config, "intra_op_parallelism_threads", 0) or None
         from tfopt.runtimes import default_threads
 
-        inputs, _, prepare, owner = self.runtime.open_signature(
-            self.path, signature, threads or default_threads())
+        threads = getattr(config, "intra_op_parallelism_threads", 0) or default_threads()
+        inputs, _, prepare, owner = self.runtime.open_signature(self.path, signature, threads)
         infos = {k: TensorInfo(k, tf.as_dtype(d), tuple(None if x < 0 else x for x in s))
                  for k, (d, s) in inputs.items()}
         return OpenSignature(infos, prepare, owner=owner)

@@ -61,24 +61,19 @@ def precheck(inputs_file: str | None, labels: str | None, calibration_file: str 
         if not path:
             continue
         data = _open_npz(path, what)
-        counts = {}
+        arrays = {}
         for key in data.files:
             try:
-                value = data[key]
+                arrays[key] = value = data[key]
             except ValueError:
                 continue  # an object array: read_samples says what to do
             where = f"{path}: input {key!r}"
-            if value.ndim and value.shape[0] == 0:
-                raise TfoptError(f"{where} holds no samples (shape {list(value.shape)})")
+            _some_samples(where, value.shape)
             if value.dtype.kind in "fc":
                 _numeric(where, value, None)
-            if value.ndim:
-                counts[key] = value.shape[0]
-        if len(set(counts.values())) > 1:
-            sizes = ", ".join(f"{k} {n}" for k, n in counts.items())
-            raise TfoptError(f"{path}: inputs hold different numbers of samples ({sizes})")
-        if path == inputs_file and counts:
-            samples = max(counts.values())
+        count = _sample_count(path, arrays)
+        if path == inputs_file:
+            samples = count
     if labels and inputs_file:
         read_labels(labels, samples, {})
 
@@ -106,11 +101,23 @@ def read_samples(path: str, specs: dict[str, TensorInfo], what: str = "inputs fi
                              "through pickle; save strings as a bytes array "
                              "(np.array(values, dtype=bytes))") from None
         feeds[key] = _checked(path, key, value, info)
-    batches = {k: len(v) for k, v in feeds.items() if np.ndim(v)}
-    if len(set(batches.values())) > 1:
-        sizes = ", ".join(f"{k} {n}" for k, n in batches.items())
-        raise TfoptError(f"{path}: inputs hold different numbers of samples ({sizes})")
+    _sample_count(path, feeds)
     return feeds
+
+
+def _sample_count(path: str, arrays: dict[str, np.ndarray]) -> int | None:
+    """How many samples every input of ``path`` holds (None: no input has a batch axis);
+    inputs that disagree are refused."""
+    counts = {k: len(v) for k, v in arrays.items() if np.ndim(v)}
+    if len(set(counts.values())) > 1:
+        sizes = ", ".join(f"{k} {n}" for k, n in counts.items())
+        raise TfoptError(f"{path}: inputs hold different numbers of samples ({sizes})")
+    return next(iter(counts.values()), None)
+
+
+def _some_samples(where: str, shape: tuple[int, ...]) -> None:
+    if shape and shape[0] == 0:
+        raise TfoptError(f"{where} holds no samples (shape {list(shape)})")
 
 
 def _checked(path: str, key: str, value: np.ndarray, info: TensorInfo) -> np.ndarray:
@@ -177,8 +184,7 @@ def _check_shape(where: str, shape: tuple[int, ...], info: TensorInfo) -> None:
             i, got, want = fixed[0]
             raise TfoptError(f"{where} has shape {list(shape)}; the model declares "
                              f"{info.describe()} (dimension {i} must be {want}, not {got})")
-    if shape and shape[0] == 0:
-        raise TfoptError(f"{where} holds no samples (shape {list(shape)})")
+    _some_samples(where, shape)
 
 
 def read_calibration(path: str, specs: dict[str, TensorInfo], known: set[str],
@@ -213,8 +219,7 @@ def check_files(inputs_file: str | None, labels: str | None, calibration_file: s
         if inputs_file:
             feeds = read_samples(inputs_file, inputs, known=known)
             if labels:
-                batches = [len(v) for v in feeds.values() if np.ndim(v)]
-                read_labels(labels, max(batches) if batches else None, class_counts(outputs))
+                read_labels(labels, _sample_count(inputs_file, feeds), class_counts(outputs))
         if calibration_file:
             read_samples(calibration_file, inputs, "calibration file", known)
 

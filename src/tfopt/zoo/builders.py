@@ -227,6 +227,8 @@ RECURRENT = {  # name -> (description, the layers between the embedding and the 
                      "Dense(4, softmax), sequence 40, padded ids masked",
     "stacked_gru": "Embedding(5000, 64) -> GRU(64, sequences) -> GRU(64, sequences) -> "
                    "GRU(64) -> Dense(4, softmax), sequence 40",
+    "bigru_masked": "Embedding(5000, 64, mask_zero) -> Bidirectional(GRU(64)) -> "
+                    "Dense(4, softmax), sequence 40, padded ids masked",
 }
 
 
@@ -238,12 +240,14 @@ def recurrent_model(kind: str, seq: int = 40, vocab: int = 5000, units: int = 64
 
     keras.utils.set_random_seed(seed)
     inp = keras.Input((seq,), dtype="int32", name="tokens")
-    x = layers.Embedding(vocab, units, mask_zero=kind == "bilstm_masked")(inp)
+    x = layers.Embedding(vocab, units, mask_zero=kind.endswith("_masked"))(inp)
     if kind == "lstm_gru":
         x = layers.LSTM(units * 3 // 2, return_sequences=True)(x)
         x = layers.GRU(units)(x)
     elif kind == "bilstm_masked":
         x = layers.Bidirectional(layers.LSTM(units))(x)
+    elif kind == "bigru_masked":
+        x = layers.Bidirectional(layers.GRU(units))(x)
     elif kind == "stacked_gru":
         for _ in range(2):
             x = layers.GRU(units, return_sequences=True)(x)

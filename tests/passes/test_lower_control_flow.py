@@ -47,6 +47,11 @@ def test_loop_is_lowered_and_weights_enter_as_constants():
     assert len(constant_enters) >= 2, "the two weights must enter once, not per iteration"
     assert after["Merge"] == after["NextIteration"] == after["Switch"]
     assert any("enter once" in note for note in result.notes)
+    # the inlined condition's unread argument (h) is gone: nothing is computed for nothing,
+    # and the only node nobody reads is the output (what a .pb's outputs are guessed from)
+    read = {i.lstrip("^").split(":")[0] for n in result.graph_def.node for i in n.input}
+    assert [n.name for n in result.graph_def.node if n.name not in read] == [out]
+    assert any("left unread removed" in note for note in result.notes)
     x = np.random.default_rng(1).normal(size=(2, 6, 3)).astype(np.float32)
     np.testing.assert_allclose(run(result.graph_def, [out], {"x:0": x})[0],
                                run(graph_def, [out], {"x:0": x})[0], rtol=1e-6)

@@ -38,7 +38,14 @@ from tensorflow.core.framework import graph_pb2
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
 
 from tfopt.graph.ops import CONTROL_FLOW_OPS, LOWERING_ATTR
-from tfopt.graph.view import GraphView, InputRef, get_attr, node_of, set_attr
+from tfopt.graph.view import (
+    GraphView,
+    InputRef,
+    get_attr,
+    node_of,
+    reachable_from,
+    set_attr,
+)
 from tfopt.passes.base import GraphPass, PassContext, PassResult
 
 
@@ -75,12 +82,19 @@ class LowerControlFlow(GraphPass):
             return PassResult(graph_def, False)
         view = GraphView(lowered)
         hoisted = hoist_invariants(view, ctx.protected)
+        # Inlined loop conditions leave an Identity per loop variable they do not read: run
+        # every iteration for nothing, and a .pb's outputs (the nodes nobody reads) ambiguous
+        keep = reachable_from(view.nodes.values(), fetches) | ctx.protected
+        dead = [n.name for n in view if n.name not in keep]
+        view.remove(dead)
         lowered = view.to_graph_def()
         ops = Counter(node.op for node in graph_def.node if node.name in names)
         kinds = ", ".join(f"{n} {op}" for op, n in sorted(ops.items()))
         notes = [f"{kinds} lowered to Switch/Merge frames"]
         if hoisted:
             notes.append(f"{hoisted} loop-invariant inputs (weights) enter once as constants")
+        if dead:
+            notes.append(f"{len(dead)} nodes the lowered loops left unread removed")
         return PassResult(lowered, True, notes)
 
 

@@ -180,6 +180,25 @@ class OptimizeOptions:
                                                                      DEFAULT_TOLERANCE)
 
     @property
+    def graph_precision(self) -> str:
+        """What TensorFlow's graph computes in (or "auto"): ``--precision``, except for a
+        model a converter reads, which gets the float32 graph (the runtime's own precision
+        is then its candidates', :meth:`runtime_precisions`)."""
+        return "fp32" if self.format in RUNTIME_FORMATS else self.precision
+
+    def runtime_precisions(self, fmt: str) -> list[str]:
+        """The precisions a runtime's candidates run in: float32, and OpenVINO's bf16 with
+        ``--precision bf16`` (alone) or ``auto`` (beside float32, on a CPU with bfloat16
+        instructions: elsewhere OpenVINO would run it as float32 anyway)."""
+        from tfopt.runtime import bf16_hardware
+
+        if fmt != "openvino" or self.precision not in ("bf16", "auto"):
+            return ["f32"]
+        if self.precision == "bf16":
+            return ["bf16"]
+        return ["f32", "bf16"] if bf16_hardware() else ["f32"]
+
+    @property
     def graph_target(self) -> str:
         """Which fused kernels the passes may emit: ``--target``, or none for a model that a
         converter reads (LiteRT's and OpenVINO's converters know no ``_Fused*`` op)."""
@@ -273,8 +292,9 @@ class OptimizeOptions:
         from tfopt.runtimes import require
 
         require(self.format)
-        if self.precision != "fp32":
-            raise TfoptError(f"--format {self.format} writes float32 models; --precision "
+        if self.precision == "int8" or (self.format == "litert" and self.precision != "fp32"):
+            held = "float32 or bf16" if self.format == "openvino" else "float32"
+            raise TfoptError(f"--format {self.format} writes {held} models; --precision "
                              f"{self.precision} applies to SavedModels")
         if self.xla == "on":
             raise TfoptError(f"--xla on compiles a SavedModel's cluster; --format {self.format} "

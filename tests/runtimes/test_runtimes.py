@@ -124,3 +124,52 @@ def test_a_runtime_model_slower_than_the_original_is_not_written(small_cnn, tmp_
     with pytest.raises(VerificationError, match="slower than the original .*nothing written"):
         tfopt.optimize(small_cnn, str(out), format="openvino", time=True)
     assert not out.exists()
+
+
+def test_openvino_runs_bf16_as_a_candidate_judged_by_the_bf16_budget(digits_cnn, tmp_path):
+    """OpenVINO's bf16 is set explicitly beside the IR (plugin_config.json, read by tfopt.load
+    and OpenVINO Model Server alike), judged on real digits by the bf16 budget, and recorded;
+    tfopt's graph stays float32 for the converter."""
+    out = str(tmp_path / "ov_bf16")
+    samples = os.path.join(digits_cnn, "test.npz")
+    # forced: on a CPU without bf16 instructions OpenVINO computes it in float32 instead
+    report = tfopt.optimize(digits_cnn, out, format="openvino", precision="bf16",
+                            force_precision=True, inputs_file=samples, time=False)
+    assert report.verified and report.precision == "bf16"
+    assert report.tolerance == pytest.approx(2e-2)
+    notes = " | ".join(report.notes)
+    assert "openvino bf16 from tfopt's graph: verified" in notes
+    assert "openvino from" not in notes  # float32 was not asked for
+    with open(os.path.join(out, "plugin_config.json")) as f:
+        assert json.load(f) == {"INFERENCE_PRECISION_HINT": "bf16"}
+    with open(os.path.join(out, "tfopt.json")) as f:
+        meta = json.load(f)
+    assert meta["runtime_model"]["precision"] == "bf16" and meta["precision"] == "bf16"
+    assert "CPU bf16" in report.output["runtime"]
+    x = dict(np.load(samples))
+    (key,) = x
+    want = tfopt.load(digits_cnn)(**x)["output_0"]
+    got = tfopt.load(out)(**x)["output_0"]
+    assert np.mean(want.argmax(-1) == got.argmax(-1)) > 0.97
+    assert float(np.sqrt(np.mean((got - want) ** 2)) / np.abs(want).max()) <= 2e-2
+
+
+def test_runtime_precisions(monkeypatch):
+    """Which precisions a runtime's candidates run in: OpenVINO's bf16 beside float32 only
+    under --precision auto on a CPU with bf16 instructions; LiteRT float32 always."""
+    from tfopt import runtime
+    from tfopt.options import OptimizeOptions
+
+    def options(fmt, precision):
+        return OptimizeOptions(src="m", dst="o", format=fmt, precision=precision)
+
+    monkeypatch.setattr(runtime, "bf16_hardware", lambda: ["AVX512_BF16"])
+    assert options("openvino", "auto").runtime_precisions("openvino") == ["f32", "bf16"]
+    assert options("auto", "auto").runtime_precisions("openvino") == ["f32", "bf16"]
+    assert options("auto", "auto").runtime_precisions("litert") == ["f32"]
+    assert options("openvino", "bf16").runtime_precisions("openvino") == ["bf16"]
+    assert options("openvino", "fp32").runtime_precisions("openvino") == ["f32"]
+    assert options("openvino", "auto").graph_precision == "fp32"
+    assert options("auto", "auto").graph_precision == "auto"
+    monkeypatch.setattr(runtime, "bf16_hardware", lambda: [])
+    assert options("openvino", "auto").runtime_precisions("openvino") == ["f32"]

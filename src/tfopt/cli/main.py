@@ -75,7 +75,8 @@ def cli() -> None:
                    "with oneDNN on a CPU with VNNI or AMX. auto: bf16, or int8 when "
                    "--calibration-file is given, only where it meets its budget and timing "
                    "shows a gain whose interval lies above 1.0 (the faster of the two if both "
-                   "do), else float32.")
+                   "do), else float32. With --format openvino/auto, bf16 and auto also "
+                   "apply to OpenVINO (its bf16 inference precision, same budget).")
 @click.option("--calibration-file", type=click.Path(),
               help="--precision int8: .npz of real samples keyed by input name (a few hundred) "
                    "that set the activation ranges; keep them apart from --inputs-file's.")

@@ -33,14 +33,20 @@ class Converted:
 
     source: str          # "tfopt's graph" or "the original"
     fmt: str = ""        # the runtime format ("litert", "openvino")
+    precision: str = "f32"  # what the runtime computes in ("bf16": OpenVINO's bf16 hint)
     label: str = ""      # the runtime that runs it (version, threads)
     path: str = ""       # the runtime's model directory ("" : not converted)
     why_not: str = ""    # why it was not converted or not verified
     worst: float = 0.0   # worst relative difference from the original's answers
     speed: object = None  # SpeedCheck against the original, when timed
 
+    @property
+    def name(self) -> str:
+        return f"{self.fmt}{' ' + self.precision if self.precision != 'f32' else ''} from " \
+               f"{self.source}"
+
     def note(self) -> str:
-        head = f"{self.fmt} from {self.source}: "
+        head = f"{self.name}: "
         if self.why_not:
             return head + self.why_not
         timed = f", {self.speed.describe()}" if self.speed is not None else ""
@@ -62,11 +68,15 @@ def only_signature(state) -> str:
 
 
 def _verify(candidate: Converted, fmt: str, key: str, state, threads: int) -> None:
+    """Run in the runtime on the verification inputs, judged by the precision's budget."""
     got = isolate.run_in_runtime(candidate.path, fmt, {key: state.feeds[key]}, threads)
     if isinstance(got, isolate.ChildFailed):
         candidate.why_not = f"fails to run in the runtime ({got})"
         return
-    checks = state.refs.check(key, got[key], state.policy, current_runtime())
+    policy = state.policy
+    if candidate.precision == "bf16":
+        policy = policy.in_precision("bf16", state.options.budget_for("bf16"))
+    checks = state.refs.check(key, got[key], policy, current_runtime())
     bad = [c for c in checks if not c.ok]
     candidate.worst = max((c.rel for c in checks), default=0.0)
     if bad:
@@ -78,19 +88,29 @@ def _convert_all(state, fmt: str, sources: list[tuple[str, str]], key: str
     """Each source converted for runtime ``fmt`` and verified in it."""
     module = require(fmt)
     threads = default_threads()
+    precisions = state.options.runtime_precisions(fmt)
     tried = []
     for name, src in sources:
-        candidate = Converted(name, fmt=fmt, label=module.label(threads))
-        tried.append(candidate)
-        state.say(f"converting {name} for {candidate.label} ...")
+        converted = Converted(name, fmt=fmt, label=module.label(threads))
+        state.say(f"converting {name} for {converted.label} ...")
         try:
-            candidate.path = os.path.join(os.path.dirname(state.out), f"{fmt}-{len(tried)}")
-            module.convert(src, key, candidate.path)
+            converted.path = os.path.join(os.path.dirname(state.out), f"{fmt}-{len(tried)}")
+            module.convert(src, key, converted.path)
         except TfoptError as err:
-            candidate.why_not, candidate.path = f"not converted: {err}", ""
+            converted.why_not, converted.path = f"not converted: {err}", ""
+            tried.append(converted)
             continue
-        if state.feeds is not None:
-            _verify(candidate, fmt, key, state, threads)
+        for precision in precisions:  # one conversion, run in each precision asked for
+            candidate = dataclasses.replace(converted, precision=precision,
+                                            label=module.label(threads, precision))
+            if precision != "f32":
+                candidate.path = f"{converted.path}-{precision}"
+                module.with_precision(converted.path, candidate.path, precision)
+            tried.append(candidate)
+            if state.feeds is not None:
+                _verify(candidate, fmt, key, state, threads)
+        if "f32" not in precisions:
+            shutil.rmtree(converted.path)
     return tried
 
 
@@ -152,6 +172,9 @@ def _replace(state, best: Converted, key: str) -> None:
     """The runtime model takes the SavedModel's place in the temporary output."""
     if best.speed is not None:
         state.speed = {key: best.speed}
+    if best.precision == "bf16":  # said as the SavedModel's bf16 is, with its budget
+        state.precision = "bf16"
+        state.policy = state.policy.in_precision("bf16", state.options.budget_for("bf16"))
     shutil.rmtree(state.out)
     os.rename(best.path, state.out)
     module = require(best.fmt)
@@ -159,7 +182,7 @@ def _replace(state, best: Converted, key: str) -> None:
     state.runtime_written = {"format": best.fmt, "runtime": best.label,
                              "version": module.available(), "threads": threads,
                              "source": best.source, "signature": key,
-                             "precision": getattr(module, "PRECISION", "f32"),
+                             "precision": best.precision,
                              "worst": best.worst}
 
 
@@ -173,7 +196,7 @@ def _time(good: list[Converted], key: str, state, saved=None):
     if not good:
         return saved
     paths = [c.path for c in good] + ([state.out] if saved is not None else [])
-    names = [f"{c.fmt} from {c.source}" for c in good] + (["the SavedModel"] if saved else [])
+    names = [c.name for c in good] + (["the SavedModel"] if saved else [])
     state.say(f"timing {', '.join(names)} against the original ...")
     checks = speed.time_all_against(state.options.src, paths, key, state.feeds[key], state.say)
     for candidate, check in zip(good, checks[:len(good)], strict=True):

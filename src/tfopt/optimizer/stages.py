@@ -110,7 +110,8 @@ def check_request(state: State) -> None:
     opts = state.options
     state.enabled = select(opts.passes, opts.skip)
     state.kernels = KernelSupport(opts.graph_target)
-    state.precision = opts.precision if opts.precision in ("bf16", "int8") else "fp32"
+    state.precision = (opts.graph_precision if opts.graph_precision in ("bf16", "int8")
+                       else "fp32")
     state.policy = Policy.for_precision(state.precision, opts.budget_for(state.precision))
     check_input_names(opts.src, opts.input_shapes, opts.signatures)
 
@@ -195,7 +196,7 @@ def calibrate(state: State) -> None:
     """``--precision int8``: the activation ranges quantize_int8 quantizes with, observed on
     the calibration samples in the graph the passes leave just before it (see
     :mod:`tfopt.optimizer.calibrate`)."""
-    if state.precision != "int8" and not (state.options.precision == "auto"
+    if state.precision != "int8" and not (state.options.graph_precision == "auto"
                                           and state.options.calibration_file):
         return
     from tfopt.optimizer.calibrate import calibrate as observe
@@ -271,7 +272,7 @@ def share_identical(state: State) -> None:
 def choose_precision(state: State) -> None:
     """``--precision auto``: bf16 where it is accurate and measurably faster (see
     :mod:`tfopt.optimizer.precision`)."""
-    if state.options.precision != "auto":
+    if state.options.graph_precision != "auto":
         return
     from tfopt.optimizer.precision import choose
 
@@ -376,7 +377,7 @@ def verify_written(state: State) -> None:
 def check_precision(state: State) -> None:
     """An explicit reduced precision that verification had to switch off is refused: the
     user asked for bf16 or int8, and a float32 model written under that name would mislead."""
-    precision = state.options.precision
+    precision = state.options.graph_precision
     if precision not in PRECISION_PASS:
         return
     for key, report in state.reports.items():

@@ -7,7 +7,7 @@
 - ``model_file(path)``: the runtime's file inside a model directory tfopt wrote (None: none);
 - ``open_signature(path, key, threads)``: ``(inputs, outputs, prepare)``, ``prepare(feeds)``
   returning a call with no arguments that returns the outputs by name;
-- ``label(threads)``: what ran, for reports (``LiteRT 2.3.0, XNNPACK, 2 threads``).
+- ``label(threads, precision)``: what ran, for reports (``LiteRT 2.3.0, XNNPACK, 2 threads``).
 
 Each is optional at install time (``pip install tfopt[litert]``, ``tfopt[openvino]``); without
 it, :func:`require` says in one line which extra brings it.

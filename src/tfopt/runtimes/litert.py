@@ -26,7 +26,9 @@ def available() -> str | None:
     return package_version("ai_edge_litert", "ai-edge-litert")
 
 
-def label(threads: int) -> str:
+def label(threads: int, precision: str = "f32") -> str:
+    """What runs the model (LiteRT's candidates are float32: ``precision`` is for the
+    runtimes' common signature)."""
     return f"LiteRT {available()}, XNNPACK, {threads} threads"
 
 

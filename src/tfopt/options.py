@@ -318,9 +318,10 @@ class OptimizeOptions:
         if not self.verify or not self.time:
             raise TfoptError("--format auto keeps the fastest verified form: it needs "
                              "verification and timing (drop --no-verify / --no-time)")
-        if self.precision != "fp32":
-            raise TfoptError(f"--format auto compares float32 forms; --precision "
-                             f"{self.precision} applies to --format saved_model")
+        if self.precision not in ("fp32", "auto"):
+            raise TfoptError(f"--format auto compares float32 forms, and with --precision "
+                             f"auto reduced-precision ones too; --precision {self.precision} "
+                             "applies to --format saved_model or openvino")
         from tfopt.runtimes import require
 
         for fmt in self.runtime_choices:

@@ -55,6 +55,8 @@ def test_a_runtime_format_is_verified_in_its_runtime_and_callable(small_cnn, tmp
     # every source tried is accounted for
     notes = " | ".join(report.notes)
     assert f"{fmt} from tfopt's graph: " in notes and f"{fmt} from the original: " in notes
+    assert [r["candidate"] for r in report.candidates] == [f"{fmt} from tfopt's graph",
+                                                           f"{fmt} from the original"]
     # used without reading tfopt's code: tfopt.load answers like the original
     want = tfopt.load(small_cnn)(image=X)["output_0"]
     got = tfopt.load(out)(image=X)["output_0"]
@@ -80,6 +82,11 @@ def test_runtime_options_are_checked_at_once(small_cnn, tmp_path, monkeypatch):
     with pytest.raises(TfoptError, match="--precision bf16 applies to SavedModels"):
         tfopt.optimize(small_cnn, str(tmp_path / "a"), format="litert", precision="bf16",
                        force_precision=True)
+    with pytest.raises(TfoptError, match="applies to --format saved_model or openvino"):
+        tfopt.optimize(small_cnn, str(tmp_path / "e"), format="auto", precision="bf16", time=True,
+                       force_precision=True)
+    with pytest.raises(TfoptError, match="--format openvino writes float32 or bf16"):
+        tfopt.optimize(small_cnn, str(tmp_path / "f"), format="openvino", precision="int8")
     with pytest.raises(TfoptError, match="needs verification and timing"):
         tfopt.optimize(small_cnn, str(tmp_path / "b"), format="auto", time=False)
     with pytest.raises(TfoptError, match="--runtimes: unknown tflite"):
@@ -106,6 +113,16 @@ def test_format_auto_writes_the_fastest_verified_form(small_cnn, tmp_path):
     assert (written == "saved_model") == chosen.startswith("format auto: the SavedModel")
     np.testing.assert_allclose(tfopt.load(out)(image=X)["output_0"],
                                tfopt.load(small_cnn)(image=X)["output_0"], rtol=1e-4, atol=1e-6)
+    # the table of every candidate: verified, worst difference, speed with interval, size
+    rows = {r["candidate"]: r for r in report.candidates}
+    assert set(rows) == {"SavedModel (fp32)", "litert from the original"}
+    assert all(r["verified"] and r["speedup"] > 0 and r["bytes"] > 0 for r in rows.values()), rows
+    assert [r["written"] for r in rows.values()].count(True) == 1
+    assert rows["SavedModel (fp32)"]["written"] == (written == "saved_model")
+    table = report.table()
+    assert "<- written" in table and "litert from the original" in table and "x [" in table
+    with open(os.path.join(out, "tfopt.json")) as f:
+        assert len(json.load(f)["candidates"]) == 2
 
 
 def test_a_runtime_model_slower_than_the_original_is_not_written(small_cnn, tmp_path,

@@ -45,6 +45,17 @@ class Converted:
         return f"{self.fmt}{' ' + self.precision if self.precision != 'f32' else ''} from " \
                f"{self.source}"
 
+    def row(self, written: bool = False) -> dict:
+        """The candidate's line in the report's table (and tfopt.json's ``candidates``)."""
+        speed = self.speed
+        return {"candidate": self.name, "runtime": self.label, "verified": not self.why_not,
+                "why_not": self.why_not, "worst": None if self.why_not else self.worst,
+                "speedup": speed.ratio.value if speed else None,
+                "interval": [speed.ratio.low, speed.ratio.high] if speed else None,
+                "bytes": (size_on_disk(self.path)
+                          if self.path and os.path.exists(self.path) else None),
+                "written": written}
+
     def note(self) -> str:
         head = f"{self.name}: "
         if self.why_not:
@@ -154,6 +165,9 @@ def to_runtime(state) -> None:
         state.model.notes.extend(c.note() + (" (written)" if c is best else "") for c in good)
         if saved is not None:
             state.model.notes.append(f"format auto: the SavedModel, {saved.describe()}")
+    state.candidates = [c.row(written=c is best) for c in tried]
+    if saved is not None:
+        state.candidates.insert(0, _saved_row(state, saved, written=best is None))
     for c in good:
         if c is not best and os.path.isdir(c.path):
             shutil.rmtree(c.path)
@@ -166,6 +180,16 @@ def to_runtime(state) -> None:
             "ship (or --format saved_model / auto)")
     if best is not None:
         _replace(state, best, key)
+
+
+def _saved_row(state, saved, written: bool) -> dict:
+    """``--format auto``: the SavedModel's line beside the runtimes' (verified before)."""
+    worst = max((c.rel for r in state.reports.values() for c in r.checks), default=0.0)
+    return {"candidate": f"SavedModel ({state.precision})",
+            "runtime": f"TensorFlow {runtime_label(current_runtime())}", "verified": True,
+            "why_not": "", "worst": worst, "speedup": saved.ratio.value,
+            "interval": [saved.ratio.low, saved.ratio.high],
+            "bytes": size_on_disk(state.out), "written": written}
 
 
 def _replace(state, best: Converted, key: str) -> None:

@@ -93,6 +93,8 @@ class Report:
     # --format litert/openvino: the runtime that runs the written model, its version, threads,
     # precision, the signature it holds and the source it was converted from
     output: dict = field(default_factory=dict)
+    # --format litert/openvino/auto: every form tried, verified or why not, its speed and size
+    candidates: list[dict] = field(default_factory=list)
 
     @property
     def worst(self) -> OutputCheck | None:
@@ -164,6 +166,8 @@ class Report:
                                  f"{rec.seconds:6.2f}s  {status}")
             for check in sig.checks:
                 lines.append(f"  output {check.describe()}")
+        if self.candidates:
+            lines.append(candidates_table(self.candidates))
         lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)
 
@@ -197,7 +201,7 @@ class Report:
                 "format": self.output.get("format", "saved_model"), "runtime_model": self.output,
                 "fast_with": FAST_WITH.get(self.precision),
                 "speed": {k: c.to_dict() for k, c in self.speed.items()},
-                "written_on": describe()}
+                "candidates": self.candidates, "written_on": describe()}
 
     def to_dict(self) -> dict:
         return {"src": self.src, "dst": self.dst, "kind": self.kind, "verified": self.verified,
@@ -207,4 +211,29 @@ class Report:
                 "fused_kernels": self.fused_kernels,
                 "speed": {k: c.to_dict() for k, c in self.speed.items()},
                 "stages": [dataclasses.asdict(c) for c in self.stages], "output": self.output,
+                "candidates": self.candidates,
                 "signatures": {k: s.to_dict() for k, s in self.signatures.items()}}
+
+
+def candidates_table(rows: list[dict]) -> str:
+    """The forms ``--format`` tried, one line each: verified or why not, worst difference,
+    speedup over the original with its interval, size; the written one marked."""
+    width = max(len(r["candidate"]) for r in rows) + 2
+    lines = [f"{'candidate'.ljust(width)}{'verified':<10}{'worst diff':>11}  "
+             f"{'speed (95% CI)':<20}{'size':>9}"]
+    for r in rows:
+        speed = (f"{r['speedup']:.2f}x [{r['interval'][0]:.2f}-{r['interval'][1]:.2f}]"
+                 if r["speedup"] is not None else "not timed")
+        worst = f"{r['worst']:.2e}" if r["worst"] is not None else "-"
+        size = _size(r["bytes"]) if r["bytes"] is not None else "-"
+        mark = "  <- written" if r["written"] else ""
+        if not r["verified"]:
+            lines.append(f"{r['candidate'].ljust(width)}{'no':<10}{'-':>11}  {r['why_not']}")
+            continue
+        lines.append(f"{r['candidate'].ljust(width)}{'yes':<10}{worst:>11}  {speed:<20}"
+                     f"{size:>9}{mark}")
+    return "\n".join(lines)
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e6:.2f} MB" if count >= 1e5 else f"{count / 1e3:.1f} kB"

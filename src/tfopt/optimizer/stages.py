@@ -96,6 +96,7 @@ class State:
     xla_note: str = ""                   # what compile_xla decided, for the report
     report: Report | None = None
     runtime_written: dict = field(default_factory=dict)  # --format litert/openvino: what ran
+    candidates: list[dict] = field(default_factory=list)  # runtime formats: every form tried
 
 
 Stage = Callable[[State], None]
@@ -511,6 +512,7 @@ def report_and_metadata(state: State) -> None:
                           state.runtimes, fused, [e.to_dict() for e in state.endpoints],
                           state.precision, dict(state.speed))
     state.report.output = dict(state.runtime_written)
+    state.report.candidates = list(state.candidates)
     if opts.format == "saved_model" and verified:
         from tfopt.runtimes import installed
 

@@ -24,9 +24,8 @@ import os
 # TensorFlow's C++ start-up chatter hides tfopt's own output; users can still override this.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__version__ = "0.1.0"
-
 from tfopt.errors import TfoptError, VerificationError  # noqa: E402
+from tfopt.version import __version__  # noqa: E402
 
 __all__ = ["Report", "TfoptError", "VerificationError", "__version__", "load", "optimize"]
 

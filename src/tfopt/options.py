@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tfopt.errors import TfoptError
+from tfopt.runtimes import RUNTIME_FORMATS
 
 
 def parse_shapes(specs: list[str] | tuple[str, ...] | None) -> dict[str, tuple[int, ...]]:
@@ -66,7 +67,6 @@ def check_shape_names(shapes: dict[str, tuple[int, ...]], known) -> None:
                          f"(inputs: {', '.join(sorted(known))})")
 
 
-RUNTIME_FORMATS = ("litert", "openvino")  # (tfopt.runtimes: one module each)
 FORMATS = ("saved_model", "pb", *RUNTIME_FORMATS, "auto")
 # --format auto's candidates: TensorFlow (the SavedModel) and the runtimes beside it
 RUNTIME_CHOICES = ("tf", *RUNTIME_FORMATS)

@@ -68,7 +68,7 @@ def test_colocation_follows_spliced_nodes():
 
 
 def test_pass_record_merges_counts():
-    from tfopt.passes.pipeline import PassRecord
+    from tfopt.passes.base import PassRecord
 
     rec = PassRecord("identity")
     rec.add_notes(["3 identity-like nodes spliced out"])

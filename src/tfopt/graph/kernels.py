@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tfopt.errors import TfoptError
+from tfopt.graph.quantized import INT8_DTYPES, INT8_FORMS
 from tfopt.runtime import RUNTIMES, cpu_isa, current_runtime, runtime_env, runtime_label
 
 TARGETS = ("portable", "native", "generic")
@@ -75,21 +76,6 @@ def _table() -> tuple[Fusion, ...]:
     return tuple(out)
 
 
-# The int8 kernels quantize_int8 emits (graph.quantized spells their nodes): op -> its
-# fused_ops forms. The probe runs each for both activation types (the dtype of a Fusion
-# here) and checks it against float32.
-INT8_FORMS = {
-    # Sum: a residual add of an unsigned int8 summand, then Relu (oneDNN's sum post-op; with a
-    # signed summand this TensorFlow's kernel answered 23% off, without Relu it failed to run).
-    # Nothing else: the kernel's own list (mkl_conv_ops.cc) has no swish, no Relu6, no sum
-    # without Relu.
-    "_FusedQuantizedConv2D": (("BiasAdd", "Requantize"), ("BiasAdd", "Relu", "Requantize"),
-                              ("BiasAdd", "Sum", "Relu", "Requantize")),
-    "_FusedQuantizedDepthwiseConv2D": (("BiasAdd", "Requantize"),
-                                       ("BiasAdd", "Relu", "Requantize")),
-    "_QuantizedMatMul": (("BiasAdd", "Dequantize"), ("BiasAdd", "Relu", "Dequantize")),
-}
-INT8_DTYPES = ("quint8", "qint8")
 
 
 # Plain compute ops reduced precision runs in bf16, probed for accuracy like the fusions: the
@@ -267,7 +253,7 @@ def reduced_precision_error(fusion: Fusion) -> float:
 
 
 def int8_error(fusion: Fusion) -> float:
-    """Relative RMS difference of an int8 kernel (:data:`INT8_FORMS`) from float32 on random
+    """Relative RMS difference of an int8 kernel (:data:`tfopt.graph.quantized.INT8_FORMS`) from float32 on random
     data, quantized the way quantize_int8 quantizes (graph.quantized builds both)."""
     import numpy as np
     import tensorflow as tf

@@ -12,12 +12,50 @@ build their nodes here, so the probe tests exactly what the pass emits.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from tensorflow.core.framework import node_def_pb2
 from tensorflow.python.framework import dtypes
 
-from tfopt.graph.kernels import INT8_FORMS
 from tfopt.graph.view import make_node
+
+# The int8 kernels quantize_int8 emits (spelled below): op -> its
+# fused_ops forms. The probe runs each for both activation types (the dtype of a Fusion
+# here) and checks it against float32.
+INT8_FORMS = {
+    # Sum: a residual add of an unsigned int8 summand, then Relu (oneDNN's sum post-op; with a
+    # signed summand this TensorFlow's kernel answered 23% off, without Relu it failed to run).
+    # Nothing else: the kernel's own list (mkl_conv_ops.cc) has no swish, no Relu6, no sum
+    # without Relu.
+    "_FusedQuantizedConv2D": (("BiasAdd", "Requantize"), ("BiasAdd", "Relu", "Requantize"),
+                              ("BiasAdd", "Sum", "Relu", "Requantize")),
+    "_FusedQuantizedDepthwiseConv2D": (("BiasAdd", "Requantize"),
+                                       ("BiasAdd", "Relu", "Requantize")),
+    "_QuantizedMatMul": (("BiasAdd", "Dequantize"), ("BiasAdd", "Relu", "Dequantize")),
+}
+INT8_DTYPES = ("quint8", "qint8")
+
+
+@dataclass(frozen=True)
+class Range:
+    """A tensor's calibrated value range."""
+
+    low: float
+    high: float
+
+    @property
+    def unsigned(self) -> bool:
+        return self.low >= 0.0
+
+    def quantized(self, relu6: bool = False) -> tuple[dtypes.DType, float, float]:
+        """The int8 form of a tensor with this range: (type, min, max) as QuantizeV2 in SCALED
+        mode takes them (unsigned from 0, signed symmetric). Never an empty range."""
+        if self.unsigned:
+            high = min(self.high, 6.0) if relu6 else self.high
+            return dtypes.quint8, 0.0, max(high, 1e-6)
+        bound = max(abs(self.low), abs(self.high), 1e-6)
+        return dtypes.qint8, -bound, bound
 
 CONV_OPS = {"Conv2D": "_FusedQuantizedConv2D",
             "DepthwiseConv2dNative": "_FusedQuantizedDepthwiseConv2D"}
@@ -96,6 +134,6 @@ def quantized_matmul(name: str, inputs: list[str], in_type: dtypes.DType, relu: 
 
 def fused_ops_of(op: str, relu: bool, summand: bool = False) -> tuple[str, ...]:
     """The ``fused_ops`` the builders above give the int8 form of ``op`` (one of the kernel
-    probe's forms, :data:`tfopt.graph.kernels.INT8_FORMS`)."""
+    probe's forms, :data:`INT8_FORMS`)."""
     head = ("BiasAdd",) + (("Sum",) if summand else ()) + (("Relu",) if relu else ())
     return next(f for f in INT8_FORMS[QUANTIZED_OPS[op]] if f[:-1] == head)

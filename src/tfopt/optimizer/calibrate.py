@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfopt.graph.quantized import QUANTIZED_OPS
+from tfopt.graph.quantized import QUANTIZED_OPS, Range
 from tfopt.graph.view import GraphView
 from tfopt.model.signature import SignatureGraph
-from tfopt.passes.quantize_int8 import RELUS, Range
+from tfopt.passes.quantize_int8 import RELUS
 from tfopt.verify.runners import feed_dict, open_session, session_config
 
 METHODS = ("minmax", "percentile")

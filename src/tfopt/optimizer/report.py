@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from tfopt.optimizer.speed import SpeedCheck
-from tfopt.passes.pipeline import PassRecord
+from tfopt.passes.base import PassRecord
 from tfopt.runtime import RUNTIMES, runtime_label
 from tfopt.verify.compare import OutputCheck
 
@@ -182,8 +182,8 @@ class Report:
 
     def metadata(self) -> dict:
         """What the model directory's ``tfopt.json`` says: where the model runs, and why."""
-        from tfopt import __version__
         from tfopt.runtime import describe
+        from tfopt.version import __version__
 
         only = [r for r in RUNTIMES if r not in self.runtimes]
         if self.output:  # runs in its own runtime, not TensorFlow's

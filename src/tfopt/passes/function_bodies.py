@@ -23,7 +23,7 @@ from tfopt.graph.view import GraphView, InputRef, body_to_function, function_bod
 from tfopt.passes.base import GraphPass, PassContext, PassResult, count_note
 
 if TYPE_CHECKING:
-    from tfopt.passes.pipeline import PassRecord
+    from tfopt.passes.base import PassRecord
 
 
 def _clean(fdef, library: dict, ctx: PassContext) -> tuple[object, int, list[PassRecord]]:

@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from tensorflow.core.framework import graph_pb2
@@ -16,7 +16,7 @@ from tfopt.graph.lifted import WeightStore, inline, lift, lift_new, lifted_keys
 from tfopt.graph.view import op_counts
 from tfopt.graph.weights import release_memory
 from tfopt.passes import registry
-from tfopt.passes.base import GraphPass, PassContext, check_graph
+from tfopt.passes.base import GraphPass, PassContext, PassRecord, check_graph
 from tfopt.passes.registry import FINALIZE, SIMPLIFY, PassSpec
 
 MAX_ITERATIONS = 10
@@ -32,64 +32,6 @@ class Verifier(Protocol):
 
     def __call__(self, graph_def: graph_pb2.GraphDef) -> str | None: ...
 Log = Callable[[str], None]
-
-
-@dataclass
-class PassRecord:
-    """What one pass did to one signature graph, summed over all its runs."""
-
-    name: str
-    runs: int = 0          # times the pass ran
-    applied: int = 0       # runs that changed the graph
-    node_delta: int = 0    # this pass's own effect on the node count, summed over its runs
-    ops_delta: dict[str, int] = field(default_factory=dict)  # op type -> count change
-    seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
-    skipped: str | None = None  # why the pass was switched off mid-run
-    within: str | None = None   # run by this pass (function_bodies), not by the pipeline
-
-    @property
-    def label(self) -> str:
-        """The name in the per-pass table: ``function_bodies > constant_fold`` for inner runs."""
-        return f"{self.within} > {self.name}" if self.within else self.name
-
-    @property
-    def changed(self) -> bool:
-        return self.applied > 0
-
-    def merge(self, other: PassRecord) -> None:
-        """Add another record of the same pass (inner runs over several bodies)."""
-        self.runs += other.runs
-        self.applied += other.applied
-        self.node_delta += other.node_delta
-        self.seconds += other.seconds
-        for op, d in other.ops_delta.items():
-            self.ops_delta[op] = self.ops_delta.get(op, 0) + d
-        self.add_notes(other.notes)
-        self.skipped = self.skipped or other.skipped
-
-    def add_notes(self, notes: list[str]) -> None:
-        """Merge "<count> <what>" notes across fixed-point runs: "3 x" + "2 x" -> "5 x"."""
-        for note in notes:
-            count, _, what = note.partition(" ")
-            for i, old in enumerate(self.notes):
-                old_count, _, old_what = old.partition(" ")
-                if count.isdigit() and old_count.isdigit() and what == old_what:
-                    self.notes[i] = f"{int(old_count) + int(count)} {what}"
-                    break
-            else:
-                self.notes.append(note)
-
-    def delta_text(self) -> str:
-        parts = [f"{op} {d:+d}" for op, d in sorted(self.ops_delta.items(), key=lambda x: x[1])
-                 if d]
-        return ", ".join(parts)
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "runs": self.runs, "applied": self.applied,
-                "node_delta": self.node_delta, "ops_delta": self.ops_delta,
-                "seconds": round(self.seconds, 4), "notes": self.notes, "skipped": self.skipped,
-                "within": self.within}
 
 
 @dataclass

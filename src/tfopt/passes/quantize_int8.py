@@ -34,6 +34,7 @@ from tfopt.graph.quantized import (
     CONV_OPS,
     MATMUL_OPS,
     QUANTIZED_OPS,
+    Range,
     dequantize,
     fused_ops_of,
     quantize,
@@ -46,27 +47,6 @@ from tfopt.graph.view import GraphView, InputRef, Step, get_attr
 from tfopt.passes.base import GraphPass, PassContext
 
 RELUS = ("Relu", "Relu6")
-
-
-@dataclass(frozen=True)
-class Range:
-    """A tensor's calibrated value range."""
-
-    low: float
-    high: float
-
-    @property
-    def unsigned(self) -> bool:
-        return self.low >= 0.0
-
-    def quantized(self, relu6: bool = False) -> tuple[dtypes.DType, float, float]:
-        """The int8 form of a tensor with this range: (type, min, max) as QuantizeV2 in SCALED
-        mode takes them (unsigned from 0, signed symmetric). Never an empty range."""
-        if self.unsigned:
-            high = min(self.high, 6.0) if relu6 else self.high
-            return dtypes.quint8, 0.0, max(high, 1e-6)
-        bound = max(abs(self.low), abs(self.high), 1e-6)
-        return dtypes.qint8, -bound, bound
 
 
 @dataclass

@@ -21,7 +21,8 @@ import os
 from types import ModuleType
 
 from tfopt.errors import TfoptError
-from tfopt.options import RUNTIME_FORMATS
+
+RUNTIME_FORMATS = ("litert", "openvino")  # one module each, below this package
 
 EXTRAS = {"litert": "LiteRT (pip install 'tfopt[litert]')",
           "openvino": "OpenVINO (pip install 'tfopt[openvino]')"}

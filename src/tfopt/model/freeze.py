@@ -20,6 +20,7 @@ from tensorflow.python.framework import dtypes
 from tfopt.errors import TfoptError
 from tfopt.graph.lifted import WeightStore, lifted_stub
 from tfopt.graph.ops import CONTROL_FLOW_OPS, LOWERING_ATTR
+from tfopt.graph.readers import Readers
 from tfopt.graph.view import all_nodes, get_attr, make_const, set_attr
 from tfopt.graph.weights import PROTO_LIMIT, variables_from
 
@@ -160,27 +161,18 @@ class FrozenIO:
 _VALUE_READS = frozenset({"ReadVariableOp", *_RESOURCE_TO_VALUE_OP})
 
 
-def _users(graph_def: graph_pb2.GraphDef) -> dict[str, list[node_def_pb2.NodeDef]]:
-    """Main-graph nodes by the node they read (data or control)."""
-    users: dict[str, list[node_def_pb2.NodeDef]] = {}
-    for node in graph_def.node:
-        for text in node.input:
-            users.setdefault(text.lstrip("^").split(":")[0], []).append(node)
-    return users
-
-
 def _held_in_variables(graph_def: graph_pb2.GraphDef, names: set[str]) -> set[str]:
     """Of the captured-variable placeholders ``names``, those whose every use in the main
     graph is a value read (:data:`_VALUE_READS`), possibly through ``Identity``: a weight
     that becomes a stub reading its variable. A handle passed into a loop or a call stays
     with TensorFlow's converter, which rewrites function signatures."""
-    users = _users(graph_def)
+    readers = Readers(graph_def.node)
 
     def only_reads(name: str) -> bool:
         return all(u.op in _VALUE_READS or (u.op == "Identity" and only_reads(u.name))
-                   for u in users.get(name, []))
+                   for u in readers.of_node(name))
 
-    return {name for name in names if users.get(name) and only_reads(name)}
+    return {name for name in names if readers.of_node(name) and only_reads(name)}
 
 
 def _read_from_stub(graph_def: graph_pb2.GraphDef, placeholders: dict[str, object],
@@ -188,18 +180,18 @@ def _read_from_stub(graph_def: graph_pb2.GraphDef, placeholders: dict[str, objec
     """Each placeholder named in ``placeholders`` (name -> its variable) becomes a lifted
     Const stub reading the variable from ``store``; the reads after it become value ops."""
     by_name = {n.name: n for n in graph_def.node}
-    users = _users(graph_def)
+    users = Readers(graph_def.node)
     added: list[node_def_pb2.NodeDef] = []
     for name, var in placeholders.items():
         dtype = var.dtype.base_dtype
         by_name[name].CopyFrom(lifted_stub(name, dtype, var.shape, store.hold_variable(var),
                                            by_name[name].device))
-        stack = list(users.get(name, []))
+        stack = list(users.of_node(name))
         while stack:
             node = stack.pop()
             if node.op == "Identity":
                 set_attr(node, "T", dtype)
-                stack.extend(users.get(node.name, []))
+                stack.extend(users.of_node(node.name))
             elif node.op == "ReadVariableOp":
                 del node.attr["dtype"]
                 node.op = "Identity"
@@ -296,14 +288,14 @@ TABLE_INIT_OPS = {"InitializeTableV2", "InitializeTable", "InitializeTableFromTe
 def _table_dtypes(graph_def: graph_pb2.GraphDef, placeholder: str
                   ) -> tuple[dtypes.DType, dtypes.DType] | None:
     """Key/value dtypes of the table behind ``placeholder``, from the ops that use it."""
-    users = _users(graph_def)
+    users = Readers(graph_def.node)
     stack, seen = [placeholder], set()
     while stack:
         name = stack.pop()
         if name in seen:
             continue
         seen.add(name)
-        for user in users.get(name, []):
+        for user in users.of_node(name):
             if user.op in LOOKUP_DTYPES:
                 key_attr, value_attr = LOOKUP_DTYPES[user.op]
                 return get_attr(user, key_attr), get_attr(user, value_attr)

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfopt.errors import TfoptError
+from tfopt.graph.readers import Readers
 from tfopt.model.signature import LoadedModel, SignatureGraph, TensorInfo
 from tfopt.options import MAX_INPUT_BYTES, check_shape_names
 
@@ -107,12 +108,7 @@ def input_hints(sig: SignatureGraph) -> dict[str, InputHint]:
     from tfopt.graph.view import InputRef
 
     nodes = {n.name: n for n in sig.graph_def.node}
-    consumers: dict[tuple[str, int], list] = {}
-    for node in sig.graph_def.node:
-        for index, text in enumerate(node.input):
-            ref = InputRef.parse(text)
-            if not ref.control:
-                consumers.setdefault((ref.node, ref.port), []).append((node, index))
+    consumers = Readers(sig.graph_def.node)
     hints: dict[str, InputHint] = {}
     for key, info in sig.inputs.items():
         start = InputRef.parse(info.tensor)
@@ -129,7 +125,8 @@ def input_hints(sig: SignatureGraph) -> dict[str, InputHint]:
     return hints
 
 
-def _readers(consumers: dict, start: tuple[str, int], follow) -> Iterator[tuple[Any, int]]:
+def _readers(consumers: Readers, start: tuple[str, int], follow
+             ) -> Iterator[tuple[Any, int]]:
     """Every (node, input index) that reads tensor ``start``, and, through the nodes for
     which ``follow(node, index)`` holds, what reads their output 0, each tensor once."""
     seen, stack = set(), [start]
@@ -138,7 +135,7 @@ def _readers(consumers: dict, start: tuple[str, int], follow) -> Iterator[tuple[
         if tensor in seen:
             continue
         seen.add(tensor)
-        for node, index in consumers.get(tensor, ()):
+        for node, index in consumers.of_tensor(*tensor):
             yield node, index
             if follow(node, index):
                 stack.append((node.name, 0))
@@ -150,7 +147,7 @@ def _casts_to_bool(node) -> bool:
     return node.op == "Cast" and get_attr(node, "DstT") == tf.bool
 
 
-def _id_limit(nodes: dict, consumers: dict, start: tuple[str, int]
+def _id_limit(nodes: dict, consumers: Readers, start: tuple[str, int]
               ) -> tuple[tuple[int, int], str] | None:
     """The ids ``[0, high)`` the integer tensor ``start`` may hold, and why (None: nothing in
     the graph says)."""
@@ -206,7 +203,7 @@ def encoded_images(image_format: str, shape: tuple[int, ...], rng: np.random.Gen
     return out
 
 
-def _example_features(nodes: dict, consumers: dict, start: tuple[str, int]
+def _example_features(nodes: dict, consumers: Readers, start: tuple[str, int]
                       ) -> tuple[ExampleFeature, ...] | None:
     """The features of the tf.train.Example parser that reads the string tensor ``start``
     (through Identity / Reshape), or None."""
@@ -219,7 +216,7 @@ def _example_features(nodes: dict, consumers: dict, start: tuple[str, int]
     return None
 
 
-def _parser_features(nodes: dict, consumers: dict, node) -> tuple[ExampleFeature, ...] | None:
+def _parser_features(nodes: dict, consumers: Readers, node) -> tuple[ExampleFeature, ...] | None:
     """What one parser node reads: sparse keys first, then dense, then ragged (the order of
     its outputs), each dense feature with the id range its parsed values index."""
     from tfopt.graph.view import get_attr

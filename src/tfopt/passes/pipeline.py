@@ -70,89 +70,113 @@ def run_passes(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: frozens
     own stubs read from, if any), so their copies of the graph copy no weight; the result is
     lifted too, with its values in place in ``result.graph_def``.
     """
-    store = WeightStore(parent=ctx.weights)
-    ctx = dataclasses.replace(ctx, weights=store)
     passes = [(spec, p) for spec, p in registry.instances()
               if spec.name in enabled and (only is None or only(spec))]
-    records = {spec.name: PassRecord(spec.name) for spec, _ in passes}
-    inner: dict[str, dict[str, PassRecord]] = {spec.name: {} for spec, _ in passes}
-    active = dict.fromkeys(records, True)
+    return _Run(passes, ctx, checker, log, label).run(graph_def)
 
-    def step(spec: PassSpec, p: GraphPass,
+
+class _Run:
+    """One run of the pipeline: the passes still switched on and what each did."""
+
+    def __init__(self, passes: list[tuple[PassSpec, GraphPass]], ctx: PassContext,
+                 checker: Checker | None, log: Log | None, label: str):
+        self.store = WeightStore(parent=ctx.weights)
+        self.ctx = dataclasses.replace(ctx, weights=self.store)
+        self.passes, self.checker, self.log, self.label = passes, checker, log, label
+        self.records = {spec.name: PassRecord(spec.name) for spec, _ in passes}
+        self.inner: dict[str, dict[str, PassRecord]] = {spec.name: {} for spec, _ in passes}
+        self.active = dict.fromkeys(self.records, True)
+
+    def run(self, graph_def: graph_pb2.GraphDef) -> PipelineResult:
+        current = lift(graph_def, self.store)
+        iterations, converged = 0, False
+        while iterations < MAX_ITERATIONS:
+            iterations += 1
+            size = len(current.node)
+            current, changed = self.phase(SIMPLIFY, current)
+            self.progress(f"simplify round {iterations}", size, current, changed)
+            if not changed:
+                converged = True
+                break
+        if not converged:
+            self.say(f"no fixed point after {MAX_ITERATIONS} rounds; going on with the graph "
+                     "as it is (it is still verified)")
+        size = len(current.node)
+        current, changed = self.phase(FINALIZE, current)
+        if any(spec.phase == FINALIZE for spec, _ in self.passes):
+            self.progress("finalize", size, current, changed)
+        ordered = [rec for spec, _ in self.passes
+                   for rec in (self.records[spec.name], *self.inner[spec.name].values())]
+        return PipelineResult(current, self.store, ordered, iterations, converged)
+
+    def phase(self, phase: str, current: graph_pb2.GraphDef
+              ) -> tuple[graph_pb2.GraphDef, list[str]]:
+        changed = []
+        for spec, p in self.passes:
+            if spec.phase == phase:
+                current, did = self.step(spec, p, current)
+                if did:
+                    changed.append(spec.name)
+        return current, changed
+
+    def step(self, spec: PassSpec, p: GraphPass,
              current: graph_pb2.GraphDef) -> tuple[graph_pb2.GraphDef, bool]:
-        if not active[spec.name]:
+        """One application of pass ``p``: kept (recorded) or, when it fails or breaks the
+        graph, undone and the pass switched off for the rest of the run."""
+        if not self.active[spec.name]:
             return current, False
-        rec = records[spec.name]
+        rec = self.records[spec.name]
         before = op_counts(current)
         start = time.perf_counter()
         try:
-            result = p.run(current, ctx)
+            result = p.run(current, self.ctx)
         except Exception as err:  # a pass bug must not cost the user a model: skip and say
-            rec.skipped = f"failed: {type(err).__name__}: {first_line(err, '')}"
-            active[spec.name] = False
-            if log:
-                log(f"  {label}{spec.name}: skipped, {rec.skipped}")
+            self.switch_off(spec, f"failed: {type(err).__name__}: {first_line(err, '')}",
+                            "skipped")
             return current, False
         rec.seconds += time.perf_counter() - start
         rec.runs += 1
         release_memory(current)
         if not result.changed:
             return current, False
-        lift_new(result.graph_def, store)
-        problem = check_graph(result.graph_def, ctx)
-        if problem is None and checker is not None:
-            problem = checker(inline(result.graph_def, store))
+        lift_new(result.graph_def, self.store)
+        problem = check_graph(result.graph_def, self.ctx)
+        if problem is None and self.checker is not None:
+            problem = self.checker(inline(result.graph_def, self.store))
         if problem is not None:
-            rec.skipped = problem
-            active[spec.name] = False
-            if log:
-                log(f"  {label}{spec.name}: undone and switched off: {problem}")
+            self.switch_off(spec, problem, "undone and switched off")
             return current, False
+        self.record(spec, result, before, len(current.node))
+        self.store.keep_only(lifted_keys(result.graph_def))
+        return result.graph_def, True
+
+    def record(self, spec: PassSpec, result, before: dict[str, int], nodes_before: int
+               ) -> None:
+        rec = self.records[spec.name]
         for op, d in _diff(before, op_counts(result.graph_def)).items():
             rec.ops_delta[op] = rec.ops_delta.get(op, 0) + d
         rec.add_notes(result.notes)
         rec.applied += 1
-        rec.node_delta += len(result.graph_def.node) - len(current.node)
+        rec.node_delta += len(result.graph_def.node) - nodes_before
         for sub in result.inner:
-            mine = inner[spec.name].setdefault(sub.name, PassRecord(sub.name, within=spec.name))
+            mine = self.inner[spec.name].setdefault(sub.name,
+                                                    PassRecord(sub.name, within=spec.name))
             mine.merge(sub)
-        store.keep_only(lifted_keys(result.graph_def))
-        return result.graph_def, True
 
-    def run_phase(phase: str, current: graph_pb2.GraphDef) -> tuple[graph_pb2.GraphDef, list]:
-        changed = []
-        for spec, p in passes:
-            if spec.phase == phase:
-                current, did = step(spec, p, current)
-                if did:
-                    changed.append(spec.name)
-        return current, changed
+    def switch_off(self, spec: PassSpec, why: str, what: str) -> None:
+        self.records[spec.name].skipped = why
+        self.active[spec.name] = False
+        self.say(f"{spec.name}: {what}: {why}" if what != "skipped"
+                 else f"{spec.name}: skipped, {why}")
 
-    def progress(what: str, before: int, after: graph_pb2.GraphDef, names: list[str]) -> None:
-        if log:
-            log(f"  {label}{what}: {before} -> {len(after.node)} nodes"
-                + (f" ({', '.join(names)})" if names else ""))
+    def say(self, text: str) -> None:
+        if self.log:
+            self.log(f"  {self.label}{text}")
 
-    current = lift(graph_def, store)
-    iterations, converged = 0, False
-    while iterations < MAX_ITERATIONS:
-        iterations += 1
-        size = len(current.node)
-        current, changed = run_phase(SIMPLIFY, current)
-        progress(f"simplify round {iterations}", size, current, changed)
-        if not changed:
-            converged = True
-            break
-    if not converged and log:
-        log(f"  {label}no fixed point after {MAX_ITERATIONS} rounds; going on with the graph "
-            "as it is (it is still verified)")
-    size = len(current.node)
-    current, changed = run_phase(FINALIZE, current)
-    if any(spec.phase == FINALIZE for spec, _ in passes):
-        progress("finalize", size, current, changed)
-    ordered = [rec for spec, _ in passes
-               for rec in (records[spec.name], *inner[spec.name].values())]
-    return PipelineResult(current, store, ordered, iterations, converged)
+    def progress(self, what: str, before: int, after: graph_pb2.GraphDef,
+                 names: list[str]) -> None:
+        self.say(f"{what}: {before} -> {len(after.node)} nodes"
+                 + (f" ({', '.join(names)})" if names else ""))
 
 
 def run_checked(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: frozenset[str],

@@ -163,8 +163,22 @@ def outline(sig: SignatureGraph, min_share: float = 0.0) -> SignatureGraph | str
     if min_share and (share := work_share(sig, chosen)) < min_share:
         return (f"the convolution- and loop-free part holds {share:.0%} of the model's work; "
                 "not worth compiling")
-    # Tensors flowing in (read by the cluster, made outside) and out (made inside, read
-    # outside, or a signature output).
+    boundary = _boundary(sig, view, chosen)
+    if isinstance(boundary, str):
+        return boundary
+    inputs, outputs = boundary
+    fdef = _cluster_function(sig, info, chosen, inputs, outputs)
+    if fdef is None:
+        return "the cluster's body cannot be made a function"
+    graph_def = _call_in_place(sig, view, info, chosen, inputs, outputs)
+    graph_def.library.function.add().CopyFrom(fdef)
+    return sig.with_graph(graph_def)
+
+
+def _boundary(sig: SignatureGraph, view: GraphView, chosen: set[str]
+              ) -> tuple[list[str], list[str]] | str:
+    """Tensors flowing in (read by the cluster, made outside) and out (made inside, read
+    outside, or a signature output); or why the cluster cannot be cut out."""
     inputs: list[str] = []
     outputs: list[str] = []
     outputs_wanted = {InputRef.parse(t).tensor for t in sig.output_tensors}
@@ -185,6 +199,12 @@ def outline(sig: SignatureGraph, min_share: float = 0.0) -> SignatureGraph | str
                 and t not in outputs]
     if not inputs or not outputs:
         return "the cluster has no inputs or outputs"
+    return inputs, outputs
+
+
+def _cluster_function(sig: SignatureGraph, info: StaticInfo, chosen: set[str],
+                      inputs: list[str], outputs: list[str]) -> function_pb2.FunctionDef | None:
+    """The cluster's nodes as a function XLA must compile (None: it cannot be one)."""
     arg_names = [f"arg{i}" for i in range(len(inputs))]
     body = graph_pb2.GraphDef()
     for name, tensor in zip(arg_names, inputs, strict=True):
@@ -210,10 +230,13 @@ def outline(sig: SignatureGraph, min_share: float = 0.0) -> SignatureGraph | str
     fdef.attr["_XlaMustCompile"].b = True
     fdef.attr["_noinline"].b = True
     library = {f.signature.name: f for f in sig.graph_def.library.function}
-    fdef = body_to_function(fdef, body, library, results=outputs)
-    if fdef is None:
-        return "the cluster's body cannot be made a function"
+    return body_to_function(fdef, body, library, results=outputs)
 
+
+def _call_in_place(sig: SignatureGraph, view: GraphView, info: StaticInfo, chosen: set[str],
+                   inputs: list[str], outputs: list[str]) -> graph_pb2.GraphDef:
+    """The graph with the cluster replaced by one call of its function; signature outputs
+    made inside keep their names as Identity nodes of the call's results."""
     call = node_def_pb2.NodeDef(name=view.unique_name("tfopt_xla"), op="PartitionedCall",
                                 input=inputs)
     set_attr(call, "Tin", [info.dtype(t) for t in inputs])
@@ -225,7 +248,6 @@ def outline(sig: SignatureGraph, min_share: float = 0.0) -> SignatureGraph | str
     view.add(call)
     for port, tensor in enumerate(outputs):
         view.replace_uses(InputRef.parse(tensor), InputRef(call.name, port), keep_controls=False)
-    # Signature outputs made inside the cluster: keep their names as Identity nodes.
     protected_out = {InputRef.parse(t).node for t in sig.output_tensors}
     doomed = [n for n in chosen if n not in protected_out]
     for name in chosen & protected_out:
@@ -235,9 +257,7 @@ def outline(sig: SignatureGraph, min_share: float = 0.0) -> SignatureGraph | str
         set_attr(node, "T", info.dtype(InputRef(name).tensor))
         view.set_inputs(node, [f"{call.name}:{port}" if port else call.name])
     view.remove(doomed)
-    graph_def = view.to_graph_def()
-    graph_def.library.function.add().CopyFrom(fdef)
-    return sig.with_graph(graph_def)
+    return view.to_graph_def()
 
 
 @dataclass(frozen=True)

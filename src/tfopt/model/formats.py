@@ -52,6 +52,7 @@ class ModelFormat:
     def signature_inputs(self) -> dict[str, list[str]]:
         """Input keys per signature, where known without loading ({}: not known)."""
         return {}
+
     def load(self, signatures: list[str] | None, inputs, outputs) -> LoadedModel:
         raise NotImplementedError
 
@@ -90,6 +91,7 @@ class SavedModelFormat(ModelFormat):
 
     def signature_inputs(self) -> dict[str, list[str]]:
         return loader.signature_input_keys(self.proto)
+
     def open(self, signature: str | None, config) -> OpenSignature:
         import tensorflow as tf
 

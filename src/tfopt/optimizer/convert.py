@@ -84,9 +84,8 @@ def _verify(candidate: Converted, fmt: str, key: str, state, threads: int) -> No
     if isinstance(got, isolate.ChildFailed):
         candidate.why_not = f"fails to run in the runtime ({got})"
         return
-    policy = state.policy
-    if candidate.precision == "bf16":
-        policy = policy.in_precision("bf16", state.options.budget_for("bf16"))
+    policy = (state.policy if candidate.precision == "f32"
+              else state.policy_in(candidate.precision))
     checks = state.refs.check(key, got[key], policy, current_runtime())
     bad = [c for c in checks if not c.ok]
     candidate.worst = max((c.rel for c in checks), default=0.0)
@@ -196,9 +195,9 @@ def _replace(state, best: Converted, key: str) -> None:
     """The runtime model takes the SavedModel's place in the temporary output."""
     if best.speed is not None:
         state.speed = {key: best.speed}
-    if best.precision == "bf16":  # said as the SavedModel's bf16 is, with its budget
-        state.precision = "bf16"
-        state.policy = state.policy.in_precision("bf16", state.options.budget_for("bf16"))
+    if best.precision != "f32":  # said as a reduced-precision SavedModel is, with its budget
+        state.precision = best.precision
+        state.policy = state.policy_in(best.precision)
     shutil.rmtree(state.out)
     os.rename(best.path, state.out)
     module = require(best.fmt)

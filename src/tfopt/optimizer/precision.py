@@ -76,7 +76,7 @@ def _try(state: State, precision: str, optimize_all, write, fp32
     misses its budget or is not measurably faster than float32."""
     notes = state.model.notes
     optimize_all(precision)
-    policy = state.policy.in_precision(precision, state.options.budget_for(precision))
+    policy = state.policy_in(precision)
     with tempfile.TemporaryDirectory(prefix=f"tfopt-{precision}-") as tmp:
         path = f"{tmp}/candidate"
         write(path)

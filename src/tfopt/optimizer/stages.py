@@ -98,6 +98,11 @@ class State:
     runtime_written: dict = field(default_factory=dict)  # --format litert/openvino: what ran
     candidates: list[dict] = field(default_factory=list)  # runtime formats: every form tried
 
+    def policy_in(self, precision: str) -> Policy:
+        """The verification policy for a candidate computing in ``precision`` ("bf16",
+        "int8"): its budget (or ``--tolerance``), this model's outputs and task kept."""
+        return self.policy.in_precision(precision, self.options.budget_for(precision))
+
 
 Stage = Callable[[State], None]
 
@@ -143,7 +148,7 @@ def judge_native_bf16(state: State) -> None:
     if found is None:
         return
     key, dense = found
-    state.policy = state.policy.in_precision("bf16", state.options.budget_for("bf16"))
+    state.policy = state.policy_in("bf16")
     state.model.notes.append(
         f"the model computes in bfloat16 itself ({dense.count('bfloat16')} of {len(dense)} "
         f"convolutions and matmuls in {key!r}): its answers are judged by the "
@@ -226,7 +231,7 @@ def fit_int8_budget(state: State) -> None:
         return
     from tfopt.optimizer.sensitivity import fit_budget
 
-    policy = state.policy.in_precision("int8", state.options.budget_for("int8"))
+    policy = state.policy_in("int8")
     for key, plan in list(state.int8.items()):
         sig = state.model.signatures[key]
         ctx = pass_context(sig, state.kernels, state.enabled, "int8", plan)

@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING
 
 from tensorflow.core.framework import graph_pb2
 
-from tfopt.graph.view import GraphView, WeightSource, get_attr, node_of, tensor_bytes
+from tfopt.graph.view import (
+    GraphView,
+    WeightSource,
+    get_attr,
+    node_of,
+    reachable_from,
+    tensor_bytes,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -109,6 +116,13 @@ def is_float32(node) -> bool:
     """The guard of the float32-only rewrites: the node computes in float32."""
     dtype = get_attr(node, "T")
     return dtype is not None and dtype.name == FLOAT32_ONLY
+
+
+def unreachable(view: GraphView, ctx: PassContext) -> list[str]:
+    """Nodes neither the outputs nor the load-time initializers reach (data or control),
+    protected ones aside: what no run of the graph needs."""
+    keep = reachable_from(view.nodes.values(), ctx.outputs + ctx.init_ops) | ctx.protected
+    return [n.name for n in view if n.name not in keep]
 
 
 def count_note(count: int, what: str) -> list[str]:

@@ -38,15 +38,8 @@ from tensorflow.core.framework import graph_pb2
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
 
 from tfopt.graph.ops import CONTROL_FLOW_OPS, LOWERING_ATTR
-from tfopt.graph.view import (
-    GraphView,
-    InputRef,
-    get_attr,
-    node_of,
-    reachable_from,
-    set_attr,
-)
-from tfopt.passes.base import GraphPass, PassContext, PassResult
+from tfopt.graph.view import GraphView, InputRef, get_attr, node_of, set_attr
+from tfopt.passes.base import GraphPass, PassContext, PassResult, unreachable
 
 
 def lowerable(graph_def: graph_pb2.GraphDef) -> list[str]:
@@ -84,8 +77,7 @@ class LowerControlFlow(GraphPass):
         hoisted = hoist_invariants(view, ctx.protected)
         # Inlined loop conditions leave an Identity per loop variable they do not read: run
         # every iteration for nothing, and a .pb's outputs (the nodes nobody reads) ambiguous
-        keep = reachable_from(view.nodes.values(), fetches) | ctx.protected
-        dead = [n.name for n in view if n.name not in keep]
+        dead = unreachable(view, ctx)
         view.remove(dead)
         lowered = view.to_graph_def()
         ops = Counter(node.op for node in graph_def.node if node.name in names)

@@ -131,8 +131,8 @@ class _Run:
         try:
             result = p.run(current, self.ctx)
         except Exception as err:  # a pass bug must not cost the user a model: skip and say
-            self.switch_off(spec, f"failed: {type(err).__name__}: {first_line(err, '')}",
-                            "skipped")
+            why = f"failed: {type(err).__name__}: {first_line(err, '')}"
+            self.switch_off(spec, why, f"skipped, {why}")
             return current, False
         rec.seconds += time.perf_counter() - start
         rec.runs += 1
@@ -144,7 +144,7 @@ class _Run:
         if problem is None and self.checker is not None:
             problem = self.checker(inline(result.graph_def, self.store))
         if problem is not None:
-            self.switch_off(spec, problem, "undone and switched off")
+            self.switch_off(spec, problem, f"undone and switched off: {problem}")
             return current, False
         self.record(spec, result, before, len(current.node))
         self.store.keep_only(lifted_keys(result.graph_def))
@@ -163,11 +163,11 @@ class _Run:
                                                     PassRecord(sub.name, within=spec.name))
             mine.merge(sub)
 
-    def switch_off(self, spec: PassSpec, why: str, what: str) -> None:
+    def switch_off(self, spec: PassSpec, why: str, said: str) -> None:
+        """The pass is off for the rest of the run; its record says ``why``, the log ``said``."""
         self.records[spec.name].skipped = why
         self.active[spec.name] = False
-        self.say(f"{spec.name}: {what}: {why}" if what != "skipped"
-                 else f"{spec.name}: skipped, {why}")
+        self.say(f"{spec.name}: {said}")
 
     def say(self, text: str) -> None:
         if self.log:

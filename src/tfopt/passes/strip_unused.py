@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from tfopt.graph.view import GraphView, reachable_from, referenced_functions
-from tfopt.passes.base import GraphPass, PassContext, count_note
+from tfopt.graph.view import GraphView, referenced_functions
+from tfopt.passes.base import GraphPass, PassContext, count_note, unreachable
 
 
 class StripUnused(GraphPass):
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
-        keep = reachable_from(view.nodes.values(), ctx.outputs + ctx.init_ops) | ctx.protected
-        doomed = [n.name for n in view if n.name not in keep]
+        doomed = unreachable(view, ctx)
         view.remove(doomed)
         notes = count_note(len(doomed), "unreachable nodes removed")
         used = referenced_functions(view.nodes.values(), view.graph_def.library)

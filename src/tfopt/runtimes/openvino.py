@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 
 import numpy as np
@@ -67,8 +68,6 @@ def with_precision(model_dir: str, out_dir: str, value: str) -> None:
             try:
                 os.link(os.path.join(root, name), os.path.join(target, name))
             except OSError:
-                import shutil
-
                 shutil.copy2(os.path.join(root, name), os.path.join(target, name))
     set_precision(out_dir, value)
 

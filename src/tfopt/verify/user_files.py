@@ -120,11 +120,17 @@ def _some_samples(where: str, shape: tuple[int, ...]) -> None:
         raise TfoptError(f"{where} holds no samples (shape {list(shape)})")
 
 
+def _dtype_name(dtype) -> str:
+    """``float32``: a TensorFlow DType's name, or the name itself (what declared.py reads
+    from saved_model.pb without TensorFlow)."""
+    return getattr(dtype, "name", str(dtype))
+
+
 def _checked(path: str, key: str, value: np.ndarray, info: TensorInfo) -> np.ndarray:
     """``value`` cast to the input's dtype, or a TfoptError saying why it cannot stand for it."""
     where = f"{path}: input {key!r}"
     want = info.dtype
-    name = getattr(want, "name", str(want))  # a TensorFlow DType, or its name (declared.py)
+    name = _dtype_name(want)
     kind = value.dtype.kind
     if name == "string":
         if kind not in "US":
@@ -149,7 +155,7 @@ def _numeric(where: str, value: np.ndarray, want) -> np.ndarray:
                          "compare as NaN and prove nothing; give finite samples")
     if want is None:
         return value
-    name = getattr(want, "name", str(want))
+    name = _dtype_name(want)
     if name == "bool":
         if value.dtype.kind != "b" and not np.isin(value, (0, 1)).all():
             raise TfoptError(f"{where} holds values other than 0 and 1; the model declares bool")
@@ -203,7 +209,7 @@ def read_calibration(path: str, specs: dict[str, TensorInfo], known: set[str],
 def class_counts(outputs: dict[str, TensorInfo]) -> dict[str, int]:
     """Outputs declared as class scores (``[samples, classes]``, float): key -> classes."""
     return {k: i.shape[1] for k, i in outputs.items()
-            if getattr(i.dtype, "name", str(i.dtype)).startswith(("float", "bfloat"))
+            if _dtype_name(i.dtype).startswith(("float", "bfloat"))
             and i.shape is not None and len(i.shape) == 2
             and i.shape[1] is not None and i.shape[1] >= 2}
 

@@ -21,6 +21,9 @@ def _cnn():
     y = tf.identity(tf.debugging.check_numerics(tf.nn.relu6(y), "bad"))
     z = tf.nn.depthwise_conv2d(y, tf.constant(rand(3, 3, 4, 1, seed=1)), [1, 1, 1, 1], "SAME")
     z = tf.nn.relu(tf.nn.bias_add(z, tf.constant(rand(4, seed=2))) + y)
+    s = tf.constant(np.linspace(0.5, 1.5, 4, dtype=np.float32))  # pre-activation BN (v2)
+    z = z + tf.nn.conv2d(tf.nn.relu(z * s + tf.constant(rand(4, seed=20))),
+                         tf.constant(rand(1, 1, 4, 4, seed=21)), 1, "SAME")
     z = tf.nn.conv2d(z, tf.constant(rand(3, 3, 1, 4, seed=9)), 1, "SAME")  # groups = 4
     z = tf.nn.atrous_conv2d(z, tf.constant(rand(3, 3, 4, 4, seed=16)), 2, "SAME")  # TF1 form
     t = tf.nn.bias_add(tf.transpose(z, [0, 3, 1, 2]), tf.constant(rand(4, seed=19)),

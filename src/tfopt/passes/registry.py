@@ -116,6 +116,11 @@ REGISTRY: tuple[PassSpec, ...] = (
              "fold FusedBatchNorm*/BatchNormWithGlobalNormalization and per-channel Mul/Add into "
              "Conv2D/DepthwiseConv2dNative/MatMul/Conv2DBackpropInput weights + BiasAdd",
              "after every pass that exposes a conv -> batch norm chain"),
+    PassSpec("forward_scale", "forward_scale:ForwardScale", SIMPLIFY,
+             "move a positive per-channel scale before Relu (pre-activation batch norm) into "
+             "the weights of the convs and matmuls it reaches: relu(s*x+b) = s*relu(x+b/s)",
+             "after fold_batch_norm: a scale that folds into the conv before it goes there "
+             "(with its shift); this moves only what that pass could not"),
     PassSpec("trivial_ops", "trivial_ops:RemoveTrivialOps", SIMPLIFY,
              "remove no-op Cast/Reshape/Transpose/Pad/Concat, x*1 and x+0 (shape-preserving "
              "only)",

@@ -125,6 +125,44 @@ def test_format_auto_writes_the_fastest_verified_form(small_cnn, tmp_path):
         assert len(json.load(f)["candidates"]) == 2
 
 
+@pytest.fixture(scope="module")
+def debug_model(tmp_path_factory) -> str:
+    """A TF2 module that checks and prints its activations: debug ops LiteRT cannot hold."""
+    import tensorflow as tf
+
+    class Module(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.Variable(np.random.default_rng(0).standard_normal((6, 4))
+                                 .astype(np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 6], tf.float32, name="x")])
+        def serve(self, x):
+            h = tf.debugging.check_numerics(tf.matmul(x, self.w), "h")
+            tf.print("largest activation", tf.reduce_max(h))
+            return {"y": tf.nn.tanh(h)}
+
+    module = Module()
+    path = str(tmp_path_factory.mktemp("rt") / "debug")
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    return path
+
+
+def test_format_auto_converts_tfopt_graph_where_the_original_cannot_be(debug_model, tmp_path):
+    """The original needs Select TF ops for its debug ops; tfopt's graph, without them, is
+    converted in its place, verified and timed like any candidate."""
+    out = str(tmp_path / "auto")
+    report = tfopt.optimize(debug_model, out, format="auto", time=True,
+                            runtimes=["tf", "litert"])
+    rows = {r["candidate"]: r for r in report.candidates}
+    assert "not LiteRT built-ins" in rows["litert from the original"]["why_not"], rows
+    assert rows["litert from tfopt's graph"]["verified"], rows
+    assert rows["litert from tfopt's graph"]["speedup"] > 0
+    x = np.random.default_rng(1).standard_normal((2, 6)).astype(np.float32)
+    np.testing.assert_allclose(tfopt.load(out)(x=x)["y"], tfopt.load(debug_model)(x=x)["y"],
+                               rtol=1e-4, atol=1e-6)
+
+
 def test_a_runtime_model_slower_than_the_original_is_not_written(small_cnn, tmp_path,
                                                                   monkeypatch):
     """OpenVINO ran the zoo's recurrent models at 0.46-0.65x the original: as for a

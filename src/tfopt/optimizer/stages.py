@@ -42,7 +42,7 @@ from tfopt.model.endpoints import Endpoint
 from tfopt.model.formats import check_input_names, load_model, refuse_python_ops
 from tfopt.model.loader import mark_identical
 from tfopt.model.paths import atomic_output, remove, write_metadata
-from tfopt.model.saver import write
+from tfopt.model.saver import write, write_saved_model
 from tfopt.model.signature import LoadedModel, SignatureGraph
 from tfopt.optimizer.convert import to_runtime
 from tfopt.optimizer.report import Report, SignatureReport, StageCost
@@ -102,6 +102,15 @@ class State:
         """The verification policy for a candidate computing in ``precision`` ("bf16",
         "int8"): its budget (or ``--tolerance``), this model's outputs and task kept."""
         return self.policy.in_precision(precision, self.options.budget_for(precision))
+
+    def write_generic(self, key: str, path: str) -> None:
+        """Signature ``key`` through the float32 passes for ``--target generic`` (no
+        ``_Fused*`` kernel a converter cannot read), written as a SavedModel at ``path``:
+        tfopt's graph as a source for another runtime's converter."""
+        sig = self.model.signatures[key]
+        result = run_passes(sig.graph_def, pass_context(sig, KernelSupport("generic"),
+                                                        self.enabled), self.enabled)
+        write_saved_model({key: _signature_from(sig, result)}, path, self.model.tags)
 
 
 Stage = Callable[[State], None]
@@ -442,7 +451,6 @@ def _recover_speed(state: State, key: str, check: SpeedCheck) -> SpeedCheck:
     slower (confirmed by a second timing)."""
     import tempfile
 
-    from tfopt.model.saver import write_saved_model
     from tfopt.optimizer import speed
     from tfopt.passes.registry import NAMES
 
@@ -591,12 +599,7 @@ def _optimize_signature(state: State, sig: SignatureGraph, checked: bool) -> Non
     if not result.converged:
         state.model.notes.append(f"[{sig.key}] the passes found no fixed point in "
                                  f"{result.iterations} rounds (the result is still verified)")
-    if graph_bytes(result.lifted) > variables_from():
-        # Kept lifted to the writer, which stores these weights in variables/ anyway: with
-        # their values back in the graph a 2.3 GiB model held them twice more.
-        optimized = sig.with_lifted(result.lifted, result.weights)
-    else:
-        optimized = sig.with_lifted(result.graph_def, None)
+    optimized = _signature_from(sig, result)
     graph_def = optimized.graph_def
     state.optimized[sig.key] = optimized
     state.reports[sig.key] = SignatureReport(
@@ -609,3 +612,12 @@ def _optimize_signature(state: State, sig: SignatureGraph, checked: bool) -> Non
             state.optimized[twin.key] = twin.with_lifted(graph_def, optimized.weights)
             state.reports[twin.key] = dataclasses.replace(state.reports[sig.key], key=twin.key,
                                                           same_as=sig.key)
+
+
+def _signature_from(sig: SignatureGraph, result) -> SignatureGraph:
+    """``sig`` over the graph the passes left (``result``: a pipeline result)."""
+    if graph_bytes(result.lifted) > variables_from():
+        # Kept lifted to the writer, which stores these weights in variables/ anyway: with
+        # their values back in the graph a 2.3 GiB model held them twice more.
+        return sig.with_lifted(result.lifted, result.weights)
+    return sig.with_lifted(result.graph_def, None)

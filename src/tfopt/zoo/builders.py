@@ -30,6 +30,10 @@ KERAS_APPS = {
     "efficientnet_b0": ("EfficientNetB0", (224, 224, 3)),
     "densenet121": ("DenseNet121", (224, 224, 3)),
     "mobilenet": ("MobileNet", (224, 224, 3)),
+    # pre-activation and separable-conv architectures (issue #37's comparison with TF's chain)
+    "resnet50_v2": ("ResNet50V2", (224, 224, 3)),
+    "nasnet_mobile": ("NASNetMobile", (224, 224, 3)),
+    "xception": ("Xception", (299, 299, 3)),
 }
 
 
@@ -208,6 +212,32 @@ def build_ssd(export_dir: str, seed: int = 0) -> None:
     build_ssd_inception(export_dir, seed=seed)
 
 
+def build_unet(export_dir: str, seed: int = 0) -> None:
+    """A small U-Net (128x128): conv + batch norm + ReLU down, Conv2DTranspose up, skip
+    concatenations, a per-pixel softmax."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    layers = keras.layers
+    x = inputs = keras.Input((128, 128, 3))
+    skips = []
+    for channels in (32, 64, 128):
+        x = layers.ReLU()(layers.BatchNormalization()(
+            layers.Conv2D(channels, 3, padding="same", use_bias=False)(x)))
+        x = layers.Conv2D(channels, 3, padding="same", activation="relu")(x)
+        skips.append(x)
+        x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(256, 3, padding="same", activation="relu")(x)
+    for channels, skip in zip((128, 64, 32), reversed(skips), strict=True):
+        x = layers.Conv2DTranspose(channels, 2, strides=2, padding="same")(x)
+        x = layers.Concatenate()([x, skip])
+        x = layers.ReLU()(layers.BatchNormalization()(
+            layers.Conv2D(channels, 3, padding="same", use_bias=False)(x)))
+    model = keras.Model(inputs, layers.Conv2D(2, 1, activation="softmax")(x))
+    randomize_batch_norm(model, seed)
+    model.export(export_dir, format="tf_saved_model", verbose=False)
+
+
 def build_digits_cnn(export_dir: str, seed: int = 0) -> None:
     from tfopt.zoo.digits import build_digits
 
@@ -269,6 +299,7 @@ BUILDERS: dict[str, tuple[Callable[[str, int], None], str]] = {
                                                      "beside it)"),
     "ssd_inception": (build_ssd, "SSD detector on an Inception-v2-style backbone (TF1 export)"),
     "toy_tf1": (build_toy_tf1, "small TF1 classifier with Saver, training branch, debug ops"),
+    "unet": (build_unet, "U-Net, 128x128 (Conv2DTranspose, skip concatenations, batch norm)"),
     "toy_tf2": (build_toy_tf2, "TF2 module with tf.cond, tf.while_loop, map_fn, embeddings"),
     **{kind: (functools.partial(build_recurrent, kind), text)
        for kind, text in RECURRENT.items()},

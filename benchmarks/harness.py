@@ -188,7 +188,8 @@ def write_markdown(path: str, title: str, setup: str, sections: Sequence[Sequenc
     print(text)
 
 
-METHOD = ("Threads = cores, Grappler on (as users run models). {rounds} rounds, a fresh process "
-          "per model and round, order alternating; throughput = median over rounds (samples/s); "
-          "ratios to the original with 95% paired-bootstrap intervals; the A/A column is the "
-          "original timed again in the same run (its noise).")
+METHOD = ("Threads = cores, Grappler on (as users run models). {rounds} rounds, each a fresh "
+          "process holding every model, called in alternating blocks; throughput = median over "
+          "rounds (samples/s); ratios to the original = median of block-pair ratios with 95% "
+          "bootstrap intervals; the A/A column is the original timed again in the same run "
+          "(its noise).")

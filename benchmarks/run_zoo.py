@@ -100,7 +100,10 @@ def write_chart(path: str, rows: list[harness.Row]) -> None:
     ax.axhline(1.0, color="grey", lw=1)
     ax.set_xticks(x, labels, fontsize=8)
     ax.set_ylabel("throughput / original")
-    ax.set_title(f"Speedup over the original (TensorFlow {tf.__version__}, {cpu_model()})")
+    from tfopt.runtime import current_runtime, runtime_label
+
+    ax.set_title(f"Speedup over the original (TensorFlow {tf.__version__}, "
+                 f"{runtime_label(current_runtime())}, {cpu_model()})")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -35,6 +35,7 @@ def test_resnet_v2_block_scale_into_both_convs_through_pad():
     after = counts(result.graph_def)
     assert result.changed and after.get("Mul", 0) == before["Mul"] - 1
     assert after["Conv2D"] == 3 and after["Relu"] == 1  # the shift stays, unscaled
+    assert len(result.graph_def.node) == len(gd.node) - 1  # its constant rewritten in place
     check_same(gd, result.graph_def)
 
 

@@ -91,9 +91,14 @@ class ForwardScale(GraphPass):
         for reader in absorbers:
             self._scale_weights(view, reader, scale)
         if shift is not None:
-            bias = view.value(view.input_node(shift, bias_slot))
-            view.set_input(shift, bias_slot, view.add_const(
-                shift.name + "/unscaled", (bias / scale).astype(bias.dtype), shift.device))
+            const = view.input_node(shift, bias_slot)
+            bias = view.value(const)
+            unscaled = (bias / scale.reshape((1,) * (bias.ndim - 1) + (-1,))).astype(bias.dtype)
+            if len(view.consumers(const.name)) == 1 and unscaled.shape == bias.shape:
+                set_const_value(const, unscaled)
+            else:  # shared (or a broadcast scalar): this shift gets its own
+                view.set_input(shift, bias_slot, view.add_const(shift.name + "/unscaled",
+                                                                unscaled, shift.device))
         view.bypass(mul, [refs[data_idx]])
         return 1
 

@@ -94,5 +94,7 @@ def test_every_pass_changes_some_shared_graph():
             unused.append(spec.name)
     # TF1 Switch/Merge and function calls: covered in test_cleanup and test_inline_calls;
     # reduced_precision acts only with precision="bf16": test_reduced_precision;
-    # quantize_int8 only with precision="int8" and calibrated ranges: test_quantize_int8
-    assert unused == ["inline_calls", "switch_const", "reduced_precision", "quantize_int8"]
+    # quantize_int8 only with precision="int8" and calibrated ranges: test_quantize_int8;
+    # unfuse_kernels only on graphs that arrive fused: test_unfuse_kernels
+    assert unused == ["inline_calls", "switch_const", "unfuse_kernels", "reduced_precision",
+                      "quantize_int8"]

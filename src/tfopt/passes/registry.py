@@ -72,6 +72,12 @@ REGISTRY: tuple[PassSpec, ...] = (
              "resolve TF1 Switch/Merge conditionals on a constant predicate (dead branch gone)",
              "after identity: a folded training flag reaches its Switch only once the Identity "
              "between them is gone"),
+    PassSpec("unfuse_kernels", "unfuse_kernels:UnfuseKernels", SIMPLIFY,
+             "split _Fused* kernels already in the input that the target's runtimes do not run "
+             "(a oneDNN-only form where oneDNN is off; any, for --target generic) back into "
+             "their plain ops",
+             "before the folding passes, which read plain ops; fuse_kernels (finalize) fuses "
+             "again what the target runs"),
     PassSpec("constant_fold", "constant_fold:ConstantFold", SIMPLIFY,
              "evaluate constant subgraphs (weights arithmetic, static shapes) into Const nodes",
              "before fold_batch_norm: turns Rsqrt(var + eps) * gamma and friends into the "

@@ -60,8 +60,23 @@ def _op_type(label: str, fallback: str) -> str:
     return fallback
 
 
+def _calls_inlined(sig: SignatureGraph) -> SignatureGraph:
+    """``sig`` with its function calls inlined: a graph whose lowered loops sit in a called
+    function (tfopt's TF2 SavedModels) otherwise profiles as one ``PartitionedCall`` op
+    timed across the whole loop, hiding every kernel in it."""
+    from tfopt.passes.base import PassContext
+    from tfopt.passes.inline_calls import InlineCalls
+
+    ctx = PassContext(protected=sig.protected_nodes, outputs=sig.output_tensors,
+                      inputs=[t.tensor for t in sig.inputs.values()], init_ops=list(sig.init_ops),
+                      weights=sig.weights)
+    result = InlineCalls().run(sig.graph_def, ctx)
+    return sig.with_graph(result.graph_def) if result.changed else sig
+
+
 def profile_graph(sig: SignatureGraph, feeds: dict[str, np.ndarray], runs: int = 5,
                   warmup: int = 3) -> OpProfile:
+    sig = _calls_inlined(sig)
     fetches = [t.tensor for t in sig.outputs.values()]
     fed = feed_dict(sig, feeds)
     times: Counter = Counter()

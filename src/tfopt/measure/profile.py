@@ -67,10 +67,7 @@ def _calls_inlined(sig: SignatureGraph) -> SignatureGraph:
     from tfopt.passes.base import PassContext
     from tfopt.passes.inline_calls import InlineCalls
 
-    ctx = PassContext(protected=sig.protected_nodes, outputs=sig.output_tensors,
-                      inputs=[t.tensor for t in sig.inputs.values()], init_ops=list(sig.init_ops),
-                      weights=sig.weights)
-    result = InlineCalls().run(sig.graph_def, ctx)
+    result = InlineCalls().run(sig.graph_def, PassContext.of_signature(sig))
     return sig.with_graph(result.graph_def) if result.changed else sig
 
 

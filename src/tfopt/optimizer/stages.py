@@ -575,12 +575,9 @@ def pass_context(sig: SignatureGraph, kernels: KernelSupport | None,
     """What the passes may know of a signature. Only declared shapes are used by passes
     (never the verification feeds): nothing may be specialised to the batch size that
     happened to be verified."""
-    return PassContext(protected=sig.protected_nodes, outputs=sig.output_tensors,
-                       inputs=[t.tensor for t in sig.inputs.values()],
-                       init_ops=list(sig.init_ops), kernels=kernels, enabled=enabled,
-                       weights=sig.weights,
-                       precision=precision, ranges=int8.ranges if int8 else None,
-                       keep_float=int8.keep_float if int8 else frozenset())
+    return PassContext.of_signature(sig, kernels=kernels, enabled=enabled, precision=precision,
+                                    ranges=int8.ranges if int8 else None,
+                                    keep_float=int8.keep_float if int8 else frozenset())
 
 
 def _optimize_signature(state: State, sig: SignatureGraph, checked: bool) -> None:

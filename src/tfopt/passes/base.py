@@ -48,6 +48,15 @@ class PassContext:
     # through the pass's GraphView
     weights: WeightSource | None = None
 
+    @classmethod
+    def of_signature(cls, sig, **settings) -> PassContext:
+        """What a signature graph (:class:`tfopt.model.signature.SignatureGraph`) tells the
+        passes: nodes to keep, outputs, inputs, load-time initializers, lifted weights;
+        ``settings`` are the other fields."""
+        return cls(protected=sig.protected_nodes, outputs=sig.output_tensors,
+                   inputs=[t.tensor for t in sig.inputs.values()], init_ops=list(sig.init_ops),
+                   weights=sig.weights, **settings)
+
 
 @dataclass
 class PassResult:

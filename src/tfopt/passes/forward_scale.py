@@ -24,13 +24,14 @@ from __future__ import annotations
 import numpy as np
 
 from tfopt.graph.shapes import StaticInfo
-from tfopt.graph.view import GraphView, get_attr, set_const_value
+from tfopt.graph.view import GraphView, const_shape, get_attr, set_const_value
 from tfopt.passes.base import GraphPass, PassContext, count_note, is_float32
 
 SHIFTS = {"Add", "AddV2", "BiasAdd"}
 # Ops through which a positive per-channel scale passes unchanged (f(s*x) == s*f(x)).
 COMMUTING = {"Relu", "LeakyRelu", "MaxPool", "AvgPool", "Pad", "MirrorPad", "Mean", "Identity"}
-# Readers that absorb the scale into their weights (input 1), by the weight axis it scales.
+# Readers that absorb the scale into their weights (input 1), by the weight axis it scales
+# (MatMul with transpose_b: 1).
 ABSORB_AXIS = {"Conv2D": 2, "DepthwiseConv2dNative": 2, "MatMul": 0}
 
 
@@ -52,6 +53,13 @@ class _Shapes:
         if self._info is None:
             self._info = StaticInfo(self._view.to_graph_def())
         return self._info.shape(tensor)
+
+
+def _weight_axis(reader) -> int:
+    """The axis of ``reader``'s weights that runs over its input channels."""
+    if reader.op == "MatMul" and get_attr(reader, "transpose_b", False):
+        return 1
+    return ABSORB_AXIS[reader.op]
 
 
 def _keeps_shape(shapes: _Shapes, data, mul, channels: int) -> bool:
@@ -107,9 +115,8 @@ class ForwardScale(GraphPass):
         """The Add of a per-channel constant right after the scale (the batch norm's shift),
         and which of its inputs is that constant; (None, 0) when there is none."""
         shift = view.sole_reader(mul.name, ctx.protected)
-        if shift is None or shift.op not in SHIFTS or not is_float32(shift):
-            return None, 0
-        if shift.name in ctx.protected:
+        if (shift is None or shift.op not in SHIFTS or not is_float32(shift)
+                or shift.name in ctx.protected):
             return None, 0
         for slot in ((1,) if shift.op == "BiasAdd" else (1, 0)):
             bias = _channel_vector(view.const_input(shift, slot))
@@ -149,16 +156,12 @@ class ForwardScale(GraphPass):
         weights = view.input_node(reader, 1)
         if weights is None or weights.op != "Const" or not is_float32(reader):
             return False
-        if reader.op == "MatMul":
-            if get_attr(reader, "transpose_a", False):
-                return False
-            axis = 1 if get_attr(reader, "transpose_b", False) else 0
-        else:
-            if get_attr(reader, "data_format", "NHWC") != "NHWC":
-                return False
-            axis = ABSORB_AXIS[reader.op]
-        shape = weights.attr["value"].tensor.tensor_shape.dim
-        return len(shape) > axis and shape[axis].size == channels
+        if reader.op == "MatMul" and get_attr(reader, "transpose_a", False):
+            return False
+        if reader.op != "MatMul" and get_attr(reader, "data_format", "NHWC") != "NHWC":
+            return False
+        shape, axis = const_shape(weights), _weight_axis(reader)
+        return len(shape) > axis and shape[axis] == channels
 
     @staticmethod
     def _commutes(view: GraphView, node) -> bool:
@@ -177,12 +180,8 @@ class ForwardScale(GraphPass):
     def _scale_weights(view: GraphView, reader, scale: np.ndarray) -> None:
         weights = view.input_node(reader, 1)
         w = view.value(weights)
-        if reader.op == "MatMul":
-            axis = 1 if get_attr(reader, "transpose_b", False) else 0
-        else:
-            axis = ABSORB_AXIS[reader.op]
         shape = [1] * w.ndim
-        shape[axis] = scale.size
+        shape[_weight_axis(reader)] = scale.size
         scaled = (w * scale.reshape(shape)).astype(w.dtype)
         if len(view.consumers(weights.name)) > 1:  # shared weights: this reader gets a copy
             view.set_input(reader, 1, view.add_const(weights.name + "/scaled", scaled,

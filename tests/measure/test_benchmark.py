@@ -130,23 +130,28 @@ def test_a_promising_undecided_candidate_is_timed_again(monkeypatch):
     candidate ~1.2x faster whose interval still reaches 1.0 (disturbed blocks) gets as many
     again, and the decision is taken on all; a decided or unpromising one is not timed
     again."""
-    from tfopt.measure import benchmark as bm
     from tfopt.measure import stats
+    from tfopt.optimizer import speed
 
-    monkeypatch.setattr("tfopt.model.saver.write_saved_model", lambda *a, **k: {})
-    runs = [([[100.0] * 5, [100.0] * 5], [[118.0, 121, 60, 119, 122], [60.0, 119, 120, 62, 121]]),
-            ([[100.0, 101, 99, 100, 100]] * 2, [[119.0, 120, 118, 121, 117]] * 2)]
+    promising = ([[100.0] * 5, [100.0] * 5],
+                 [[118.0, 121, 60, 119, 122], [60.0, 119, 120, 62, 121]])
+    runs = [promising, ([[100.0, 101, 99, 100, 100]] * 2, [[119.0, 120, 118, 121, 117]] * 2)]
     calls = []
-    monkeypatch.setattr(bm, "time_interleaved",
+    monkeypatch.setattr(speed, "time_interleaved",
                         lambda *a, **k: (calls.append(1), runs[len(calls) - 1])[1])
     first = stats.paired_ratio(runs[0][1], runs[0][0])
-    assert not first.measurable and first.value >= bm.PROMISING
-    decided = bm.time_candidate(None, None, "k", ("serve",), {})
-    assert len(calls) == 2 and decided.faster and 1.15 < decided.value < 1.22
+    assert not first.measurable and first.value >= speed.PROMISING
+    (decided,) = speed.time_all_against("a", ["b"], "k", {}, decide=True)
+    assert len(calls) == 2 and decided.ratio.faster and 1.15 < decided.ratio.value < 1.22
 
     calls.clear()
     runs[0] = ([[100.0] * 5] * 2, [[103.0, 101, 60, 104, 102]] * 2)  # 1.02x: not worth more
-    assert not bm.time_candidate(None, None, "k", ("serve",), {}).faster and len(calls) == 1
+    (again,) = speed.time_all_against("a", ["b"], "k", {}, decide=True)
+    assert not again.ratio.faster and len(calls) == 1
+    calls.clear()
+    runs[0] = promising  # the speed check (no decision to take) never times twice
+    speed.time_all_against("a", ["b"], "k", {})
+    assert len(calls) == 1
 
 
 def test_interleaved_timing_pairs_blocks_of_two_models_in_each_process(tmp_path):

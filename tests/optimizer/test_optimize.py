@@ -130,7 +130,7 @@ def test_pass_selection(toy_tf1, tmp_path):
 def test_checked_pipeline_switches_off_a_pass_that_breaks_outputs(toy_tf1):
     """The checker sees real outputs; a pass whose result it rejects is undone and named."""
     from tfopt.graph.kernels import KernelSupport
-    from tfopt.optimizer.stages import pass_context as _context
+    from tfopt.optimizer.candidates import pass_context as _context
     from tfopt.passes.pipeline import run_passes
     from tfopt.passes.registry import select
     from tfopt.verify.runners import run_graph_def

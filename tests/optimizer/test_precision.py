@@ -86,12 +86,16 @@ def test_auto_keeps_bf16_only_when_accurate_and_faster(digits_cnn, tmp_path):
     notes = " | ".join(n for n in report.notes if n.startswith("precision auto:"))
     assert report.verified and report.precision in ("fp32", "bf16")
     assert "no int8 (no --calibration-file" in notes or "no int8 (this CPU" in notes
+    rows = {r["candidate"]: r for r in report.candidates if r["choice"] == "precision"}
     if why_not_bf16() is not None:
-        assert report.precision == "fp32" and why_not_bf16() in notes
-    elif report.precision == "bf16":
+        assert report.precision == "fp32" and why_not_bf16() in notes and not rows
+    else:  # the bf16 candidate is listed with its verdict, timed against float32
+        assert rows["bf16"]["written"] == (report.precision == "bf16")
+        assert not rows["bf16"]["verified"] or rows["bf16"]["against"] == "float32"
+    if why_not_bf16() is None and report.precision == "bf16":
         assert "bf16, " in notes and "faster than float32" in notes
         assert report.tolerance == pytest.approx(2e-2)
-    else:
+    elif why_not_bf16() is None:
         assert any(why in notes for why in ("no measurable gain", "float32: slower",
                                             "misses the accuracy budget"))
         assert report.tolerance == pytest.approx(1e-4)

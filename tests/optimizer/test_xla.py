@@ -42,6 +42,11 @@ def test_auto_times_and_says_what_it_kept(bert_export, tmp_path):
     assert report.verified
     (note,) = [n for n in report.notes if n.startswith("xla:")]
     assert "x [" in note and ("kept" in note)
+    # the choice's candidate is listed with its verdict, timed against the model without it
+    (row,) = [r for r in report.candidates if r["choice"] == "xla"]
+    assert row["candidate"] == "with its XLA cluster" and row["verified"]
+    assert row["against"] == "without an XLA cluster" and row["speedup"] > 0
+    assert row["written"] == ("not kept" not in note) and "with its XLA cluster" in report.table()
 
 
 def test_convolutions_first_means_no_cluster(keras_resnet):
@@ -175,13 +180,13 @@ def test_sparse_feature_columns_stay_with_tensorflow(tmp_path, monkeypatch):
     assert any("city string (var-len)" in n for n in report.notes)
 
     from tfopt.errors import TfoptError
-    from tfopt.measure import benchmark
+    from tfopt.optimizer import speed
 
     def fails(*_args, **_kwargs):
         raise TfoptError("/tmp/x/candidate: fails on the generated inputs: Detected "
                          "unsupported operations (give inputs with --inputs-file)")
 
-    monkeypatch.setattr(benchmark, "time_candidate", fails)
+    monkeypatch.setattr(speed, "time_all_against", fails)
     auto = tfopt.optimize(src, str(tmp_path / "auto"), xla="auto")
     assert auto.verified
     assert any(n.startswith("xla: not used, the compiled cluster failed to run: Detected")

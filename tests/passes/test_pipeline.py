@@ -5,7 +5,7 @@ import pytest
 from tfopt.errors import VerificationError
 from tfopt.graph.kernels import KernelSupport
 from tfopt.model.formats import load_model
-from tfopt.optimizer.stages import pass_context as _context
+from tfopt.optimizer.candidates import pass_context as _context
 from tfopt.passes.pipeline import run_checked
 from tfopt.passes.registry import select
 from tfopt.verify.inputs import make_inputs

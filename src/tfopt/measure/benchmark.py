@@ -493,7 +493,6 @@ def benchmark(paths: list[str], settings: Settings,
     return BenchmarkResult(results, env, schedule)
 
 
-PROMISING = 1.10  # a timed candidate this much faster, undecided, is timed a second time
 INTERLEAVED_PROCESSES = 3  # per set; which model loads first alternates between them
 INTERLEAVED_BLOCKS = 10    # alternating blocks per model and process (at most)
 BLOCK_SECONDS = 0.25       # each block at least this long (and at least one call)
@@ -556,32 +555,6 @@ def time_interleaved(paths: list[str], key: str, feeds: dict,
                 for m in range(1, n))
             say(f"  process {p + 1}/{processes}: {ratios} over {chosen[0]} block pairs")
     return tuple(rates)
-
-
-def time_candidate(plain, candidate, key: str, tags: tuple[str, ...], feeds: dict,
-                   say: Callable[[str], None] | None = None) -> stats.Ratio:
-    """Time signature ``key`` of two graph forms (``SignatureGraph``s) written as SavedModels,
-    on ``feeds`` (:func:`time_interleaved`): the candidate's throughput over the plain one's,
-    with its interval (how ``--xla auto`` and ``--precision auto`` decide)."""
-    import tempfile
-
-    from tfopt.model.saver import write_saved_model
-
-    with tempfile.TemporaryDirectory(prefix="tfopt-time-") as tmp:
-        paths = [os.path.join(tmp, "plain"), os.path.join(tmp, "candidate")]
-        for path, sig in zip(paths, (plain, candidate), strict=True):
-            write_saved_model({key: sig}, path, tags)
-        plain_rates, rates = time_interleaved(paths, key, feeds, say)
-        first = stats.paired_ratio(rates, plain_rates)
-        if first.measurable or first.value < PROMISING:
-            return first
-        # A gain worth having whose interval still reaches 1.0: one process's luck may
-        # decide that. As many processes again, and the decision on all of them.
-        if say:
-            say(f"  {first.short()}: not decided by {INTERLEAVED_PROCESSES} processes; "
-                f"{INTERLEAVED_PROCESSES} more ...")
-        more_plain, more = time_interleaved(paths, key, feeds, say)
-    return stats.paired_ratio(rates + more, plain_rates + more_plain)
 
 
 def chart_png(result: BenchmarkResult) -> bytes:

@@ -17,52 +17,34 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-from dataclasses import dataclass
 
 from tfopt.errors import TfoptError, VerificationError
 from tfopt.model.paths import size_on_disk
+from tfopt.optimizer.candidates import Candidate
 from tfopt.options import RUNTIME_FORMATS
 from tfopt.runtime import current_runtime, runtime_label
 from tfopt.runtimes import default_threads, require
 from tfopt.verify import isolate
 
 
-@dataclass
-class Converted:
-    """One source converted for the runtime, and what became of it."""
+def _name(fmt: str, precision: str, source: str) -> str:
+    """``openvino bf16 from tfopt's graph``."""
+    return f"{fmt}{' ' + precision if precision != 'fp32' else ''} from {source}"
 
-    source: str          # "tfopt's graph" or "the original"
-    fmt: str = ""        # the runtime format ("litert", "openvino")
-    precision: str = "f32"  # what the runtime computes in ("bf16": OpenVINO's bf16 hint)
-    label: str = ""      # the runtime that runs it (version, threads)
-    path: str = ""       # the runtime's model directory ("" : not converted)
-    why_not: str = ""    # why it was not converted or not verified
-    worst: float = 0.0   # worst relative difference from the original's answers
-    speed: object = None  # SpeedCheck against the original, when timed
 
-    @property
-    def name(self) -> str:
-        return f"{self.fmt}{' ' + self.precision if self.precision != 'f32' else ''} from " \
-               f"{self.source}"
+def _hint(precision: str) -> str:
+    """The runtime's spelling of a precision (OpenVINO's ``INFERENCE_PRECISION_HINT``)."""
+    return "f32" if precision == "fp32" else precision
 
-    def row(self, written: bool = False) -> dict:
-        """The candidate's line in the report's table (and tfopt.json's ``candidates``)."""
-        speed = self.speed
-        return {"candidate": self.name, "runtime": self.label, "verified": not self.why_not,
-                "why_not": self.why_not, "worst": None if self.why_not else self.worst,
-                "speedup": speed.ratio.value if speed else None,
-                "interval": [speed.ratio.low, speed.ratio.high] if speed else None,
-                "bytes": (size_on_disk(self.path)
-                          if self.path and os.path.exists(self.path) else None),
-                "written": written}
 
-    def note(self) -> str:
-        head = f"{self.name}: "
-        if self.why_not:
-            return head + self.why_not
-        timed = f", {self.speed.describe()}" if self.speed is not None else ""
-        size = f", {size_on_disk(self.path) / 1e6:.2f} MB" if os.path.exists(self.path) else ""
-        return head + f"verified (worst relative difference {self.worst:.2e}){timed}{size}"
+def _note(cand: Candidate, written: bool = False) -> str:
+    head = f"{cand.name}: "
+    if cand.why_not:
+        return head + cand.why_not
+    timed = f", {cand.speed.describe()}" if cand.speed is not None else ""
+    size = f", {size_on_disk(cand.path) / 1e6:.2f} MB" if os.path.exists(cand.path) else ""
+    return (head + f"verified (worst relative difference {cand.worst:.2e}){timed}{size}"
+            + (" (written)" if written else ""))
 
 
 def only_signature(state) -> str:
@@ -78,31 +60,35 @@ def only_signature(state) -> str:
     return "serving_default" if "serving_default" in same else keys[0]
 
 
-def _verify(candidate: Converted, fmt: str, key: str, state, threads: int) -> None:
+def _verify(cand: Candidate, key: str, state, threads: int) -> None:
     """Run in the runtime on the verification inputs, judged by the precision's budget."""
-    got = isolate.run_in_runtime(candidate.path, fmt, {key: state.feeds[key]}, threads)
+    got = isolate.run_in_runtime(cand.path, cand.recipe.fmt, {key: state.feeds[key]}, threads)
     if isinstance(got, isolate.ChildFailed):
-        candidate.why_not = f"fails to run in the runtime ({got})"
+        cand.drop(f"fails to run in the runtime ({got})")
         return
-    policy = (state.policy if candidate.precision == "f32"
-              else state.policy_in(candidate.precision))
-    checks = state.refs.check(key, got[key], policy, current_runtime())
+    checks = state.refs.check(key, got[key], cand.policy, current_runtime())
+    cand.checks = {key: checks}
     bad = [c for c in checks if not c.ok]
-    candidate.worst = max((c.rel for c in checks), default=0.0)
+    cand.worst = max((c.rel for c in checks), default=0.0)
     if bad:
-        candidate.why_not = f"answers differently: {bad[0].describe()}"
+        cand.drop(f"answers differently: {bad[0].describe()}")
 
 
 def _convert_all(state, fmt: str, sources: list[tuple[str, str]], key: str
-                 ) -> list[Converted]:
+                 ) -> list[Candidate]:
     """Each source converted for runtime ``fmt`` and verified in it."""
     module = require(fmt)
     threads = default_threads()
-    precisions = state.options.runtime_precisions(fmt)
+    precisions = ["fp32" if p == "f32" else p for p in state.options.runtime_precisions(fmt)]
     tried = []
     for name, src in sources:
-        converted = Converted(name, fmt=fmt, label=module.label(threads))
-        state.say(f"converting {name} for {converted.label} ...")
+        converted = dataclasses.replace(
+            state.chosen, name=_name(fmt, "fp32", name), choice="format",
+            recipe=dataclasses.replace(state.chosen.recipe, fmt=fmt, source=name,
+                                       precision="fp32"),
+            policy=state.policy_in("fp32"), runtime=module.label(threads), checks=None,
+            worst=None, speed=None, why_not="", notes=[])
+        state.say(f"converting {name} for {converted.runtime} ...")
         try:
             slug = "original" if src == state.options.src else "tfopt"
             converted.path = os.path.join(os.path.dirname(state.out), f"{fmt}-{slug}")
@@ -112,20 +98,22 @@ def _convert_all(state, fmt: str, sources: list[tuple[str, str]], key: str
             tried.append(converted)
             continue
         for precision in precisions:  # one conversion, run in each precision asked for
-            candidate = dataclasses.replace(converted, precision=precision,
-                                            label=module.label(threads, precision))
-            if precision != "f32":
-                candidate.path = f"{converted.path}-{precision}"
-                module.with_precision(converted.path, candidate.path, precision)
-            tried.append(candidate)
+            cand = dataclasses.replace(
+                converted, name=_name(fmt, precision, name),
+                recipe=dataclasses.replace(converted.recipe, precision=precision),
+                policy=state.policy_in(precision), runtime=module.label(threads, _hint(precision)))
+            if precision != "fp32":
+                cand.path = f"{converted.path}-{precision}"
+                module.with_precision(converted.path, cand.path, precision)
+            tried.append(cand)
             if state.feeds is not None:
-                _verify(candidate, fmt, key, state, threads)
-        if "f32" not in precisions:
+                _verify(cand, key, state, threads)
+        if "fp32" not in precisions:
             shutil.rmtree(converted.path)
     return tried
 
 
-def _auto_candidates(state, original: list[tuple[str, str]], key: str) -> list[Converted]:
+def _auto_candidates(state, original: list[tuple[str, str]], key: str) -> list[Candidate]:
     """``--format auto``: each runtime's converter reads the original (the SavedModel written
     carries fused kernels converters cannot read, and converting from tfopt's generic graph
     instead measured within 1-2% of it, MobileNetV2 on OpenVINO); where the original cannot
@@ -145,11 +133,11 @@ def _auto_candidates(state, original: list[tuple[str, str]], key: str) -> list[C
 
 
 def to_runtime(state) -> None:
-    """WRITE stage, ``--format litert|openvino|auto``: the candidates converted, verified and
-    timed against the original in one run (``auto``: with the SavedModel, already checked
-    for speed, timed beside them); the fastest verified one replaces the written SavedModel
-    in the temporary output, unless (``auto``) the SavedModel is faster. Every candidate is
-    noted with its verdict."""
+    """WRITE stage, the format choice (``--format litert|openvino|auto``): the candidates
+    converted, verified and timed against the original in one run (``auto``: with the
+    SavedModel, already checked for speed, timed beside them); the fastest verified one
+    replaces the written SavedModel in the temporary output, unless (``auto``) the SavedModel
+    is faster. Every candidate is noted with its verdict."""
     from tfopt.model.formats import detect
 
     opts = state.options
@@ -162,86 +150,78 @@ def to_runtime(state) -> None:
     else:
         tried = _convert_all(state, opts.format, [("tfopt's graph", state.out), *original], key)
     good = [c for c in tried if not c.why_not]
-    state.model.notes.extend(c.note() for c in tried if c.why_not)
-    # the speed check's timing of the SavedModel (one distinct signature: one entry)
-    saved = (next(iter(state.speed.values()), None)
-             if opts.format == "auto" and "tf" in opts.runtime_choices else None)
+    notes = [_note(c) for c in tried if c.why_not]
+    # the SavedModel as the speed check timed it (one distinct signature: one entry)
+    saved = (_saved(state, next(iter(state.speed.values())))
+             if state.speed and opts.format == "auto" and "tf" in opts.runtime_choices
+             else None)
     if not good and saved is None:
-        reasons = "; ".join(c.note() for c in tried) or "no runtime installed"
+        reasons = "; ".join(_note(c) for c in tried) or "no runtime installed"
         raise VerificationError(f"no verified {opts.format} model: {reasons}; nothing written")
     if opts.time and state.feeds is not None:
-        saved = _time(good, key, state, saved)
-    best = max(good, key=lambda c: c.speed.ratio.value if c.speed is not None else 0.0,
-               default=None)
-    if saved is not None and (best is None or best.speed is None
-                              or best.speed.ratio.value <= saved.ratio.value):
-        state.model.notes.extend(c.note() for c in good)
-        state.model.notes.append(f"format auto: the SavedModel ({saved.describe()}) is the "
-                                 "fastest verified form (written)")
-        best = None
-    else:
-        state.model.notes.extend(c.note() + (" (written)" if c is best else "") for c in good)
-        if saved is not None:
-            state.model.notes.append(f"format auto: the SavedModel, {saved.describe()}")
-    state.candidates = [c.row(written=c is best) for c in tried]
+        _time(good, key, state, saved)
+    best = max([*good, *([saved] if saved else [])],
+               key=lambda c: c.speed.ratio.value if c.speed is not None else 0.0)
+    notes += [_note(c, written=c is best and best is not saved) for c in good]
     if saved is not None:
-        state.candidates.insert(0, _saved_row(state, saved, written=best is None))
+        notes.append(f"format auto: the SavedModel ({saved.speed.describe()}) is the fastest "
+                     "verified form (written)" if best is saved
+                     else f"format auto: the SavedModel, {saved.speed.describe()}")
+    state.chosen = best
+    state.note(([saved] if saved else []) + tried, notes)
     for c in good:
         if c is not best and os.path.isdir(c.path):
             shutil.rmtree(c.path)
-    if best is not None and best.speed is not None and best.speed.slower:
+    if best is not saved and best.speed is not None and best.speed.slower:
         # as for a SavedModel: a slower model is a defect (OpenVINO ran the recurrent zoo
         # models at 0.46-0.65x the original here)
         raise VerificationError(
-            f"the fastest verified {best.fmt} model is slower than the original "
+            f"the fastest verified {best.recipe.fmt} model is slower than the original "
             f"({best.speed.describe()}); nothing written: the original is the faster model to "
             "ship (or --format saved_model / auto)")
-    if best is not None:
+    if best is not saved:
         _replace(state, best, key)
 
 
-def _saved_row(state, saved, written: bool) -> dict:
-    """``--format auto``: the SavedModel's line beside the runtimes' (verified before)."""
-    worst = max((c.rel for r in state.reports.values() for c in r.checks), default=0.0)
-    return {"candidate": f"SavedModel ({state.precision})",
-            "runtime": f"TensorFlow {runtime_label(current_runtime())}", "verified": True,
-            "why_not": "", "worst": worst, "speedup": saved.ratio.value,
-            "interval": [saved.ratio.low, saved.ratio.high],
-            "bytes": size_on_disk(state.out), "written": written}
+def _saved(state, check) -> Candidate:
+    """``--format auto``: the SavedModel as a candidate beside the runtimes' (verified and
+    timed before)."""
+    chosen = state.chosen
+    return dataclasses.replace(
+        chosen, name=f"SavedModel ({chosen.recipe.precision})", choice="format",
+        runtime=f"TensorFlow {runtime_label(current_runtime())}", path=state.out, speed=check,
+        against="the original")
 
 
-def _replace(state, best: Converted, key: str) -> None:
+def _replace(state, best: Candidate, key: str) -> None:
     """The runtime model takes the SavedModel's place in the temporary output."""
     if best.speed is not None:
         state.speed = {key: best.speed}
-    if best.precision != "f32":  # said as a reduced-precision SavedModel is, with its budget
-        state.precision = best.precision
-        state.policy = state.policy_in(best.precision)
     shutil.rmtree(state.out)
     os.rename(best.path, state.out)
-    module = require(best.fmt)
-    threads = default_threads()
-    state.runtime_written = {"format": best.fmt, "runtime": best.label,
-                             "version": module.available(), "threads": threads,
-                             "source": best.source, "signature": key,
-                             "precision": best.precision,
-                             "worst": best.worst}
+    best.path = state.out
+    module = require(best.recipe.fmt)
+    state.runtime_written = {"format": best.recipe.fmt, "runtime": best.runtime,
+                             "version": module.available(), "threads": default_threads(),
+                             "source": best.recipe.source, "signature": key,
+                             "precision": _hint(best.recipe.precision), "worst": best.worst}
 
 
-def _time(good: list[Converted], key: str, state, saved=None):
+def _time(good: list[Candidate], key: str, state, saved: Candidate | None = None) -> None:
     """All verified candidates against the original in one interleaved run (one set of
     processes and blocks: their ratios are comparable, and it costs one timing); with
-    ``saved`` (auto: the SavedModel's speed check) the SavedModel is timed in the same run,
-    and its check from that run is returned."""
+    ``saved`` (auto: the SavedModel, checked for speed before) the SavedModel is timed in the
+    same run, and its speed taken from that run."""
     from tfopt.optimizer import speed
 
+    timed = good + ([saved] if saved is not None else [])
     if not good:
-        return saved
-    paths = [c.path for c in good] + ([state.out] if saved is not None else [])
-    names = [c.name for c in good] + (["the SavedModel"] if saved else [])
-    state.say(f"timing {', '.join(names)} against the original ...")
-    checks = speed.time_all_against(state.options.src, paths, key, state.feeds[key], state.say)
-    for candidate, check in zip(good, checks[:len(good)], strict=True):
-        candidate.speed = dataclasses.replace(
-            check, runtime=f"{candidate.label} vs TensorFlow {runtime_label(current_runtime())}")
-    return checks[-1] if saved is not None else None
+        return
+    state.say(f"timing {', '.join(c.name for c in timed)} against the original ...")
+    checks = speed.time_all_against(state.options.src, [c.path for c in timed], key,
+                                    state.feeds[key], state.say)
+    for cand, check in zip(timed, checks, strict=True):
+        cand.speed, cand.against = check, "the original"
+        if cand is not saved:
+            cand.speed = dataclasses.replace(
+                check, runtime=f"{cand.runtime} vs TensorFlow {runtime_label(current_runtime())}")

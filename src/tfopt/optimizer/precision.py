@@ -14,16 +14,10 @@ candidate, the runner-up included.
 
 from __future__ import annotations
 
-import tempfile
-from typing import TYPE_CHECKING
+import dataclasses
 
+from tfopt.optimizer.candidates import Candidate, Driver, faster_than_baseline
 from tfopt.runtime import bf16_hardware, current_runtime, int8_hardware, runtime_label
-from tfopt.verify import whole
-from tfopt.verify.compare import Policy
-
-if TYPE_CHECKING:
-    from tfopt.measure.stats import Ratio
-    from tfopt.optimizer.stages import State
 
 
 def why_not_bf16() -> str | None:
@@ -35,66 +29,49 @@ def why_not_bf16() -> str | None:
     return None
 
 
-def why_not_int8(state: State) -> str | None:
+def why_not_int8(calibrated: bool) -> str | None:
     """Why int8 is no candidate here (None: it is)."""
     if not int8_hardware():
         return "this CPU has no int8 dot-product instructions (VNNI or AMX)"
-    if not state.int8:
+    if not calibrated:
         return "no --calibration-file to calibrate it on"
     return None
 
 
-def choose(state: State, optimize_all, write) -> None:
-    """Decide ``state.precision`` for ``--precision auto`` (``optimize_all(precision)`` reruns
-    the passes into the state, ``write(path)`` writes the state's graphs)."""
-    notes = state.model.notes
-    fp32 = (dict(state.optimized), dict(state.reports))
-    kept: dict[str, tuple[tuple, Policy, Ratio]] = {}
-    for precision, why in (("bf16", why_not_bf16()), ("int8", why_not_int8(state))):
+def choose(driver: Driver, fp32: Candidate) -> tuple[Candidate, list[Candidate], list[str]]:
+    """``--precision auto``: the candidates in each reduced precision that can pay here,
+    built, verified against their budgets and timed against ``fp32`` in one run. Returns the
+    kept candidate, those tried, and a note for each."""
+    notes: list[str] = []
+    tried: list[Candidate] = []
+    for precision, why in (("bf16", why_not_bf16()), ("int8", why_not_int8(bool(driver.int8)))):
         if why is not None:
             notes.append(f"precision auto: no {precision} ({why})")
             continue
-        tried = _try(state, precision, optimize_all, write, fp32)
-        state.optimized, state.reports = fp32
-        if tried is not None:
-            kept[precision] = tried
-    if not kept:
+        cand = driver.build(dataclasses.replace(fp32.recipe, precision=precision), precision,
+                            "precision")
+        tried.append(cand)
+        if not driver.verify(cand):
+            notes.append(f"precision auto: no {precision} (it misses the accuracy budget: "
+                         f"{cand.why_not.removeprefix('answers differently: ')})")
+    good = [c for c in tried if not c.why_not]
+    key = next(k for k, s in fp32.sigs.items() if not s.same_as)
+    if good:
+        driver.say(f"precision auto: timing {key} in {', '.join(c.name for c in good)} "
+                   "against float32 ...")
+    driver.time(fp32, good, key)
+    for cand in good:
+        if not cand.speed.ratio.faster:
+            why = "slower" if cand.speed.ratio.measurable else "no measurable gain"
+            cand.drop(f"{cand.speed.ratio.short()} against float32: {why}")
+            notes.append(f"precision auto: no {cand.name} ({cand.why_not})")
+    best = faster_than_baseline(fp32, tried)
+    if best is fp32:
         notes.append("precision auto: float32")
-        return
-    best = max(kept, key=lambda p: kept[p][2].value)
-    (state.optimized, state.reports), state.policy, timed = kept[best]
-    state.precision = best
-    notes.append(f"precision auto: {best}, {timed.short()} faster than float32")
-    for precision in kept.keys() - {best}:
-        notes.append(f"precision auto: no {precision} ({kept[precision][2].short()} faster "
-                     f"than float32, less than {best})")
-
-
-def _try(state: State, precision: str, optimize_all, write, fp32
-         ) -> tuple[tuple, Policy, Ratio] | None:
-    """Passes, write, verify and time one candidate precision; None (with a note) when it
-    misses its budget or is not measurably faster than float32."""
-    notes = state.model.notes
-    optimize_all(precision)
-    policy = state.policy_in(precision)
-    with tempfile.TemporaryDirectory(prefix=f"tfopt-{precision}-") as tmp:
-        path = f"{tmp}/candidate"
-        write(path)
-        checks = whole.check_written(path, state.options.format, state.optimized,
-                                     state.feeds, state.refs, policy, state.runtimes)
-    bad = [c for key in whole.failing(checks) for c in checks[key] if not c.ok]
-    if bad:
-        notes.append(f"precision auto: no {precision} (it misses the accuracy budget: "
-                     f"{bad[0].describe()})")
-        return None
-    from tfopt.measure.benchmark import time_candidate
-
-    key = next(k for k, s in state.optimized.items() if not s.same_as)
-    state.say(f"precision auto: timing {key} in {precision} against float32 ...")
-    timed = time_candidate(fp32[0][key], state.optimized[key], key, state.model.tags,
-                           state.feeds[key], state.say)
-    if not timed.faster:
-        why = "slower" if timed.measurable else "no measurable gain"
-        notes.append(f"precision auto: no {precision} ({timed.short()} against float32: {why})")
-        return None
-    return (dict(state.optimized), dict(state.reports)), policy, timed
+        return fp32, tried, notes
+    notes.append(f"precision auto: {best.name}, {best.speed.ratio.short()} faster than float32")
+    for cand in good:
+        if cand is not best and not cand.why_not:
+            cand.drop(f"{cand.speed.ratio.short()} faster than float32, less than {best.name}")
+            notes.append(f"precision auto: no {cand.name} ({cand.why_not})")
+    return best, tried, notes

@@ -216,21 +216,24 @@ class Report:
 
 
 def candidates_table(rows: list[dict]) -> str:
-    """The forms ``--format`` tried, one line each: verified or why not, worst difference,
-    speedup over the original with its interval, size; the written one marked."""
+    """The candidates every choice tried, one line each: the choice, verified or why not,
+    worst difference, speedup over what it was timed against with its interval, size; the
+    written one marked."""
     width = max(len(r["candidate"]) for r in rows) + 2
-    lines = [f"{'candidate'.ljust(width)}{'verified':<10}{'worst diff':>11}  "
-             f"{'speed (95% CI)':<20}{'size':>9}"]
+    lines = [f"{'choice':<10}{'candidate'.ljust(width)}{'verified':<10}{'worst diff':>11}  "
+             f"{'speed (95% CI)':<20}{'against':<24}{'size':>9}"]
     for r in rows:
+        head = f"{r.get('choice', ''):<10}{r['candidate'].ljust(width)}"
+        if not r["verified"]:
+            lines.append(f"{head}{'no':<10}{'-':>11}  {r['why_not']}")
+            continue
         speed = (f"{r['speedup']:.2f}x [{r['interval'][0]:.2f}-{r['interval'][1]:.2f}]"
                  if r["speedup"] is not None else "not timed")
         worst = f"{r['worst']:.2e}" if r["worst"] is not None else "-"
         size = _size(r["bytes"]) if r["bytes"] is not None else "-"
-        mark = "  <- written" if r["written"] else ""
-        if not r["verified"]:
-            lines.append(f"{r['candidate'].ljust(width)}{'no':<10}{'-':>11}  {r['why_not']}")
-            continue
-        lines.append(f"{r['candidate'].ljust(width)}{'yes':<10}{worst:>11}  {speed:<20}"
+        mark = "  <- written" if r["written"] else (f"  dropped: {r['why_not']}"
+                                                     if r["why_not"] else "")
+        lines.append(f"{head}{'yes':<10}{worst:>11}  {speed:<20}{r.get('against', ''):<24}"
                      f"{size:>9}{mark}")
     return "\n".join(lines)
 

@@ -32,6 +32,7 @@ from tfopt.runtime import current_runtime, runtime_label
 
 PROCESSES = INTERLEAVED_PROCESSES  # fresh processes per timing (said in the progress line)
 SLOWER = 0.9  # a ratio below this, with its interval below 1.0, is a slowdown to act on
+PROMISING = 1.10  # a candidate this much faster, undecided, is timed a second time
 
 
 @dataclass(frozen=True)
@@ -79,15 +80,29 @@ def time_against(original: str, candidate: str, key: str, feeds: dict[str, np.nd
 
 
 def time_all_against(original: str, candidates: list[str], key: str,
-                     feeds: dict[str, np.ndarray], say: Callable[[str], None] | None = None
-                     ) -> list[SpeedCheck]:
-    """Time several candidates against the ``original`` in one interleaved run."""
+                     feeds: dict[str, np.ndarray], say: Callable[[str], None] | None = None,
+                     decide: bool = False) -> list[SpeedCheck]:
+    """Time several candidates against the ``original`` (any baseline model path) in one
+    interleaved run. ``decide`` (a choice keeps a candidate only when its gain's interval lies
+    above 1.0): when a candidate's gain is worth having (:data:`PROMISING`) but its interval
+    still reaches 1.0, one process's luck may decide that, so the set is timed in as many
+    processes again and judged on all of them."""
     plain, *timed = time_interleaved([original, *candidates], key, feeds, say)
+    if decide and any(_undecided(stats.paired_ratio(t, plain)) for t in timed):
+        if say:
+            say(f"  not decided by {PROCESSES} processes; {PROCESSES} more ...")
+        more_plain, *more = time_interleaved([original, *candidates], key, feeds, say)
+        plain = [*plain, *more_plain]
+        timed = [[*t, *m] for t, m in zip(timed, more, strict=True)]
     first = next(iter(feeds.values()), None)
     batch = int(first.shape[0]) if first is not None and np.ndim(first) else 1
     return [SpeedCheck(key, stats.paired_ratio(optimized, plain), batch,
                        runtime_label(current_runtime()), batch * stats.median(sum(plain, [])),
                        batch * stats.median(sum(optimized, []))) for optimized in timed]
+
+
+def _undecided(ratio: stats.Ratio) -> bool:
+    return not ratio.measurable and ratio.value >= PROMISING
 
 
 def first_slow(passes: list[str], slower_with: Callable[[list[str]], bool]) -> str | None:

@@ -1,18 +1,21 @@
 """``optimize`` as a road of named stages, each handing one :class:`State` to the next.
 
     check request -> load -> verification inputs -> original's answers -> [int8: calibrate,
-    fit the accuracy budget] -> passes (per signature) -> share identical -> [precision auto]
-    -> [XLA] -> where it must run
+    fit the accuracy budget] -> build the passes' candidate -> [precision auto: choose]
+    -> [XLA: choose] -> where it must run
     then, in a temporary directory renamed into place only at the end:
-    write -> verify (blame a pass, rewrite, verify again) -> [precision refused?] -> time
-    against the original (blame a slow pass, rewrite) -> TF Serving's extras -> report and
-    metadata
+    write -> verify (answers: the checked candidate if it fails) -> [precision refused?]
+    -> time against the original (speed: the candidate without a slow pass) -> [format:
+    choose a runtime] -> TF Serving's extras -> report and metadata
 
 Each stage is a small function that reads what earlier stages left in the state and adds its
 own part; the work itself is done by the module that owns the subject (loading in
-:mod:`tfopt.model`, passes in :mod:`tfopt.passes`, verification in :mod:`tfopt.verify`, XLA in
-:mod:`tfopt.optimizer.xla`). A new stage (reduced precision, say) is one function and one
-entry in :data:`PREPARE` or :data:`WRITE`.
+:mod:`tfopt.model`, passes in :mod:`tfopt.passes`, verification in :mod:`tfopt.verify`).
+Every choice (precision, XLA, answers, speed, format) is a set of candidates handed to one
+:class:`~tfopt.optimizer.candidates.Driver`, which builds, writes, verifies and times them;
+the stage keeps the one its rule picks as ``state.chosen`` and adds the set to
+``state.tried``, which the report lists. A new stage is one function and one entry in
+:data:`PREPARE` or :data:`WRITE`; a new choice is one more set handed to the driver.
 """
 
 from __future__ import annotations
@@ -20,17 +23,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from tfopt.errors import TfoptError, VerificationError
 from tfopt.graph.flops import dense_dtypes
 from tfopt.graph.kernels import KernelSupport, fusion_names, fusions_in
 from tfopt.graph.ops import SELECTION_OPS
-from tfopt.graph.view import depends_on_op, function_nodes, op_counts
+from tfopt.graph.view import depends_on_op
 from tfopt.graph.weights import (
     graph_bytes,
     graph_limit,
@@ -40,34 +42,21 @@ from tfopt.graph.weights import (
 )
 from tfopt.model.endpoints import Endpoint
 from tfopt.model.formats import check_input_names, load_model, refuse_python_ops
-from tfopt.model.loader import mark_identical
 from tfopt.model.paths import atomic_output, remove, write_metadata
 from tfopt.model.saver import write, write_saved_model
 from tfopt.model.signature import LoadedModel, SignatureGraph
+from tfopt.optimizer.candidates import Candidate, Driver, Feeds, Int8Plan, Recipe, pass_context
 from tfopt.optimizer.convert import to_runtime
-from tfopt.optimizer.report import Report, SignatureReport, StageCost
+from tfopt.optimizer.report import Report, StageCost
 from tfopt.optimizer.speed import SpeedCheck
 from tfopt.options import RUNTIME_FORMATS, OptimizeOptions
-from tfopt.passes.base import PassContext
-from tfopt.passes.pipeline import Log, run_checked, run_passes
+from tfopt.passes.pipeline import Log, run_passes
 from tfopt.passes.registry import select
 from tfopt.runtime import RUNTIMES, runtime_label
 from tfopt.verify import whole
 from tfopt.verify.compare import Policy
 from tfopt.verify.inputs import load_labels, model_feeds
-from tfopt.verify.references import References, SignatureVerifier
-
-Feeds = dict[str, dict[str, np.ndarray]]
-
-
-@dataclass
-class Int8Plan:
-    """What quantize_int8 is given for one signature: the calibrated ranges, the graph they
-    were observed in (the one the pass will see), and ops kept in float32 for accuracy."""
-
-    ranges: dict
-    calibrated: object  # graph_pb2.GraphDef; dropped once the passes have run
-    keep_float: frozenset[str] = frozenset()
+from tfopt.verify.references import References
 
 
 @dataclass
@@ -77,40 +66,60 @@ class State:
     options: OptimizeOptions
     say: Log
     started: float = field(default_factory=time.perf_counter)
-    enabled: frozenset[str] = frozenset()
+    enabled: frozenset[str] = frozenset()  # the passes selected (--passes, --skip)
     kernels: KernelSupport | None = None
-    policy: Policy = field(default_factory=Policy)
+    policy: Policy = field(default_factory=Policy)  # how the requested precision is judged
     model: LoadedModel | None = None
     feeds: Feeds | None = None          # None: --no-verify
     refs: References | None = None
-    optimized: dict[str, SignatureGraph] = field(default_factory=dict)
-    reports: dict[str, SignatureReport] = field(default_factory=dict)
     runtimes: list[str] = field(default_factory=lambda: list(RUNTIMES))
     endpoints: list[Endpoint] = field(default_factory=list)  # attribute endpoints to write
-    precision: str = "fp32"              # what the passes compute in ("auto" decides later)
+    precision: str = "fp32"              # requested for the passes ("auto": fp32, chosen later)
     int8: dict[str, Int8Plan] = field(default_factory=dict)  # per signature (--precision int8)
+    work: str = ""                       # where candidates are written (a temporary path)
+    chosen: Candidate | None = None      # the form kept so far (each choice may replace it)
+    tried: list[Candidate] = field(default_factory=list)  # every candidate of every choice
     out: str = ""                        # where WRITE stages write (a temporary path)
     speed: dict[str, SpeedCheck] = field(default_factory=dict)  # per signature timed
     stored: dict[str, dict[str, int]] = field(default_factory=dict)  # weights in variables/
-    compiled: bool = False               # the graphs carry an XLA cluster (compile_xla)
-    xla_note: str = ""                   # what compile_xla decided, for the report
+    xla_note: str = ""                   # what the XLA choice decided, for the report
     report: Report | None = None
     runtime_written: dict = field(default_factory=dict)  # --format litert/openvino: what ran
-    candidates: list[dict] = field(default_factory=list)  # runtime formats: every form tried
 
     def policy_in(self, precision: str) -> Policy:
-        """The verification policy for a candidate computing in ``precision`` ("bf16",
-        "int8"): its budget (or ``--tolerance``), this model's outputs and task kept."""
+        """The verification policy for a candidate computing in ``precision``: the
+        requested precision's own (this model's), or its budget (or ``--tolerance``) with this
+        model's outputs and task kept."""
+        if precision == self.precision:
+            return self.policy
         return self.policy.in_precision(precision, self.options.budget_for(precision))
+
+    def driver(self, runtimes: list[str] | None = None) -> Driver:
+        """The candidate driver over what the stages so far know (``runtimes``: where the
+        candidates must run; None: as the target says)."""
+        return Driver(self.model, self.kernels, self.feeds, self.refs,
+                      self.options.graph_target, self.work, self.say, self.int8, runtimes,
+                      self.policy_in)
+
+    def note(self, tried: list[Candidate], notes: list[str]) -> None:
+        """A choice's candidates and what it said, for the report; those not kept let go of
+        their graphs and files."""
+        self.tried.extend(c for c in tried if all(c is not t for t in self.tried))
+        self.model.notes.extend(n for n in notes if n not in self.model.notes)
+        self.driver().discard([c for c in tried if c is not self.chosen])
+
+    @property
+    def optimized(self) -> dict[str, SignatureGraph]:
+        """The kept candidate's signature graphs."""
+        return self.chosen.sigs
 
     def write_generic(self, key: str, path: str) -> None:
         """Signature ``key`` through the float32 passes for ``--target generic`` (no
         ``_Fused*`` kernel a converter cannot read), written as a SavedModel at ``path``:
         tfopt's graph as a source for another runtime's converter."""
-        sig = self.model.signatures[key]
-        result = run_passes(sig.graph_def, pass_context(sig, KernelSupport("generic"),
-                                                        self.enabled), self.enabled)
-        write_saved_model({key: _signature_from(sig, result)}, path, self.model.tags)
+        drv = dataclasses.replace(self.driver(), kernels=KernelSupport("generic"))
+        generic = drv.build(Recipe(self.chosen.recipe.enabled), "generic", "format")
+        write_saved_model({key: generic.sigs[key]}, path, self.model.tags)
 
 
 Stage = Callable[[State], None]
@@ -267,50 +276,34 @@ def fit_int8_budget(state: State) -> None:
                 "or --precision bf16)")
 
 
-def run_signature_passes(state: State) -> None:
-    for sig in state.model.signatures.values():
-        if not sig.same_as:
-            _optimize_signature(state, sig, checked=False)
-    state.optimized = {key: state.optimized[key] for key in state.model.signatures}
-
-
-def share_identical(state: State) -> None:
-    """Signatures that froze differently (function names differ per trace) but optimize to
-    the same graph are stored once: the later ones are marked ``same_as`` the first."""
-    before = {k: s.same_as for k, s in state.optimized.items()}
-    mark_identical(state.optimized)
-    for key, sig in state.optimized.items():
-        if sig.same_as and not before[key]:
-            state.reports[key].same_as = sig.same_as
+def build_passes(state: State) -> None:
+    """The first candidate: the selected passes in the requested precision (``auto``:
+    float32), over every distinct signature, identical results stored once."""
+    recipe = Recipe(state.enabled, state.precision, fmt=_graph_format(state.options))
+    state.chosen = state.driver().build(recipe, PRECISION_NAME[state.precision], "passes")
+    state.note([], state.chosen.notes)
 
 
 def choose_precision(state: State) -> None:
-    """``--precision auto``: bf16 where it is accurate and measurably faster (see
+    """``--precision auto``: bf16 or int8 where accurate and measurably faster (see
     :mod:`tfopt.optimizer.precision`)."""
     if state.options.graph_precision != "auto":
         return
-    from tfopt.optimizer.precision import choose
+    from tfopt.optimizer import precision
 
-    def rerun(precision: str) -> None:
-        state.precision = precision
-        run_signature_passes(state)
-        share_identical(state)
-        state.precision = "fp32"
-
-    def write_candidate(path: str) -> None:
-        write(state.optimized, path, state.options.format, state.model.tags)
-
-    choose(state, rerun, write_candidate)
+    state.chosen, tried, notes = precision.choose(state.driver(), state.chosen)
+    state.note(tried, notes)
 
 
 def compile_xla(state: State) -> None:
+    """``--xla on|auto``: the candidate with a compiled cluster (see
+    :mod:`tfopt.optimizer.xla`)."""
     if state.options.xla_mode != "off":
-        from tfopt.optimizer.xla import compile_cluster
+        from tfopt.optimizer import xla
 
-        outcome = compile_cluster(state.optimized, state.options.xla_mode, state.model.tags,
-                                  state.feeds, state.say)
-        state.optimized, state.compiled, state.xla_note = (outcome.sigs, outcome.compiled,
-                                                           outcome.note)
+        state.chosen, tried, state.xla_note = xla.choose(state.driver(), state.chosen,
+                                                         state.options.xla_mode)
+        state.note(tried, [])
 
 
 def keep_endpoints(state: State) -> None:
@@ -358,25 +351,28 @@ def _stored_notes(stored: dict[str, dict[str, int]]) -> list[str]:
 
 
 def verify_written(state: State) -> None:
-    """Run the written model under each runtime; on a difference, blame and switch off the
-    pass responsible (per signature), write again and verify again."""
+    """Run the written model under each runtime; when a signature answers differently, the
+    answers choice: the candidate whose passes for it run checked one application at a time
+    (the culprit switched off) is built, written and verified in its place."""
     if state.feeds is None:
         return
 
     def check() -> whole.Checks:
         return whole.check_written(state.out, state.options.format, state.optimized,
-                                   state.feeds, state.refs, state.policy, state.runtimes,
-                                   state.say)
+                                   state.feeds, state.refs, state.chosen.policy,
+                                   state.runtimes, state.say)
 
     def blame(keys: list[str]) -> None:
-        for key in dict.fromkeys(state.model.signatures[k].same_as or k for k in keys):
-            _optimize_signature(state, state.model.signatures[key], checked=True)
-            state.model.notes.extend(f"[{key}] pass {rec.name} skipped: {rec.skipped}"
-                                     for rec in state.reports[key].passes if rec.skipped)
-        state.optimized = {key: state.optimized[key] for key in state.model.signatures}
-        # The re-run passes have no compiled cluster (compile_xla is not run again).
-        if state.compiled:
-            state.compiled = False
+        failed = state.chosen  # listed under the choice that dropped it
+        failed.choice = "answers"
+        failed.drop("answers differently")
+        recipe = dataclasses.replace(failed.recipe, xla="off", checked=frozenset(
+            state.model.signatures[k].same_as or k for k in keys))
+        state.chosen = state.driver(state.runtimes).build(
+            recipe, f"{failed.name}, passes checked one by one", "answers")
+        state.note([failed, state.chosen], state.chosen.notes)
+        # The checked candidate has no compiled cluster (XLA is not chosen again).
+        if failed.recipe.xla != "off":
             state.xla_note = ("xla: compiled cluster dropped: the model written with it did "
                               "not verify; written without it")
 
@@ -386,7 +382,10 @@ def verify_written(state: State) -> None:
         write_model(state)
 
     for key, checks in whole.verify_with_blame(check, blame, rewrite, state.say).items():
-        state.reports[key].checks = checks
+        state.chosen.reports[key].checks = checks
+    state.chosen.checks = {k: r.checks for k, r in state.chosen.reports.items()}
+    state.chosen.worst = max((c.rel for r in state.chosen.reports.values() for c in r.checks),
+                             default=0.0)
 
 
 def check_precision(state: State) -> None:
@@ -395,7 +394,7 @@ def check_precision(state: State) -> None:
     precision = state.options.graph_precision
     if precision not in PRECISION_PASS:
         return
-    for key, report in state.reports.items():
+    for key, report in state.chosen.reports.items():
         if report.same_as:
             continue
         rec = next((r for r in report.passes if r.name == PRECISION_PASS[precision]), None)
@@ -446,32 +445,30 @@ def check_speed(state: State) -> None:
 
 
 def _recover_speed(state: State, key: str, check: SpeedCheck) -> SpeedCheck:
-    """The output of ``key`` is measurably slower than the original: find the pass by timed
-    bisection, switch it off, write and verify again; refuse if the frozen graph alone is
-    slower (confirmed by a second timing)."""
-    import tempfile
-
+    """The speed choice: the output of ``key`` is measurably slower than the original. The
+    candidates are the passes up to a point (timed bisection finds the pass that makes it
+    slower) and, kept, the chosen one without that pass, written and verified again; refused
+    if the frozen graph alone is slower (confirmed by a second timing)."""
     from tfopt.optimizer import speed
     from tfopt.passes.registry import NAMES
 
-    opts, sig = state.options, state.model.signatures[key]
+    opts, slow = state.options, state.chosen
+    drv = state.driver(state.runtimes)
     state.say(f"[{key}] the optimized model is slower than the original ({check.describe()}); "
               "timing the passes to find why ...")
 
     def slower_with(prefix: list[str]) -> bool:
-        enabled = frozenset(prefix)
-        result = run_passes(sig.graph_def, pass_context(sig, state.kernels, enabled,
-                                                        state.precision,
-                                                        state.int8.get(key)), enabled)
-        with tempfile.TemporaryDirectory(prefix="tfopt-probe-") as tmp:
-            write_saved_model({key: sig.with_graph(result.graph_def)}, f"{tmp}/m",
-                              state.model.tags)
-            probe = speed.time_against(opts.src, f"{tmp}/m", key, state.feeds[key])
+        recipe = dataclasses.replace(slow.recipe, enabled=frozenset(prefix), xla="off",
+                                     checked=frozenset())
+        probe = drv.build(recipe, f"passes {', '.join(prefix) or '(none)'}", "speed")
+        drv.time(opts.src, [probe], key, decide=False)
         state.say(f"  passes {', '.join(prefix) or '(none: frozen graph only)'}: "
-                  f"{probe.describe()}")
-        return probe.slower
+                  f"{probe.speed.describe()}")
+        probe.drop("a probe of the bisection (not verified)")
+        state.note([probe], [])
+        return probe.speed.slower
 
-    changed = {rec.within or rec.name for rec in state.reports[key].passes if rec.changed}
+    changed = {rec.within or rec.name for rec in slow.reports[key].passes if rec.changed}
     culprit = speed.first_slow([n for n in NAMES if n in changed], slower_with)
     if culprit is None:
         again = speed.time_against(opts.src, state.out, key, state.feeds[key], state.say)
@@ -481,16 +478,20 @@ def _recover_speed(state: State, key: str, check: SpeedCheck) -> SpeedCheck:
                              "the frozen graph without any pass: nothing written, the original "
                              "is the faster model here (--no-time writes it anyway)")
         return again
-    state.enabled = state.enabled - {culprit}
-    state.model.notes.append(f"[{key}] pass {culprit} switched off: with it the model ran "
-                             f"slower than the original ({check.describe()})")
-    run_signature_passes(state)
-    share_identical(state)
-    compile_xla(state)
+    slow.choice, slow.speed, slow.against = "speed", check, "the original"
+    slow.drop(f"slower than the original with pass {culprit}")
+    recipe = dataclasses.replace(slow.recipe, enabled=slow.recipe.enabled - {culprit},
+                                 checked=frozenset())
+    state.chosen = drv.build(recipe, f"{slow.name} without {culprit}", "speed")
+    state.note([slow, state.chosen],
+               [*state.chosen.notes, f"[{key}] pass {culprit} switched off: with it the model "
+                f"ran slower than the original ({check.describe()})"])
     remove(state.out)
     write_model(state)
     verify_written(state)
-    return speed.time_against(opts.src, state.out, key, state.feeds[key], state.say)
+    again = speed.time_against(opts.src, state.out, key, state.feeds[key], state.say)
+    state.chosen.speed, state.chosen.against = again, "the original"
+    return again
 
 
 SERVING_EXTRAS = "assets.extra"  # TF Serving's own directory (warm-up requests), not the graph's
@@ -517,15 +518,16 @@ def report_and_metadata(state: State) -> None:
     notes = (list(state.model.notes) + ([state.xla_note] if state.xla_note else [])
              + _stored_notes(state.stored)
              + (state.refs.notes if state.refs else []))
-    fused = fusion_names(fusions_in(s.graph_def for s in state.optimized.values()
+    chosen = state.chosen
+    fused = fusion_names(fusions_in(s.graph_def for s in chosen.sigs.values()
                                     if not s.same_as))
-    state.report = Report(opts.src, opts.dst, state.model.kind, state.reports,
-                          True if verified else None, state.policy.tolerance,
+    state.report = Report(opts.src, opts.dst, state.model.kind, chosen.reports,
+                          True if verified else None, chosen.policy.tolerance,
                           time.perf_counter() - state.started, notes, opts.target,
                           state.runtimes, fused, [e.to_dict() for e in state.endpoints],
-                          state.precision, dict(state.speed))
+                          chosen.recipe.precision, dict(state.speed))
     state.report.output = dict(state.runtime_written)
-    state.report.candidates = list(state.candidates)
+    state.report.candidates = [c.row(written=c is chosen) for c in state.tried]
     if opts.format == "saved_model" and verified:
         from tfopt.runtimes import installed
 
@@ -537,9 +539,10 @@ def report_and_metadata(state: State) -> None:
 
 
 PRECISION_PASS = {"bf16": "reduced_precision", "int8": "quantize_int8"}
+PRECISION_NAME = {"fp32": "float32", "bf16": "bf16", "int8": "int8"}
 
 PREPARE: list[Stage] = [check_request, load, verification_inputs, original_answers, calibrate,
-                        fit_int8_budget, run_signature_passes, share_identical, choose_precision, compile_xla,
+                        fit_int8_budget, build_passes, choose_precision, compile_xla,
                         keep_endpoints, choose_runtimes]
 WRITE: list[Stage] = [write_model, verify_written, check_precision, check_speed, to_runtime,
                       keep_serving_extras, report_and_metadata]
@@ -557,64 +560,17 @@ def run(options: OptimizeOptions, log: Log | None = None) -> Report:
             release_memory(next(iter(state.model.signatures.values())).graph_def)
         costs.append(StageCost.measure(stage.__name__, began))
 
-    for stage in PREPARE:
-        step(stage)
-    with atomic_output(options.dst, options.overwrite) as state.out:
-        for stage in WRITE:
+    with tempfile.TemporaryDirectory(prefix="tfopt-candidates-") as state.work:
+        for stage in PREPARE:
             step(stage)
+        with atomic_output(options.dst, options.overwrite) as state.out:
+            for stage in WRITE:
+                step(stage)
     state.report.stages = costs
     return state.report
 
 
-# --- the passes on one signature -----------------------------------------------------------------
-
-
-def pass_context(sig: SignatureGraph, kernels: KernelSupport | None,
-                 enabled: frozenset[str] | None = None, precision: str = "fp32",
-                 int8: Int8Plan | None = None) -> PassContext:
-    """What the passes may know of a signature. Only declared shapes are used by passes
-    (never the verification feeds): nothing may be specialised to the batch size that
-    happened to be verified."""
-    return PassContext.of_signature(sig, kernels=kernels, enabled=enabled, precision=precision,
-                                    ranges=int8.ranges if int8 else None,
-                                    keep_float=int8.keep_float if int8 else frozenset())
-
-
-def _optimize_signature(state: State, sig: SignatureGraph, checked: bool) -> None:
-    """Run the passes on ``sig`` (``checked``: every application verified, after a failed
-    verification) and record the result for it and the signatures sharing its graph."""
-    unique = [s for s in state.model.signatures.values() if not s.same_as]
-    label = f"[{sig.key}] " if len(unique) > 1 else ""
-    ctx = pass_context(sig, state.kernels, state.enabled, state.precision,
-                       state.int8.get(sig.key))
-    if checked:
-        verifier = SignatureVerifier(sig, state.feeds[sig.key], state.refs, state.policy,
-                                     state.runtimes)
-        result = run_checked(sig.graph_def, ctx, state.enabled, verifier, state.say, label)
-    else:
-        result = run_passes(sig.graph_def, ctx, state.enabled, None, state.say, label)
-    if not result.converged:
-        state.model.notes.append(f"[{sig.key}] the passes found no fixed point in "
-                                 f"{result.iterations} rounds (the result is still verified)")
-    optimized = _signature_from(sig, result)
-    graph_def = optimized.graph_def
-    state.optimized[sig.key] = optimized
-    state.reports[sig.key] = SignatureReport(
-        sig.key, len(sig.graph_def.node), len(graph_def.node), op_counts(sig.graph_def),
-        op_counts(graph_def), result.records,
-        function_nodes_before=function_nodes(sig.graph_def),
-        function_nodes_after=function_nodes(graph_def))
-    for twin in state.model.signatures.values():
-        if twin.same_as == sig.key:
-            state.optimized[twin.key] = twin.with_lifted(graph_def, optimized.weights)
-            state.reports[twin.key] = dataclasses.replace(state.reports[sig.key], key=twin.key,
-                                                          same_as=sig.key)
-
-
-def _signature_from(sig: SignatureGraph, result) -> SignatureGraph:
-    """``sig`` over the graph the passes left (``result``: a pipeline result)."""
-    if graph_bytes(result.lifted) > variables_from():
-        # Kept lifted to the writer, which stores these weights in variables/ anyway: with
-        # their values back in the graph a 2.3 GiB model held them twice more.
-        return sig.with_lifted(result.lifted, result.weights)
-    return sig.with_lifted(result.graph_def, None)
+def _graph_format(options: OptimizeOptions) -> str:
+    """How the graph candidates are written: as the output is ("pb"), else SavedModels (a
+    runtime format converts from one)."""
+    return "pb" if options.format == "pb" else "saved_model"

@@ -7,13 +7,12 @@ convolution (or other op XLA should not take) precedes: it is convex by construc
 leaves it and comes back) and, in a transformer, it is the whole model. The cluster is outlined
 into a function marked ``_XlaMustCompile`` and called with ``PartitionedCall`` — the mechanism
 Keras itself uses — so plain ``tf.saved_model.load`` and TF Serving run it with no tfopt code.
-:func:`compile_cluster` keeps it only when the timed model is faster (``--xla auto``).
+:func:`choose` keeps it only when the timed model is faster (``--xla auto``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import dataclasses
 
 from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2
 
@@ -260,52 +259,35 @@ def _call_in_place(sig: SignatureGraph, view: GraphView, info: StaticInfo, chose
     return view.to_graph_def()
 
 
-@dataclass(frozen=True)
-class XlaOutcome:
-    """What the XLA stage hands on: the signature graphs, whether they carry a compiled
-    cluster, and the one report note saying what was decided and why."""
+def choose(driver, base, mode: str):
+    """The XLA choice over ``base`` (a :class:`~tfopt.optimizer.candidates.Candidate`): with
+    ``mode`` "on" the cluster is kept untimed; with "auto" the candidate with it is verified
+    and timed against ``base``, and kept only for a gain whose interval excludes 1.0. Returns
+    the kept candidate, the one tried, and the report's note."""
 
-    sigs: dict[str, SignatureGraph]
-    compiled: bool
-    note: str
-
-
-def compile_cluster(sigs: dict[str, SignatureGraph], mode: str, tags: tuple[str, ...], feeds,
-                    say: Callable[[str], None]) -> XlaOutcome:
-    """Outline each signature's XLA cluster; with ``auto`` keep it only if timing the written
-    model with and without it shows a gain whose interval excludes 1.0."""
-    candidate = dict(sigs)
-    outlined, why = [], []
-    for key, sig in sigs.items():
-        if sig.same_as:
-            continue
-        new = outline(sig, MIN_WORK_SHARE if mode == "auto" else 0.0)
-        if isinstance(new, str):
-            why.append(new)
-        else:
-            candidate[key] = new
-            outlined.append(key)
-    for key, sig in sigs.items():
-        if sig.same_as in outlined:
-            candidate[key] = sig.with_graph(candidate[sig.same_as].graph_def)
-    if not outlined:
-        return XlaOutcome(sigs, False, f"xla: not used, {why[0] if why else 'nothing to compile'}")
+    cand = driver.outlined(base, mode, "with its XLA cluster", "xla")
+    if not cand.why_not and mode == "auto" and driver.feeds is None:
+        cand.drop("it is timed on the verification inputs (--no-verify)")
+    if cand.why_not:
+        return base, [], f"xla: not used, {cand.why_not}"
+    outlined = ", ".join(k for k, s in cand.sigs.items() if s is not base.sigs[k]
+                         and not s.same_as)
     if mode == "on":
-        return XlaOutcome(candidate, True, f"xla: compiled cluster in {', '.join(outlined)} "
-                                           "(not timed: --xla on)")
-    from tfopt.measure.benchmark import time_candidate
-
-    key = outlined[0]
-    say(f"xla: timing {key} with and without its compiled cluster ...")
+        return cand, [cand], f"xla: compiled cluster in {outlined} (not timed: --xla on)"
+    base = dataclasses.replace(base, name="without an XLA cluster", choice="xla", path="")
+    key = next(k for k, s in cand.sigs.items() if s is not base.sigs[k] and not s.same_as)
     try:
-        timed = time_candidate(sigs[key], candidate[key], key, tags, feeds[key], say)
+        if not driver.verify(cand):
+            return base, [cand], f"xla: compiled cluster not kept ({cand.why_not})"
+        driver.say(f"xla: timing {key} with and without its compiled cluster ...")
+        driver.time(base, [cand], key)
     except TfoptError as err:  # an op XLA has no kernel for (SparseSegmentMean, say)
         reason = str(err).split("fails on the generated inputs: ", 1)[-1].split(" (give ")[0]
-        return XlaOutcome(sigs, False, f"xla: not used, the compiled cluster failed to run: "
-                                       f"{reason}")
-    verdict = timed.short()
-    if timed.faster:
-        return XlaOutcome(candidate, True, f"xla: compiled cluster kept, {verdict} faster than "
-                                           "without")
-    why = "slower" if timed.measurable else "no measurable gain"
-    return XlaOutcome(sigs, False, f"xla: compiled cluster not kept ({verdict}: {why})")
+        cand.drop(f"the compiled cluster failed to run: {reason}")
+        return base, [cand], f"xla: not used, {cand.why_not}"
+    verdict = cand.speed.ratio.short()
+    if cand.speed.ratio.faster:
+        return cand, [cand], f"xla: compiled cluster kept, {verdict} faster than without"
+    why = "slower" if cand.speed.ratio.measurable else "no measurable gain"
+    cand.drop(f"{verdict}: {why}")
+    return base, [cand], f"xla: compiled cluster not kept ({verdict}: {why})"

@@ -93,8 +93,14 @@ def test_match_chain_follows_sole_readers_and_optional_steps():
     assert [(lab, n.name) for lab, n in view.match_chain(view.node("mm"), steps)] == [
         ("bias", "bias"), ("act", "act")]
     assert [lab for lab, _ in view.match_chain(view.node("mm2"), steps)] == ["act"]
-    assert view.match_chain(view.node("mm"), steps, protected={"bias"}) == []  # guard
     assert view.sole_reader("act") is None  # nobody reads it
+    # the matcher owns the guard: a node the signature keeps is never fused away
+    kept = GraphView(g.as_graph_def(), kept={"bias"})
+    assert kept.match_chain(kept.node("mm"), steps) == [] and kept.keeps("bias")
+    assert [lab for lab, _ in kept.match_chain(kept.node("mm2"), steps)] == ["act"]
+    # the last node of a chain stays (it takes the fused op), so keeping it does not block
+    last = GraphView(g.as_graph_def(), kept={"act"})
+    assert [lab for lab, _ in last.match_chain(last.node("mm"), steps)] == ["bias", "act"]
 
 
 def test_function_body_inputs_name_the_output_arg_that_holds_them():

@@ -116,80 +116,124 @@ def _optimize_bf16(original: str, path: str, shapes, precision: str,
 def run_demo(out_dir: str, num_iter: int = 160, num_warmup: int = 5, rounds: int = 8,
              seed: int = 0, overwrite: bool = False, precision: str = "auto",
              say: Callable[[str], None] = print) -> DemoResult:
-    from tfopt import optimize
-    from tfopt.measure.benchmark import Settings, benchmark, chart_png
-    from tfopt.measure.profile import compare_png, compare_text, profile_graph
-    from tfopt.model.formats import load_model
+    from tfopt.measure.benchmark import Settings
     from tfopt.options import parse_shapes
-    from tfopt.report import analyze as az
-    from tfopt.verify.inputs import make_inputs
-    from tfopt.zoo.detector import build_ssd_inception
 
+    _fresh_directory(out_dir, overwrite)
+    original = os.path.join(out_dir, "ssd_inception_v2")
+    optimized = os.path.join(out_dir, "ssd_inception_v2_optimized")
+    shapes = parse_shapes([INPUT_SHAPE])
+    report, bf16_report, bf16_note = _build_and_optimize(original, optimized, shapes, seed,
+                                                         precision, say)
+    paths, labels = [original, optimized], ["original", "optimized"]
+    if bf16_report is not None:
+        paths.append(optimized + "_bf16")
+        labels.append("optimized bf16")
+    settings = Settings(batch_size=1, num_iter=num_iter, num_warmup=num_warmup, rounds=rounds,
+                        input_shapes=shapes, round_seconds=1.0)
+    bench = _benchmark(paths, labels, settings, say)
+    ratio = bench.models[1].interval(settings.confidence)
+    bf16_ratio = None
+    if bf16_report is not None:
+        bf16_ratio = bench.models[2].interval(settings.confidence)
+        bf16_note = bf16_line(bf16_ratio, bench.models[2].against(bench.models[1],
+                                                                  settings.confidence),
+                              bf16_report, optimized, paths[2])
+    profiles = _profiles(original, optimized, shapes, say)
+    sig_report = next(s for s in report.signatures.values() if not s.same_as)
+    why = explain(ratio, *profiles,
+                  (sig_report.nodes_before + sig_report.function_nodes_before,
+                   sig_report.nodes_after + sig_report.function_nodes_after))
+    report_html = _write_page(out_dir, original, optimized, report, bench, ratio, profiles,
+                              why, bf16_note, say)
+    worst = report.worst
+    headline = f"Throughput at batch 1: {ratio.verdict()}"  # (the console's line)
+    say("")
+    say(f"Optimized model: {optimized}")
+    say(f"{headline}; worst relative output difference {worst.rel:.2e} "
+        f"(tolerance {report.tolerance:g})")
+    say(why)
+    say(bf16_note)
+    say(f"Report: {report_html}")
+    return DemoResult(out_dir, original, optimized, report_html, ratio.value, ratio.low,
+                      ratio.high, headline, worst.rel, bf16_note,
+                      bf16_ratio.value if bf16_ratio is not None else None)
+
+
+def _fresh_directory(out_dir: str, overwrite: bool) -> None:
+    """``out_dir`` empty and ready; one that holds something only with ``overwrite``."""
     if os.path.exists(out_dir) and os.listdir(out_dir):
         if not overwrite:
             raise TfoptError(f"{out_dir}: exists and is not empty; choose another --out or "
                              "use --overwrite")
         shutil.rmtree(out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    original = os.path.join(out_dir, "ssd_inception_v2")
-    optimized = os.path.join(out_dir, "ssd_inception_v2_optimized")
-    shapes = parse_shapes([INPUT_SHAPE])
+
+
+def _build_and_optimize(original: str, optimized: str, shapes, seed: int, precision: str,
+                        say: Callable[[str], None]):
+    """Steps 1-2: the detector built, optimized and verified (and its bf16 variant where
+    wanted): ``(report, bf16 report or None, bf16 note)``."""
+    from tfopt import optimize
+    from tfopt.zoo.detector import build_ssd_inception
 
     say("[1/5] building an SSD detector on an Inception-v2 backbone (TF1 SavedModel)...")
     build_ssd_inception(original, seed=seed)
-
     say("[2/5] optimizing and verifying against the original...")
     # time=False: step 3 times both models itself, with more rounds than optimize's check.
     report = optimize(original, optimized, input_shapes=shapes, time=False,
                       log=lambda m: say("   " + m.strip()))
     say("   " + report.summary())
     wanted, bf16_note = _bf16_wanted(precision)
-    bf16_path, bf16_report = optimized + "_bf16", None
+    bf16_report = None
     if wanted:
-        bf16_report, bf16_note = _optimize_bf16(original, bf16_path, shapes, precision, say)
+        bf16_report, bf16_note = _optimize_bf16(original, optimized + "_bf16", shapes,
+                                                precision, say)
     if bf16_note:
         say("   " + bf16_note)
-    paths, labels = [original, optimized], ["original", "optimized"]
-    if bf16_report is not None:
-        paths.append(bf16_path)
-        labels.append("optimized bf16")
+    return report, bf16_report, bf16_note
 
-    say(f"[3/5] benchmarking {' vs '.join(labels)} ({num_iter} iterations each over {rounds} "
-        "rounds, each a fresh process holding the models, called in alternating "
-        "blocks; batch 1)...")
-    settings = Settings(batch_size=1, num_iter=num_iter, num_warmup=num_warmup, rounds=rounds,
-                        input_shapes=shapes, round_seconds=1.0)
+
+def _benchmark(paths: list[str], labels: list[str], settings, say: Callable[[str], None]):
+    """Step 3: every model timed in rounds of fresh processes, alternating blocks."""
+    from tfopt.measure.benchmark import benchmark
+
+    say(f"[3/5] benchmarking {' vs '.join(labels)} ({settings.num_iter} iterations each over "
+        f"{settings.rounds} rounds, each a fresh process holding the models, called in "
+        "alternating blocks; batch 1)...")
     bench = benchmark(paths, settings, labels=labels,
                       progress=lambda done, what: say(f"   {what}") if done else None)
     say(bench.table())
-    opt = bench.models[1]
-    ratio = opt.interval(settings.confidence)
-    bf16_ratio = None
-    if bf16_report is not None:
-        bf16_ratio = bench.models[2].interval(settings.confidence)
-        bf16_note = bf16_line(bf16_ratio, bench.models[2].against(opt, settings.confidence),
-                              bf16_report, optimized, bf16_path)
+    return bench
+
+
+def _profiles(original: str, optimized: str, shapes, say: Callable[[str], None]) -> list:
+    """Step 4: kernel time per op type of both models (TensorFlow's tracer)."""
+    from tfopt.measure.profile import compare_text, profile_graph
+    from tfopt.model.formats import load_model
+    from tfopt.verify.inputs import make_inputs
 
     say("[4/5] profiling both (kernel time per op type, TensorFlow's tracer)...")
     profiles = []
     for path in (original, optimized):
         sig = next(iter(load_model(path).signatures.values()))
         profiles.append(profile_graph(sig, make_inputs(sig.inputs, 1, shapes)))
-    before_prof, after_prof = profiles
-    say(compare_text(before_prof, after_prof))
-    sig_report = next(s for s in report.signatures.values() if not s.same_as)
-    why = explain(ratio, before_prof, after_prof,
-                  (sig_report.nodes_before + sig_report.function_nodes_before,
-                   sig_report.nodes_after + sig_report.function_nodes_after))
+    say(compare_text(*profiles))
+    return profiles
+
+
+def _write_page(out_dir: str, original: str, optimized: str, report, bench, ratio, profiles,
+                why: str, bf16_note: str, say: Callable[[str], None]) -> str:
+    """Step 5: both graphs analyzed, the charts and ``report.html`` written; its path."""
+    from tfopt.measure.benchmark import chart_png
+    from tfopt.measure.profile import compare_png, compare_text
+    from tfopt.report import analyze as az
 
     say("[5/5] analyzing both graphs...")
     before, after = az.analyze(original), az.analyze(optimized)
     say(az.compare_report(before, after))
-
     worst = report.worst
-    headline = f"Throughput at batch 1: {ratio.verdict()}"  # (the console's line)
-    speed_png = chart_png(bench)
-    profile_png = compare_png(before_prof, after_prof)
+    speed_png, profile_png = chart_png(bench), compare_png(*profiles)
     for name, data in (("throughput.png", speed_png), ("kernel_time.png", profile_png)):
         with open(os.path.join(out_dir, name), "wb") as f:
             f.write(data)
@@ -207,7 +251,7 @@ def run_demo(out_dir: str, num_iter: int = 160, num_warmup: int = 5, rounds: int
         ("Throughput", _img(speed_png, "throughput chart")),
         ("Benchmark", f"<pre>{html.escape(bench.table())}</pre>"),
         ("Where the time goes", _img(profile_png, "kernel time per op type")
-         + f"<pre>{html.escape(compare_text(before_prof, after_prof))}</pre>"),
+         + f"<pre>{html.escape(compare_text(*profiles))}</pre>"),
         ("Optimization passes", "<pre>" + html.escape("\n".join(
             f"{r.name:<18} {r.node_delta:>+7} nodes  {r.delta_text()}"
             for s in report.signatures.values() for r in s.passes if r.changed)) + "</pre>"),
@@ -215,16 +259,7 @@ def run_demo(out_dir: str, num_iter: int = 160, num_warmup: int = 5, rounds: int
     report_html = os.path.join(out_dir, "report.html")
     az.write_html(report_html, "tfopt demo: SSD Inception v2 detector",
                   [("original", before), ("optimized", after)], sections, summary)
-    say("")
-    say(f"Optimized model: {optimized}")
-    say(f"{headline}; worst relative output difference {worst.rel:.2e} "
-        f"(tolerance {report.tolerance:g})")
-    say(why)
-    say(bf16_note)
-    say(f"Report: {report_html}")
-    return DemoResult(out_dir, original, optimized, report_html, ratio.value, ratio.low,
-                      ratio.high, headline, worst.rel, bf16_note,
-                      bf16_ratio.value if bf16_ratio is not None else None)
+    return report_html
 
 
 def bf16_line(bf16, over_fp32, report, fp32_path: str, bf16_path: str) -> str:

@@ -204,43 +204,11 @@ def benchmark(models, num_iter, num_warmup, rounds, min_round_seconds, batch_siz
                         int_range=ints,
                         runtime=runtime, confidence=confidence,
                         round_seconds=min_round_seconds)
-    total = num_iter * len(models)
-    bars: list = []
-
-    def progress(done: int, what: str) -> None:
-        # Created at the first round's start (after the paths were checked); the label says
-        # which round and model runs, so loading and warm-up are not silent.
-        if not bars:
-            bars.append(click.progressbar(length=total, file=sys.stderr, hidden=quiet,
-                                          label=what, show_pos=True).__enter__())
-        bars[0].label = what
-        bars[0].update(done)
-
-    try:
+    with _RoundsBar(num_iter * len(models), quiet) as progress:
         result = run(list(models), settings, progress=progress)
-    finally:
-        if bars:
-            bars[0].__exit__(None, None, None)
     click.echo(result.table())
     if profile:
-        from tfopt.measure.profile import profile_graph
-        from tfopt.model.formats import load_model
-        from tfopt.model.loader import pick_signature
-        from tfopt.runtime import current_runtime, runtime_label
-        from tfopt.verify.inputs import input_hints, load_inputs, make_inputs
-
-        where = runtime_label(current_runtime())
-        if runtime and runtime != current_runtime():
-            where += f"; the benchmark above ran with {runtime_label(runtime)}"
-        for path in models:
-            model = load_model(path, [signature] if signature else None)
-            sig = model.signatures[pick_signature(list(model.signatures), signature, path)]
-            feeds = (load_inputs(inputs_file, sig.inputs) if inputs_file else
-                     make_inputs(sig.inputs, batch_size, settings.input_shapes,
-                                 settings.int_range, hints=input_hints(sig)))
-            click.echo(f"\n{path}: where the time goes (frozen graph, Session, Grappler on, "
-                       f"{where})")
-            click.echo(profile_graph(sig, feeds).table())
+        _profile_each(models, settings, signature, inputs_file)
     if json_path:
         result.write_json(json_path)
     if csv_path:
@@ -250,6 +218,52 @@ def benchmark(models, num_iter, num_warmup, rounds, min_round_seconds, batch_siz
 
         with open(chart, "wb") as f:
             f.write(chart_png(result))
+
+
+class _RoundsBar:
+    """The benchmark's progress bar, created at the first round's start (after the paths were
+    checked); its label says which round and model runs, so loading and warm-up are not
+    silent."""
+
+    def __init__(self, total: int, quiet: bool):
+        self.total, self.quiet, self.bar = total, quiet, None
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, done: int, what: str) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=self.total, file=sys.stderr, hidden=self.quiet,
+                                         label=what, show_pos=True).__enter__()
+        self.bar.label = what
+        self.bar.update(done)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+def _profile_each(models, settings, signature: str | None, inputs_file: str | None) -> None:
+    """``--profile``: where each model's time goes, per op type (its frozen graph in a
+    Session, TensorFlow's tracer), on the benchmark's inputs."""
+    from tfopt.measure.profile import profile_graph
+    from tfopt.model.formats import load_model
+    from tfopt.model.loader import pick_signature
+    from tfopt.runtime import current_runtime, runtime_label
+    from tfopt.verify.inputs import input_hints, load_inputs, make_inputs
+
+    where = runtime_label(current_runtime())
+    if settings.runtime and settings.runtime != current_runtime():
+        where += f"; the benchmark above ran with {runtime_label(settings.runtime)}"
+    for path in models:
+        model = load_model(path, [signature] if signature else None)
+        sig = model.signatures[pick_signature(list(model.signatures), signature, path)]
+        feeds = (load_inputs(inputs_file, sig.inputs) if inputs_file else
+                 make_inputs(sig.inputs, settings.batch_size, settings.input_shapes,
+                             settings.int_range, hints=input_hints(sig)))
+        click.echo(f"\n{path}: where the time goes (frozen graph, Session, Grappler on, "
+                   f"{where})")
+        click.echo(profile_graph(sig, feeds).table())
 
 
 @cli.command()

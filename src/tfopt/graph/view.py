@@ -234,7 +234,11 @@ def set_const_value(node: node_def_pb2.NodeDef, value: np.ndarray) -> None:
 class Step:
     """One link of a chain pattern (see :meth:`GraphView.match_chain`): the next node must be
     the previous one's sole reader, one of ``ops``, and pass ``where(node, previous)``; an
-    optional step may be absent (matching goes on from the previous node)."""
+    optional step may be absent (matching goes on from the previous node). In a matched chain
+    every node but the last goes (it is fused into the last, which keeps its name and its
+    readers), so the matcher checks each of those is removable: not kept by the view
+    (:meth:`GraphView.keeps`), read once, by a data edge from output 0, with no control
+    readers."""
 
     label: str
     ops: frozenset[str] | tuple[str, ...]
@@ -250,10 +254,14 @@ class GraphView:
     values of lifted constants (:meth:`value`); the view never copies them. Removal is logical
     (nodes leave the index at once and the GraphDef on ``to_graph_def``), so node references
     held by a pass stay valid and removing one node costs O(its consumers), not O(graph).
+    ``kept`` names the nodes a signature names (its inputs, outputs, initializers): the view
+    answers for them (:meth:`keeps`), so a pass asks the view, never the signature.
     """
 
-    def __init__(self, graph_def: graph_pb2.GraphDef, weights: WeightSource | None = None):
+    def __init__(self, graph_def: graph_pb2.GraphDef, weights: WeightSource | None = None,
+                 kept: Iterable[str] = ()):
         self.weights = weights
+        self.kept = frozenset(kept)
         self.graph_def = graph_pb2.GraphDef()
         self.graph_def.CopyFrom(graph_def)
         self.nodes: dict[str, node_def_pb2.NodeDef] = {}
@@ -339,26 +347,31 @@ class GraphView:
             i += 1
         return f"{base}_{i}"
 
-    def sole_reader(self, name: str, protected: Iterable[str] = ()) -> node_def_pb2.NodeDef | None:
+    def keeps(self, name: str) -> bool:
+        """``name`` must stay as it is: a node the signature names (an input, an output, a
+        load-time initializer), never removed, renamed or folded away."""
+        return name in self.kept
+
+    def sole_reader(self, name: str) -> node_def_pb2.NodeDef | None:
         """The one node reading ``name``, if fusing ``name`` into it is safe: ``name`` is not
-        protected (a signature node), has exactly one reader edge, a data edge from output 0,
-        and no control readers. The guard every fusion and folding pattern shares."""
-        if name in protected:
+        kept (:meth:`keeps`), has exactly one reader edge, a data edge from output 0, and no
+        control readers. The guard every fusion and folding pattern shares."""
+        if self.keeps(name):
             return None
         users = self.consumers(name)
         if len(users) != 1 or users[0][1].control or users[0][1].port != 0:
             return None
         return users[0][0]
 
-    def match_chain(self, start: node_def_pb2.NodeDef, steps: Iterable[Step],
-                    protected: Iterable[str] = ()) -> list[tuple[str, node_def_pb2.NodeDef]]:
+    def match_chain(self, start: node_def_pb2.NodeDef, steps: Iterable[Step]
+                    ) -> list[tuple[str, node_def_pb2.NodeDef]]:
         """Follow ``start``'s readers along ``steps``; returns the matched (label, node) pairs
-        in order, stopping at the first required step that does not match (then [])."""
-        protected = set(protected)
+        in order, stopping at the first required step that does not match (then []). ``start``
+        and every matched node but the last are removable (see :class:`Step`)."""
         matched: list[tuple[str, node_def_pb2.NodeDef]] = []
         previous = start
         for step in steps:
-            node = self.sole_reader(previous.name, protected)
+            node = self.sole_reader(previous.name)
             if node is not None and node.op in step.ops and (
                     step.where is None or step.where(node, previous)):
                 matched.append((step.label, node))

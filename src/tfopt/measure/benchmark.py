@@ -411,14 +411,9 @@ def _run_round(paths: list[str], order: list[int], settings: Settings, ctx,
     return facts, per_model
 
 
-def benchmark(paths: list[str], settings: Settings,
-              progress: Callable[[int, str], None] | None = None,
-              labels: list[str] | None = None) -> BenchmarkResult:
-    """Benchmark ``paths`` (the first is the baseline). Every round is a fresh process that
-    loads every model (which one first rotates between rounds) and calls them in alternating
-    blocks, so that the models of a round share the machine's state second by second.
-    ``progress`` is called as a round starts (0 iterations, "round 2/5: loading ...") and ends
-    (its timed iterations, with each model's throughput), so long runs are never silent."""
+def _check(paths: list[str], settings: Settings) -> None:
+    """Settings that cannot time anything, and paths that hold no model: refused in one line
+    before any process starts."""
     if settings.num_iter < 1 or settings.num_warmup < 0 or settings.batch_size < 1:
         raise TfoptError("--num-iter and --batch-size must be >= 1, --num-warmup >= 0")
     if not 0.5 <= settings.confidence < 1:
@@ -429,7 +424,37 @@ def benchmark(paths: list[str], settings: Settings,
         raise TfoptError("--intra-op-threads and --inter-op-threads must be >= 0 (0: one "
                          "per CPU core)")
     for path in paths:
-        detect(path)  # fail fast, before any process starts
+        detect(path)
+
+
+def _model_result(path: str, label: str, settings: Settings, batch: int,
+                  times: list[list[float]], round_tp: list[float], rates: list[list[float]],
+                  base_rates: list[list[float]], baseline: bool) -> ModelResult:
+    """One model's row: throughput (median over rounds), latency percentiles over every call,
+    and its ratio over the baseline's from paired blocks."""
+    lat = [x for t in times for x in t]
+    ratio = (stats.Ratio(1.0, 1.0, 1.0, settings.confidence) if baseline else
+             stats.paired_ratio(rates, base_rates, settings.confidence))
+    return ModelResult(
+        model=label, batch_size=batch, iterations=len(lat), throughput=stats.median(round_tp),
+        latency_mean_ms=float(np.mean(lat)) * 1e3, latency_p50_ms=_percentile(lat, 50) * 1e3,
+        latency_p90_ms=_percentile(lat, 90) * 1e3, latency_p99_ms=_percentile(lat, 99) * 1e3,
+        round_throughputs=round_tp, block_rates=rates, noise=stats.spread(round_tp),
+        ratio=ratio.value, ratio_low=ratio.low, ratio_high=ratio.high,
+        verdict="baseline" if baseline else ratio.verdict(),
+        precision=(read_metadata(path) or {}).get("precision", "fp32"),
+        runtime=_runtime_label(path, settings))
+
+
+def benchmark(paths: list[str], settings: Settings,
+              progress: Callable[[int, str], None] | None = None,
+              labels: list[str] | None = None) -> BenchmarkResult:
+    """Benchmark ``paths`` (the first is the baseline). Every round is a fresh process that
+    loads every model (which one first rotates between rounds) and calls them in alternating
+    blocks, so that the models of a round share the machine's state second by second.
+    ``progress`` is called as a round starts (0 iterations, "round 2/5: loading ...") and ends
+    (its timed iterations, with each model's throughput), so long runs are never silent."""
+    _check(paths, settings)
     labels = labels or paths
     ctx = _process_context(settings.runtime)
     n = len(paths)
@@ -472,22 +497,9 @@ def benchmark(paths: list[str], settings: Settings,
             progress(per_round[r] * n, f"round {r + 1}/{rounds}: " + ", ".join(
                 f"{labels[m]} {round_tp[m][-1]:.1f}" for m in range(n)) + " samples/s")
 
-    results = []
-    for m, label in enumerate(labels):
-        lat = [x for t in times[m] for x in t]
-        ratio = (stats.Ratio(1.0, 1.0, 1.0, settings.confidence) if m == 0 else
-                 stats.paired_ratio(rates[m], rates[0], settings.confidence))
-        results.append(ModelResult(
-            model=label, batch_size=batch, iterations=len(lat),
-            throughput=stats.median(round_tp[m]),
-            latency_mean_ms=float(np.mean(lat)) * 1e3, latency_p50_ms=_percentile(lat, 50) * 1e3,
-            latency_p90_ms=_percentile(lat, 90) * 1e3, latency_p99_ms=_percentile(lat, 99) * 1e3,
-            round_throughputs=round_tp[m], block_rates=rates[m],
-            noise=stats.spread(round_tp[m]),
-            ratio=ratio.value, ratio_low=ratio.low, ratio_high=ratio.high,
-            verdict="baseline" if m == 0 else ratio.verdict(),
-            precision=(read_metadata(paths[m]) or {}).get("precision", "fp32"),
-            runtime=_runtime_label(paths[m], settings)))
+    results = [_model_result(paths[m], label, settings, batch, times[m], round_tp[m],
+                             rates[m], rates[0], baseline=m == 0)
+               for m, label in enumerate(labels)]
     env = environment(settings, facts)
     env["batch_size"] = batch
     return BenchmarkResult(results, env, schedule)

@@ -79,7 +79,7 @@ class GraphPass:
         raise NotImplementedError
 
     def run(self, graph_def: graph_pb2.GraphDef, ctx: PassContext) -> PassResult:
-        view = GraphView(graph_def, ctx.weights)
+        view = GraphView(graph_def, ctx.weights, ctx.protected)
         notes = self.apply(view, ctx)
         result = view.to_graph_def()
         if not notes and _fingerprint(result) != _fingerprint(graph_def):

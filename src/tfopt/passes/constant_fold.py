@@ -16,7 +16,6 @@ from tfopt.graph.view import (
     GraphView,
     InputRef,
     get_attr,
-    make_const,
     tensor_bytes,
     topological_order,
 )
@@ -38,32 +37,7 @@ class ConstantFold(GraphPass):
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         graph_def = view.to_graph_def()
         info = StaticInfo(graph_def)
-        foldable: set[str] = set()
-        shape_values: dict[str, np.ndarray] = {}
-        for node in (view.nodes[n.name] for n in topological_order(graph_def)):
-            if node.name in ctx.protected or node.op in NOT_FOLDABLE:
-                continue
-            if node.op in SHAPE_OPS:
-                value = _static_shape_value(node, view, info)
-                if value is not None:
-                    shape_values[node.name] = value
-                    foldable.add(node.name)
-                continue
-            if node.op == "StridedSlice":
-                value = _static_shape_slice(node, view, info)
-                if value is not None:  # tf.shape(x)[1] where dim 1 is static
-                    shape_values[node.name] = value
-                    foldable.add(node.name)
-                    continue
-            if is_stateful(node.op) or not node.input:
-                continue
-            if not all(_is_const(view, ref.node, foldable) for ref in map(InputRef.parse, node.input)):
-                continue
-            if any(info.dtype(f"{node.name}:{i}") in UNREPRESENTABLE
-                   for i in range(_num_outputs(info, node.name))):
-                continue
-            foldable.add(node.name)
-
+        foldable, shape_values = _foldable(view, ctx, graph_def, info)
         # Only what a non-folded node reads needs a value: the frontier.
         frontier: dict[str, set[int]] = {}
         for name in foldable:
@@ -90,24 +64,46 @@ class ConstantFold(GraphPass):
                 continue
             if value.nbytes > ctx.max_const_bytes and value.nbytes > _input_bytes(view, name):
                 continue
-            node = view.nodes[name]
-            const_name = view.unique_name(f"{name}/folded" if port else f"{name}/folded")
-            const = make_const(const_name, value, node.device)
-            view.add(const)
-            view.replace_uses(InputRef(name, port), InputRef(const_name), keep_controls=False)
+            const = view.add_const(f"{name}/folded", value, view.nodes[name].device)
+            view.replace_uses(InputRef(name, port), InputRef(const), keep_controls=False)
             folded += 1
-        # Control edges onto folded nodes now hang on nothing useful: move them to the consts'
-        # readers is not needed (consts have no side effects), so drop folded nodes that only
-        # have control consumers left.
+        # Folded nodes that only control consumers still read are dropped: a Const has no
+        # side effect to order.
         removed = 0
-        while True:
-            dead = [n for n in foldable if n in view and not view.data_consumers(n)]
-            if not dead:
-                break
+        while dead := [n for n in foldable if n in view and not view.data_consumers(n)]:
             view.remove(dead)
             removed += len(dead)
         return count_note(folded, "constant tensors folded") + count_note(
             removed, "nodes evaluated away")
+
+
+def _foldable(view: GraphView, ctx: PassContext, graph_def, info: StaticInfo
+              ) -> tuple[set[str], dict[str, np.ndarray]]:
+    """Nodes whose value is known before the model runs (all inputs constant, or a shape
+    that is static), and the values of the shape-derived ones."""
+    foldable: set[str] = set()
+    shape_values: dict[str, np.ndarray] = {}
+    for node in (view.nodes[n.name] for n in topological_order(graph_def)):
+        if view.keeps(node.name) or node.op in NOT_FOLDABLE:
+            continue
+        if node.op in SHAPE_OPS or node.op == "StridedSlice":
+            # tf.shape(x), or tf.shape(x)[1] where dim 1 is static
+            value = (_static_shape_value(node, view, info) if node.op in SHAPE_OPS
+                     else _static_shape_slice(node, view, info))
+            if value is not None:
+                shape_values[node.name] = value
+                foldable.add(node.name)
+            if node.op in SHAPE_OPS or value is not None:
+                continue
+        if is_stateful(node.op) or not node.input:
+            continue
+        if not all(_is_const(view, ref.node, foldable) for ref in map(InputRef.parse, node.input)):
+            continue
+        if any(info.dtype(f"{node.name}:{i}") in UNREPRESENTABLE
+               for i in range(_num_outputs(info, node.name))):
+            continue
+        foldable.add(node.name)
+    return foldable, shape_values
 
 
 def _is_const(view: GraphView, name: str, foldable: set[str]) -> bool:

@@ -38,7 +38,7 @@ class MergeDuplicates(GraphPass):
         merged = 0
         for node in topological_order(view.to_graph_def()):
             node = view.nodes.get(node.name)
-            if node is None or node.name in ctx.protected or node.op in CONTROL_FLOW_OPS:
+            if node is None or view.keeps(node.name) or node.op in CONTROL_FLOW_OPS:
                 continue
             if node.op in ("Placeholder", "NoOp") or is_stateful(node.op):
                 continue

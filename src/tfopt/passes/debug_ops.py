@@ -16,7 +16,7 @@ class RemoveDebugOps(GraphPass):
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         spliced = removed = guards = 0
         for node in view:
-            if node.name in ctx.protected:
+            if view.keeps(node.name):
                 continue
             if node.op in PASS_THROUGH:
                 view.bypass(node, [view.data_inputs(node)[0]])

@@ -50,14 +50,14 @@ class DenseReshape(GraphPass):
         info: StaticInfo | None = None
         sunk = 0
         for node in list(view):
-            if node.name not in view or node.op != "Reshape" or node.name in ctx.protected:
+            if node.name not in view or node.op != "Reshape" or view.keeps(node.name):
                 continue
             producer = view.input_node(node, 0)
             if producer is None or producer.op not in MATMULS:
                 continue
             info = info or StaticInfo(view.to_graph_def())
-            sunk += _sink(view, node, info, ctx.protected)
-        collapsed = sum(_collapse(view, node, ctx.protected) for node in list(view)
+            sunk += _sink(view, node, info)
+        collapsed = sum(_collapse(view, node) for node in list(view)
                         if node.name in view and node.op == "Reshape")
         notes = []
         if flattened:
@@ -138,7 +138,7 @@ def _flat_const(value: np.ndarray, rank: int, out_dims: list[int | None], k: int
     return np.ascontiguousarray(np.broadcast_to(trailing, out_dims[rank - k:])).reshape(width)
 
 
-def _sink(view: GraphView, reshape, info: StaticInfo, protected: set[str]) -> int:
+def _sink(view: GraphView, reshape, info: StaticInfo) -> int:
     """Rewrite 2: move the element-wise region after ``reshape`` ahead of it."""
     source = view.data_inputs(reshape)[0]
     in_shape, out_shape = info.shape(source.tensor), info.shape(f"{reshape.name}:0")
@@ -147,17 +147,33 @@ def _sink(view: GraphView, reshape, info: StaticInfo, protected: set[str]) -> in
         return 0
     width = in_shape.as_list()[1]
     out_dims = out_shape.as_list()
-    rank = len(out_dims)
     k = _trailing(out_dims, width)
     if k is None:
         return 0
+    region = _Region(view, reshape, info, out_dims, k, width)
+    region.grow()
+    if not region.nodes:
+        return 0
+    region.rewire(source)
+    return len(region.nodes)
 
-    region: dict[str, object] = {}  # node name -> node, in discovery order
-    flat_consts: dict[tuple[str, int], np.ndarray] = {}
 
-    def joins(node) -> bool:
-        if (node.name in protected or node.op not in UNARY | BINARY or view.control_inputs(node)
-                or get_attr(node, "T") is None
+class _Region:
+    """The element-wise nodes after a Reshape [M, N] -> [..., N] that can run on the flat
+    [M, N] tensor instead: each reads the region (or the reshape) and constants that vary
+    only along the trailing dims holding N."""
+
+    def __init__(self, view: GraphView, reshape, info: StaticInfo,
+                 out_dims: list[int | None], k: int, width: int):
+        self.view, self.reshape, self.info = view, reshape, info
+        self.out_dims, self.k, self.width = out_dims, k, width
+        self.nodes: dict[str, object] = {}  # node name -> node, in discovery order
+        self.flat_consts: dict[tuple[str, int], np.ndarray] = {}
+
+    def joins(self, node) -> bool:
+        view = self.view
+        if (view.keeps(node.name) or node.op not in UNARY | BINARY
+                or view.control_inputs(node) or get_attr(node, "T") is None
                 or get_attr(node, "data_format", "NHWC") != "NHWC"):
             return False
         refs = view.data_inputs(node)
@@ -165,66 +181,71 @@ def _sink(view: GraphView, reshape, info: StaticInfo, protected: set[str]) -> in
             return False
         inside = False
         for i, ref in enumerate(refs):
-            if ref.port == 0 and (ref.node == reshape.name or ref.node in region):
+            if ref.port == 0 and (ref.node == self.reshape.name or ref.node in self.nodes):
                 inside = True
                 continue
             value = view.const_input(node, i)
-            flat = None if value is None else _flat_const(value, rank, out_dims, k, width)
+            flat = None if value is None else _flat_const(value, len(self.out_dims),
+                                                          self.out_dims, self.k, self.width)
             if flat is None or (node.op == "BiasAdd" and i == 0):
                 return False
             if node.op == "BiasAdd":  # its bias stays a [N] vector
-                flat = np.broadcast_to(flat, (width,)).copy()
-            flat_consts[(node.name, i)] = flat
-        shape = info.shape(f"{node.name}:0")
-        return inside and shape is not None and shape.as_list() == out_dims
+                flat = np.broadcast_to(flat, (self.width,)).copy()
+            self.flat_consts[(node.name, i)] = flat
+        shape = self.info.shape(f"{node.name}:0")
+        return inside and shape is not None and shape.as_list() == self.out_dims
 
-    frontier = [reshape.name]
-    pending: set[str] = set()
-    while frontier:
-        name = frontier.pop()
-        for reader in view.data_consumers(name, 0):
-            pending.add(reader.name)
-        progress = True
-        while progress:
-            progress = False
-            for cand in sorted(pending):
-                node = view.nodes.get(cand)
-                if node is not None and cand not in region and joins(node):
-                    region[cand] = node
-                    pending.discard(cand)
-                    frontier.append(cand)
-                    progress = True
-    if not region:
-        return 0
+    def grow(self) -> None:
+        """Every reader that joins, to a fixed point (a binary op joins once both its inputs
+        are known)."""
+        frontier = [self.reshape.name]
+        pending: set[str] = set()
+        while frontier:
+            name = frontier.pop()
+            for reader in self.view.data_consumers(name, 0):
+                pending.add(reader.name)
+            progress = True
+            while progress:
+                progress = False
+                for cand in sorted(pending):
+                    node = self.view.nodes.get(cand)
+                    if node is not None and cand not in self.nodes and self.joins(node):
+                        self.nodes[cand] = node
+                        pending.discard(cand)
+                        frontier.append(cand)
+                        progress = True
 
-    # Rewire: region nodes read the flat source and flat constants.
-    for node in region.values():
-        for i, ref in enumerate(view.data_inputs(node)):
-            if ref.node == reshape.name and ref.port == 0:
-                view.set_input(node, i, str(source))
-            elif (node.name, i) in flat_consts:
-                view.set_input(node, i, view.add_const(f"{node.name}/flat_operand{i}",
-                                                       flat_consts[(node.name, i)], node.device))
-    # Where results leave the region, put the reshape back.
-    shape_input = str(view.data_inputs(reshape)[1])
-    for node in region.values():
-        outside = [(r, ref) for r, ref in view.consumers(node.name) if r.name not in region]
-        if not outside:
-            continue
-        back = view.add(make_node(view.unique_name(f"{node.name}/unflatten"), "Reshape",
-                                  [node.name, shape_input], reshape.device,
-                                  **dict(reshape.attr)))
-        for reader, ref in outside:
-            if ref.control:
+    def rewire(self, source: InputRef) -> None:
+        """Region nodes read the flat source and flat constants; where results leave the
+        region, the reshape is put back."""
+        view, reshape = self.view, self.reshape
+        for node in self.nodes.values():
+            for i, ref in enumerate(view.data_inputs(node)):
+                if ref.node == reshape.name and ref.port == 0:
+                    view.set_input(node, i, str(source))
+                elif (node.name, i) in self.flat_consts:
+                    view.set_input(node, i, view.add_const(
+                        f"{node.name}/flat_operand{i}", self.flat_consts[(node.name, i)],
+                        node.device))
+        shape_input = str(view.data_inputs(reshape)[1])
+        for node in self.nodes.values():
+            outside = [(r, ref) for r, ref in view.consumers(node.name)
+                       if r.name not in self.nodes]
+            if not outside:
                 continue
-            idx = list(reader.input).index(str(ref))
-            view.set_input(reader, idx, str(InputRef(back.name, ref.port)))
-    return len(region)
+            back = view.add(make_node(view.unique_name(f"{node.name}/unflatten"), "Reshape",
+                                      [node.name, shape_input], reshape.device,
+                                      **dict(reshape.attr)))
+            for reader, ref in outside:
+                if ref.control:
+                    continue
+                idx = list(reader.input).index(str(ref))
+                view.set_input(reader, idx, str(InputRef(back.name, ref.port)))
 
 
-def _collapse(view: GraphView, reshape, protected: set[str]) -> int:
+def _collapse(view: GraphView, reshape) -> int:
     """Rewrite 3: Reshape(Reshape(a)) -> Reshape(a); Reshape([?, N] -> [-1, N]) -> nothing."""
-    if reshape.name in protected or view.control_inputs(reshape):
+    if view.keeps(reshape.name) or view.control_inputs(reshape):
         return 0
     inner = view.input_node(reshape, 0)
     if inner is not None and inner.op == "Reshape" and not view.control_inputs(inner):

@@ -39,7 +39,7 @@ class DilatedConv(GraphPass):
         for b2s in list(view):
             if b2s.op != "BatchToSpaceND" or b2s.name not in view:
                 continue
-            chain = _chain(view, b2s, ctx.protected)
+            chain = _chain(view, b2s)
             if chain is None:
                 continue
             s2b, conv = chain[0], chain[len(chain) // 2]  # the conv is in the middle
@@ -80,12 +80,12 @@ class DilatedConv(GraphPass):
         view.set_inputs(b2s, inputs + sorted(controls))
 
 
-def _chain(view: GraphView, b2s, protected: set[str]) -> list | None:
+def _chain(view: GraphView, b2s) -> list | None:
     """The nodes from SpaceToBatchND to ``b2s``, each the sole reader of the one before:
     ``[s2b, conv, b2s]``, or a Conv1D's ``[s2b, expand, conv, squeeze, b2s]``."""
     chain = [b2s]
     while (node := view.input_node(chain[0], 0)) is not None and len(chain) < 5:
-        if view.sole_reader(node.name, protected) is not chain[0]:
+        if view.sole_reader(node.name) is not chain[0]:
             return None
         chain.insert(0, node)
         if node.op == "SpaceToBatchND":

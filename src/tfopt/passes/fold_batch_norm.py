@@ -97,7 +97,7 @@ def _channel_layout(node) -> tuple[int, int]:
 def find_producer(view: GraphView, ref: InputRef, ctx: PassContext) -> LinearProducer | None:
     """The linear op behind tensor ``ref``, if its weights can be rewritten in place."""
     node = view.nodes.get(ref.node)
-    if node is None or ref.port != 0 or node.name in ctx.protected:
+    if node is None or ref.port != 0 or view.keeps(node.name):
         return None
     bias = None
     if node.op in ADDS and len(view.data_consumers(node.name)) == 1:
@@ -105,7 +105,7 @@ def find_producer(view: GraphView, ref: InputRef, ctx: PassContext) -> LinearPro
         inner = view.input_node(node, 0)
         if vec is not None and inner is not None and inner.op in LINEAR_OPS:
             bias, node = node, inner
-    if node.op not in LINEAR_OPS or node.name in ctx.protected:
+    if node.op not in LINEAR_OPS or view.keeps(node.name):
         return None
     weights = view.input_node(node, _weights_index(node))
     if weights is None or weights.op != "Const":
@@ -259,7 +259,7 @@ class FoldBatchNorm(GraphPass):
         source = producer.op_node.name
         if producer.bias is not None:
             view.remove([producer.bias.name])
-        if np.all(bias == 0) and producer.bias is None and node.name not in ctx.protected:
+        if np.all(bias == 0) and producer.bias is None and not view.keeps(node.name):
             view.set_inputs(node, [source] + controls)
             view.bypass(node, [InputRef(source)])
             return

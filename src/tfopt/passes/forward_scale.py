@@ -82,7 +82,7 @@ class ForwardScale(GraphPass):
 
     def _move(self, view: GraphView, mul, ctx: PassContext, shapes: _Shapes) -> int:
         refs = view.data_inputs(mul)
-        if len(refs) != 2 or mul.name in ctx.protected:
+        if len(refs) != 2 or view.keeps(mul.name):
             return 0
         for data_idx, const_idx in ((0, 1), (1, 0)):
             scale = _channel_vector(view.const_input(mul, const_idx))
@@ -114,9 +114,9 @@ class ForwardScale(GraphPass):
     def _shift(view: GraphView, mul, channels: int, ctx: PassContext) -> tuple:
         """The Add of a per-channel constant right after the scale (the batch norm's shift),
         and which of its inputs is that constant; (None, 0) when there is none."""
-        shift = view.sole_reader(mul.name, ctx.protected)
+        shift = view.sole_reader(mul.name)
         if (shift is None or shift.op not in SHIFTS or not is_float32(shift)
-                or shift.name in ctx.protected):
+                or view.keeps(shift.name)):
             return None, 0
         for slot in ((1,) if shift.op == "BiasAdd" else (1, 0)):
             bias = _channel_vector(view.const_input(shift, slot))
@@ -135,7 +135,7 @@ class ForwardScale(GraphPass):
             if node.name in seen:
                 continue
             seen.add(node.name)
-            if node is not start and node.name in ctx.protected:
+            if node is not start and view.keeps(node.name):
                 return None
             users = view.consumers(node.name)
             if not users or any(ref.control or ref.port != 0 for _, ref in users):

@@ -30,7 +30,7 @@ class FuseKernels(GraphPass):
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         info = StaticInfo(view.to_graph_def())
-        notes = count_note(_unbias_grouped(view, info, ctx.protected),
+        notes = count_note(_unbias_grouped(view, info),
                            "grouped convolutions' BiasAdd written as AddV2")
         if ctx.kernels is None or not ctx.kernels.allowed:
             return notes
@@ -75,7 +75,7 @@ class FuseKernels(GraphPass):
 
     def _fuse(self, view: GraphView, conv, ctx: PassContext, info: StaticInfo) -> int:
         dtype = get_attr(conv, "T")
-        if dtype is None or dtype.name not in FUSABLE or conv.name in ctx.protected:
+        if dtype is None or dtype.name not in FUSABLE or view.keeps(conv.name):
             return 0
         if conv.op != "MatMul" and get_attr(conv, "data_format", "NHWC") != "NHWC":
             return 0
@@ -83,7 +83,7 @@ class FuseKernels(GraphPass):
             return 0  # _FusedDepthwiseConv2dNative has no explicit_paddings
         if conv.op == "Conv2D" and not _ungrouped(conv, view, info):
             return 0  # the Eigen runtime's _FusedConv2D rejects grouped convolutions
-        matched = view.match_chain(conv, self._pattern(view, conv, info), ctx.protected)
+        matched = view.match_chain(conv, self._pattern(view, conv, info))
         op = FUSED_OP[conv.op]
         if [label for label, _ in matched][:2] == ["bias", "Add"] and not ctx.kernels.supports(
                 op, ("BiasAdd", "Add"), dtype.name):
@@ -139,7 +139,7 @@ def _ungrouped(conv, view: GraphView, info: StaticInfo) -> bool:
     return x[3] is not None and x[3] == w[2]
 
 
-def _unbias_grouped(view: GraphView, info: StaticInfo, protected: set[str]) -> int:
+def _unbias_grouped(view: GraphView, info: StaticInfo) -> int:
     """Turn ``BiasAdd`` after a grouped ``Conv2D`` into the same ``AddV2``.
 
     Grappler's remapper fuses Conv2D + BiasAdd [+ Relu] without checking for groups, and the
@@ -153,7 +153,7 @@ def _unbias_grouped(view: GraphView, info: StaticInfo, protected: set[str]) -> i
         if _ungrouped(conv, view, info):
             continue
         for bias in view.data_consumers(conv.name):
-            if (bias.op == "BiasAdd" and bias.name not in protected
+            if (bias.op == "BiasAdd" and not view.keeps(bias.name)
                     and get_attr(bias, "data_format", "NHWC") == "NHWC"
                     and view.data_inputs(bias)[0].node == conv.name):
                 view.retype(bias, "AddV2", keep=("T",))

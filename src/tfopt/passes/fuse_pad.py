@@ -47,7 +47,7 @@ class FusePad(GraphPass):
         fused = 0
         info: StaticInfo | None = None
         for pad in view:
-            if pad.name not in view or pad.op not in ("Pad", "PadV2") or pad.name in ctx.protected:
+            if pad.name not in view or pad.op not in ("Pad", "PadV2") or view.keeps(pad.name):
                 continue
             paddings = view.const_input(pad, 1)
             if paddings is None or paddings.shape != (4, 2):

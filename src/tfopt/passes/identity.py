@@ -16,7 +16,7 @@ class RemoveIdentities(GraphPass):
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         count = 0
         for node in view:
-            if node.name in ctx.protected or node.name not in view:
+            if view.keeps(node.name) or node.name not in view:
                 continue
             if node.op in IDENTITY_OPS or node.op == "IdentityN":
                 sources = view.data_inputs(node)

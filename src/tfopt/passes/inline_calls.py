@@ -33,7 +33,7 @@ class InlineCalls(GraphPass):
         library = {f.signature.name: f for f in view.graph_def.library.function}
         inlined = xla = 0
         for call in view:
-            if call.op not in CALL_OPS or call.name in ctx.protected:
+            if call.op not in CALL_OPS or view.keeps(call.name):
                 continue
             fdef = library.get(call.attr["f"].func.name)
             if fdef is None or any(a.type == types_pb2.DT_RESOURCE

@@ -73,8 +73,8 @@ class LowerControlFlow(GraphPass):
         lowered = lower(graph_def, fetches)
         if lowerable(lowered) == names:  # Grappler declined (nothing it could lower)
             return PassResult(graph_def, False)
-        view = GraphView(lowered)
-        hoisted = hoist_invariants(view, ctx.protected)
+        view = GraphView(lowered, kept=ctx.protected)
+        hoisted = hoist_invariants(view)
         # Inlined loop conditions leave an Identity per loop variable they do not read: run
         # every iteration for nothing, and a .pb's outputs (the nodes nobody reads) ambiguous
         dead = unreachable(view, ctx)
@@ -99,7 +99,7 @@ def _through_identities(view: GraphView, ref: InputRef) -> tuple[InputRef, list[
     return ref, passed
 
 
-def hoist_invariants(view: GraphView, protected: set[str]) -> int:
+def hoist_invariants(view: GraphView) -> int:
     """Turn each pass-through loop variable into a constant Enter (see the module docstring);
     returns how many."""
     hoisted = 0
@@ -125,8 +125,9 @@ def hoist_invariants(view: GraphView, protected: set[str]) -> int:
                 ref.control for _, ref in view.consumers(switch.name)):
             continue
         exits = view.data_consumers(switch.name, 0)
-        if any(e.op != "Exit" for e in exits) or {merge.name, nxt.name, switch.name,
-                                                   *(e.name for e in exits)} & protected:
+        if any(e.op != "Exit" for e in exits) or any(
+                view.keeps(n) for n in (merge.name, nxt.name, switch.name,
+                                        *(e.name for e in exits))):
             continue
         outside = view.data_inputs(enter)[0]
         set_attr(enter, "is_constant", True)
@@ -135,6 +136,6 @@ def hoist_invariants(view: GraphView, protected: set[str]) -> int:
             view.replace_uses(InputRef(exit_node.name, 0), outside)
         view.remove([merge.name, nxt.name, switch.name, *(e.name for e in exits), *unread])
         view.remove([name for name in chain if not view.consumers(name)
-                     and name not in protected])
+                     and not view.keeps(name)])
         hoisted += 1
     return hoisted

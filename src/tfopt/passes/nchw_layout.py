@@ -40,7 +40,7 @@ class NchwToNhwc(GraphPass):
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         nchw = [node for node in view if node.op in _LAYOUT_OPS
-                and node.name not in ctx.protected and is_float32(node)
+                and not view.keeps(node.name) and is_float32(node)
                 and get_attr(node, "data_format", "NHWC") == "NCHW"]
         if nchw:  # only 4-D feature maps (BiasAdd also takes NCHW for other ranks)
             info = StaticInfo(view.to_graph_def())
@@ -53,9 +53,9 @@ class NchwToNhwc(GraphPass):
             for node in list(view):
                 if node.name not in view or not view.consumers(node.name):
                     continue  # dead nodes are strip_unused's
-                if node.op == "Transpose" and _cancel(view, node, ctx.protected):
+                if node.op == "Transpose" and _cancel(view, node):
                     cancelled += 1
-                elif node.op in _ELEMENTWISE and node.name not in ctx.protected:
+                elif node.op in _ELEMENTWISE and not view.keeps(node.name):
                     moved += _sink(view, node)
             if moved + cancelled == before:
                 break
@@ -132,11 +132,11 @@ def _sink(view: GraphView, node) -> int:
     return 1
 
 
-def _cancel(view: GraphView, node, protected: set[str]) -> bool:
+def _cancel(view: GraphView, node) -> bool:
     """``Transpose(Transpose(x, p), q)`` with ``q`` undoing ``p``: readers read ``x``."""
     inner = view.input_node(node, 0)
     p, q = _perm_of(view, inner), _perm_of(view, node)
-    if p is None or q is None or len(p) != len(q) or node.name in protected:
+    if p is None or q is None or len(p) != len(q) or view.keeps(node.name):
         return False
     if [p[i] for i in q] != list(range(len(p))):
         return False

@@ -72,7 +72,7 @@ class QuantizeInt8(GraphPass):
             return []
         graph = view.to_graph_def()
         info = StaticInfo(graph)
-        before = GraphView(graph, view.weights)  # the float graph, for residual-add guards
+        before = GraphView(graph, view.weights, view.kept)  # the float graph: residual guards
         done: Counter[str] = Counter()
         kept: Counter[str] = Counter()
         quantized_inputs: dict[tuple[str, str], tuple[str, str, str]] = {}
@@ -115,7 +115,7 @@ class QuantizeInt8(GraphPass):
         if weights is None:
             return "weights not constant"
         chain = _match(view, node, ctx, original, was)
-        if chain.last.name in ctx.protected:
+        if view.keeps(chain.last.name):
             return "signature output"
         x = view.data_inputs(node)[0].tensor
         y = f"{chain.last.name}:0"
@@ -259,7 +259,7 @@ def _match(view: GraphView, node, ctx: PassContext, original: tuple[StaticInfo, 
     steps = [Step("bias", ("BiasAdd",), optional=True, where=first_input),
              Step("add", ("Add", "AddV2"), optional=True, where=residual),
              Step("act", RELUS, optional=True)]
-    found = dict(view.match_chain(node, steps, ctx.protected))
+    found = dict(view.match_chain(node, steps))
     bias, add, act = found.get("bias"), found.get("add"), found.get("act")
     if add is None:
         return _Chain(node, bias, act)

@@ -129,7 +129,7 @@ class ReducedPrecision(GraphPass):
         paintable = ({op for op in COMPUTE if support.accurate(op, "bfloat16")}
                      | {op for op in FOLLOW | TABLES if has_cpu_kernel(op, "bfloat16")})
         for node in topological_order(view.graph_def):
-            if (node.name in ctx.protected or node.op not in paintable
+            if (view.keeps(node.name) or node.op not in paintable
                     or not _computes_float32(node)):
                 continue
             typed = _t_inputs(node)

@@ -38,7 +38,7 @@ class SqueezeSink(GraphPass):
             for node in list(view):
                 squeeze = view.input_node(node, 0) if node.name in view else None
                 if (squeeze is None or squeeze.op != "Squeeze" or squeeze.name in touched
-                        or view.sole_reader(squeeze.name, ctx.protected) is not node):
+                        or view.sole_reader(squeeze.name) is not node):
                     continue
                 rank = info.rank(str(view.data_inputs(squeeze)[0]))
                 if not _keeps_channels(squeeze, rank):

@@ -25,7 +25,7 @@ class ResolveConstantSwitch(GraphPass):
             if switch.name not in view or switch.op not in SWITCHES:
                 continue
             pred = view.const_input(switch, 1)
-            if pred is None or pred.size != 1 or switch.name in ctx.protected:
+            if pred is None or pred.size != 1 or view.keeps(switch.name):
                 continue
             taken = 1 if bool(pred.reshape(())) else 0
             if self._resolve(view, switch, taken, ctx):
@@ -50,7 +50,7 @@ class ResolveConstantSwitch(GraphPass):
                     continue
                 if user.name in dead:
                     continue
-                if user.name in ctx.protected:
+                if view.keeps(user.name):
                     return False
                 dead.add(user.name)
                 frontier.append((user.name, None))
@@ -58,7 +58,7 @@ class ResolveConstantSwitch(GraphPass):
             merge = view.nodes[merge_name]
             live = [(i, r) for i, r in enumerate(view.data_inputs(merge))
                     if r.node not in dead and not (r.node == switch.name and r.port != taken)]
-            if len(live) != 1 or merge_name in ctx.protected:
+            if len(live) != 1 or view.keeps(merge_name):
                 return False
         view.replace_uses(InputRef(switch.name, taken), data, keep_controls=False)
         view.remove(dead)

@@ -13,12 +13,12 @@ class RemoveTrainingNodes(GraphPass):
         notes: list[str] = []
         flags = 0
         for node in view:
-            if node.op == "PlaceholderWithDefault" and node.name not in ctx.protected:
+            if node.op == "PlaceholderWithDefault" and not view.keeps(node.name):
                 view.bypass(node, [view.data_inputs(node)[0]])
                 flags += 1
         notes += count_note(flags, "PlaceholderWithDefault folded to its default")
 
-        doomed = {n.name for n in view if is_training_op(n.op) and n.name not in ctx.protected}
+        doomed = {n.name for n in view if is_training_op(n.op) and not view.keeps(n.name)}
         if not doomed:
             return notes
         seeds = len(doomed)
@@ -28,7 +28,7 @@ class RemoveTrainingNodes(GraphPass):
         while grew:
             grew = False
             for node in view:
-                if node.name in doomed or node.name in ctx.protected:
+                if node.name in doomed or view.keeps(node.name):
                     continue
                 users = view.consumers(node.name)
                 if users and all(u.name in doomed for u, _ in users):

@@ -39,19 +39,19 @@ class TransposeIntoMatMul(GraphPass):
             if node.name not in view:
                 continue
             if node.op == "Transpose":
-                folded += _fold_output(view, node, ctx.protected)
+                folded += _fold_output(view, node)
             elif node.op in BATCH_MATMUL_OPS:
-                folded += _fold_inputs(view, node, ctx.protected)
+                folded += _fold_inputs(view, node)
         return count_note(folded, "transposes folded into BatchMatMul adj_x/adj_y")
 
 
-def _fold_output(view: GraphView, transpose, protected: set[str]) -> int:
+def _fold_output(view: GraphView, transpose) -> int:
     """Transpose(BMM(a, b, adj_x, adj_y), swap) -> BMM(b, a, !adj_y, !adj_x)."""
     matmul = view.input_node(transpose, 0)
     if (matmul is None or matmul.op not in BATCH_MATMUL_OPS or view.control_inputs(transpose)
             or not _swaps_last_two(view.const_input(transpose, 1))
-            or view.sole_reader(matmul.name, protected) is not transpose
-            or view.control_inputs(matmul) or transpose.name in protected):
+            or view.sole_reader(matmul.name) is not transpose
+            or view.control_inputs(matmul) or view.keeps(transpose.name)):
         return 0
     a, b = (str(r) for r in view.data_inputs(matmul))
     adj_x, adj_y = get_attr(matmul, "adj_x", False), get_attr(matmul, "adj_y", False)
@@ -65,14 +65,14 @@ def _fold_output(view: GraphView, transpose, protected: set[str]) -> int:
     return 1
 
 
-def _fold_inputs(view: GraphView, matmul, protected: set[str]) -> int:
+def _fold_inputs(view: GraphView, matmul) -> int:
     """BMM(Transpose(a, swap), b, adj_x) -> BMM(a, b, !adj_x), and likewise for b."""
     folded = 0
     for index, flag in ((0, "adj_x"), (1, "adj_y")):
         src = view.input_node(matmul, index)
         if (src is None or src.op != "Transpose" or view.control_inputs(src)
                 or not _swaps_last_two(view.const_input(src, 1))
-                or view.sole_reader(src.name, protected) is not matmul):
+                or view.sole_reader(src.name) is not matmul):
             continue
         view.set_input(matmul, index, str(view.data_inputs(src)[0]))
         set_attr(matmul, flag, not get_attr(matmul, flag, False))

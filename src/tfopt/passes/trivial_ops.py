@@ -17,7 +17,7 @@ class RemoveTrivialOps(GraphPass):
         info: StaticInfo | None = None
         removed = 0
         for node in view:
-            if node.name not in view or node.name in ctx.protected:
+            if node.name not in view or view.keeps(node.name):
                 continue
             if node.op in ("Reshape", "Mul", "Add", "AddV2", "Sub", "BroadcastTo") and info is None:
                 info = StaticInfo(view.to_graph_def())

@@ -26,7 +26,8 @@ def _setup():
     conv2 = [n.name for n in gd.node if n.op == "Conv2D"][1]
     relu6 = next(n.name for n in gd.node if n.op == "Relu6")
     ranges[f"{relu6}:0"] = Range(0.0, ranges[f"{relu6}:0"].high / 10)
-    ctx = dataclasses.replace(context(["out"], ["x:0"]), precision="int8", ranges=ranges)
+    ctx = dataclasses.replace(context(["out"], ["x:0"]), precision="int8",
+                              settings={"quantize_int8": {"ranges": ranges}})
     feeds = {"x": X["x:0"]}
     return sig, gd, ctx, feeds, run_graph_def(sig, feeds), conv2
 

@@ -39,14 +39,14 @@ def _ranges(graph_def) -> dict[str, Range]:
     return calibrate(sig, {"x": np.abs(rand(32, 8, 8, 3, seed=9))})
 
 
-def _int8_ctx(ranges):
-    return dataclasses.replace(context(["out"], ["x:0"]), precision="int8", ranges=ranges)
+def _int8_ctx():
+    return dataclasses.replace(context(["out"], ["x:0"]), precision="int8")
 
 
 @pytest.mark.int8_cpu
 def test_convolutions_and_matmul_run_in_int8_close_to_float32():
     gd = graph_of(_cnn)
-    result = QuantizeInt8().run(gd, _int8_ctx(_ranges(gd)))
+    result = QuantizeInt8(ranges=_ranges(gd)).run(gd, _int8_ctx())
     assert result.changed
     ops = counts(result.graph_def)
     assert ops.get("Conv2D", 0) == 0 and ops.get("MatMul", 0) == 0
@@ -73,15 +73,16 @@ def test_uncalibrated_ops_stay_float32_and_say_why():
     ranges = _ranges(gd)
     matmul = next(n.name for n in gd.node if n.op == "MatMul")
     ranges = {k: v for k, v in ranges.items() if not k.startswith(matmul)}
-    result = QuantizeInt8().run(gd, _int8_ctx(ranges))
+    result = QuantizeInt8(ranges=ranges).run(gd, _int8_ctx())
     assert counts(result.graph_def)["MatMul"] == 1
     assert "1 MatMul (no calibrated range) kept in float32" in result.notes
 
 
 def test_nothing_changes_without_int8():
     gd = graph_of(_cnn)
-    assert not QuantizeInt8().run(gd, context(["out"], ["x:0"])).changed
-    assert not QuantizeInt8().run(gd, _int8_ctx({})).changed
+    # ranges given, but the run computes in float32: nothing to do
+    assert not QuantizeInt8(ranges=_ranges(gd)).run(gd, context(["out"], ["x:0"])).changed
+    assert not QuantizeInt8(ranges={}).run(gd, _int8_ctx()).changed
 
 
 def test_calibration_observes_each_quantized_ops_input_and_output():
@@ -136,7 +137,7 @@ def _quantized_residual(build):
                          {"x": TensorInfo("x:0", tf.float32, (None, 8, 8, 3))},
                          {"out": TensorInfo("out:0", tf.float32, (None, 8, 8, 16))})
     ranges = calibrate(sig, {"x": np.abs(rand(32, 8, 8, 3, seed=9))})
-    result = QuantizeInt8().run(gd, _int8_ctx(ranges))
+    result = QuantizeInt8(ranges=ranges).run(gd, _int8_ctx())
     fused = [list(n.attr["fused_ops"].list.s) for n in result.graph_def.node
              if n.op == "_FusedQuantizedConv2D"]
     for _ in range(3):  # the kernel sums into the summand's buffer: run it more than once
@@ -194,5 +195,5 @@ def test_isolated_light_ops_stay_float32():
     sig = SignatureGraph("s", gd, {"x": TensorInfo("x:0", tf.float32, (None, 8, 8, 4))},
                          {"out": TensorInfo("out:0", tf.float32, None)})
     ranges = calibrate(sig, {"x": rand(8, 8, 8, 4, seed=9)})
-    result = QuantizeInt8().run(gd, _int8_ctx(ranges))
+    result = QuantizeInt8(ranges=ranges).run(gd, _int8_ctx())
     assert not result.changed and counts(result.graph_def)["DepthwiseConv2dNative"] == 1

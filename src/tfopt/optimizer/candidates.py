@@ -185,7 +185,7 @@ class Driver:
         """Run the passes on ``sig`` (checked, when the recipe says so) and record the result
         for it and the signatures sharing its graph."""
         recipe = cand.recipe
-        ctx = pass_context(sig, self.kernels, recipe.enabled, recipe.precision,
+        ctx = pass_context(sig, self.kernels, recipe.precision,
                            self.int8.get(sig.key) if recipe.precision == "int8" else None)
         if sig.key in recipe.checked:
             verifier = SignatureVerifier(sig, self.feeds[sig.key], self.refs, cand.policy,
@@ -281,14 +281,14 @@ def faster_than_baseline(baseline: Candidate, cands: list[Candidate]) -> Candida
 
 
 def pass_context(sig: SignatureGraph, kernels: KernelSupport | None,
-                 enabled: frozenset[str] | None = None, precision: str = "fp32",
-                 int8: Int8Plan | None = None) -> PassContext:
+                 precision: str = "fp32", int8: Int8Plan | None = None) -> PassContext:
     """What the passes may know of a signature. Only declared shapes are used by passes
     (never the verification feeds): nothing may be specialised to the batch size that
     happened to be verified."""
-    return PassContext.of_signature(sig, kernels=kernels, enabled=enabled, precision=precision,
-                                    ranges=int8.ranges if int8 else None,
-                                    keep_float=int8.keep_float if int8 else frozenset())
+    settings = ({"quantize_int8": {"ranges": int8.ranges, "keep_float": int8.keep_float}}
+                if int8 else {})
+    return PassContext.of_signature(sig, kernels=kernels, precision=precision,
+                                    settings=settings)
 
 
 def signature_from(sig: SignatureGraph, result) -> SignatureGraph:

@@ -46,8 +46,9 @@ def fit_budget(sig: SignatureGraph, calibrated: graph_pb2.GraphDef, ctx: PassCon
     ``calibrated``: the graph quantize_int8 sees; ``reference``: the original's answers."""
 
     def quantized(keep: frozenset[str], alone: bool = False) -> PassResult:
-        return QuantizeInt8().run(calibrated, dataclasses.replace(
-            ctx, keep_float=keep, quantize_isolated=alone))
+        given = dict(ctx.settings.get("quantize_int8", {}), keep_float=keep,
+                     quantize_isolated=alone)
+        return QuantizeInt8(**given).run(calibrated, ctx)
 
     def checked(result: PassResult) -> list[OutputCheck] | None:
         """The checks of a quantized graph (None: nothing in it is int8)."""

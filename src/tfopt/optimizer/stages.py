@@ -234,7 +234,7 @@ def calibrate(state: State) -> None:
         count = len(next(iter(samples.values()), []))
         state.say(f"[{sig.key}] calibrating int8 ranges ({opts.calibration_method}) on "
                   f"{count} samples of {opts.calibration_file} ...")
-        graph = run_passes(sig.graph_def, pass_context(sig, state.kernels, before, "int8"),
+        graph = run_passes(sig.graph_def, pass_context(sig, state.kernels, "int8"),
                            before).graph_def
         ranges = observe(sig.with_graph(graph), samples, opts.calibration_method, state.say)
         state.int8[sig.key] = Int8Plan(ranges, graph)
@@ -252,7 +252,7 @@ def fit_int8_budget(state: State) -> None:
     policy = state.policy_in("int8")
     for key, plan in list(state.int8.items()):
         sig = state.model.signatures[key]
-        ctx = pass_context(sig, state.kernels, state.enabled, "int8", plan)
+        ctx = pass_context(sig, state.kernels, "int8", plan)
         fit = fit_budget(sig, plan.calibrated, ctx, state.feeds[key], state.refs.local[key],
                          policy, state.say)
         plan.calibrated = None

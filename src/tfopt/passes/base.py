@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from tfopt.graph.kernels import KernelSupport
-    from tfopt.graph.quantized import Range
 
 
 @dataclass
@@ -33,17 +32,11 @@ class PassContext:
     max_const_bytes: int = 64 << 20        # constant folding will not create bigger tensors
     kernels: KernelSupport | None = None   # which fused kernels the target runs (None: none)
     init_ops: list[str] = field(default_factory=list)  # run at load (table initializers)
-    # Passes switched on for this run (None: all): passes that run others (function_bodies)
-    # honour --passes/--skip through it.
-    enabled: frozenset[str] | None = None
-    precision: str = "fp32"  # "bf16": reduced_precision runs the compute in bfloat16
-    # "int8": calibrated value ranges of tensors ("node:port" -> Range), read by quantize_int8
-    ranges: Mapping[str, Range] | None = None
-    # "int8": compute ops left in float32 to meet the accuracy budget (optimizer.sensitivity)
-    keep_float: frozenset[str] = frozenset()
-    # "int8": also ops int8 cannot pay for (isolated and light); the sensitivity measurement
-    # quantizes one op at a time, each isolated by construction
-    quantize_isolated: bool = False
+    precision: str = "fp32"  # what the graph computes in ("bf16", "int8": the passes that
+    #                          convert to it act)
+    # Per pass name, the constructor arguments of this run's instance (quantize_int8's
+    # calibrated ranges): a pass's own settings travel to it, not through every pass
+    settings: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     # Values of the constants the pipeline lifted out of the graph (tfopt.graph.lifted): read
     # through the pass's GraphView
     weights: WeightSource | None = None

@@ -13,6 +13,7 @@ reaches are dropped).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tensorflow.core.framework import graph_pb2
@@ -25,13 +26,15 @@ from tfopt.passes.base import GraphPass, PassContext, PassResult, count_note
 if TYPE_CHECKING:
     from tfopt.passes.base import PassRecord
 
+# The pipeline's run over the rows marked in_bodies: (body graph, its context) -> a result
+# with ``graph_def`` and ``records``.
+RunBody = Callable[[graph_pb2.GraphDef, PassContext], object]
 
-def _clean(fdef, library: dict, ctx: PassContext) -> tuple[object, int, list[PassRecord]]:
+
+def _clean(fdef, library: dict, ctx: PassContext, run_body: RunBody
+           ) -> tuple[object, int, list[PassRecord]]:
     """The cleaned FunctionDef (None: left as it was), how many nodes it lost, and what each
     inner pass did."""
-    from tfopt.passes.pipeline import run_passes
-    from tfopt.passes.registry import NAMES
-
     try:
         body, results = function_body(fdef)
     except Exception:  # TensorFlow cannot read this body back (e.g. nested direct calls)
@@ -44,9 +47,8 @@ def _clean(fdef, library: dict, ctx: PassContext) -> tuple[object, int, list[Pas
     inner = PassContext(protected=keep | set(args),
                         outputs=[InputRef.parse(t).tensor for t in results],
                         inputs=[a + ":0" for a in args], kernels=None,
-                        max_const_bytes=ctx.max_const_bytes, enabled=ctx.enabled)
-    enabled = ctx.enabled if ctx.enabled is not None else frozenset(NAMES)
-    result = run_passes(body, inner, enabled, only=lambda spec: spec.in_bodies)
+                        max_const_bytes=ctx.max_const_bytes)
+    result = run_body(body, inner)
     body = result.graph_def
     reached = reachable_from(body, list(keep))
     view = GraphView(body)
@@ -68,6 +70,10 @@ def _clean(fdef, library: dict, ctx: PassContext) -> tuple[object, int, list[Pas
 
 
 class CleanFunctionBodies(GraphPass):
+    """Given ``run_body`` by the pipeline (its run over the rows marked ``in_bodies``)."""
+
+    def __init__(self, run_body: RunBody):
+        self.run_body = run_body
 
     def run(self, graph_def: graph_pb2.GraphDef, ctx: PassContext) -> PassResult:
         view = GraphView(graph_def)
@@ -76,7 +82,7 @@ class CleanFunctionBodies(GraphPass):
         cleaned = removed = 0
         records: list[PassRecord] = []
         for i, fdef in enumerate(list(lib.function)):
-            new, lost, inner = _clean(fdef, library, ctx)
+            new, lost, inner = _clean(fdef, library, ctx, self.run_body)
             if new is None or new.SerializeToString(deterministic=True) == \
                     fdef.SerializeToString(deterministic=True):
                 continue

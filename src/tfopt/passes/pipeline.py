@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -70,9 +70,25 @@ def run_passes(graph_def: graph_pb2.GraphDef, ctx: PassContext, enabled: frozens
     own stubs read from, if any), so their copies of the graph copy no weight; the result is
     lifted too, with its values in place in ``result.graph_def``.
     """
-    passes = [(spec, p) for spec, p in registry.instances()
-              if spec.name in enabled and (only is None or only(spec))]
-    return _Run(passes, ctx, checker, log, label).run(graph_def)
+    return _Run(instances(enabled, only, ctx.settings), ctx, checker, log, label).run(
+        graph_def)
+
+
+def instances(enabled: frozenset[str], only: Callable[[PassSpec], bool] | None = None,
+              settings: Mapping[str, Mapping[str, object]] | None = None
+              ) -> list[tuple[PassSpec, GraphPass]]:
+    """The enabled passes with their rows, in table order, each built with its row's and this
+    run's ``settings`` (passes hold no state: a fresh set per run). A row that walks function
+    bodies is given the pipeline's own run over the rows marked ``in_bodies``: the pipeline
+    walks the bodies, no pass re-enters it."""
+    def run_body(body: graph_pb2.GraphDef, ctx: PassContext) -> PipelineResult:
+        return run_passes(body, ctx, enabled, only=lambda spec: spec.in_bodies)
+
+    settings = settings or {}
+    return [(spec, spec.load(**settings.get(spec.name, {}),
+                             **({"run_body": run_body} if spec.walks_bodies else {})))
+            for spec in registry.REGISTRY
+            if spec.name in enabled and (only is None or only(spec))]
 
 
 class _Run:

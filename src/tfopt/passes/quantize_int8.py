@@ -1,7 +1,7 @@
 """int8: static post-training quantization of convolutions and matmuls, for oneDNN's kernels.
 
 With ``--precision int8`` and the activation ranges calibrated on the user's samples
-(:mod:`tfopt.optimizer.calibrate`, given as ``ctx.ranges``), each chain ::
+(:mod:`tfopt.optimizer.calibrate`, given as ``ranges``), each chain ::
 
     x ─► Conv2D|DepthwiseConv2dNative(W) ─► [BiasAdd(b)] ─► [Add(s) ─► Relu | Relu|Relu6] ─► y
 
@@ -18,13 +18,14 @@ unsigned (quint8) where the calibrated range has no negatives, else signed and s
 Relu6 is the Relu with its output range clipped at 6 (requantization saturates there).
 
 Emits only the kernels and attribute forms :mod:`tfopt.graph.kernels` found to run (probed);
-what stays in float32 is listed with its reason in the pass's notes (``ctx.keep_float`` names
+what stays in float32 is listed with its reason in the pass's notes (``keep_float`` names
 ops returned to float32 to meet the accuracy budget: :mod:`tfopt.optimizer.sensitivity`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,9 +67,18 @@ class _Chain:
 
 
 class QuantizeInt8(GraphPass):
+    """``ranges``: calibrated value ranges of tensors ("node:port" -> Range); ``keep_float``:
+    compute ops left in float32 to meet the accuracy budget (optimizer.sensitivity);
+    ``quantize_isolated``: also ops int8 cannot pay for (isolated and light: the sensitivity
+    measurement quantizes one op at a time, each isolated by construction)."""
+
+    def __init__(self, ranges: Mapping[str, Range] | None = None,
+                 keep_float: frozenset[str] = frozenset(), quantize_isolated: bool = False):
+        self.ranges, self.keep_float = ranges or {}, frozenset(keep_float)
+        self.quantize_isolated = quantize_isolated
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
-        if ctx.precision != "int8" or not ctx.ranges:
+        if ctx.precision != "int8" or not self.ranges:
             return []
         graph = view.to_graph_def()
         info = StaticInfo(graph)
@@ -79,8 +89,8 @@ class QuantizeInt8(GraphPass):
         # A rewritten chain's readers read its Dequantize: ranges stay keyed by the tensor
         # calibration saw, so the Dequantize output is looked up under that name.
         was: dict[str, str] = {}
-        light = (set() if ctx.quantize_isolated
-                 else _isolated_and_light(view, ctx, (info, before)))
+        light = (set() if self.quantize_isolated
+                 else _isolated_and_light(view, self, (info, before)))
         for node in list(view):
             if node.name not in view or node.op not in QUANTIZED_OPS:
                 continue
@@ -107,19 +117,19 @@ class QuantizeInt8(GraphPass):
                   original: tuple[StaticInfo, GraphView], quantized_inputs: dict,
                   was: dict[str, str]) -> str | None:
         """Rewrite ``node``'s chain in int8; returns why not (None: done)."""
-        if node.name in ctx.keep_float:
+        if node.name in self.keep_float:
             return "accuracy budget"
         if get_attr(node, "T") != dtypes.float32:
             return "not float32"
         weights = view.const_input(node, 1)
         if weights is None:
             return "weights not constant"
-        chain = _match(view, node, ctx, original, was)
+        chain = _match(view, node, self.ranges, original, was)
         if view.keeps(chain.last.name):
             return "signature output"
         x = view.data_inputs(node)[0].tensor
         y = f"{chain.last.name}:0"
-        x_range, y_range = ctx.ranges.get(was.get(x, x)), ctx.ranges.get(y)
+        x_range, y_range = self.ranges.get(was.get(x, x)), self.ranges.get(y)
         if x_range is None or y_range is None:
             return "no calibrated range"
         if node.op in MATMUL_OPS:
@@ -145,7 +155,7 @@ class QuantizeInt8(GraphPass):
         q_in = _quantize_input(view, x, x_range, quantized_inputs)
         if node.op in CONV_OPS:
             summand = (None if chain.summand is None else
-                       _summand(view, chain.summand, ctx.ranges[was.get(chain.summand,
+                       _summand(view, chain.summand, self.ranges[was.get(chain.summand,
                                                                        chain.summand)],
                                 quantized_inputs))
             out = _conv(view, node, chain, weights, bias, q_in, in_type,
@@ -192,7 +202,7 @@ def _intensity(node, weights: np.ndarray, info: StaticInfo, x: str) -> float:
     return per_output * n_out / max(touched, 1)
 
 
-def _isolated_and_light(view: GraphView, ctx: PassContext,
+def _isolated_and_light(view: GraphView, settings: QuantizeInt8,
                         original: tuple[StaticInfo, GraphView]) -> set[str]:
     """Ops left in float32 because int8 cannot pay for them: no int8 producer in front, no
     int8 reader behind (among the ops that will be int8), and few multiply-adds for the
@@ -202,8 +212,8 @@ def _isolated_and_light(view: GraphView, ctx: PassContext,
     chains, intensity = {}, {}
     for node in view:
         weights = view.const_input(node, 1) if node.op in QUANTIZED_OPS else None
-        if weights is not None and node.name not in ctx.keep_float:
-            chains[node.name] = _match(view, node, ctx, original, {})
+        if weights is not None and node.name not in settings.keep_float:
+            chains[node.name] = _match(view, node, settings.ranges, original, {})
             intensity[node.name] = _intensity(node, weights, info,
                                               view.data_inputs(node)[0].tensor)
     light: set[str] = set()
@@ -236,8 +246,8 @@ def candidates(graph_def) -> list[str]:
             and get_attr(n, "T") == dtypes.float32 and view.const_input(n, 1) is not None]
 
 
-def _match(view: GraphView, node, ctx: PassContext, original: tuple[StaticInfo, GraphView],
-           was: dict[str, str]) -> _Chain:
+def _match(view: GraphView, node, ranges: Mapping[str, Range],
+           original: tuple[StaticInfo, GraphView], was: dict[str, str]) -> _Chain:
     """::
 
         op ─► [BiasAdd] ─► [Add|AddV2(·, summand)] ─► [Relu|Relu6]
@@ -265,7 +275,7 @@ def _match(view: GraphView, node, ctx: PassContext, original: tuple[StaticInfo, 
         return _Chain(node, bias, act)
     summand = next(r.tensor for r in view.data_inputs(add) if r.node != bias.name) if bias \
         else None
-    rng = ctx.ranges.get(was.get(summand, summand)) if summand else None
+    rng = ranges.get(was.get(summand, summand)) if summand else None
     ours, theirs = info.shape(f"{node.name}:0"), info.shape(was.get(summand, summand) or "")
     if (node.op != "Conv2D" or bias is None or act is None or act.op != "Relu"
             or rng is None or not rng.unsigned or ours is None or theirs is None

@@ -33,10 +33,15 @@ class PassSpec:
     summary: str     # what it does (``tfopt passes``, the report)
     reason: str      # why it stands at this position
     in_bodies: bool = False  # also safe inside function bodies (no signature, no fusions)
+    walks_bodies: bool = False  # runs the in_bodies rows in each body (the pipeline gives it
+    #                             the means: ``run_body``)
+    settings: tuple[tuple[str, object], ...] = ()  # the pass's constructor arguments
 
-    def load(self) -> GraphPass:
+    def load(self, **given) -> GraphPass:
+        """The pass, built with the row's settings and what the pipeline ``given``s it."""
         module, _, cls = self.impl.partition(":")
-        return getattr(importlib.import_module(f"tfopt.passes.{module}"), cls)()
+        return getattr(importlib.import_module(f"tfopt.passes.{module}"), cls)(
+            **dict(self.settings), **given)
 
 
 REGISTRY: tuple[PassSpec, ...] = (
@@ -52,7 +57,8 @@ REGISTRY: tuple[PassSpec, ...] = (
     PassSpec("function_bodies", "function_bodies:CleanFunctionBodies", SIMPLIFY,
              "run the passes marked safe inside bodies (debug_ops, identity, constant_fold, "
              "trivial_ops, cse) in If/While/Case branches, loop bodies and other functions",
-             "right after debug_ops: clean bodies let debug_ops drop check-only Ifs next round"),
+             "right after debug_ops: clean bodies let debug_ops drop check-only Ifs next round",
+             walks_bodies=True),
     PassSpec("inline_calls", "inline_calls:InlineCalls", SIMPLIFY,
              "inline PartitionedCall/StatefulPartitionedCall bodies (Keras' _conv_xla and "
              "other calls freezing left) into the main graph",
@@ -196,7 +202,3 @@ def select(passes: list[str] | None, skip: list[str] | None) -> frozenset[str]:
     enabled = set(passes) if passes else set(NAMES)
     return frozenset(enabled - set(skip or []))
 
-
-def instances() -> list[tuple[PassSpec, GraphPass]]:
-    """Every pass with its row, in table order (passes hold no state; a fresh set per run)."""
-    return [(spec, spec.load()) for spec in REGISTRY]

@@ -10,7 +10,8 @@ import tensorflow as tf
 
 from tests.passes.helpers import bn_params, context, rand, run
 from tfopt.graph.lifted import LIFT_BYTES, WeightStore, inline, lift, lift_new, lifted_keys
-from tfopt.graph.view import LIFTED, GraphView, LiftedWeightError, const_value, is_lifted
+from tfopt.graph.nodes import LIFTED, LiftedWeightError, const_value, is_lifted
+from tfopt.graph.view import GraphView
 from tfopt.passes.pipeline import run_passes
 from tfopt.passes.registry import select
 
@@ -59,7 +60,7 @@ def test_a_weight_a_pass_rewrote_is_lifted_again_and_the_old_one_dropped():
     lifted = lift(_model(), store)
     view = GraphView(lifted, store)
     dense = view.node("dense")
-    from tfopt.graph.view import set_const_value
+    from tfopt.graph.nodes import set_const_value
     set_const_value(dense, view.value(dense) * 2)
     assert not is_lifted(dense)
     result = view.to_graph_def()

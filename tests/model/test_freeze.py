@@ -67,7 +67,7 @@ def test_past_the_threshold_read_weights_stay_in_their_variables(monkeypatch):
     very variable); a handle passed into a loop is frozen by TensorFlow as before. The graph
     answers as the original, run from the stubs and from inlined values alike."""
     from tfopt.graph.lifted import inline
-    from tfopt.graph.view import LIFTED, is_lifted
+    from tfopt.graph.nodes import LIFTED, is_lifted
     from tfopt.model.signature import SignatureGraph, TensorInfo
     from tfopt.verify.runners import run_graph_def
 

@@ -28,7 +28,7 @@ def test_a_pass_that_changes_the_answers_is_switched_off_by_the_answers_choice(
     """fold_batch_norm made to fold wrong weights: the written model fails verification, the
     candidate whose passes run checked one by one replaces it (the pass switched off), and
     both are listed with their verdicts."""
-    from tfopt.graph.view import const_value, set_const_value
+    from tfopt.graph.nodes import const_value, set_const_value
     from tfopt.passes import fold_batch_norm
 
     folds = fold_batch_norm.FoldBatchNorm.apply

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import tfopt
-from tfopt.graph.view import all_nodes
+from tfopt.graph.library import all_nodes
 from tfopt.model.formats import load_model
 from tfopt.zoo.builders import recurrent_model
 

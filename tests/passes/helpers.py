@@ -7,7 +7,7 @@ import tensorflow as tf
 from tensorflow.core.framework import graph_pb2
 
 from tfopt.graph.kernels import KernelSupport
-from tfopt.graph.view import op_counts
+from tfopt.graph.walk import op_counts
 from tfopt.passes.base import PassContext
 
 

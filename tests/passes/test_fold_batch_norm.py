@@ -90,7 +90,7 @@ def test_fold_batch_norm_after_conv2d_backprop_input():
 
 def test_fold_batch_norm_with_global_normalization():
     """The pre-2016 op: only GraphDefs with producer < 9 may hold it."""
-    from tfopt.graph.view import make_const, set_attr
+    from tfopt.graph.nodes import make_const, set_attr
 
     g, b, m, v = bn_params(4, seed=8)
 

@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from tests.passes.helpers import check_same, context, counts, graph_of, rand
-from tfopt.graph.view import set_attr
+from tfopt.graph.nodes import set_attr
 from tfopt.passes.fuse_kernels import FuseKernels
 from tfopt.passes.unfuse_kernels import UnfuseKernels
 

@@ -48,7 +48,7 @@ def test_selection_outputs_are_found_in_the_graph():
     import tensorflow as tf
 
     from tfopt.graph.ops import SELECTION_OPS
-    from tfopt.graph.view import depends_on_op
+    from tfopt.graph.walk import depends_on_op
 
     graph = tf.Graph()
     with graph.as_default():

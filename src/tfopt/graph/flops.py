@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfopt.graph.nodes import get_attr
 from tfopt.graph.ops import BATCH_MATMUL_OPS
-from tfopt.graph.view import get_attr
 
 CONV_OPS = {"Conv2D", "_FusedConv2D", "DepthwiseConv2dNative", "_FusedDepthwiseConv2dNative",
             "MatMul", "_FusedMatMul", "Conv2DBackpropInput"}
@@ -80,7 +80,7 @@ def graph_flops(graph_def, static, names: set[str] | None = None) -> tuple[int, 
 def concrete_inputs(graph_def, inputs: dict) -> tuple[object, str]:
     """A copy of ``graph_def`` whose input placeholders have concrete shapes (batch 1, the
     verification defaults for other unknown dims), and what was assumed: FLOPs need sizes."""
-    from tfopt.graph.view import node_of
+    from tfopt.graph.names import node_of
     from tfopt.verify.inputs import resolve_shape
 
     graph_def = type(graph_def).FromString(graph_def.SerializeToString())
@@ -106,7 +106,7 @@ def dense_dtypes(graph_def) -> list[str]:
     """The dtype name each convolution, matmul and einsum computes in (main graph and
     functions): what a model computes in, whatever its inputs and outputs are (Keras
     ``mixed_bfloat16`` takes and returns float32)."""
-    from tfopt.graph.view import all_nodes
+    from tfopt.graph.library import all_nodes
 
     return [get_attr(n, "T").name for n in all_nodes(graph_def)
             if n.op in FLOP_OPS and get_attr(n, "T") is not None]

@@ -136,7 +136,7 @@ def _probe_graph(fusion: Fusion, shapes=None, rng=None):
     import tensorflow as tf
     from tensorflow.core.framework import graph_pb2
 
-    from tfopt.graph.view import make_const, set_attr
+    from tfopt.graph.nodes import make_const, set_attr
 
     op, fused_ops = fusion.op, fusion.fused_ops
     dtype = tf.as_dtype(fusion.dtype)
@@ -260,7 +260,7 @@ def int8_error(fusion: Fusion) -> float:
     from tensorflow.core.framework import graph_pb2
 
     from tfopt.graph import quantized as q
-    from tfopt.graph.view import make_const
+    from tfopt.graph.nodes import make_const
 
     rng = np.random.default_rng(0)
     op = next(k for k, v in q.QUANTIZED_OPS.items() if v == fusion.op)
@@ -426,7 +426,8 @@ class KernelSupport:
 def fusions_in(graph_defs) -> dict[Fusion, int]:
     """Count the ``_Fused*`` (and int8 ``_Quantized*``) kernels a set of GraphDefs (function
     bodies included) holds."""
-    from tfopt.graph.view import all_nodes, get_attr
+    from tfopt.graph.library import all_nodes
+    from tfopt.graph.nodes import get_attr
 
     counts: dict[Fusion, int] = {}
     for gd in graph_defs:

@@ -5,7 +5,7 @@ its input untouched) and hands a new GraphDef on; shape inference imports anothe
 weights inside the GraphDef each of those copies copied every weight: a 2.15 GiB GPT-2 peaked
 at 8x its weights while optimizing, and a 59-node model with two 1.1 GiB tables spent 343 s
 of its passes copying them. So large constants are *lifted*: the graph keeps the Const node
-(name, dtype, shape, readers) with an empty value and the :data:`~tfopt.graph.view.LIFTED`
+(name, dtype, shape, readers) with an empty value and the :data:`~tfopt.graph.nodes.LIFTED`
 attribute naming its key in a :class:`WeightStore`, and :func:`inline` puts the values back
 where a graph goes to TensorFlow whole::
 
@@ -34,7 +34,8 @@ import numpy as np
 from tensorflow.core.framework import graph_pb2, node_def_pb2, tensor_pb2
 from tensorflow.python.framework import tensor_util
 
-from tfopt.graph.view import LIFTED, all_nodes, is_lifted
+from tfopt.graph.library import all_nodes
+from tfopt.graph.nodes import LIFTED, is_lifted
 
 # Constants with at least this many bytes of content are lifted: weights, not the shapes,
 # axes and scalars that passes match on (a 256-float bias is 1 KiB).

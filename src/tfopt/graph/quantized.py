@@ -18,7 +18,7 @@ import numpy as np
 from tensorflow.core.framework import node_def_pb2
 from tensorflow.python.framework import dtypes
 
-from tfopt.graph.view import make_node
+from tfopt.graph.nodes import make_node
 
 # The int8 kernels quantize_int8 emits (spelled below): op -> its
 # fused_ops forms. The probe runs each for both activation types (the dtype of a Fusion

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from tensorflow.core.framework import node_def_pb2
 
-from tfopt.graph.view import InputRef
+from tfopt.graph.names import InputRef
 
 
 class Readers:

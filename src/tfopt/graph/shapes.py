@@ -9,7 +9,7 @@ import tensorflow as tf
 from tensorflow.core.framework import graph_pb2
 from tensorflow.python.framework import op_def_registry
 
-from tfopt.graph.view import WeightSource
+from tfopt.graph.nodes import WeightSource
 
 
 class StaticInfo:

@@ -36,7 +36,8 @@ from collections.abc import Iterable
 import numpy as np
 from tensorflow.core.framework import attr_value_pb2, graph_pb2, types_pb2
 
-from tfopt.graph.view import WeightSource, const_value, is_lifted, make_node, node_bytes, node_of
+from tfopt.graph.names import node_of
+from tfopt.graph.nodes import WeightSource, const_value, is_lifted, make_node, node_bytes
 
 PROTO_LIMIT = (1 << 31) - 1
 DEFAULT_LIMIT_MB = 1536
@@ -69,7 +70,7 @@ RELEASE_BYTES = 256 << 20
 
 def graph_bytes(graph_def: graph_pb2.GraphDef) -> int:
     """Serialised size, summed per node and function (no 2 GiB overflow on the way; weights
-    counted from their shapes, see :func:`tfopt.graph.view.tensor_bytes`)."""
+    counted from their shapes, see :func:`tfopt.graph.nodes.tensor_bytes`)."""
     return (sum(node_bytes(n) for n in graph_def.node)
             + sum(f.ByteSize() for f in graph_def.library.function))
 

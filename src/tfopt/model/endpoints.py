@@ -18,16 +18,10 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfopt.graph.library import all_nodes, with_functions_renamed
 from tfopt.graph.lifted import WeightStore, inline
+from tfopt.graph.nodes import LIFTED, const_shape, const_value, is_lifted
 from tfopt.graph.ops import TF1_CONTROL_FLOW_OPS
-from tfopt.graph.view import (
-    LIFTED,
-    all_nodes,
-    const_shape,
-    const_value,
-    is_lifted,
-    with_functions_renamed,
-)
 from tfopt.graph.weights import weights_outside, with_placeholders
 from tfopt.model.signature import SignatureGraph
 

@@ -130,7 +130,7 @@ class TF2SavedModel(SavedModelFormat):
             return graph_def, None
         import tensorflow as tf
 
-        from tfopt.graph.view import referenced_functions
+        from tfopt.graph.library import referenced_functions
 
         signatures = tf.saved_model.load(self.path).signatures
         key = pick_signature(list(signatures.keys()), signature, self.path)
@@ -146,7 +146,8 @@ class TF1SavedModel(SavedModelFormat):
         return loader.load_tf1(self.path, self.proto, signatures)
 
     def stored_graph(self, signature):
-        from tfopt.graph.view import reachable_from, referenced_functions
+        from tfopt.graph.library import referenced_functions
+        from tfopt.graph.walk import reachable_from
 
         meta = loader.serving_meta_graph(self.proto)
         if not signature:
@@ -263,8 +264,8 @@ def refuse_python_ops(path: str, model: LoadedModel) -> None:
     """A ``tf.py_function`` is a key into the exporting process's Python registry: the model
     cannot run anywhere else, so it can be neither verified nor served (``analyze`` still
     shows it)."""
+    from tfopt.graph.library import all_nodes
     from tfopt.graph.ops import PYTHON_OPS
-    from tfopt.graph.view import all_nodes
 
     for key, sig in model.signatures.items():
         found = next((n for n in all_nodes(sig.graph_def) if n.op in PYTHON_OPS), None)

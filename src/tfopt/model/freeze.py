@@ -18,10 +18,11 @@ from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2, typ
 from tensorflow.python.framework import dtypes
 
 from tfopt.errors import TfoptError
+from tfopt.graph.library import all_nodes
 from tfopt.graph.lifted import WeightStore, lifted_stub
+from tfopt.graph.nodes import get_attr, make_const, set_attr
 from tfopt.graph.ops import CONTROL_FLOW_OPS, LOWERING_ATTR
 from tfopt.graph.readers import Readers
-from tfopt.graph.view import all_nodes, get_attr, make_const, set_attr
 from tfopt.graph.weights import PROTO_LIMIT, variables_from
 
 # Resource ops on a frozen (now non-resource) input, and the value op that replaces them.

@@ -20,8 +20,9 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.util import nest
 
 from tfopt.errors import TfoptError, first_line
+from tfopt.graph.library import all_nodes
+from tfopt.graph.names import canonical_tensor, node_of
 from tfopt.graph.ops import ASSIGN_OPS
-from tfopt.graph.view import all_nodes, canonical_tensor, node_of
 from tfopt.model import endpoints, restore
 from tfopt.model.freeze import (
     TABLE_INIT_OPS,
@@ -288,7 +289,7 @@ def _table_initializers(graph_def: graph_pb2.GraphDef, out_nodes: list[str]) -> 
     """Initializers of the lookup tables the outputs read (a TF1 export runs them from its
     main op, which freezing to the outputs would otherwise drop)."""
     from tfopt.graph.ops import CHECKPOINT_OPS
-    from tfopt.graph.view import reachable_from
+    from tfopt.graph.walk import reachable_from
 
     reached = reachable_from(graph_def, out_nodes)
     by_name = {n.name: n for n in graph_def.node}
@@ -387,7 +388,7 @@ def _canonical(graph_def: graph_pb2.GraphDef) -> tuple[tuple[bytes, ...], tuple[
 
     from tensorflow.core.framework import function_pb2
 
-    from tfopt.graph.view import renamed_refs as renamed
+    from tfopt.graph.library import renamed_refs as renamed
 
     lib = graph_def.library.function
     blank = {f.signature.name: "" for f in lib}

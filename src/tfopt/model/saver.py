@@ -67,7 +67,8 @@ def merged_graph(sigs: dict[str, SignatureGraph]) -> tuple[tf.Graph, dict[str, s
 def share_constants(graph_def, min_bytes: int = 1024):
     """Merge equal weight constants of different signatures' graphs into one node, so shared
     weights are stored once. Small constants are left alone (not worth a cross-scope edge)."""
-    from tfopt.graph.view import GraphView, InputRef
+    from tfopt.graph.names import InputRef
+    from tfopt.graph.view import GraphView
 
     view = GraphView(graph_def)
     first: dict[tuple, str] = {}

@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tfopt.graph.kernels import KernelSupport
-from tfopt.graph.view import function_nodes, op_counts
+from tfopt.graph.library import function_nodes
+from tfopt.graph.walk import op_counts
 from tfopt.graph.weights import graph_bytes, variables_from
 from tfopt.model.loader import mark_identical
 from tfopt.model.paths import size_on_disk

@@ -32,7 +32,7 @@ from tfopt.errors import TfoptError, VerificationError
 from tfopt.graph.flops import dense_dtypes
 from tfopt.graph.kernels import KernelSupport, fusion_names, fusions_in
 from tfopt.graph.ops import SELECTION_OPS
-from tfopt.graph.view import depends_on_op
+from tfopt.graph.walk import depends_on_op
 from tfopt.graph.weights import (
     graph_bytes,
     graph_limit,

@@ -18,18 +18,13 @@ from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2
 
 from tfopt.errors import TfoptError
 from tfopt.graph.flops import FLOP_OPS, concrete_inputs, graph_flops
+from tfopt.graph.library import body_to_function
+from tfopt.graph.names import InputRef
+from tfopt.graph.nodes import get_attr, is_lifted, make_node, set_attr
 from tfopt.graph.ops import TF1_CONTROL_FLOW_OPS
 from tfopt.graph.shapes import StaticInfo
-from tfopt.graph.view import (
-    GraphView,
-    InputRef,
-    body_to_function,
-    get_attr,
-    is_lifted,
-    make_node,
-    set_attr,
-    topological_order,
-)
+from tfopt.graph.view import GraphView
+from tfopt.graph.walk import topological_order
 from tfopt.model.signature import SignatureGraph
 
 # Never inside the cluster: convolutions (XLA's CPU convolutions are slow), ops XLA cannot

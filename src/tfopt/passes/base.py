@@ -7,14 +7,10 @@ from typing import TYPE_CHECKING
 
 from tensorflow.core.framework import graph_pb2
 
-from tfopt.graph.view import (
-    GraphView,
-    WeightSource,
-    get_attr,
-    node_of,
-    reachable_from,
-    tensor_bytes,
-)
+from tfopt.graph.names import node_of
+from tfopt.graph.nodes import WeightSource, get_attr, tensor_bytes
+from tfopt.graph.view import GraphView
+from tfopt.graph.walk import reachable_from
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

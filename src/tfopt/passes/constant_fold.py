@@ -11,14 +11,11 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tfopt.graph.names import InputRef
+from tfopt.graph.nodes import get_attr, tensor_bytes
 from tfopt.graph.shapes import StaticInfo, is_stateful
-from tfopt.graph.view import (
-    GraphView,
-    InputRef,
-    get_attr,
-    tensor_bytes,
-    topological_order,
-)
+from tfopt.graph.view import GraphView
+from tfopt.graph.walk import topological_order
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 # Never folded even when their inputs are constant.

@@ -15,8 +15,10 @@ Function bodies too: there a control edge may order a stateful op the data path 
 
 from __future__ import annotations
 
+from tfopt.graph.names import InputRef
 from tfopt.graph.ops import TF1_CONTROL_FLOW_OPS
-from tfopt.graph.view import GraphView, InputRef, topological_order
+from tfopt.graph.view import GraphView
+from tfopt.graph.walk import topological_order
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 # Ancestor sets are bit sets of the graph's size: past this many nodes (~50 MB of them at

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import hashlib
 
+from tfopt.graph.names import InputRef
+from tfopt.graph.nodes import LIFTED, const_value
 from tfopt.graph.ops import TF1_CONTROL_FLOW_OPS as CONTROL_FLOW_OPS
 from tfopt.graph.shapes import is_stateful
-from tfopt.graph.view import LIFTED, GraphView, InputRef, const_value, topological_order
+from tfopt.graph.view import GraphView
+from tfopt.graph.walk import topological_order
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 

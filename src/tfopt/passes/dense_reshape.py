@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfopt.graph.names import InputRef
+from tfopt.graph.nodes import get_attr, make_node
 from tfopt.graph.shapes import StaticInfo
-from tfopt.graph.view import GraphView, InputRef, get_attr, make_node
+from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext
 
 # Element-wise ops whose output has their inputs' broadcast shape and whose value at one

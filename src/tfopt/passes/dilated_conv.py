@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfopt.graph.names import InputRef
+from tfopt.graph.nodes import copied_attrs, get_attr, set_attr, set_attrs
 from tfopt.graph.shapes import StaticInfo
-from tfopt.graph.view import GraphView, InputRef, copied_attrs, get_attr, set_attr, set_attrs
+from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 # Conv2D attributes the dilated convolution takes over (padding and dilations are set anew).

@@ -30,8 +30,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tfopt.graph.nodes import get_attr, make_node, set_attr
 from tfopt.graph.ops import BATCH_MATMUL_OPS
-from tfopt.graph.view import GraphView, get_attr, make_node, set_attr
+from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext, count_note, is_float32
 
 

@@ -21,14 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from tfopt.graph.view import (
-    GraphView,
-    InputRef,
-    const_shape,
-    get_attr,
-    set_attr,
-    set_const_value,
-)
+from tfopt.graph.names import InputRef
+from tfopt.graph.nodes import const_shape, get_attr, set_attr, set_const_value
+from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext
 
 BATCH_NORMS = {"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3",

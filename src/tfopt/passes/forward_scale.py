@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfopt.graph.nodes import const_shape, get_attr, set_const_value
 from tfopt.graph.shapes import StaticInfo
-from tfopt.graph.view import GraphView, const_shape, get_attr, set_const_value
+from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext, count_note, is_float32
 
 SHIFTS = {"Add", "AddV2", "BiasAdd"}

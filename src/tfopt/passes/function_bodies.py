@@ -18,9 +18,12 @@ from typing import TYPE_CHECKING
 
 from tensorflow.core.framework import graph_pb2
 
+from tfopt.graph.library import body_to_function, function_body
+from tfopt.graph.names import InputRef
 from tfopt.graph.ops import DEBUG_OPS
 from tfopt.graph.shapes import is_stateful
-from tfopt.graph.view import GraphView, InputRef, body_to_function, function_body, reachable_from
+from tfopt.graph.view import GraphView
+from tfopt.graph.walk import reachable_from
 from tfopt.passes.base import GraphPass, PassContext, PassResult, count_note
 
 if TYPE_CHECKING:

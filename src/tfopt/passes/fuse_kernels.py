@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from tfopt.graph.kernels import ACTIVATIONS
 from tfopt.graph.kernels import DTYPES as FUSABLE
+from tfopt.graph.nodes import copied_attrs, get_attr, set_attr, set_attrs
 from tfopt.graph.shapes import StaticInfo
-from tfopt.graph.view import GraphView, Step, copied_attrs, get_attr, set_attr, set_attrs
+from tfopt.graph.view import GraphView, Step
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 FUSED_OP = {"Conv2D": "_FusedConv2D", "DepthwiseConv2dNative": "_FusedDepthwiseConv2dNative",

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfopt.graph.nodes import get_attr, set_attr
 from tfopt.graph.shapes import StaticInfo
-from tfopt.graph.view import GraphView, get_attr, set_attr
+from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 # DepthwiseConv2dNative accepts EXPLICIT padding in its op definition, but Grappler's layout

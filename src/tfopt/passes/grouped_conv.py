@@ -15,8 +15,9 @@ channel count known, the filter a constant.
 
 from __future__ import annotations
 
+from tfopt.graph.nodes import get_attr
 from tfopt.graph.shapes import StaticInfo
-from tfopt.graph.view import GraphView, get_attr
+from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 # Attributes of a Conv2D that DepthwiseConv2dNative takes over unchanged.

@@ -21,7 +21,10 @@ from __future__ import annotations
 
 from tensorflow.core.framework import node_def_pb2, types_pb2
 
-from tfopt.graph.view import GraphView, InputRef, function_body, get_attr
+from tfopt.graph.library import function_body
+from tfopt.graph.names import InputRef
+from tfopt.graph.nodes import get_attr
+from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext
 
 CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall")

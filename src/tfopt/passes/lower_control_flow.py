@@ -37,8 +37,10 @@ from collections import Counter
 from tensorflow.core.framework import graph_pb2
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
 
+from tfopt.graph.names import InputRef, node_of
+from tfopt.graph.nodes import get_attr, set_attr
 from tfopt.graph.ops import CONTROL_FLOW_OPS, LOWERING_ATTR
-from tfopt.graph.view import GraphView, InputRef, get_attr, node_of, set_attr
+from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext, PassResult, unreachable
 
 

@@ -20,9 +20,11 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tfopt.graph.names import InputRef
+from tfopt.graph.nodes import get_attr, make_node, set_attr
 from tfopt.graph.ops import BINARY_ELEMENTWISE, UNARY_ELEMENTWISE
 from tfopt.graph.shapes import StaticInfo
-from tfopt.graph.view import GraphView, InputRef, get_attr, make_node, set_attr
+from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext, count_note, is_float32
 
 TO_NHWC, TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)

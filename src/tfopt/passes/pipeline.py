@@ -13,7 +13,7 @@ from tensorflow.core.framework import graph_pb2
 
 from tfopt.errors import VerificationError, first_line
 from tfopt.graph.lifted import WeightStore, inline, lift, lift_new, lifted_keys
-from tfopt.graph.view import op_counts
+from tfopt.graph.walk import op_counts
 from tfopt.graph.weights import release_memory
 from tfopt.passes import registry
 from tfopt.passes.base import GraphPass, PassContext, PassRecord, check_graph

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 from tensorflow.python.framework import dtypes
 
+from tfopt.graph.names import InputRef
+from tfopt.graph.nodes import get_attr
 from tfopt.graph.quantized import (
     CONV_OPS,
     MATMUL_OPS,
@@ -44,7 +46,7 @@ from tfopt.graph.quantized import (
     quantized_weights,
 )
 from tfopt.graph.shapes import StaticInfo
-from tfopt.graph.view import GraphView, InputRef, Step, get_attr
+from tfopt.graph.view import GraphView, Step
 from tfopt.passes.base import GraphPass, PassContext
 
 RELUS = ("Relu", "Relu6")

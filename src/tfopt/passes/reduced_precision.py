@@ -33,15 +33,10 @@ import tensorflow as tf
 from tensorflow.python.framework import op_def_registry
 
 from tfopt.graph.kernels import REDUCED_OPS, KernelSupport, has_cpu_kernel
-from tfopt.graph.view import (
-    GraphView,
-    InputRef,
-    get_attr,
-    make_node,
-    set_attr,
-    set_const_value,
-    topological_order,
-)
+from tfopt.graph.names import InputRef
+from tfopt.graph.nodes import get_attr, make_node, set_attr, set_const_value
+from tfopt.graph.view import GraphView
+from tfopt.graph.walk import topological_order
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 # Run in bf16 wherever they compute in float32 (and the probe found them accurate): where the

@@ -16,9 +16,11 @@ read the squeezed result); a Squeeze directly followed by the ExpandDims that un
 
 from __future__ import annotations
 
+from tfopt.graph.names import InputRef
+from tfopt.graph.nodes import copied_attrs, get_attr, set_attrs
 from tfopt.graph.ops import BINARY_ELEMENTWISE, UNARY_ELEMENTWISE
 from tfopt.graph.shapes import StaticInfo
-from tfopt.graph.view import GraphView, InputRef, copied_attrs, get_attr, set_attrs
+from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 # Element-wise with a constant operand (input 1), the data in input 0.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tfopt.graph.view import GraphView, referenced_functions
+from tfopt.graph.library import referenced_functions
+from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext, count_note, unreachable
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfopt.graph.view import GraphView, InputRef
+from tfopt.graph.names import InputRef
+from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 SWITCHES = {"Switch", "RefSwitch"}

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfopt.graph.nodes import copied_attrs, get_attr, set_attr, set_attrs
 from tfopt.graph.ops import BATCH_MATMUL_OPS
-from tfopt.graph.view import GraphView, copied_attrs, get_attr, set_attr, set_attrs
+from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 

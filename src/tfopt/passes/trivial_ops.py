@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfopt.graph.nodes import get_attr
 from tfopt.graph.shapes import StaticInfo
-from tfopt.graph.view import GraphView, get_attr
+from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
 

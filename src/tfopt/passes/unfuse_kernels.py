@@ -18,7 +18,8 @@ from __future__ import annotations
 from tensorflow.core.framework import node_def_pb2
 
 from tfopt.graph.kernels import ACTIVATIONS
-from tfopt.graph.view import GraphView, copied_attrs, get_attr, set_attr, set_attrs
+from tfopt.graph.nodes import copied_attrs, get_attr, set_attr, set_attrs
+from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext, count_note
 from tfopt.passes.fuse_kernels import FUSED_OP, KEPT_ATTRS
 

@@ -22,8 +22,9 @@ from tensorflow.python.framework import dtypes
 
 from tfopt.errors import TfoptError, first_line
 from tfopt.graph.flops import FLOP_OPS, concrete_inputs, graph_flops
+from tfopt.graph.library import all_nodes, function_nodes
+from tfopt.graph.nodes import const_shape
 from tfopt.graph.ops import is_training_op
-from tfopt.graph.view import all_nodes, const_shape, function_nodes
 from tfopt.model.formats import ModelFormat, RuntimeModel, detect, load_model
 from tfopt.model.loader import pick_signature
 from tfopt.model.paths import read_metadata

@@ -74,7 +74,7 @@ class InputHint:
 
 def _const_node(nodes: dict, text: str, through: tuple[str, ...] = ("Identity",)):
     """The Const reached through ``through`` chains (Identity), else None."""
-    from tfopt.graph.view import node_of
+    from tfopt.graph.names import node_of
 
     node = nodes.get(node_of(text))
     while node is not None and node.op in through and node.input:
@@ -84,7 +84,7 @@ def _const_node(nodes: dict, text: str, through: tuple[str, ...] = ("Identity",)
 
 def _const_of(nodes: dict, text: str, through: tuple[str, ...] = ("Identity",)):
     """Value of a Const reached through ``through`` chains (Identity), else None."""
-    from tfopt.graph.view import const_value
+    from tfopt.graph.nodes import const_value
 
     node = _const_node(nodes, text, through)
     return None if node is None else const_value(node)
@@ -93,7 +93,7 @@ def _const_of(nodes: dict, text: str, through: tuple[str, ...] = ("Identity",)):
 def _const_shape(nodes: dict, text: str) -> tuple[int, ...] | None:
     """Shape of a Const reached through Identity chains, read without its value (an
     embedding table can be 1 GiB)."""
-    from tfopt.graph.view import const_shape
+    from tfopt.graph.nodes import const_shape
 
     node = _const_node(nodes, text)
     return None if node is None else const_shape(node)
@@ -105,7 +105,7 @@ def input_hints(sig: SignatureGraph) -> dict[str, InputHint]:
     compared with a threshold in [0, 1] and indexing nothing); for a string input parsed as
     serialized tf.train.Example, the features the parser reads (and the ranges of its integer
     features, found the same way)."""
-    from tfopt.graph.view import InputRef
+    from tfopt.graph.names import InputRef
 
     nodes = {n.name: n for n in sig.graph_def.node}
     consumers = Readers(sig.graph_def.node)
@@ -142,7 +142,7 @@ def _readers(consumers: Readers, start: tuple[str, int], follow
 
 
 def _casts_to_bool(node) -> bool:
-    from tfopt.graph.view import get_attr
+    from tfopt.graph.nodes import get_attr
 
     return node.op == "Cast" and get_attr(node, "DstT") == tf.bool
 
@@ -184,7 +184,7 @@ def _id_limit(nodes: dict, consumers: Readers, start: tuple[str, int]
 def _decoded_image_format(sig: SignatureGraph) -> str | None:
     """The encoding the graph's image decoder takes (in the main graph or a function, such as
     a ``map_fn`` body decoding a batch), or None when it decodes no images."""
-    from tfopt.graph.view import all_nodes
+    from tfopt.graph.library import all_nodes
 
     found = {_IMAGE_DECODERS[n.op] for n in all_nodes(sig.graph_def) if n.op in _IMAGE_DECODERS}
     if not found:
@@ -219,7 +219,7 @@ def _example_features(nodes: dict, consumers: Readers, start: tuple[str, int]
 def _parser_features(nodes: dict, consumers: Readers, node) -> tuple[ExampleFeature, ...] | None:
     """What one parser node reads: sparse keys first, then dense, then ragged (the order of
     its outputs), each dense feature with the id range its parsed values index."""
-    from tfopt.graph.view import get_attr
+    from tfopt.graph.nodes import get_attr
 
     def keys_at(index: int) -> list[str] | None:
         value = _const_of(nodes, node.input[index])

@@ -22,7 +22,7 @@ import harness
 
 import tfopt
 from tfopt.measure import stats
-from tfopt.measure.benchmark import Settings
+from tfopt.measure.results import Settings
 from tfopt.runtime import runtime_label
 from tfopt.zoo import builders as zoo
 

@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from tfopt.measure import stats
-from tfopt.measure.benchmark import ModelResult, Settings, benchmark
+from tfopt.measure.benchmark import benchmark
+from tfopt.measure.results import ModelResult, Settings
 from tfopt.model.paths import size_on_disk
 from tfopt.runtime import summary_line
 

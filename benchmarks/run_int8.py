@@ -29,7 +29,7 @@ from run_precision import accuracy, build, task_files
 
 import tfopt
 from tfopt.errors import TfoptError
-from tfopt.measure.benchmark import Settings
+from tfopt.measure.results import Settings
 
 MODELS = ["resnet50", "mobilenet_v2", "densenet121", "inception_v3", "efficientnet_b0",
           "digits_cnn", "digits_transformer"]

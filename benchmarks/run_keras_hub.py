@@ -21,7 +21,7 @@ import traceback
 import harness
 
 import tfopt
-from tfopt.measure.benchmark import Settings
+from tfopt.measure.results import Settings
 from tfopt.measure.stats import geomean
 
 TEXT = dict(num_layers=2, num_heads=4, hidden_dim=64, intermediate_dim=128)

@@ -24,7 +24,7 @@ import sys
 import harness
 
 import tfopt
-from tfopt.measure.benchmark import Settings
+from tfopt.measure.results import Settings
 from tfopt.verify.inputs import input_hints, make_inputs
 
 SEQ = 128

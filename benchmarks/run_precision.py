@@ -28,7 +28,7 @@ import run_modern
 
 import tfopt
 from tfopt.measure import stats
-from tfopt.measure.benchmark import Settings
+from tfopt.measure.results import Settings
 from tfopt.zoo import builders as zoo
 
 MODELS = ["mobilenet_v2", "resnet50", "densenet121", "efficientnet_b0", "digits_cnn",

@@ -20,7 +20,7 @@ import harness
 
 import tfopt
 from tfopt.errors import TfoptError
-from tfopt.measure.benchmark import Settings
+from tfopt.measure.results import Settings
 from tfopt.zoo.builders import build
 
 MODELS = ["mobilenet_v2", "efficientnet_b0", "resnet50", "densenet121", "ssd_inception",

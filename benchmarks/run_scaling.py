@@ -33,7 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import harness
 
-from tfopt.measure.benchmark import Settings
+from tfopt.measure.results import Settings
 
 # name -> (layers, width, vocabulary); the embedding model: (0, width, rows)
 SIZES: dict[str, tuple[int, int, int]] = {

@@ -21,8 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 import tfopt
-from tfopt.measure.benchmark import Settings
 from tfopt.measure.profile import OpProfile, profile_graph
+from tfopt.measure.results import Settings
 from tfopt.model.formats import load_model
 from tfopt.runtime import cpu_model
 from tfopt.verify.compare import compare

@@ -5,7 +5,8 @@ import sys
 import pytest
 
 from tfopt.errors import TfoptError
-from tfopt.measure.benchmark import Settings, benchmark
+from tfopt.measure.benchmark import benchmark
+from tfopt.measure.results import Settings
 
 
 def test_benchmark_numbers_consistent(toy_tf1):
@@ -160,7 +161,7 @@ def test_interleaved_timing_pairs_blocks_of_two_models_in_each_process(tmp_path)
     import numpy as np
     import tensorflow as tf
 
-    from tfopt.measure import benchmark as bm
+    from tfopt.measure import interleaved as bm
     from tfopt.measure import stats
 
     class Small(tf.Module):
@@ -181,7 +182,7 @@ def test_interleaved_timing_pairs_blocks_of_two_models_in_each_process(tmp_path)
 
 
 def test_a_slow_model_gets_fewer_blocks_within_the_budget():
-    from tfopt.measure import benchmark as bm
+    from tfopt.measure import interleaved as bm
 
     assert bm.blocks_for(0.01) == bm.INTERLEAVED_BLOCKS          # 15 s of quarter seconds
     assert bm.blocks_for(1.0) == 6                                 # 36 s

@@ -60,7 +60,8 @@ def test_strings_round_trip(two_signatures):
 
 def test_benchmark_survives_a_crashing_model(tmp_path):
     from tfopt.errors import TfoptError
-    from tfopt.measure.benchmark import Settings, benchmark
+    from tfopt.measure.benchmark import benchmark
+    from tfopt.measure.results import Settings
 
     path = str(tmp_path / "crash")
     write_saved_model({"serving_default": _aborting_signature()}, path)

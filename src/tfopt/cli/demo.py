@@ -116,7 +116,7 @@ def _optimize_bf16(original: str, path: str, shapes, precision: str,
 def run_demo(out_dir: str, num_iter: int = 160, num_warmup: int = 5, rounds: int = 8,
              seed: int = 0, overwrite: bool = False, precision: str = "auto",
              say: Callable[[str], None] = print) -> DemoResult:
-    from tfopt.measure.benchmark import Settings
+    from tfopt.measure.results import Settings
     from tfopt.options import parse_shapes
 
     _fresh_directory(out_dir, overwrite)
@@ -225,7 +225,7 @@ def _profiles(original: str, optimized: str, shapes, say: Callable[[str], None])
 def _write_page(out_dir: str, original: str, optimized: str, report, bench, ratio, profiles,
                 why: str, bf16_note: str, say: Callable[[str], None]) -> str:
     """Step 5: both graphs analyzed, the charts and ``report.html`` written; its path."""
-    from tfopt.measure.benchmark import chart_png
+    from tfopt.measure.chart import chart_png
     from tfopt.measure.profile import compare_png, compare_text
     from tfopt.report import analyze as az
 

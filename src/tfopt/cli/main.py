@@ -193,8 +193,8 @@ def benchmark(models, num_iter, num_warmup, rounds, min_round_seconds, batch_siz
         model_kind(path)  # before TensorFlow loads
     if inputs_file:
         _exists(inputs_file, "inputs file")
-    from tfopt.measure.benchmark import Settings
     from tfopt.measure.benchmark import benchmark as run
+    from tfopt.measure.results import Settings
 
     settings = Settings(batch_size=batch_size, num_iter=num_iter, num_warmup=num_warmup,
                         rounds=rounds, intra_op_threads=intra_op_threads,
@@ -214,7 +214,7 @@ def benchmark(models, num_iter, num_warmup, rounds, min_round_seconds, batch_siz
     if csv_path:
         result.write_csv(csv_path)
     if chart:
-        from tfopt.measure.benchmark import chart_png
+        from tfopt.measure.chart import chart_png
 
         with open(chart, "wb") as f:
             f.write(chart_png(result))

@@ -2,7 +2,7 @@
 
 Every timing of two models in tfopt is paired: ``tfopt benchmark`` runs rounds, each a fresh
 process holding every model, the models called in alternating blocks; ``optimize`` times its
-choices the same way (:func:`tfopt.measure.benchmark.time_interleaved`). A model's throughput
+choices the same way (:func:`tfopt.measure.interleaved.time_interleaved`). A model's throughput
 is the **median over rounds** of its per-round throughput. A ratio is the **median of the
 block-pair ratios** (:func:`paired_ratio`): a block and its neighbour in the same process see
 the same load and placement, which a ratio of per-round medians would carry in (on a busy

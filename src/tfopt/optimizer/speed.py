@@ -3,7 +3,7 @@
 An optimized model that runs slower is a defect, so after verification ``optimize`` times the
 original and the written model on the verification inputs: both loaded in each of three fresh
 processes, called in alternating blocks of a quarter second, the processes loading them in
-alternating order (``measure.benchmark.time_interleaved``); the median of the block-pair
+alternating order (``measure.interleaved.time_interleaved``); the median of the block-pair
 ratios with a bootstrap interval over processes and pairs (``measure.stats.paired_ratio``). On a shared machine the load moves from second to second and a process's
 placement moves a model by 10-20%: with a fresh process per model and round, a bidirectional
 GRU 1.12x faster [1.01-1.17] over 8 rounds of ``tfopt benchmark`` was reported "0.89x (no
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfopt.measure import stats
-from tfopt.measure.benchmark import INTERLEAVED_PROCESSES, time_interleaved
+from tfopt.measure.interleaved import INTERLEAVED_PROCESSES, time_interleaved
 from tfopt.runtime import current_runtime, runtime_label
 
 PROCESSES = INTERLEAVED_PROCESSES  # fresh processes per timing (said in the progress line)

@@ -1,0 +1,249 @@
+"""The timing worker: a fresh process (a new TensorFlow runtime) that loads models, takes
+their inputs, warms them up and times them in alternating blocks on request; how such a
+process is started (fork server, pinned runtime, without the caller's ``__main__``)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from tfopt.errors import TfoptError, first_line
+from tfopt.measure.results import Settings
+from tfopt.model.formats import detect, load_model
+from tfopt.model.loader import pick_signature
+from tfopt.model.signature import TensorInfo
+from tfopt.runtime import RUNTIMES, describe
+from tfopt.verify.inputs import input_hints
+
+
+def session_config(settings: Settings) -> tf.compat.v1.ConfigProto:
+    intra, inter = settings.threads()
+    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=intra,
+                                      inter_op_parallelism_threads=inter)
+    if settings.disable_optimize:
+        config.graph_options.rewrite_options.disable_meta_optimizer = True
+    return config
+
+
+def configure_runtime(settings: Settings) -> None:
+    """Thread and Grappler settings for eager/function execution; must run before any op."""
+    intra, inter = settings.threads()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+    except RuntimeError:
+        pass  # runtime already initialised (library use): keep its settings
+    tf.config.optimizer.set_experimental_options(
+        {"disable_meta_optimizer": settings.disable_optimize})
+
+
+def group_worker(conn, paths: list[str], settings: Settings) -> None:
+    """The models of one round in one fresh process, timed in alternating blocks: load each,
+    take its inputs, warm it up, then answer each request ``(calls, seconds)`` with one block
+    per entry of ``calls``: every model in turn (the order rotating from block to block) makes
+    at least that many calls and runs at least ``seconds``; the answer is, per block and
+    model, the seconds of each call."""
+    configure_runtime(settings)
+    runners = []
+    for path in paths:
+        try:
+            runners.append(detect(path).open(settings.signature, session_config(settings)))
+        except Exception as err:
+            conn.send(("error", first_line(err) if isinstance(err, TfoptError) else
+                       f"{path}: cannot load the model: {first_line(err)}"))
+            return
+    conn.send(("inputs", ([r.inputs for r in runners], describe())))
+    feeds = conn.recv()
+    calls, slowest = [], 0.0
+    for path, runner, feed in zip(paths, runners, feeds, strict=True):
+        try:
+            call = runner.prepare(feed)
+            for _ in range(max(settings.num_warmup, 1)):
+                start = time.perf_counter()
+                call()
+            slowest = max(slowest, time.perf_counter() - start)
+        except Exception as err:
+            conn.send(("error", f"{path}: fails on the generated inputs: {first_line(err)} "
+                                "(give inputs with --inputs-file, --input-shape or "
+                                "--int-range)"))
+            return
+        calls.append(call)
+    conn.send(("ready", slowest))  # seconds per call of the slowest model, warm
+
+    def block(call, count: int, seconds: float) -> list[float]:
+        times: list[float] = []
+        spent = 0.0  # a running sum: summing the list each call was quadratic, and a 6 us
+        while len(times) < count or spent < seconds:  # LiteRT call's block took 40 s
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+            spent += times[-1]
+        return times
+
+    while (request := conn.recv()) is not None:
+        counts, seconds = request
+        blocks = []
+        for b, count in enumerate(counts):
+            times: list[list[float]] = [[] for _ in calls]
+            for i in range(len(calls)):
+                m = (b + i) % len(calls)
+                times[m] = block(calls[m], count, seconds)
+            blocks.append(times)
+        conn.send(("blocks", blocks))
+
+
+@contextlib.contextmanager
+def pinned_runtime(runtime: str | None) -> Iterator[None]:
+    """Spawned children read TF_ENABLE_ONEDNN_OPTS from the environment they start with."""
+    if runtime is None:
+        yield
+        return
+    if runtime not in RUNTIMES:
+        raise TfoptError(f"unknown runtime {runtime!r} (choose {', '.join(RUNTIMES)})")
+    old = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = RUNTIMES[runtime]
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)
+        else:
+            os.environ["TF_ENABLE_ONEDNN_OPTS"] = old
+
+
+def process_context(runtime: str | None):
+    """How fresh processes start. A spawned process spends ~3.5 s importing TensorFlow before
+    it loads anything, which made a 5-round comparison of two small models take a minute. A
+    fork server that has imported TensorFlow (and nothing else: no runtime, thread pool or
+    model exists before the fork) starts each one in ~0.15 s, each still with its own
+    TensorFlow runtime, threads and allocations. The server reads TF_ENABLE_ONEDNN_OPTS when it
+    starts, so a pinned runtime spawns, as before."""
+    import multiprocessing
+
+    if runtime is None and "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["tensorflow", "tfopt.measure.worker"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+@contextlib.contextmanager
+def without_callers_main() -> Iterator[None]:
+    """Start children from tfopt's own modules only. multiprocessing re-runs the caller's
+    ``__main__`` script in every child it starts (as ``__mp_main__``), so a user's script that
+    calls ``tfopt.optimize`` at top level, as the README's example does, ran again in each
+    timing child (and failed there). The worker and its arguments live in tfopt's modules,
+    so the children need nothing of ``__main__``."""
+    from multiprocessing import spawn
+
+    prepare = spawn.get_preparation_data
+
+    def without_main(name: str) -> dict:
+        data = prepare(name)
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+        return data
+
+    spawn.get_preparation_data = without_main
+    try:
+        yield
+    finally:
+        spawn.get_preparation_data = prepare
+
+
+class ModelProcess:
+    """Parent's handle on :func:`group_worker` in a fresh process (a new TensorFlow runtime)
+    holding ``models``."""
+
+    def __init__(self, models: list[str], settings: Settings, ctx):
+        self.path = " / ".join(models)
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=group_worker, args=(child, models, settings),
+                                daemon=True)
+        with pinned_runtime(settings.runtime), without_callers_main():
+            self.proc.start()
+        child.close()
+
+    def _died(self) -> TfoptError:
+        self.proc.join(timeout=5)
+        code = self.proc.exitcode
+        if code is not None and code < 0:
+            how = f"TensorFlow crashed ({signal.Signals(-code).name}) running the model"
+        else:
+            how = f"it exited with code {code} before answering (its error is printed above)"
+        return TfoptError(f"{self.path}: the benchmark process died: {how}")
+
+    def recv(self):
+        while not self.conn.poll(0.2):
+            if not self.proc.is_alive():
+                raise self._died()
+        try:
+            kind, value = self.conn.recv()
+        except (EOFError, ConnectionError):
+            raise self._died() from None
+        if kind == "error":
+            raise TfoptError(value)
+        return value
+
+    def send(self, value) -> None:
+        self.conn.send(value)
+
+    def close(self) -> None:
+        try:
+            self.conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+        self.proc.join(timeout=10)
+        if self.proc.is_alive():
+            self.proc.terminate()
+
+
+def feeds_for(spec: dict[str, TensorInfo], feeds: dict[str, np.ndarray], first: dict,
+               path: str, first_path: str) -> dict[str, np.ndarray]:
+    if set(spec) <= set(feeds):
+        return {k: feeds[k] for k in spec}
+    if len(spec) == len(first):  # same inputs under other keys (a .pb's node names)
+        return dict(zip(spec, feeds.values(), strict=True))
+    raise TfoptError(f"{path}: inputs {', '.join(sorted(spec))} differ from {first_path}'s; "
+                     "models compared must share a signature")
+
+
+def hints(path: str, spec: dict[str, TensorInfo], settings: Settings) -> dict:
+    """Valid ranges for integer inputs (ids) and the features of string inputs parsed as
+    tf.train.Example, read from the model's frozen graph."""
+    strings = any(i.dtype == tf.string for i in spec.values())
+    ints = any(i.dtype.is_integer for i in spec.values()) and not settings.int_range
+    if not (strings or ints):  # (--int-range decides integer inputs; features need the graph)
+        return {}
+    model = load_model(path, [settings.signature] if settings.signature else None)
+    sig = model.signatures[pick_signature(list(model.signatures), settings.signature, path)]
+    return input_hints(sig)
+
+
+def run_round(paths: list[str], order: list[int], settings: Settings, ctx,
+               feeds_of: Callable[[dict[str, TensorInfo], int], dict[str, np.ndarray]],
+               plan: Callable[[float], tuple[list[int], float]]
+               ) -> tuple[dict, list[list[list[float]]]]:
+    """One fresh process holding ``paths`` loaded in ``order``: ``feeds_of(spec, m)`` gives
+    model ``m`` its inputs, ``plan(seconds per call of the slowest)`` the calls per block and
+    a block's least seconds. Returns the runtime's facts and, per model (in ``paths`` order),
+    per block, the seconds of each call."""
+    worker = ModelProcess([paths[m] for m in order], settings, ctx)
+    try:
+        specs, facts = worker.recv()
+        worker.send([feeds_of(spec, m) for spec, m in zip(specs, order, strict=True)])
+        worker.send(plan(worker.recv()))
+        blocks = worker.recv()
+    finally:
+        worker.close()
+    per_model: list[list[list[float]]] = [[] for _ in paths]
+    for times in blocks:
+        for i, m in enumerate(order):
+            per_model[m].append(times[i])
+    return facts, per_model

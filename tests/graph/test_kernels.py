@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
-from tfopt.graph import kernels
-from tfopt.graph.kernels import Fusion
+from tfopt.graph import probe
+from tfopt.graph.fusions import Fusion
 from tfopt.runtime import runtime_env
 
 BF16_MATMUL = Fusion("_FusedMatMul", ("BiasAdd",), "bfloat16")
@@ -16,9 +16,9 @@ BF16_MATMUL = Fusion("_FusedMatMul", ("BiasAdd",), "bfloat16")
 def test_accepted_reduced_precision_fusions_are_accurate():
     """Every bf16 fusion this runtime is said to run is within the bound over long dot
     products, and the bound is what one bf16 rounding costs, not more."""
-    accepted = [f for f in kernels.probe_here() if f.dtype == "bfloat16" and f.fused_ops]
+    accepted = [f for f in probe.probe_here() if f.dtype == "bfloat16" and f.fused_ops]
     for fusion in accepted:
-        assert kernels.reduced_precision_error(fusion) <= kernels.REDUCED_PRECISION_RMS, fusion
+        assert probe.reduced_precision_error(fusion) <= probe.REDUCED_PRECISION_RMS, fusion
 
 
 def test_eigen_inaccurate_bf16_kernels_are_refused():
@@ -26,7 +26,7 @@ def test_eigen_inaccurate_bf16_kernels_are_refused():
     probe of the oneDNN-off runtime (a child with it pinned) must not admit them, so portable
     graphs keep bf16 MatMul + BiasAdd apart (oneDNN fuses them at load time anyway) and
     einsums in float32."""
-    code = ("import json; from tfopt.graph import kernels as k; "
+    code = ("import json; from tfopt.graph import probe as k; "
             "print(json.dumps(sorted(map(str, k.probe_here()))))")
     out = subprocess.run([sys.executable, "-c", code], env=runtime_env("eigen"),
                          capture_output=True, text=True, check=True)

@@ -39,7 +39,8 @@ def test_native_abort_is_reported(tmp_path):
 def test_probe_knows_what_each_runtime_runs(tmp_path, monkeypatch):
     """Both runtimes are probed (a child with TF_ENABLE_ONEDNN_OPTS pinned for the one this
     process is not), whatever this machine's default is."""
-    from tfopt.graph.kernels import Fusion, probe_runtimes
+    from tfopt.graph.fusions import Fusion
+    from tfopt.graph.probe import probe_runtimes
 
     monkeypatch.setenv("TFOPT_CACHE_DIR", str(tmp_path))  # a real probe, not the cache
     support = probe_runtimes()

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 
 from tfopt.errors import TfoptError, VerificationError
 from tfopt.graph.flops import dense_dtypes
-from tfopt.graph.kernels import KernelSupport, fusion_names, fusions_in
+from tfopt.graph.fusions import fusion_names, fusions_in
+from tfopt.graph.kernels import KernelSupport
 from tfopt.graph.ops import SELECTION_OPS
 from tfopt.graph.walk import depends_on_op
 from tfopt.graph.weights import (

@@ -106,7 +106,7 @@ def check_graph(graph_def: graph_pb2.GraphDef, ctx: PassContext) -> str | None:
 
 # The dtype the layout and matmul-form rewrites (einsum_matmul, nchw_layout) are written and
 # tested for; they leave other dtypes alone. fuse_kernels instead asks the kernel probe, whose
-# table carries each fusion's dtype (tfopt.graph.kernels.DTYPES).
+# table carries each fusion's dtype (tfopt.graph.fusions.DTYPES).
 FLOAT32_ONLY = "float32"
 
 

@@ -1,7 +1,7 @@
 """Fuse Conv2D/DepthwiseConv2dNative/MatMul + BiasAdd [+ activation] into one kernel call.
 
 Emits ``_FusedConv2D``, ``_FusedDepthwiseConv2dNative`` and ``_FusedMatMul`` — the kernels
-Grappler's remapper targets — only for the forms in :data:`tfopt.graph.kernels.FUSION_TABLE` that the
+Grappler's remapper targets — only for the forms in :data:`tfopt.graph.fusions.FUSION_TABLE` that the
 target admits: by default those both CPU runtimes (oneDNN on and off) run, so the model runs
 everywhere; with ``--target native`` whatever this runtime runs; none with ``--target generic``.
 The fused node takes the name of the last node of the chain, so readers keep their inputs.
@@ -9,8 +9,8 @@ The fused node takes the name of the last node of the chain, so readers keep the
 
 from __future__ import annotations
 
-from tfopt.graph.kernels import ACTIVATIONS
-from tfopt.graph.kernels import DTYPES as FUSABLE
+from tfopt.graph.fusions import ACTIVATIONS
+from tfopt.graph.fusions import DTYPES as FUSABLE
 from tfopt.graph.nodes import copied_attrs, get_attr, set_attr, set_attrs
 from tfopt.graph.shapes import StaticInfo
 from tfopt.graph.view import GraphView, Step

@@ -32,9 +32,11 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework import op_def_registry
 
-from tfopt.graph.kernels import REDUCED_OPS, KernelSupport, has_cpu_kernel
+from tfopt.graph.fusions import REDUCED_OPS
+from tfopt.graph.kernels import KernelSupport
 from tfopt.graph.names import InputRef
 from tfopt.graph.nodes import get_attr, make_node, set_attr, set_const_value
+from tfopt.graph.probe import has_cpu_kernel
 from tfopt.graph.view import GraphView
 from tfopt.graph.walk import topological_order
 from tfopt.passes.base import GraphPass, PassContext, count_note

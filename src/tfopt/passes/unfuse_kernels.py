@@ -10,14 +10,14 @@ are unchanged)::
     _FusedConv2D(x, w, b, s)[BiasAdd, Add, Relu]  =>  Conv2D(x, w) -> BiasAdd(b) -> AddV2(s) -> Relu
 
 fuse_kernels then fuses what the target does run. Forms with a batch norm or an activation
-outside :data:`tfopt.graph.kernels.ACTIVATIONS` stay as they are.
+outside :data:`tfopt.graph.fusions.ACTIVATIONS` stay as they are.
 """
 
 from __future__ import annotations
 
 from tensorflow.core.framework import node_def_pb2
 
-from tfopt.graph.kernels import ACTIVATIONS
+from tfopt.graph.fusions import ACTIVATIONS
 from tfopt.graph.nodes import copied_attrs, get_attr, set_attr, set_attrs
 from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext, count_note

@@ -159,7 +159,8 @@ def _runtime_analysis(fmt: RuntimeModel, signature: str | None) -> Analysis:
 
 def _runtime_needs(model) -> tuple[dict[str, int], list[str]]:
     """The model's fused kernels and the CPU runtimes (oneDNN on/off) that run them all."""
-    from tfopt.graph.kernels import fusion_names, fusions_in, runtimes_running
+    from tfopt.graph.fusions import fusion_names, fusions_in
+    from tfopt.graph.kernels import runtimes_running
 
     if model is None:
         return {}, []

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tfopt.errors import TfoptError, VerificationError
-from tfopt.graph.kernels import fusions_in, runtimes_running
+from tfopt.graph.fusions import fusions_in
+from tfopt.graph.kernels import runtimes_running
 from tfopt.model.signature import SignatureGraph
 from tfopt.runtime import RUNTIMES, current_runtime, runtime_label
 from tfopt.verify import isolate

@@ -47,7 +47,7 @@ from tfopt.optimizer.report import SignatureReport
 from tfopt.optimizer.speed import SpeedCheck
 from tfopt.passes.base import PassContext
 from tfopt.passes.pipeline import Log, run_checked, run_passes
-from tfopt.verify import whole
+from tfopt.verify import written
 from tfopt.verify.compare import Policy
 from tfopt.verify.references import References, SignatureVerifier
 
@@ -89,7 +89,7 @@ class Candidate:
     notes: list[str] = field(default_factory=list)  # what building it said
     path: str = ""                        # where it was written ("": not yet)
     runtime: str = ""                     # the runtime that runs it ("": TensorFlow)
-    checks: whole.Checks | None = None    # its verification (None: not verified)
+    checks: written.Checks | None = None    # its verification (None: not verified)
     why_not: str = ""                     # why it cannot be kept
     worst: float | None = None            # worst difference from the original's answers
     speed: SpeedCheck | None = None       # against ``against``
@@ -99,7 +99,7 @@ class Candidate:
     def verified(self) -> bool:
         """Its answers were checked and are within its policy (it may still be dropped for
         its speed: ``why_not``)."""
-        return self.checks is not None and not whole.failing(self.checks)
+        return self.checks is not None and not written.failing(self.checks)
 
     def drop(self, why: str) -> None:
         self.why_not = self.why_not or why
@@ -190,7 +190,7 @@ class Driver:
                            self.int8.get(sig.key) if recipe.precision == "int8" else None)
         if sig.key in recipe.checked:
             verifier = SignatureVerifier(sig, self.feeds[sig.key], self.refs, cand.policy,
-                                         self.runtimes or whole.runtimes_for(
+                                         self.runtimes or written.runtimes_for(
                                              self.target, self.model.signatures, self.refs))
             result = run_checked(sig.graph_def, ctx, recipe.enabled, verifier, self.say, label)
             cand.notes.extend(f"[{sig.key}] pass {rec.name} skipped: {rec.skipped}"
@@ -234,13 +234,13 @@ class Driver:
         policy against the original's answers."""
         if cand.why_not or self.feeds is None:
             return False
-        checks = whole.check_written(self.write(cand), cand.recipe.fmt, cand.sigs, self.feeds,
+        checks = written.check_written(self.write(cand), cand.recipe.fmt, cand.sigs, self.feeds,
                                      self.refs, cand.policy,
-                                     self.runtimes or whole.runtimes_for(self.target, cand.sigs,
+                                     self.runtimes or written.runtimes_for(self.target, cand.sigs,
                                                                          self.refs))
         cand.checks = checks
         cand.worst = max((c.rel for found in checks.values() for c in found), default=0.0)
-        bad = [c for key in whole.failing(checks) for c in checks[key] if not c.ok]
+        bad = [c for key in written.failing(checks) for c in checks[key] if not c.ok]
         if bad:
             cand.drop(f"answers differently: {bad[0].describe()}")
         return not bad

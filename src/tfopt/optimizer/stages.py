@@ -54,7 +54,7 @@ from tfopt.options import RUNTIME_FORMATS, OptimizeOptions
 from tfopt.passes.pipeline import Log, run_passes
 from tfopt.passes.registry import select
 from tfopt.runtime import RUNTIMES, runtime_label
-from tfopt.verify import whole
+from tfopt.verify import written
 from tfopt.verify.compare import Policy
 from tfopt.verify.inputs import load_labels, model_feeds
 from tfopt.verify.references import References
@@ -326,7 +326,7 @@ def keep_endpoints(state: State) -> None:
 
 
 def choose_runtimes(state: State) -> None:
-    state.runtimes = whole.runtimes_for(state.options.graph_target, state.optimized,
+    state.runtimes = written.runtimes_for(state.options.graph_target, state.optimized,
                                         state.refs)
 
 
@@ -358,8 +358,8 @@ def verify_written(state: State) -> None:
     if state.feeds is None:
         return
 
-    def check() -> whole.Checks:
-        return whole.check_written(state.out, state.options.format, state.optimized,
+    def check() -> written.Checks:
+        return written.check_written(state.out, state.options.format, state.optimized,
                                    state.feeds, state.refs, state.chosen.policy,
                                    state.runtimes, state.say)
 
@@ -382,7 +382,7 @@ def verify_written(state: State) -> None:
         choose_runtimes(state)
         write_model(state)
 
-    for key, checks in whole.verify_with_blame(check, blame, rewrite, state.say).items():
+    for key, checks in written.verify_with_blame(check, blame, rewrite, state.say).items():
         state.chosen.reports[key].checks = checks
     state.chosen.checks = {k: r.checks for k, r in state.chosen.reports.items()}
     state.chosen.worst = max((c.rel for r in state.chosen.reports.values() for c in r.checks),

@@ -133,7 +133,8 @@ def load(path: str, signature: str | None = None):
     """
     import numpy as np
 
-    from tfopt.model.formats import FrozenGraphDef, detect
+    from tfopt.model.formats import detect
+    from tfopt.model.graph_def_file import FrozenGraphDef
 
     fmt = detect(path)
     if isinstance(fmt, FrozenGraphDef):

@@ -7,7 +7,7 @@ import sys
 import tensorflow as tf
 
 from tfopt.model.declared import declared_signatures
-from tfopt.model.loader import read_saved_model_proto, serving_meta_graph, shape_tuple
+from tfopt.model.saved_model import read_saved_model_proto, serving_meta_graph, shape_tuple
 
 
 def _by_tensorflow(path: str) -> dict:

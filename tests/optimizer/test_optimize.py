@@ -12,7 +12,7 @@ import tfopt
 from tests.conftest import run_saved_model
 from tfopt.graph.walk import op_counts
 from tfopt.model.formats import load_model
-from tfopt.model.loader import read_saved_model_proto
+from tfopt.model.saved_model import read_saved_model_proto
 from tfopt.verify.inputs import make_inputs
 
 

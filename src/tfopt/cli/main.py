@@ -247,8 +247,8 @@ def _profile_each(models, settings, signature: str | None, inputs_file: str | No
     """``--profile``: where each model's time goes, per op type (its frozen graph in a
     Session, TensorFlow's tracer), on the benchmark's inputs."""
     from tfopt.measure.profile import profile_graph
+    from tfopt.model.format import pick_signature
     from tfopt.model.formats import load_model
-    from tfopt.model.loader import pick_signature
     from tfopt.runtime import current_runtime, runtime_label
     from tfopt.verify.inputs import input_hints, load_inputs, make_inputs
 

@@ -15,8 +15,8 @@ import tensorflow as tf
 
 from tfopt.errors import TfoptError, first_line
 from tfopt.measure.results import Settings
+from tfopt.model.format import pick_signature
 from tfopt.model.formats import detect, load_model
-from tfopt.model.loader import pick_signature
 from tfopt.model.signature import TensorInfo
 from tfopt.runtime import RUNTIMES, describe
 from tfopt.verify.inputs import input_hints

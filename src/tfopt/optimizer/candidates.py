@@ -39,7 +39,7 @@ from tfopt.graph.kernels import KernelSupport
 from tfopt.graph.library import function_nodes
 from tfopt.graph.walk import op_counts
 from tfopt.graph.weights import graph_bytes, variables_from
-from tfopt.model.loader import mark_identical
+from tfopt.model.identical import mark_identical
 from tfopt.model.paths import size_on_disk
 from tfopt.model.saver import write
 from tfopt.model.signature import LoadedModel, SignatureGraph

@@ -25,9 +25,10 @@ from tfopt.graph.flops import FLOP_OPS, concrete_inputs, graph_flops
 from tfopt.graph.library import all_nodes, function_nodes
 from tfopt.graph.nodes import const_shape
 from tfopt.graph.ops import is_training_op
-from tfopt.model.formats import ModelFormat, RuntimeModel, detect, load_model
-from tfopt.model.loader import pick_signature
+from tfopt.model.format import ModelFormat, pick_signature
+from tfopt.model.formats import detect, load_model
 from tfopt.model.paths import read_metadata
+from tfopt.model.runtime_model import RuntimeModel
 from tfopt.model.signature import TensorInfo
 from tfopt.options import RUNTIME_FORMATS
 

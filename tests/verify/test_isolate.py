@@ -73,7 +73,7 @@ def test_benchmark_survives_a_crashing_model(tmp_path):
 def test_a_child_killed_from_outside_is_not_taken_for_a_wrong_answer():
     """SIGKILL (the out-of-memory killer) says nothing about the model: it is marked, so
     verification stops with that reason instead of blaming passes one child run at a time."""
-    from tfopt.verify.isolate import _failure
+    from tfopt.process import failure as _failure
 
     killed = _failure(-9, "", "eigen")
     assert killed.killed and "lack of memory" in str(killed) and "oneDNN off" in str(killed)

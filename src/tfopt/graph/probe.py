@@ -5,7 +5,6 @@ per form, run with Grappler off (reduced-precision and int8 forms also against f
 accuracy). Results are cached on disk per TensorFlow version, runtime, table and CPU ISA level,
 so the probe costs a few seconds once per machine.
 
-Usage (internal, the probe child): ``python -m tfopt.graph.probe``.
 """
 
 from __future__ import annotations
@@ -13,14 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterable
 
 from tfopt.errors import TfoptError
 from tfopt.graph.fusions import FUSION_TABLE, Fusion
 from tfopt.graph.quantized import INT8_DTYPES
-from tfopt.runtime import RUNTIMES, cpu_isa, current_runtime, runtime_env, runtime_label
+from tfopt.runtime import RUNTIMES, cpu_isa, current_runtime, runtime_label
 
 # int8 against float32 on the same values: 8-bit input and per-channel weights, and (for a
 # convolution) 8-bit output: measured 0.4-0.7e-2 relative RMS with unsigned inputs, 0.9-1.3e-2
@@ -307,10 +304,12 @@ def _write_cache(runtime: str, supported: frozenset[Fusion]) -> None:
 
 
 def probe_runtimes(runtimes: Iterable[str] = RUNTIMES) -> dict[str, frozenset[Fusion]]:
-    """Supported fusions per runtime: from the cache, this process, or a child per runtime
-    with ``TF_ENABLE_ONEDNN_OPTS`` pinned (children run in parallel)."""
+    """Supported fusions per runtime: from the cache, this process, or a worker per runtime
+    (:class:`tfopt.process.Worker`, ``TF_ENABLE_ONEDNN_OPTS`` pinned; they run in parallel)."""
+    from tfopt.process import ChildFailed, Worker
+
     found: dict[str, frozenset[Fusion]] = {}
-    children = {}
+    workers = {}
     here = current_runtime()
     for runtime in runtimes:
         cached = _read_cache(runtime)
@@ -320,25 +319,23 @@ def probe_runtimes(runtimes: Iterable[str] = RUNTIMES) -> dict[str, frozenset[Fu
             found[runtime] = probe_here()
             _write_cache(runtime, found[runtime])
         else:
-            children[runtime] = subprocess.Popen(
-                [sys.executable, "-m", "tfopt.graph.probe"], env=runtime_env(runtime),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for runtime, proc in children.items():
-        out, err = proc.communicate(timeout=600)
+            workers[runtime] = Worker(runtime)
+            workers[runtime].request("probe", None)
+    for runtime, worker in workers.items():
         try:
-            report = json.loads(out.strip().splitlines()[-1])
-            assert report["runtime"] == runtime
-        except (ValueError, IndexError, KeyError, AssertionError):
-            tail = (err.strip().splitlines() or ["no output"])[-1]
+            report = worker.answer(timeout=600)
+            if report["runtime"] != runtime:
+                raise ChildFailed(f"it ran {runtime_label(report['runtime'])}")
+        except ChildFailed as err:
             raise TfoptError(f"cannot probe the {runtime_label(runtime)} runtime's kernels: "
-                             f"{tail}") from None
+                             f"{err}") from None
+        finally:
+            worker.close()
         found[runtime] = frozenset(Fusion.parse(s) for s in report["supported"])
         _write_cache(runtime, found[runtime])
     return found
 
 
-if __name__ == "__main__":  # the probe child: report this runtime's support as one JSON line
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    supported = probe_here()
-    print(json.dumps({"runtime": current_runtime(), "supported": sorted(map(str, supported))}))
-    sys.stdout.flush()
+def probe_request(_conn, _payload) -> dict:
+    """The worker's side (:data:`tfopt.process.HANDLERS` "probe"): this runtime's support."""
+    return {"runtime": current_runtime(), "supported": sorted(map(str, probe_here()))}

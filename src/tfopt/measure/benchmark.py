@@ -29,7 +29,7 @@ from tfopt.measure.results import (
     environment,
     runtime_label_of,
 )
-from tfopt.measure.worker import feeds_for, hints, process_context, run_round
+from tfopt.measure.worker import feeds_for, hints, run_round
 from tfopt.model.formats import detect
 from tfopt.model.paths import read_metadata
 from tfopt.model.signature import TensorInfo
@@ -85,7 +85,6 @@ def benchmark(paths: list[str], settings: Settings,
     (its timed iterations, with each model's throughput), so long runs are never silent."""
     _check(paths, settings)
     labels = labels or paths
-    ctx = process_context(settings.runtime)
     n = len(paths)
     rounds = max(1, min(settings.rounds, settings.num_iter))
     per_round = [settings.num_iter // rounds + (1 if r < settings.num_iter % rounds else 0)
@@ -113,7 +112,7 @@ def benchmark(paths: list[str], settings: Settings,
             progress(0, f"round {r + 1}/{rounds}: {', '.join(labels[m] for m in order)}")
         counts = [per_round[r] // blocks + (1 if b < per_round[r] % blocks else 0)
                   for b in range(blocks)]
-        facts, timed = run_round(paths, order, settings, ctx, feeds_of,
+        facts, timed = run_round(paths, order, settings, feeds_of,
                                   lambda _slowest, c=counts: (c, settings.round_seconds / blocks))
         schedule += [(r, m) for m in order]
         values = list(made["feeds"].values())

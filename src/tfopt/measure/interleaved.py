@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from tfopt.measure import stats
 from tfopt.measure.results import Settings
-from tfopt.measure.worker import feeds_for, process_context, run_round
+from tfopt.measure.worker import feeds_for, run_round
 
 INTERLEAVED_PROCESSES = 3  # per set; which model loads first alternates between them
 INTERLEAVED_BLOCKS = 10    # alternating blocks per model and process (at most)
@@ -46,7 +46,6 @@ def time_interleaved(paths: list[str], key: str, feeds: dict,
     another). Blocks a quarter of a second apart in one process see the same load and
     placement; the processes, loading the models in alternating order, keep a process's luck
     from deciding. Blocks per process follow the call's length (:func:`blocks_for`)."""
-    ctx = process_context(None)
     settings = Settings(num_warmup=3, signature=key)
     rates: list[list[list[float]]] = [[] for _ in paths]
     chosen: list[int] = []  # blocks, chosen in the first process from a warm call's length
@@ -60,7 +59,7 @@ def time_interleaved(paths: list[str], key: str, feeds: dict,
     for p in range(processes):
         order = [(p + i) % n for i in range(n)]  # which model loads first rotates
         # ``feeds`` are keyed like the first model's inputs (the original's signature)
-        _, timed = run_round(paths, order, settings, ctx,
+        _, timed = run_round(paths, order, settings,
                               lambda spec, m: feeds_for(spec, feeds, feeds, paths[m], paths[0]),
                               plan)
         for m in range(n):

@@ -4,11 +4,8 @@ process is started (fork server, pinned runtime, without the caller's ``__main__
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -18,7 +15,8 @@ from tfopt.measure.results import Settings
 from tfopt.model.format import pick_signature
 from tfopt.model.formats import detect, load_model
 from tfopt.model.signature import TensorInfo
-from tfopt.runtime import RUNTIMES, describe
+from tfopt.process import ChildFailed, Worker
+from tfopt.runtime import describe
 from tfopt.verify.inputs import input_hints
 
 
@@ -43,12 +41,14 @@ def configure_runtime(settings: Settings) -> None:
         {"disable_meta_optimizer": settings.disable_optimize})
 
 
-def group_worker(conn, paths: list[str], settings: Settings) -> None:
+def time_models(conn, payload: tuple[list[str], Settings]) -> None:
     """The models of one round in one fresh process, timed in alternating blocks: load each,
     take its inputs, warm it up, then answer each request ``(calls, seconds)`` with one block
     per entry of ``calls``: every model in turn (the order rotating from block to block) makes
     at least that many calls and runs at least ``seconds``; the answer is, per block and
-    model, the seconds of each call."""
+    model, the seconds of each call; ``("done",)`` ends it. The worker's side of
+    :data:`tfopt.process.HANDLERS` "time"."""
+    paths, settings = payload
     configure_runtime(settings)
     runners = []
     for path in paths:
@@ -86,7 +86,7 @@ def group_worker(conn, paths: list[str], settings: Settings) -> None:
             spent += times[-1]
         return times
 
-    while (request := conn.recv()) is not None:
+    while (request := conn.recv()) != ("done",):
         counts, seconds = request
         blocks = []
         for b, count in enumerate(counts):
@@ -98,110 +98,33 @@ def group_worker(conn, paths: list[str], settings: Settings) -> None:
         conn.send(("blocks", blocks))
 
 
-@contextlib.contextmanager
-def pinned_runtime(runtime: str | None) -> Iterator[None]:
-    """Spawned children read TF_ENABLE_ONEDNN_OPTS from the environment they start with."""
-    if runtime is None:
-        yield
-        return
-    if runtime not in RUNTIMES:
-        raise TfoptError(f"unknown runtime {runtime!r} (choose {', '.join(RUNTIMES)})")
-    old = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
-    os.environ["TF_ENABLE_ONEDNN_OPTS"] = RUNTIMES[runtime]
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)
-        else:
-            os.environ["TF_ENABLE_ONEDNN_OPTS"] = old
-
-
-def process_context(runtime: str | None):
-    """How fresh processes start. A spawned process spends ~3.5 s importing TensorFlow before
-    it loads anything, which made a 5-round comparison of two small models take a minute. A
-    fork server that has imported TensorFlow (and nothing else: no runtime, thread pool or
-    model exists before the fork) starts each one in ~0.15 s, each still with its own
-    TensorFlow runtime, threads and allocations. The server reads TF_ENABLE_ONEDNN_OPTS when it
-    starts, so a pinned runtime spawns, as before."""
-    import multiprocessing
-
-    if runtime is None and "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["tensorflow", "tfopt.measure.worker"])
-        return ctx
-    return multiprocessing.get_context("spawn")
-
-
-@contextlib.contextmanager
-def without_callers_main() -> Iterator[None]:
-    """Start children from tfopt's own modules only. multiprocessing re-runs the caller's
-    ``__main__`` script in every child it starts (as ``__mp_main__``), so a user's script that
-    calls ``tfopt.optimize`` at top level, as the README's example does, ran again in each
-    timing child (and failed there). The worker and its arguments live in tfopt's modules,
-    so the children need nothing of ``__main__``."""
-    from multiprocessing import spawn
-
-    prepare = spawn.get_preparation_data
-
-    def without_main(name: str) -> dict:
-        data = prepare(name)
-        data.pop("init_main_from_path", None)
-        data.pop("init_main_from_name", None)
-        return data
-
-    spawn.get_preparation_data = without_main
-    try:
-        yield
-    finally:
-        spawn.get_preparation_data = prepare
-
-
 class ModelProcess:
-    """Parent's handle on :func:`group_worker` in a fresh process (a new TensorFlow runtime)
-    holding ``models``."""
+    """Parent's handle on :func:`time_models` in a fresh :class:`tfopt.process.Worker` (a new
+    TensorFlow runtime; from the fork server unless a runtime is pinned) holding ``models``."""
 
-    def __init__(self, models: list[str], settings: Settings, ctx):
+    def __init__(self, models: list[str], settings: Settings):
         self.path = " / ".join(models)
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=group_worker, args=(child, models, settings),
-                                daemon=True)
-        with pinned_runtime(settings.runtime), without_callers_main():
-            self.proc.start()
-        child.close()
-
-    def _died(self) -> TfoptError:
-        self.proc.join(timeout=5)
-        code = self.proc.exitcode
-        if code is not None and code < 0:
-            how = f"TensorFlow crashed ({signal.Signals(-code).name}) running the model"
-        else:
-            how = f"it exited with code {code} before answering (its error is printed above)"
-        return TfoptError(f"{self.path}: the benchmark process died: {how}")
+        self.worker = Worker(settings.runtime, fast=True)
+        self.worker.request("time", (models, settings))
 
     def recv(self):
-        while not self.conn.poll(0.2):
-            if not self.proc.is_alive():
-                raise self._died()
         try:
-            kind, value = self.conn.recv()
-        except (EOFError, ConnectionError):
-            raise self._died() from None
+            kind, value, *_ = self.worker.recv()
+        except ChildFailed as err:
+            raise TfoptError(f"{self.path}: the benchmark process died: {err}") from None
         if kind == "error":
             raise TfoptError(value)
         return value
 
     def send(self, value) -> None:
-        self.conn.send(value)
+        self.worker.send(value)
 
     def close(self) -> None:
         try:
-            self.conn.send(None)
+            self.worker.send(("done",))
         except (BrokenPipeError, OSError):
             pass
-        self.proc.join(timeout=10)
-        if self.proc.is_alive():
-            self.proc.terminate()
+        self.worker.close()
 
 
 def feeds_for(spec: dict[str, TensorInfo], feeds: dict[str, np.ndarray], first: dict,
@@ -226,7 +149,7 @@ def hints(path: str, spec: dict[str, TensorInfo], settings: Settings) -> dict:
     return input_hints(sig)
 
 
-def run_round(paths: list[str], order: list[int], settings: Settings, ctx,
+def run_round(paths: list[str], order: list[int], settings: Settings,
                feeds_of: Callable[[dict[str, TensorInfo], int], dict[str, np.ndarray]],
                plan: Callable[[float], tuple[list[int], float]]
                ) -> tuple[dict, list[list[list[float]]]]:
@@ -234,7 +157,7 @@ def run_round(paths: list[str], order: list[int], settings: Settings, ctx,
     model ``m`` its inputs, ``plan(seconds per call of the slowest)`` the calls per block and
     a block's least seconds. Returns the runtime's facts and, per model (in ``paths`` order),
     per block, the seconds of each call."""
-    worker = ModelProcess([paths[m] for m in order], settings, ctx)
+    worker = ModelProcess([paths[m] for m in order], settings)
     try:
         specs, facts = worker.recv()
         worker.send([feeds_of(spec, m) for spec, m in zip(specs, order, strict=True)])

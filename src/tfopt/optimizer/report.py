@@ -54,7 +54,7 @@ class StageCost:
         import resource
         import time
 
-        from tfopt.verify.isolate import CHILD_PEAK
+        from tfopt.process import CHILD_PEAK
 
         # ru_maxrss is in KiB on Linux
         return cls(stage, round(time.perf_counter() - began, 3),

@@ -13,121 +13,43 @@ Several signatures run in one child (one TensorFlow start per runtime), and chil
 different runtimes run in parallel (one after the other for a SavedModel with over 1 GiB of
 variables: memory).
 
-Usage (internal): ``python -m tfopt.verify.isolate JOB.pickle OUT.pickle``.
+Each child is a :class:`tfopt.process.Worker` (the one way tfopt runs work in a fresh
+process); :func:`outputs` is what it runs here.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from tfopt.errors import first_line
 from tfopt.model.signature import SignatureGraph
-from tfopt.runtime import runtime_env, runtime_label
-
-TIMEOUT_S = 1800
-
-
-class _PeakMemory:
-    """The largest resident-memory high-water mark a finished child reported (KiB).
-
-    The kernel's ``RUSAGE_CHILDREN`` cannot give it: a child's ``ru_maxrss`` counts the
-    parent's pages it shared between fork and exec, so it reads as the parent's peak. Each
-    child reports its own ``VmHWM``; like ``ru_maxrss``, this is per process and only grows.
-    """
-
-    def __init__(self) -> None:
-        self.kib = 0
-
-    def saw(self, kib: int) -> None:
-        self.kib = max(self.kib, kib)
-
-
-CHILD_PEAK = _PeakMemory()
-
-
-def own_peak_kib() -> int:
-    """This process's resident-memory high-water mark (``VmHWM``; 0 where /proc has none)."""
-    try:
-        with open("/proc/self/status") as f:
-            line = next((ln for ln in f if ln.startswith("VmHWM:")), "VmHWM: 0 kB")
-    except OSError:
-        return 0
-    return int(line.split()[1])
+from tfopt.process import ChildFailed, Worker
+from tfopt.runtime import runtime_label
 
 Outputs = dict[str, np.ndarray]
 
 
-class ChildFailed(Exception):
-    """The child process crashed or failed; the message says how. ``killed``: it was killed
-    from outside (SIGKILL: the kernel's out-of-memory killer, most likely), which says
-    nothing about the model's answers."""
+def _gather(jobs: dict, say: Callable[[str], None] | None = None) -> dict:
+    """Each ``(runtime, job)`` run in its own worker, all at once; results per key, a failed
+    child's value its ChildFailed. ``say`` hears as each child ends (loading a big model can
+    take a minute)."""
+    import time
 
-    def __init__(self, message: str, killed: bool = False) -> None:
-        super().__init__(message)
-        self.killed = killed
-
-
-def _failure(returncode: int, stderr: str, runtime: str | None) -> ChildFailed:
-    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
-    where = f" ({runtime_label(runtime)})" if runtime else ""
-    if returncode == -signal.SIGKILL:
-        return ChildFailed(f"the process running it was killed (SIGKILL){where}, most likely "
-                           "by the kernel for lack of memory", killed=True)
-    if returncode < 0:
-        name = signal.Signals(-returncode).name
-        check = [ln for ln in lines if "Check failed" in ln]
-        detail = check[-1].split("]", 1)[-1].strip() if check else (lines[-1] if lines else "")
-        return ChildFailed(f"TensorFlow crashed ({name}) running it{where}: {detail}".strip())
-    return ChildFailed((lines[-1] if lines else f"exit code {returncode}") + where)
-
-
-class _Child:
-    """One started child; ``result()`` waits for it."""
-
-    def __init__(self, job: dict, runtime: str | None):
-        self.runtime = runtime
-        self.tmp = tempfile.TemporaryDirectory(prefix="tfopt-run-")
-        job_path = os.path.join(self.tmp.name, "job.pickle")
-        self.out_path = os.path.join(self.tmp.name, "out.pickle")
-        with open(job_path, "wb") as f:
-            pickle.dump(job, f)  # written and read by tfopt only, in a private temp dir
-        env = runtime_env(runtime)
-        self.proc = subprocess.Popen([sys.executable, "-m", "tfopt.verify.isolate", job_path,
-                                      self.out_path], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, env=env)
-
-    def result(self):
-        try:
-            _, stderr = self.proc.communicate(timeout=TIMEOUT_S)
-            if self.proc.returncode != 0:
-                raise _failure(self.proc.returncode, stderr, self.runtime)
-            with open(self.out_path, "rb") as f:
-                done = pickle.load(f)
-            CHILD_PEAK.saw(done["peak_kib"])
-            return done["outputs"]
-        finally:
-            self.tmp.cleanup()
-
-
-def _gather(children: dict, say: Callable[[str], None] | None = None) -> dict:
-    """Results per key; a failed child's value is its ChildFailed. ``say`` hears as each
-    child ends (they run at once; loading a big model can take a minute)."""
     began = time.perf_counter()
+    workers = {}
+    for key, job in jobs.items():
+        workers[key] = Worker(key)
+        workers[key].request("outputs", job)
     out = {}
-    for key, child in children.items():
+    for key, worker in workers.items():
         try:
-            out[key] = child.result()
+            out[key] = worker.answer()
         except ChildFailed as err:
             out[key] = err
+        finally:
+            worker.close()
         if say:
             outcome = "failed" if isinstance(out[key], ChildFailed) else "ran"
             say(f"  {runtime_label(key)}: {outcome} ({time.perf_counter() - began:.1f}s)")
@@ -142,10 +64,10 @@ def run_saved_model_under(path: str, feeds: dict[str, dict[str, np.ndarray]],
     ``tf.saved_model.load``, once per runtime (None: this process's environment)."""
     job = {"mode": "saved_model", "path": path, "feeds": feeds}
     if variables_bytes(path) < ONE_AT_A_TIME_BYTES:
-        return _gather({rt: _Child(job, rt) for rt in runtimes}, say)
+        return _gather({rt: job for rt in runtimes}, say)
     out: dict = {}
     for rt in runtimes:  # each child holds the weights: not all of them at once
-        out.update(_gather({rt: _Child(job, rt)}, say))
+        out.update(_gather({rt: job}, say))
     return out
 
 
@@ -168,7 +90,7 @@ def run_in_runtime(path: str, fmt: str, feeds: dict[str, dict[str, np.ndarray]],
     """Run a model converted for runtime ``fmt`` (LiteRT, OpenVINO) in a child, per
     signature: its outputs by name, or how the child failed."""
     job = {"mode": "runtime", "runtime": fmt, "path": path, "feeds": feeds, "threads": threads}
-    return _gather({None: _Child(job, None)})[None]
+    return _gather({None: job})[None]
 
 
 def run_graph_def_under(sigs: dict[str, SignatureGraph], feeds: dict[str, dict[str, np.ndarray]],
@@ -179,7 +101,7 @@ def run_graph_def_under(sigs: dict[str, SignatureGraph], feeds: dict[str, dict[s
     with its values in place: a weight store stays in this process)."""
     job = {"mode": "graph_def", "sigs": {k: s.inlined() for k, s in sigs.items()},
            "feeds": feeds}
-    return _gather({rt: _Child(job, rt) for rt in runtimes}, say)
+    return _gather({rt: job for rt in runtimes}, say)
 
 
 def run_written(path: str, fmt: str, sigs: dict[str, SignatureGraph],
@@ -210,12 +132,11 @@ def run_graph_def(sig: SignatureGraph, feeds: dict[str, np.ndarray],
         sig.key]
 
 
-def _child(job_path: str, out_path: str) -> None:
-    """The child's side: the same runners verification uses in-process, on the same data."""
+def outputs(_conn, job: dict) -> dict[str, Outputs]:
+    """The worker's side (:data:`tfopt.process.HANDLERS` "outputs"): the same runners
+    verification uses in-process, on the same data."""
     from tfopt.verify import runners
 
-    with open(job_path, "rb") as f:
-        job = pickle.load(f)
     outputs = {}
     if job["mode"] == "saved_model":
         import tensorflow as tf
@@ -233,13 +154,4 @@ def _child(job_path: str, out_path: str) -> None:
     else:
         for key, feeds in job["feeds"].items():
             outputs[key] = runners.run_graph_def(job["sigs"][key], feeds)
-    with open(out_path, "wb") as f:
-        pickle.dump({"outputs": outputs, "peak_kib": own_peak_kib()}, f)
-
-
-if __name__ == "__main__":
-    try:
-        _child(*sys.argv[1:])
-    except Exception as err:  # the parent reports stderr's last line: make it the reason
-        print(f"{type(err).__name__}: {first_line(err)}", file=sys.stderr)
-        sys.exit(1)
+    return outputs

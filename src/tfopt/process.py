@@ -98,8 +98,6 @@ def serve(conn, stderr_path: str | None) -> None:
         os.dup2(fd, 2)
         os.close(fd)
     while (request := conn.recv()) is not None:
-        if len(request) != 2:  # the end of a conversation its handler had already left
-            continue
         kind, payload = request
         module, _, name = HANDLERS[kind].partition(":")
         try:
@@ -213,6 +211,7 @@ def pinned_runtime(runtime: str | None, quiet: bool = False) -> Iterator[None]:
         raise TfoptError(f"unknown runtime {runtime!r} (choose {', '.join(RUNTIMES)})")
     wanted = runtime_env(runtime) if quiet else (
         {"TF_ENABLE_ONEDNN_OPTS": RUNTIMES[runtime]} if runtime else {})
+    wanted = {k: v for k, v in wanted.items() if os.environ.get(k) != v}
     old = {k: os.environ.get(k) for k in wanted}
     os.environ.update(wanted)
     try:

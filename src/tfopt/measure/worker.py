@@ -1,6 +1,5 @@
-"""The timing worker: a fresh process (a new TensorFlow runtime) that loads models, takes
-their inputs, warms them up and times them in alternating blocks on request; how such a
-process is started (fork server, pinned runtime, without the caller's ``__main__``)."""
+"""The timing worker: in a fresh :class:`tfopt.process.Worker` (a new TensorFlow runtime),
+load models, take their inputs, warm them up and time them in alternating blocks on request."""
 
 from __future__ import annotations
 
@@ -106,13 +105,15 @@ class ModelProcess:
         self.path = " / ".join(models)
         self.worker = Worker(settings.runtime, fast=True)
         self.worker.request("time", (models, settings))
+        self.talking = True  # the worker's handler is in the conversation
 
     def recv(self):
         try:
             kind, value, *_ = self.worker.recv()
         except ChildFailed as err:
             raise TfoptError(f"{self.path}: the benchmark process died: {err}") from None
-        if kind == "error":
+        if kind == "error":  # the handler has left the conversation
+            self.talking = False
             raise TfoptError(value)
         return value
 
@@ -120,10 +121,11 @@ class ModelProcess:
         self.worker.send(value)
 
     def close(self) -> None:
-        try:
-            self.worker.send(("done",))
-        except (BrokenPipeError, OSError):
-            pass
+        if self.talking:
+            try:
+                self.worker.send(("done",))
+            except (BrokenPipeError, OSError):
+                pass
         self.worker.close()
 
 

@@ -104,6 +104,16 @@ class Candidate:
     def drop(self, why: str) -> None:
         self.why_not = self.why_not or why
 
+    def judge(self, checks: written.Checks) -> bool:
+        """Record its verification: the checks, the worst difference, and (an output outside
+        its policy) why it cannot be kept. Whether it verified."""
+        self.checks = checks
+        self.worst = max((c.rel for found in checks.values() for c in found), default=0.0)
+        bad = [c for key in written.failing(checks) for c in checks[key] if not c.ok]
+        if bad:
+            self.drop(f"answers differently: {bad[0].describe()}")
+        return not bad
+
     def row(self, written: bool = False) -> dict:
         """The candidate's line in the report's table (and ``tfopt.json``'s candidates);
         ``written``: it is the form the output holds."""
@@ -234,16 +244,9 @@ class Driver:
         policy against the original's answers."""
         if cand.why_not or self.feeds is None:
             return False
-        checks = written.check_written(self.write(cand), cand.recipe.fmt, cand.sigs, self.feeds,
-                                     self.refs, cand.policy,
-                                     self.runtimes or written.runtimes_for(self.target, cand.sigs,
-                                                                         self.refs))
-        cand.checks = checks
-        cand.worst = max((c.rel for found in checks.values() for c in found), default=0.0)
-        bad = [c for key in written.failing(checks) for c in checks[key] if not c.ok]
-        if bad:
-            cand.drop(f"answers differently: {bad[0].describe()}")
-        return not bad
+        runtimes = self.runtimes or written.runtimes_for(self.target, cand.sigs, self.refs)
+        return cand.judge(written.check_written(self.write(cand), cand.recipe.fmt, cand.sigs,
+                                                self.feeds, self.refs, cand.policy, runtimes))
 
     def time(self, baseline: Candidate | str, cands: list[Candidate], key: str,
              decide: bool = True) -> None:
@@ -275,7 +278,7 @@ class Driver:
 
 
 def faster_than_baseline(baseline: Candidate, cands: list[Candidate]) -> Candidate:
-    """The keep rule of the precision and XLA choices: the fastest verified candidate whose
+    """The keep rule of the precision choice: the fastest verified candidate whose
     gain's whole interval lies above 1.0, else the baseline."""
     faster = [c for c in cands if not c.why_not and c.speed is not None and c.speed.ratio.faster]
     return max(faster, key=lambda c: c.speed.ratio.value, default=baseline)

@@ -66,12 +66,7 @@ def _verify(cand: Candidate, key: str, state, threads: int) -> None:
     if isinstance(got, isolate.ChildFailed):
         cand.drop(f"fails to run in the runtime ({got})")
         return
-    checks = state.refs.check(key, got[key], cand.policy, current_runtime())
-    cand.checks = {key: checks}
-    bad = [c for c in checks if not c.ok]
-    cand.worst = max((c.rel for c in checks), default=0.0)
-    if bad:
-        cand.drop(f"answers differently: {bad[0].describe()}")
+    cand.judge({key: state.refs.check(key, got[key], cand.policy, current_runtime())})
 
 
 def _convert_all(state, fmt: str, sources: list[tuple[str, str]], key: str

@@ -384,9 +384,7 @@ def verify_written(state: State) -> None:
 
     for key, checks in written.verify_with_blame(check, blame, rewrite, state.say).items():
         state.chosen.reports[key].checks = checks
-    state.chosen.checks = {k: r.checks for k, r in state.chosen.reports.items()}
-    state.chosen.worst = max((c.rel for r in state.chosen.reports.values() for c in r.checks),
-                             default=0.0)
+    state.chosen.judge({k: r.checks for k, r in state.chosen.reports.items()})
 
 
 def check_precision(state: State) -> None:

@@ -20,6 +20,7 @@ process); :func:`outputs` is what it runs here.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -35,8 +36,6 @@ def _gather(jobs: dict, say: Callable[[str], None] | None = None) -> dict:
     """Each ``(runtime, job)`` run in its own worker, all at once; results per key, a failed
     child's value its ChildFailed. ``say`` hears as each child ends (loading a big model can
     take a minute)."""
-    import time
-
     began = time.perf_counter()
     workers = {}
     for key, job in jobs.items():

@@ -10,7 +10,7 @@ model and round, order alternating; also what each optimize took (``--no-time``,
 the XLA decision differs). Writes ``benchmarks/MODERN.md`` and ``benchmarks/modern.png``.
 
 Needs ``keras-hub`` (``pip install --no-deps keras-hub regex rich kagglehub sentencepiece
-tokenizers``: its tensorflow-text dependency would pull in a second, non-CPU TensorFlow).
+tokenizers kagglesdk``: its tensorflow-text dependency would pull in a second, non-CPU TensorFlow).
 
     python benchmarks/run_modern.py [--models bert,vit,gpt2,convnext_tiny] [--batch 1,8]
 """

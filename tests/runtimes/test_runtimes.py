@@ -47,6 +47,9 @@ def test_a_runtime_format_is_verified_in_its_runtime_and_callable(small_cnn, tmp
     assert report.verified and report.output["format"] == fmt
     assert os.path.isfile(os.path.join(out, file))
     assert f"verified in {report.output['runtime']}" in str(report)
+    # the file holds the converter's ops: the summary names its source, not TF node counts
+    assert f"{fmt} model converted from {report.output['source']}" in report.summary()
+    assert " nodes, " not in report.summary()
     assert report.output["threads"] == (os.cpu_count() or 1)  # set explicitly, recorded
     with open(os.path.join(out, "tfopt.json")) as f:
         meta = json.load(f)

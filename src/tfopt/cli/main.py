@@ -39,8 +39,9 @@ def cli() -> None:
               help="Shape for an input with unknown dimensions (repeatable).")
 @click.option("--inputs-file", type=click.Path(), help=".npz of real inputs, keyed by input name.")
 @click.option("--batch-size", type=int,
-              help="Batch size for generated verification inputs (default 1; 8 with "
-                   "--precision bf16).")
+              help="Batch size for generated verification inputs, and so of the speed "
+                   "check and of every timed choice (--format auto, --precision auto, --xla "
+                   "auto): give the batch you serve (default 1; 8 with --precision bf16).")
 @click.option("--int-range", metavar="LOW,HIGH",
               help="Range [LOW, HIGH) for generated integer inputs (default: from the graph: "
                    "embedding table rows, one-hot depth, masks; else 0,10).")

@@ -143,10 +143,11 @@ class Report:
         speed = "".join(f"; {check.describe()}" + (f" ({key})" if len(self.speed) > 1 else "")
                         for key, check in self.speed.items())
         kept = [self.output["signature"]] if self.output else list(self.signatures)
-        form = f"{self.output['format']} model from {self.output['source']}, " if self.output \
-            else ""
-        return (f"{self.dst}: {precision}{form}{before} -> {after} nodes, signatures "
-                f"{', '.join(kept)}; {verdict}{speed}; {self.seconds:.1f}s")
+        # a runtime's model holds the converter's ops, not the TensorFlow graph's nodes
+        form = (f"{self.output['format']} model converted from {self.output['source']}"
+                if self.output else f"{before} -> {after} nodes")
+        return (f"{self.dst}: {precision}{form}, signatures {', '.join(kept)}; {verdict}{speed}; "
+                f"{self.seconds:.1f}s")
 
     def table(self) -> str:
         """Per signature: what each pass did (pipeline order) and each output's check."""

@@ -121,6 +121,11 @@ def test_format_auto_writes_the_fastest_verified_form(small_cnn, tmp_path):
     assert set(rows) == {"SavedModel (fp32)", "litert from the original"}
     assert all(r["verified"] and r["speedup"] > 0 and r["bytes"] > 0 for r in rows.values()), rows
     assert [r["written"] for r in rows.values()].count(True) == 1
+    # each size is its own form's, taken before the written one took the output's place
+    from tfopt.model.paths import size_on_disk
+
+    assert rows["SavedModel (fp32)"]["bytes"] != rows["litert from the original"]["bytes"]
+    assert 0 < next(r for r in rows.values() if r["written"])["bytes"] <= size_on_disk(out)
     assert rows["SavedModel (fp32)"]["written"] == (written == "saved_model")
     table = report.table()
     assert "<- written" in table and "litert from the original" in table and "x [" in table

@@ -94,6 +94,13 @@ class Candidate:
     worst: float | None = None            # worst difference from the original's answers
     speed: SpeedCheck | None = None       # against ``against``
     against: str = ""
+    size: int | None = None               # bytes on disk, taken while its files were its own
+
+    def measure_size(self) -> None:
+        """Take its size on disk now: a form not kept is deleted, and the kept one is moved
+        to the output (where another form may have been before it)."""
+        if self.size is None and self.path and os.path.exists(self.path):
+            self.size = size_on_disk(self.path)
 
     @property
     def verified(self) -> bool:
@@ -124,9 +131,7 @@ class Candidate:
                 "speedup": speed.ratio.value if speed else None,
                 "interval": [speed.ratio.low, speed.ratio.high] if speed else None,
                 "against": self.against,
-                "bytes": (size_on_disk(self.path)
-                          if self.path and os.path.exists(self.path) else None),
-                "written": written}
+                "bytes": self.size, "written": written}
 
 
 @dataclass

@@ -105,6 +105,8 @@ class State:
     def note(self, tried: list[Candidate], notes: list[str]) -> None:
         """A choice's candidates and what it said, for the report; those not kept let go of
         their graphs and files."""
+        for c in tried:
+            c.measure_size()
         self.tried.extend(c for c in tried if all(c is not t for t in self.tried))
         self.model.notes.extend(n for n in notes if n not in self.model.notes)
         self.driver().discard([c for c in tried if c is not self.chosen])
@@ -526,6 +528,8 @@ def report_and_metadata(state: State) -> None:
                           state.runtimes, fused, [e.to_dict() for e in state.endpoints],
                           chosen.recipe.precision, dict(state.speed))
     state.report.output = dict(state.runtime_written)
+    for c in state.tried:  # the kept form, written after its choice was made
+        c.measure_size()
     state.report.candidates = [c.row(written=c is chosen) for c in state.tried]
     if opts.format == "saved_model" and verified:
         from tfopt.runtimes import installed

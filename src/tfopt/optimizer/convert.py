@@ -19,7 +19,6 @@ import os
 import shutil
 
 from tfopt.errors import TfoptError, VerificationError
-from tfopt.model.paths import size_on_disk
 from tfopt.optimizer.candidates import Candidate
 from tfopt.options import RUNTIME_FORMATS
 from tfopt.runtime import current_runtime, runtime_label
@@ -42,7 +41,8 @@ def _note(cand: Candidate, written: bool = False) -> str:
     if cand.why_not:
         return head + cand.why_not
     timed = f", {cand.speed.describe()}" if cand.speed is not None else ""
-    size = f", {size_on_disk(cand.path) / 1e6:.2f} MB" if os.path.exists(cand.path) else ""
+    cand.measure_size()  # the table's size column, taken at the same moment
+    size = f", {cand.size / 1e6:.2f} MB" if cand.size is not None else ""
     return (head + f"verified (worst relative difference {cand.worst:.2e}){timed}{size}"
             + (" (written)" if written else ""))
 

@@ -62,7 +62,27 @@ def _transformer_ffn():
         tf.identity(z, name="out")
 
 
+def _masked_recurrence():
+    """A masked RNN as Keras writes it: a counter and a time step that move together, an
+    output and a state updated alike, captured weights, a condition reading a pass-through
+    length."""
+    x = tf.compat.v1.placeholder(tf.float32, [None, 5, 3], name="x")
+    w, u = tf.constant(rand(3, 4, seed=22)), tf.constant(rand(4, 4, seed=23))
+    steps = tf.shape(x)[1]
+    h0 = tf.zeros([tf.shape(x)[0], 4])
+
+    def body(i, t, o, h, n):
+        new = tf.tanh(tf.matmul(x[:, t], w) + tf.matmul(h, u))
+        keep = x[:, t, :1] > -0.5
+        return i + 1, t + 1, tf.where(keep, new, o), tf.where(keep, new, h), n
+
+    _, _, o, h, _ = tf.while_loop(lambda i, t, o, h, n: tf.logical_and(i < n, t < 5), body,
+                                  (0, 0, h0, h0, steps))
+    tf.identity(o + 2.0 * h, name="out")
+
+
 GRAPHS = {"cnn": (_cnn, {"x:0": rand(2, 8, 8, 3, seed=7)}),
+          "rnn": (_masked_recurrence, {"x:0": rand(3, 5, 3, seed=24)}),
           "ffn": (_transformer_ffn, {"x:0": rand(2, 5, 4, seed=14)}),
           "dense": (_dense_with_duplicates, {"x:0": rand(3, 6, seed=8)})}
 

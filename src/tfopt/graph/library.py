@@ -3,6 +3,7 @@ body as a GraphDef and back (If/While branches, loop bodies, compiled clusters).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from tensorflow.core.framework import attr_value_pb2, graph_pb2, node_def_pb2
@@ -77,6 +78,17 @@ def all_nodes(graph_def: graph_pb2.GraphDef) -> Iterator[node_def_pb2.NodeDef]:
     yield from graph_def.node
     for fn in graph_def.library.function:
         yield from fn.node_def
+
+
+def function_uses(graph_def: graph_pb2.GraphDef) -> Counter:
+    """How many nodes (main graph and function bodies) name each library function, as their
+    op or in a function attribute: a function named once belongs to that one node."""
+    uses: Counter = Counter()
+    for node in all_nodes(graph_def):
+        uses[node.op] += 1
+        for value in node.attr.values():
+            uses.update(_functions_in_attr(value))
+    return uses
 
 
 def function_nodes(graph_def: graph_pb2.GraphDef) -> int:

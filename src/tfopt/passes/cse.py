@@ -29,7 +29,7 @@ def node_key(node) -> tuple:
                 tuple(sorted(node.input)))
     attrs = tuple(sorted((k, v.SerializeToString(deterministic=True))
                          for k, v in node.attr.items() if k != "_class"))
-    data = tuple(t for t in node.input if not t.startswith("^"))
+    data = tuple(str(InputRef.parse(t)) for t in node.input if not t.startswith("^"))  # x = x:0
     controls = tuple(sorted(t for t in node.input if t.startswith("^")))
     return (node.op, data, controls, attrs, node.device)
 

@@ -86,7 +86,8 @@ class LowerControlFlow(GraphPass):
         kinds = ", ".join(f"{n} {op}" for op, n in sorted(ops.items()))
         notes = [f"{kinds} lowered to Switch/Merge frames"]
         if hoisted:
-            notes.append(f"{hoisted} loop-invariant inputs (weights) enter once as constants")
+            notes.append(f"{hoisted} loop-invariant inputs (weights, limits, merged duplicates) "
+                         "enter once as constants")
         if dead:
             notes.append(f"{len(dead)} nodes the lowered loops left unread removed")
         return PassResult(lowered, True, notes)
@@ -115,12 +116,13 @@ def hoist_invariants(view: GraphView) -> int:
             continue
         users = view.consumers(merge.name)
         switches = [n for n, ref in users if n.op == "Switch" and not ref.control]
+        if len(switches) != 1 or any(ref.control or ref.port != 0 for _, ref in users):
+            continue
         # Besides its Switch, a Merge feeds the inlined condition's argument: an Identity
-        # nobody reads when the condition does not use this variable.
+        # nobody reads when the condition does not use this variable; when it does (Keras'
+        # counter < maximum_iterations), it reads the constant the variable always holds.
         unread = [n.name for n, ref in users if n.op == "Identity" and not ref.control
                   and not view.consumers(n.name)]
-        if len(switches) != 1 or len(users) != 1 + len(unread):
-            continue  # the condition reads this variable, or something else does
         switch = switches[0]
         source, chain = _through_identities(view, view.data_inputs(nxt)[0])
         if source != InputRef(switch.name, 1) or any(
@@ -134,6 +136,7 @@ def hoist_invariants(view: GraphView) -> int:
         outside = view.data_inputs(enter)[0]
         set_attr(enter, "is_constant", True)
         view.replace_uses(InputRef(switch.name, 1), InputRef(enter.name, 0))
+        view.replace_uses(InputRef(merge.name, 0), InputRef(enter.name, 0))
         for exit_node in exits:
             view.replace_uses(InputRef(exit_node.name, 0), outside)
         view.remove([merge.name, nxt.name, switch.name, *(e.name for e in exits), *unread])

@@ -143,6 +143,12 @@ REGISTRY: tuple[PassSpec, ...] = (
              "last of the round: merges the duplicate constants and subexpressions the passes "
              "above leave",
              in_bodies=True),
+    PassSpec("loop_vars", "loop_vars:MergeLoopVariables", SIMPLIFY,
+             "merge While loop variables that hold the same value every iteration (Keras' loop "
+             "counter and time step; a masked RNN's output and state), proven by induction "
+             "over the body",
+             "after cse: variables entering with equal values enter with one tensor once cse "
+             "merged them, and the body's duplicates are found with cse itself"),
     PassSpec("reduced_precision", "reduced_precision:ReducedPrecision", FINALIZE,
              "with --precision bf16: convolutions, matmuls and the element-wise ops between "
              "them in bfloat16, weights stored as bfloat16, casts only at region borders",

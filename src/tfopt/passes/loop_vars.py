@@ -1,0 +1,144 @@
+"""Merge loop variables that hold the same value in every iteration.
+
+Keras' recurrent loops carry a loop counter and a time step that both start at 0 and add 1,
+and a masked RNN carries its output and its state, both starting at zeros and both updated as
+``SelectV2(mask, new, own previous)``. Once lowered, each variable costs a Merge, Switch,
+Identity and NextIteration per iteration besides its own update ops; at batch 1 a loop is
+executor overhead more than arithmetic, so every node per iteration counts::
+
+    While(0, 0, zeros, zeros)                      While(0, 0, zeros, zeros)
+      body(i, t, o, h):                              body(i, t, o, h):
+        i + 1, t + 1,                        =>        i, t + 1,                (i passes through)
+        Select(m, f(h), o), Select(m, f(h), h)         o, Select(m, f(t...), h) (o passes through)
+    readers of While:0 / While:2               readers of While:1 / While:3
+
+Two variables are the same value in every iteration when they enter with the same tensor and
+the body computes the same expression for both, given that they were equal on entry
+(induction). That is checked on a copy of the body: variables entering alike start as one class,
+each aliased to its class's first member, duplicate nodes merged (the ``cse`` pass), and each
+class split by the tensor the body returns for its members; repeated until no class splits,
+so what is kept is a consistent set. The body and the condition then
+read the kept variable, the duplicate passes through unchanged (``lower_control_flow`` turns it
+into a constant Enter nobody reads, and removes it), and readers after the loop read the kept
+variable's output. The loop's signature and attributes stay as they are.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from tensorflow.core.framework import graph_pb2, node_def_pb2
+
+from tfopt.graph.library import body_to_function, function_body, function_uses
+from tfopt.graph.names import InputRef
+from tfopt.graph.view import GraphView
+from tfopt.passes.base import GraphPass, PassContext, count_note
+
+WHILE_OPS = ("While", "StatelessWhile")
+_SINK = "__tfopt_loop_result_"
+
+
+def _passes_through(fdef, index: int) -> bool:
+    """The body returns its argument ``index`` unchanged (an invariant: already merged, or
+    for lower_control_flow to hoist)."""
+    ret = fdef.ret[fdef.signature.output_arg[index].name]
+    return InputRef.parse(ret).node == fdef.signature.input_arg[index].name
+
+
+def _candidates(view: GraphView, loop: node_def_pb2.NodeDef, body) -> dict[int, int]:
+    """duplicate index -> kept index, for loop variables entering with the same tensor (a
+    variable the body passes through is left to lower_control_flow)."""
+    types = list(loop.attr["T"].list.type)
+    first: dict[tuple[str, int], int] = {}
+    pairs = {}
+    for index, ref in enumerate(view.data_inputs(loop)):
+        if _passes_through(body, index):
+            continue
+        key = (str(ref), types[index])
+        if key in first:
+            pairs[index] = first[key]
+        else:
+            first[key] = index
+    return pairs
+
+
+def _aliased(body: graph_pb2.GraphDef, args: list[str], pairs: dict[int, int]) -> GraphView:
+    """The body with every read of a duplicate's argument reading its kept variable's."""
+    view = GraphView(body)
+    for dup, kept in pairs.items():
+        view.replace_uses(InputRef(args[dup], 0), InputRef(args[kept], 0))
+    return view
+
+
+def equal_pairs(fdef, pairs: dict[int, int]) -> dict[int, int]:
+    """Which of the hypothesised ``pairs`` (duplicate -> kept argument index of the body
+    ``fdef``) hold: the coarsest split of the classes they form whose members the body
+    computes as one tensor once each member is aliased to its class's first (partition
+    refinement, as in minimising an automaton). Returns duplicate -> kept index."""
+    from tfopt.passes.cse import MergeDuplicates
+
+    body, results = function_body(fdef)
+    args = [a.name for a in fdef.signature.input_arg]
+    sinks = [f"{_SINK}{k}" for k in range(len(results))]
+    ctx = PassContext(protected=set(sinks) | set(args), outputs=[], inputs=[])
+    while pairs:
+        view = _aliased(body, args, pairs)
+        for sink, tensor in zip(sinks, results, strict=True):
+            view.add_input(view.add(node_def_pb2.NodeDef(name=sink, op="Identity")), tensor)
+        merged = MergeDuplicates().run(view.to_graph_def(), ctx).graph_def
+        read = {n.name: str(InputRef.parse(n.input[0])) for n in merged.node if n.name in sinks}
+        first: dict[tuple[int, str], int] = {}  # (class, result tensor) -> its first member
+        split = {}
+        for index in sorted({*pairs, *pairs.values()}):
+            key = (pairs.get(index, index), read[sinks[index]])
+            first.setdefault(key, index)
+            if first[key] != index:
+                split[index] = first[key]
+        if split == pairs:
+            return pairs
+        pairs = split
+    return {}
+
+
+def _rewritten(fdef, library: dict, pairs: dict[int, int], pass_through: bool):
+    """``fdef`` reading each kept variable for its duplicates; ``pass_through`` (the body):
+    each duplicate's result is its own argument. None if the function cannot be rebuilt."""
+    body, results = function_body(fdef)
+    args = [a.name for a in fdef.signature.input_arg]
+    view = _aliased(body, args, pairs)
+    if pass_through:
+        results = [f"{args[i]}:0" if i in pairs else t for i, t in enumerate(results)]
+    return body_to_function(fdef, view.to_graph_def(), library, results)
+
+
+class MergeLoopVariables(GraphPass):
+
+    def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
+        lib = view.graph_def.library
+        index = {f.signature.name: i for i, f in enumerate(lib.function)}
+        library = {f.signature.name: f for f in lib.function}
+        uses = function_uses(view.graph_def)
+        merged: dict[str, int] = defaultdict(int)
+        for loop in [n for n in view if n.op in WHILE_OPS]:
+            body, cond = loop.attr["body"].func.name, loop.attr["cond"].func.name
+            if (body not in library or cond not in library or uses[body] != 1
+                    or uses[cond] != 1 or view.keeps(loop.name)):
+                continue  # a shared body would change for another loop too
+            pairs = _candidates(view, loop, library[body])
+            pairs = equal_pairs(library[body], pairs) if pairs else {}
+            if not pairs:
+                continue
+            new_body = _rewritten(library[body], library, pairs, pass_through=True)
+            new_cond = _rewritten(library[cond], library, pairs, pass_through=False)
+            if new_body is None or new_cond is None:
+                continue
+            lib.function[index[body]].CopyFrom(new_body)
+            lib.function[index[cond]].CopyFrom(new_cond)
+            library[body], library[cond] = new_body, new_cond
+            for dup, kept in pairs.items():
+                view.replace_uses(InputRef(loop.name, dup), InputRef(loop.name, kept),
+                                  keep_controls=False)
+            merged[loop.name] = len(pairs)
+        return count_note(sum(merged.values()),
+                          f"loop variables merged into one holding the same value every "
+                          f"iteration ({len(merged)} loops)")

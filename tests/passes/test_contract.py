@@ -63,17 +63,23 @@ def _transformer_ffn():
 
 
 def _masked_recurrence():
-    """A masked RNN as Keras writes it: a counter and a time step that move together, an
-    output and a state updated alike, captured weights, a condition reading a pass-through
-    length."""
+    """A masked RNN as Keras writes it: the time steps unstacked into a TensorList, each
+    step's input projected inside the loop, the bias split in the body, a counter and a time
+    step that move together, an output and a state updated alike, a condition reading a
+    pass-through length."""
     x = tf.compat.v1.placeholder(tf.float32, [None, 5, 3], name="x")
     w, u = tf.constant(rand(3, 4, seed=22)), tf.constant(rand(4, 4, seed=23))
+    bias = tf.constant(rand(2, 4, seed=27))
     steps = tf.shape(x)[1]
     h0 = tf.zeros([tf.shape(x)[0], 4])
+    inputs = tf.TensorArray(tf.float32, size=5).unstack(tf.transpose(x, [1, 0, 2]))
+    masks = tf.TensorArray(tf.bool, size=5).unstack(tf.transpose(x[:, :, :1] > -0.5, [1, 0, 2]))
 
     def body(i, t, o, h, n):
-        new = tf.tanh(tf.matmul(x[:, t], w) + tf.matmul(h, u))
-        keep = x[:, t, :1] > -0.5
+        b_in, b_rec = tf.unstack(bias)
+        step = inputs.read(t)
+        new = tf.tanh(tf.nn.bias_add(tf.matmul(step, w), b_in) + tf.matmul(h, u) + b_rec)
+        keep = masks.read(t)
         return i + 1, t + 1, tf.where(keep, new, o), tf.where(keep, new, h), n
 
     _, _, o, h, _ = tf.while_loop(lambda i, t, o, h, n: tf.logical_and(i < n, t < 5), body,

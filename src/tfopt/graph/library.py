@@ -91,6 +91,12 @@ def function_uses(graph_def: graph_pb2.GraphDef) -> Counter:
     return uses
 
 
+def passes_through(fdef, index: int) -> bool:
+    """A loop body returns its argument ``index`` unchanged: a loop invariant."""
+    ret = fdef.ret[fdef.signature.output_arg[index].name]
+    return InputRef.parse(ret).node == fdef.signature.input_arg[index].name
+
+
 def function_nodes(graph_def: graph_pb2.GraphDef) -> int:
     """Nodes inside the graph's function library (If/While bodies, calls freezing left)."""
     return sum(len(f.node_def) for f in graph_def.library.function)

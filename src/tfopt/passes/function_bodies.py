@@ -43,8 +43,10 @@ def _clean(fdef, library: dict, ctx: PassContext, run_body: RunBody
     except Exception:  # TensorFlow cannot read this body back (e.g. nested direct calls)
         return None, 0, []
     ops = {n.name: n.op for n in body.node}
-    # Control results keep side effects in order; a check or print is no side effect we keep.
-    effects = {n for n in fdef.control_ret.values() if ops.get(n) not in DEBUG_OPS}
+    # Control results keep side effects in order; a check or print is no side effect we keep,
+    # nor a pure op (a variable read that freezing turned into an Identity of the weight).
+    effects = {n for n in fdef.control_ret.values()
+               if ops.get(n) not in DEBUG_OPS and (n not in ops or is_stateful(ops[n]))}
     keep = {InputRef.parse(t).node for t in results} | effects
     args = [a.name for a in fdef.signature.input_arg]
     inner = PassContext(protected=keep | set(args),

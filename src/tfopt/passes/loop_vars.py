@@ -27,10 +27,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import numpy as np
 from tensorflow.core.framework import graph_pb2, node_def_pb2
 
-from tfopt.graph.library import body_to_function, function_body, function_uses
+from tfopt.graph.library import body_to_function, function_body, function_uses, passes_through
 from tfopt.graph.names import InputRef
+from tfopt.graph.nodes import const_shape
+from tfopt.graph.symbolic import SymbolicShapes
 from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext, count_note
 
@@ -38,23 +41,36 @@ WHILE_OPS = ("While", "StatelessWhile")
 _SINK = "__tfopt_loop_result_"
 
 
-def _passes_through(fdef, index: int) -> bool:
-    """The body returns its argument ``index`` unchanged (an invariant: already merged, or
-    for lower_control_flow to hoist)."""
-    ret = fdef.ret[fdef.signature.output_arg[index].name]
-    return InputRef.parse(ret).node == fdef.signature.input_arg[index].name
+def _zeros_shape(view: GraphView, shapes: SymbolicShapes, ref: InputRef):
+    """The symbolic shape of an all-zeros tensor (``ZerosLike``, ``Fill`` with 0, a small
+    zero constant); None for any other tensor or an unknown shape."""
+    node = view.nodes.get(ref.node)
+    if node is None or ref.port != 0:
+        return None
+    if node.op == "ZerosLike":
+        return shapes.shape(view.data_inputs(node)[0])
+    if node.op == "Fill":
+        fill = view.const_input(node, 1)
+        return shapes.shape(ref) if fill is not None and not fill.any() else None
+    if node.op == "Const" and int(np.prod(const_shape(node))) <= 4096:
+        return const_shape(node) if not view.value(node).any() else None
+    return None
 
 
-def _candidates(view: GraphView, loop: node_def_pb2.NodeDef, body) -> dict[int, int]:
-    """duplicate index -> kept index, for loop variables entering with the same tensor (a
-    variable the body passes through is left to lower_control_flow)."""
+def _candidates(view: GraphView, loop: node_def_pb2.NodeDef, body,
+                shapes: SymbolicShapes) -> dict[int, int]:
+    """duplicate index -> kept index, for loop variables entering with the same value: one
+    tensor, or zeros of one shape (Keras starts a masked RNN's output as zeros_like its first
+    step and its state as zeros of the batch). A variable the body passes through is left to
+    lower_control_flow."""
     types = list(loop.attr["T"].list.type)
-    first: dict[tuple[str, int], int] = {}
+    first: dict[tuple, int] = {}
     pairs = {}
     for index, ref in enumerate(view.data_inputs(loop)):
-        if _passes_through(body, index):
+        if passes_through(body, index):
             continue
-        key = (str(ref), types[index])
+        zeros = _zeros_shape(view, shapes, ref)
+        key = (("zeros", zeros) if zeros is not None else str(ref), types[index])
         if key in first:
             pairs[index] = first[key]
         else:
@@ -119,12 +135,13 @@ class MergeLoopVariables(GraphPass):
         library = {f.signature.name: f for f in lib.function}
         uses = function_uses(view.graph_def)
         merged: dict[str, int] = defaultdict(int)
+        shapes = SymbolicShapes(view)  # read before any edit; the loops' inputs stay put
         for loop in [n for n in view if n.op in WHILE_OPS]:
             body, cond = loop.attr["body"].func.name, loop.attr["cond"].func.name
             if (body not in library or cond not in library or uses[body] != 1
                     or uses[cond] != 1 or view.keeps(loop.name)):
                 continue  # a shared body would change for another loop too
-            pairs = _candidates(view, loop, library[body])
+            pairs = _candidates(view, loop, library[body], shapes)
             pairs = equal_pairs(library[body], pairs) if pairs else {}
             if not pairs:
                 continue

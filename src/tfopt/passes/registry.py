@@ -149,6 +149,18 @@ REGISTRY: tuple[PassSpec, ...] = (
              "over the body",
              "after cse: variables entering with equal values enter with one tensor once cse "
              "merged them, and the body's duplicates are found with cse itself"),
+    PassSpec("loop_consts", "loop_consts:InlineLoopConstants", SIMPLIFY,
+             "read a While loop's small constant inputs (biases, lengths, limits) "
+             "as constants in its body and condition, so what they compute from them is "
+             "folded once, not every iteration",
+             "after cse and loop_vars; before function_bodies of the next round, whose "
+             "constant_fold then folds the body (rounds repeat to a fixed point)"),
+    PassSpec("loop_projection", "loop_projection:ProjectLoopInputs", SIMPLIFY,
+             "take a recurrent layer's input projection (each step's input times the kernel, "
+             "plus bias) out of its While loop: one matmul over every time step before it",
+             "after function_bodies and constant_fold (the bias must be a constant in the "
+             "body) and after loop_vars; before fuse_kernels, which fuses the new MatMul + "
+             "BiasAdd"),
     PassSpec("reduced_precision", "reduced_precision:ReducedPrecision", FINALIZE,
              "with --precision bf16: convolutions, matmuls and the element-wise ops between "
              "them in bfloat16, weights stored as bfloat16, casts only at region borders",

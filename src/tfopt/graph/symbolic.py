@@ -126,7 +126,7 @@ class SymbolicShapes:
                          for i, d in enumerate(declared.dim))
         if op == "Const":
             return const_shape(node)
-        if ref.port != 0 and op != "Split":
+        if ref.port != 0 and op not in ("Split", "SplitV"):
             return None
         sub = [lambda r=r: self.shape(r, depth - 1) for r in refs]
         if op in UNARY or op == "BiasAdd":
@@ -166,7 +166,21 @@ class SymbolicShapes:
                 return None
             axis = int(axis) % len(x)
             return x[:axis] + (x[axis] // parts,) + x[axis + 1:]
+        if op == "SplitV":
+            return self._split_v(node, ref.port, sub[0]())
         return None
+
+    def _split_v(self, node, port: int, x: tuple | None) -> tuple | None:
+        sizes, axis = self.view.const_input(node, 1), self.view.const_input(node, 2)
+        if x is None or sizes is None or axis is None:
+            return None
+        axis = int(axis) % len(x)
+        size = int(sizes[port])
+        if size < 0:  # the rest of the axis
+            if not isinstance(x[axis], int):
+                return None
+            size = x[axis] - int(sizes.sum()) - 1
+        return x[:axis] + (size,) + x[axis + 1:]
 
     def _expand_or_squeeze(self, node, x: tuple | None) -> tuple | None:
         if x is None:
@@ -177,7 +191,10 @@ class SymbolicShapes:
                 return None
             axis = int(axis) % (len(x) + 1)
             return x[:axis] + (1,) + x[axis:]
-        dims = get_attr(node, "squeeze_dims", []) or [i for i, d in enumerate(x) if d == 1]
+        dims = get_attr(node, "squeeze_dims", [])
+        if not dims and any(not isinstance(d, int) for d in x):
+            return None  # an unknown dimension of 1 would be squeezed too
+        dims = dims or [i for i, d in enumerate(x) if d == 1]
         dims = {int(d) % len(x) for d in dims}
         return tuple(d for i, d in enumerate(x) if i not in dims)
 

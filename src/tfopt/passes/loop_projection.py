@@ -13,8 +13,8 @@ One matmul of T*B rows instead of T matmuls of B rows (at batch 1, T vector-matr
 and one or two ops fewer per step, where a loop at batch 1 is executor overhead more than
 arithmetic. ``GetItem(P, t) = GetItem(X, t) W + b`` for every ``t``, so the index does not
 matter; what must hold: the list is a loop invariant (the body passes it through) read in the
-body only by that GetItem, which only the MatMul reads, and the kernel (and bias) are loop
-invariants of known shape. The loop's signature stays as it is (the list is still a variant);
+body only by that GetItem, which only the MatMul reads, and not by the condition; the kernel
+(and bias) are loop invariants, the kernel of known shape. The loop's signature stays as it is (the list is still a variant);
 readers of the list after the loop read the list that went in, which it passed through.
 """
 
@@ -43,12 +43,15 @@ def _through_identities(view: GraphView, ref: InputRef) -> InputRef:
 class _Loop:
     """One While node, its body as a GraphView, and what is known of its arguments."""
 
-    def __init__(self, view: GraphView, loop: node_def_pb2.NodeDef, fdef):
+    def __init__(self, view: GraphView, loop: node_def_pb2.NodeDef, fdef, cond):
         self.view, self.loop, self.fdef = view, loop, fdef
         body, self.results = function_body(fdef)
         self.body = GraphView(body)
         self.args = [a.name for a in fdef.signature.input_arg]
         self.inputs = view.data_inputs(loop)
+        cond_view = GraphView(function_body(cond)[0])
+        self.cond_reads = {i for i, a in enumerate(cond.signature.input_arg)
+                           if cond_view.consumers(a.name)}
 
     def invariant(self, ref: InputRef, depth: int = 6) -> bool:
         """The body tensor is the same in every iteration: a constant, a loop input the body
@@ -102,7 +105,7 @@ def _projection(loop: _Loop, index: int):
     source = loop.view.nodes.get(loop.inputs[index].node)
     readers = loop.body.consumers(arg)
     if (source is None or source.op != "TensorListFromTensor" or len(readers) != 1
-            or not passes_through(loop.fdef, index)):
+            or not passes_through(loop.fdef, index) or index in loop.cond_reads):
         return None
     get, ref = readers[0]
     if get.op != "TensorListGetItem" or ref.control or loop.body.data_inputs(get)[0] != \
@@ -205,10 +208,11 @@ class ProjectLoopInputs(GraphPass):
         uses = function_uses(view.graph_def)
         moved = biased = 0
         for node in [n for n in view if n.op in WHILE_OPS]:
-            name = node.attr["body"].func.name
-            if name not in library or uses[name] != 1 or view.keeps(node.name):
+            name, cond = node.attr["body"].func.name, node.attr["cond"].func.name
+            if name not in library or cond not in library or uses[name] != 1 or \
+                    view.keeps(node.name):
                 continue
-            loop = _Loop(view, node, library[name])
+            loop = _Loop(view, node, library[name], library[cond])
             found = [(index, f) for index in range(len(loop.args))
                      if (f := _projection(loop, index)) is not None]
             if not found:

@@ -56,7 +56,8 @@ REGISTRY: tuple[PassSpec, ...] = (
              in_bodies=True),
     PassSpec("function_bodies", "function_bodies:CleanFunctionBodies", SIMPLIFY,
              "run the passes marked safe inside bodies (debug_ops, identity, constant_fold, "
-             "trivial_ops, cse) in If/While/Case branches, loop bodies and other functions",
+             "trivial_ops, slices_to_split, cse) in If/While/Case branches, loop bodies and "
+             "other functions",
              "right after debug_ops: clean bodies let debug_ops drop check-only Ifs next round",
              walks_bodies=True),
     PassSpec("inline_calls", "inline_calls:InlineCalls", SIMPLIFY,
@@ -137,6 +138,11 @@ REGISTRY: tuple[PassSpec, ...] = (
              "remove no-op Cast/Reshape/Transpose/Pad/Concat, x*1 and x+0 (shape-preserving "
              "only)",
              "after folding: x*1, x+0 and same-shape reshapes appear once constants are known",
+             in_bodies=True),
+    PassSpec("slices_to_split", "slices_to_split:SlicesToSplit", SIMPLIFY,
+             "cut a tensor into consecutive pieces with one SplitV instead of a StridedSlice "
+             "per piece (Keras' GRU slices its recurrent product in three on every step)",
+             "after constant_fold (slice bounds must be constants), before cse",
              in_bodies=True),
     PassSpec("cse", "cse:MergeDuplicates", SIMPLIFY,
              "merge duplicate nodes (same op, inputs, attributes, constant bytes); hash-based",

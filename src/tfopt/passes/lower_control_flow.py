@@ -42,6 +42,7 @@ from tfopt.graph.nodes import get_attr, set_attr
 from tfopt.graph.ops import CONTROL_FLOW_OPS, LOWERING_ATTR
 from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext, PassResult, unreachable
+from tfopt.passes.identity import RemoveIdentities
 
 
 def lowerable(graph_def: graph_pb2.GraphDef) -> list[str]:
@@ -81,6 +82,10 @@ class LowerControlFlow(GraphPass):
         # every iteration for nothing, and a .pb's outputs (the nodes nobody reads) ambiguous
         dead = unreachable(view, ctx)
         view.remove(dead)
+        # Inlining a body leaves an Identity per argument and result and NoOps that gather
+        # control edges, each run every iteration; spliced as the identity pass does (it keeps
+        # the Identity after a Switch, the frame's pivot)
+        spliced = RemoveIdentities().apply(view, ctx)
         lowered = view.to_graph_def()
         ops = Counter(node.op for node in graph_def.node if node.name in names)
         kinds = ", ".join(f"{n} {op}" for op, n in sorted(ops.items()))
@@ -90,6 +95,7 @@ class LowerControlFlow(GraphPass):
                          "enter once as constants")
         if dead:
             notes.append(f"{len(dead)} nodes the lowered loops left unread removed")
+        notes.extend(f"inlined bodies: {note}" for note in spliced)
         return PassResult(lowered, True, notes)
 
 

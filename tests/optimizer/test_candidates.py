@@ -99,3 +99,39 @@ def test_a_pass_that_makes_the_model_slower_is_switched_off_by_the_speed_choice(
     assert kept["candidate"] == "float32 without fuse_kernels"
     assert kept["verified"] and kept["written"] and kept["speedup"] == 1.2
     assert "dropped: slower than the original" in report.table()
+
+
+def test_a_batch_dependent_pass_is_switched_off_where_the_model_runs_faster_without_it(
+        tmp_path, monkeypatch):
+    """loop_projection wins at batch 1 and can lose at batch 8 on 2 cores: timing made to say
+    the model without it is faster at the batch timed, the candidate without it is verified,
+    written and timed again against the original, and both are listed."""
+    import keras
+
+    from tfopt.optimizer import speed
+
+    inputs = keras.Input((6, 3))
+    keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GRU(4)(inputs))).export(
+        str(tmp_path / "gru"), verbose=False)
+
+    def timing(original, candidates, key, feeds, say=None, decide=False):
+        checks = []
+        for path in candidates:  # without the projection: 1.3x the model with it
+            value = 1.3 if "without-loop-projection" in os.path.basename(path) else 1.1
+            checks.append(SpeedCheck(key, Ratio(value, value - 0.05, value + 0.05, 0.95), 8,
+                                     "oneDNN on", 100.0, 100.0 * value))
+        return checks
+
+    monkeypatch.setattr(speed, "time_all_against", timing)
+    out = str(tmp_path / "opt")
+    report = tfopt.optimize(str(tmp_path / "gru"), out, batch_size=8, time=True)
+    assert report.verified
+    assert any("loop_projection switched off" in n for n in report.notes)
+    rows = [r for r in report.candidates if r["choice"] == "speed"]
+    assert [(r["candidate"], r["written"]) for r in rows] == [
+        ("float32", False), ("float32 without loop_projection", True)]
+    assert rows[0]["why_not"] == "slower than without loop_projection at this batch"
+    from tfopt.model.formats import load_model
+
+    nodes = load_model(out).signatures["serving_default"].graph_def.node
+    assert not any("input_projection" in n.name for n in nodes)

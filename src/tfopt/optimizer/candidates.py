@@ -15,7 +15,9 @@ keeps one:
     xla auto           without, with the compiled cluster (xla.py)   the cluster if gain > 1
     answers            as built, its passes checked (blame)          the checked one
     speed              passes up to a point (bisection), without     without the slow pass
-                       the slow pass (optimizer/speed.py)
+                       the slow pass (optimizer/speed.py); without
+                       a pass whose gain depends on the batch        it, if measurably faster
+                       (loop_projection), at --batch-size            at that batch
     format             SavedModel, LiteRT/OpenVINO from the          fastest verified
                        original or tfopt's graph (convert.py)
     =================  ===========================================  ===========================

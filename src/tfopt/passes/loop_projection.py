@@ -11,7 +11,10 @@ whole sequence before the loop, as cuDNN and OpenVINO do::
 
 One matmul of T*B rows instead of T matmuls of B rows (at batch 1, T vector-matrix products),
 and one or two ops fewer per step, where a loop at batch 1 is executor overhead more than
-arithmetic. ``GetItem(P, t) = GetItem(X, t) W + b`` for every ``t``, so the index does not
+arithmetic: Embedding -> LSTM -> GRU 1.40x [1.30-1.48] at batch 1 against the same passes
+without this one (oneDNN off, 2 cores). The price: the per-step products no longer overlap
+the recurrence on a spare core, which at batch 8 on 2 cores without oneDNN costs 5-9%
+(0.91-0.95x; still ahead of TensorFlow's own chain on those models). ``GetItem(P, t) = GetItem(X, t) W + b`` for every ``t``, so the index does not
 matter; what must hold: the list is a loop invariant (the body passes it through) read in the
 body only by that GetItem, which only the MatMul reads, and not by the condition; the kernel
 (and bias) are loop invariants, the kernel of known shape. The loop's signature stays as it is (the list is still a variant);

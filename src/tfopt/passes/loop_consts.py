@@ -13,17 +13,14 @@ gains nothing from being folded and would be stored twice until then.
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 
-from tfopt.graph.library import body_to_function, function_body, function_uses, passes_through
+from tfopt.graph.library import body_to_function, function_body, passes_through
 from tfopt.graph.names import InputRef
 from tfopt.graph.nodes import const_shape, const_value, is_lifted, make_const
 from tfopt.graph.view import GraphView
-from tfopt.passes.base import GraphPass, PassContext, count_note
+from tfopt.passes.loops import Loop, LoopPass
 
-WHILE_OPS = ("While", "StatelessWhile")
 MAX_ELEMENTS = 4096  # a constant this small is copied into the body (a bias; not a kernel)
 
 
@@ -44,32 +41,21 @@ def _inlined(fdef, library: dict, values: dict[int, object]):
     return body_to_function(fdef, view.to_graph_def(), library, results) if changed else None
 
 
-class InlineLoopConstants(GraphPass):
+class InlineLoopConstants(LoopPass):
 
-    def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
-        lib = view.graph_def.library
-        position = {f.signature.name: i for i, f in enumerate(lib.function)}
-        library = {f.signature.name: f for f in lib.function}
-        uses = function_uses(view.graph_def)
-        inlined: dict[str, int] = defaultdict(int)
-        for loop in [n for n in view if n.op in WHILE_OPS]:
-            body, cond = loop.attr["body"].func.name, loop.attr["cond"].func.name
-            if (body not in library or cond not in library or uses[body] != 1
-                    or uses[cond] != 1):
-                continue
-            values = {}
-            for index, ref in enumerate(view.data_inputs(loop)):
-                src = view.nodes.get(ref.node)
-                if (src is not None and src.op == "Const" and ref.port == 0
-                        and not is_lifted(src) and passes_through(library[body], index)
-                        and int(np.prod(const_shape(src))) <= MAX_ELEMENTS):
-                    values[index] = src
-            for name in (body, cond):
-                fdef = _inlined(library[name], library, values) if values else None
-                if fdef is None:
-                    continue
-                lib.function[position[name]].CopyFrom(fdef)
-                library[name] = fdef
-                inlined[loop.name] += 1
-        return count_note(len(inlined), "loops read their constant inputs (biases, limits) as "
-                                        "constants in their bodies")
+    def rewrite(self, view: GraphView, loop: Loop, library: dict) -> tuple[object, object, int]:
+        values = {}
+        for index, ref in enumerate(view.data_inputs(loop.node)):
+            src = view.nodes.get(ref.node)
+            if (src is not None and src.op == "Const" and ref.port == 0
+                    and not is_lifted(src) and passes_through(loop.body, index)
+                    and int(np.prod(const_shape(src))) <= MAX_ELEMENTS):
+                values[index] = src
+        if not values:
+            return None, None, 0
+        body, cond = (_inlined(fdef, library, values) for fdef in (loop.body, loop.cond))
+        return body, cond, int(body is not None or cond is not None)
+
+    def note(self, count: int, loops: int) -> list[str]:
+        return [f"{loops} loops read their constant inputs (biases, limits) as constants in "
+                "their bodies"]

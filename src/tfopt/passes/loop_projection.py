@@ -27,14 +27,12 @@ import numpy as np
 from tensorflow.core.framework import node_def_pb2
 from tensorflow.python.framework import dtypes
 
-from tfopt.graph.library import body_to_function, function_body, function_uses, passes_through
+from tfopt.graph.library import body_to_function, function_body, passes_through
 from tfopt.graph.names import InputRef
 from tfopt.graph.nodes import const_shape, get_attr, make_node
 from tfopt.graph.shapes import is_stateful
 from tfopt.graph.view import GraphView
-from tfopt.passes.base import GraphPass, PassContext, count_note
-
-WHILE_OPS = ("While", "StatelessWhile")
+from tfopt.passes.loops import WHILE_OPS, Loop, LoopPass
 
 
 def _through_identities(view: GraphView, ref: InputRef) -> InputRef:
@@ -202,38 +200,29 @@ def _project_inside(loop: _Loop, found: tuple) -> None:
     loop.body.remove([n.name for n in (matmul, bias_node) if n is not None])
 
 
-class ProjectLoopInputs(GraphPass):
+class ProjectLoopInputs(LoopPass):
 
-    def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
-        lib = view.graph_def.library
-        position = {f.signature.name: i for i, f in enumerate(lib.function)}
-        library = {f.signature.name: f for f in lib.function}
-        uses = function_uses(view.graph_def)
-        moved = biased = 0
-        for node in [n for n in view if n.op in WHILE_OPS]:
-            name, cond = node.attr["body"].func.name, node.attr["cond"].func.name
-            if name not in library or cond not in library or uses[name] != 1 or \
-                    view.keeps(node.name):
-                continue
-            loop = _Loop(view, node, library[name], library[cond])
-            found = [(index, f) for index in range(len(loop.args))
-                     if (f := _projection(loop, index)) is not None]
-            if not found:
-                continue
-            for _, f in found:
-                _project_inside(loop, f)
-            fdef = body_to_function(library[name], loop.body.to_graph_def(), library,
-                                    loop.results)
-            if fdef is None:
-                continue  # the body cannot be rebuilt: the loop stays as it is
-            for index, f in found:
-                original = loop.inputs[index]
-                view.replace_uses(InputRef(node.name, index), original, keep_controls=False)
-                view.set_input(node, index, _project_outside(view, loop, index, f))
-            lib.function[position[name]].CopyFrom(fdef)
-            library[name] = fdef
-            done = [f for _, f in found]
-            moved += len(done)
-            biased += sum(1 for f in done if f[2] is not None)
-        return count_note(moved, f"recurrent input projections taken out of their loops "
-                                 f"({biased} with their bias): one matmul over every step")
+    def start(self, view: GraphView) -> None:
+        self.biased = 0
+
+    def rewrite(self, view: GraphView, loop: Loop, library: dict) -> tuple[object, object, int]:
+        state = _Loop(view, loop.node, loop.body, loop.cond)
+        found = [(index, f) for index in range(len(state.args))
+                 if (f := _projection(state, index)) is not None]
+        if not found:
+            return None, None, 0
+        for _, f in found:
+            _project_inside(state, f)
+        body = body_to_function(loop.body, state.body.to_graph_def(), library, state.results)
+        if body is None:
+            return None, None, 0  # the body cannot be rebuilt: the loop stays as it is
+        for index, f in found:
+            view.replace_uses(InputRef(loop.node.name, index), state.inputs[index],
+                              keep_controls=False)
+            view.set_input(loop.node, index, _project_outside(view, state, index, f))
+        self.biased += sum(1 for _, f in found if f[2] is not None)
+        return body, None, len(found)
+
+    def note(self, count: int, loops: int) -> list[str]:
+        return [f"{count} recurrent input projections taken out of their loops ({self.biased} "
+                "with their bias): one matmul over every step"]

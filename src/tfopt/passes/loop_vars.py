@@ -25,19 +25,17 @@ variable's output. The loop's signature and attributes stay as they are.
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 from tensorflow.core.framework import graph_pb2, node_def_pb2
 
-from tfopt.graph.library import body_to_function, function_body, function_uses, passes_through
+from tfopt.graph.library import body_to_function, function_body, passes_through
 from tfopt.graph.names import InputRef
 from tfopt.graph.nodes import const_shape
 from tfopt.graph.symbolic import SymbolicShapes
 from tfopt.graph.view import GraphView
-from tfopt.passes.base import GraphPass, PassContext, count_note
+from tfopt.passes.base import PassContext
+from tfopt.passes.loops import Loop, LoopPass
 
-WHILE_OPS = ("While", "StatelessWhile")
 _SINK = "__tfopt_loop_result_"
 
 
@@ -127,35 +125,25 @@ def _rewritten(fdef, library: dict, pairs: dict[int, int], pass_through: bool):
     return body_to_function(fdef, view.to_graph_def(), library, results)
 
 
-class MergeLoopVariables(GraphPass):
+class MergeLoopVariables(LoopPass):
 
-    def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
-        lib = view.graph_def.library
-        index = {f.signature.name: i for i, f in enumerate(lib.function)}
-        library = {f.signature.name: f for f in lib.function}
-        uses = function_uses(view.graph_def)
-        merged: dict[str, int] = defaultdict(int)
-        shapes = SymbolicShapes(view)  # read before any edit; the loops' inputs stay put
-        for loop in [n for n in view if n.op in WHILE_OPS]:
-            body, cond = loop.attr["body"].func.name, loop.attr["cond"].func.name
-            if (body not in library or cond not in library or uses[body] != 1
-                    or uses[cond] != 1 or view.keeps(loop.name)):
-                continue  # a shared body would change for another loop too
-            pairs = _candidates(view, loop, library[body], shapes)
-            pairs = equal_pairs(library[body], pairs) if pairs else {}
-            if not pairs:
-                continue
-            new_body = _rewritten(library[body], library, pairs, pass_through=True)
-            new_cond = _rewritten(library[cond], library, pairs, pass_through=False)
-            if new_body is None or new_cond is None:
-                continue
-            lib.function[index[body]].CopyFrom(new_body)
-            lib.function[index[cond]].CopyFrom(new_cond)
-            library[body], library[cond] = new_body, new_cond
-            for dup, kept in pairs.items():
-                view.replace_uses(InputRef(loop.name, dup), InputRef(loop.name, kept),
-                                  keep_controls=False)
-            merged[loop.name] = len(pairs)
-        return count_note(sum(merged.values()),
-                          f"loop variables merged into one holding the same value every "
-                          f"iteration ({len(merged)} loops)")
+    def start(self, view: GraphView) -> None:
+        self.shapes = SymbolicShapes(view)  # the loops' inputs stay put while it runs
+
+    def rewrite(self, view: GraphView, loop: Loop, library: dict) -> tuple[object, object, int]:
+        pairs = _candidates(view, loop.node, loop.body, self.shapes)
+        pairs = equal_pairs(loop.body, pairs) if pairs else {}
+        if not pairs:
+            return None, None, 0
+        body = _rewritten(loop.body, library, pairs, pass_through=True)
+        cond = _rewritten(loop.cond, library, pairs, pass_through=False)
+        if body is None or cond is None:
+            return None, None, 0
+        for dup, kept in pairs.items():
+            view.replace_uses(InputRef(loop.node.name, dup), InputRef(loop.node.name, kept),
+                              keep_controls=False)
+        return body, cond, len(pairs)
+
+    def note(self, count: int, loops: int) -> list[str]:
+        return [f"{count} loop variables merged into one holding the same value every "
+                f"iteration ({loops} loops)"]

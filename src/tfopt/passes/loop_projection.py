@@ -100,8 +100,8 @@ class _Loop:
 
 
 def _projection(loop: _Loop, index: int):
-    """(GetItem, MatMul, bias node or None, kernel, bias) when list argument ``index`` is
-    read only to be projected; None otherwise."""
+    """(GetItem, MatMul, bias-add node or None, kernel shape) when list argument ``index``
+    is read only to be projected; None otherwise."""
     arg = loop.args[index]
     source = loop.view.nodes.get(loop.inputs[index].node)
     readers = loop.body.consumers(arg)

@@ -43,6 +43,7 @@ TF1_CONTROL_FLOW_OPS = {"Switch", "RefSwitch", "Merge", "RefMerge", "Enter", "Re
 # TF2 functional control flow and calls: the body lives in the function library.
 CONTROL_FLOW_OPS = frozenset({"If", "StatelessIf", "While", "StatelessWhile", "Case",
                               "StatelessCase"})
+WHILE_OPS = frozenset({"While", "StatelessWhile"})
 FUNCTIONAL_OPS = CONTROL_FLOW_OPS | {"PartitionedCall", "StatefulPartitionedCall"}
 # Set on control flow the runtime lowers to Switch/Merge frames (False: run as functions).
 LOWERING_ATTR = "_lower_using_switch_merge"

@@ -146,6 +146,15 @@ class GraphView:
         load-time initializer), never removed, renamed or folded away."""
         return name in self.kept
 
+    def through_identities(self, ref: InputRef) -> tuple[InputRef, list[str]]:
+        """Follow ``ref`` back through Identity nodes: the tensor reached and the nodes
+        passed."""
+        passed = []
+        while (node := self.nodes.get(ref.node)) is not None and node.op == "Identity":
+            passed.append(node.name)
+            ref = self.data_inputs(node)[0]
+        return ref, passed
+
     def sole_reader(self, name: str) -> node_def_pb2.NodeDef | None:
         """The one node reading ``name``, if fusing ``name`` into it is safe: ``name`` is not
         kept (:meth:`keeps`), has exactly one reader edge, a data edge from output 0, and no

@@ -30,15 +30,10 @@ from tensorflow.python.framework import dtypes
 from tfopt.graph.library import body_to_function, function_body, passes_through
 from tfopt.graph.names import InputRef
 from tfopt.graph.nodes import const_shape, get_attr, make_node
+from tfopt.graph.ops import WHILE_OPS
 from tfopt.graph.shapes import is_stateful
 from tfopt.graph.view import GraphView
-from tfopt.passes.loops import WHILE_OPS, Loop, LoopPass
-
-
-def _through_identities(view: GraphView, ref: InputRef) -> InputRef:
-    while (node := view.nodes.get(ref.node)) is not None and node.op == "Identity":
-        ref = view.data_inputs(node)[0]
-    return ref
+from tfopt.passes.loops import Loop, LoopPass
 
 
 class _Loop:
@@ -70,7 +65,7 @@ class _Loop:
 
     def kernel_shape(self, ref: InputRef) -> tuple[int, ...] | None:
         """Shape of an invariant that is a constant in the body or outside the loop."""
-        ref = _through_identities(self.body, ref)
+        ref, _ = self.body.through_identities(ref)
         node = self.body.nodes.get(ref.node)
         if node is not None and node.op == "Const":
             return const_shape(node)

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from tensorflow.core.framework import node_def_pb2
 
 from tfopt.graph.library import function_uses
+from tfopt.graph.ops import WHILE_OPS
 from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext
-
-WHILE_OPS = ("While", "StatelessWhile")
 
 
 @dataclass

@@ -99,15 +99,6 @@ class LowerControlFlow(GraphPass):
         return PassResult(lowered, True, notes)
 
 
-def _through_identities(view: GraphView, ref: InputRef) -> tuple[InputRef, list[str]]:
-    """Follow ``ref`` back through Identity nodes; the tensor reached and the nodes passed."""
-    passed = []
-    while (node := view.nodes.get(ref.node)) is not None and node.op == "Identity":
-        passed.append(node.name)
-        ref = view.data_inputs(node)[0]
-    return ref, passed
-
-
 def hoist_invariants(view: GraphView) -> int:
     """Turn each pass-through loop variable into a constant Enter (see the module docstring);
     returns how many."""
@@ -130,7 +121,7 @@ def hoist_invariants(view: GraphView) -> int:
         unread = [n.name for n, ref in users if n.op == "Identity" and not ref.control
                   and not view.consumers(n.name)]
         switch = switches[0]
-        source, chain = _through_identities(view, view.data_inputs(nxt)[0])
+        source, chain = view.through_identities(view.data_inputs(nxt)[0])
         if source != InputRef(switch.name, 1) or any(
                 ref.control for _, ref in view.consumers(switch.name)):
             continue

@@ -456,12 +456,10 @@ BATCH_DEPENDENT = ("loop_projection",)
 
 def _batch_dependent(state: State, key: str, check: SpeedCheck) -> SpeedCheck:
     """The speed choice's other half: the written model without each batch-dependent pass it
-    used, verified and timed against it at the batch timed; kept if measurably faster."""
-    from tfopt.optimizer import speed
-
+    used, timed against it at the batch timed; kept (written, verified, timed against the
+    original) if measurably faster."""
     chosen = state.chosen
-    changed = {rec.within or rec.name for rec in chosen.reports[key].passes if rec.changed}
-    passes = [name for name in BATCH_DEPENDENT if name in changed]
+    passes = [name for name in BATCH_DEPENDENT if name in _passes_changed(chosen, key)]
     if not passes:
         return check
     drv = state.driver(state.runtimes)
@@ -470,9 +468,7 @@ def _batch_dependent(state: State, key: str, check: SpeedCheck) -> SpeedCheck:
     other = drv.build(recipe, f"{chosen.name} without {', '.join(passes)}", "speed")
     state.say(f"[{key}] timing the model without {', '.join(passes)} (its gain depends on "
               f"the batch) ...")
-    if not drv.verify(other):
-        state.note([other], [])
-        return check
+    chosen.path = chosen.path or state.out  # timed where it is written, not written again
     drv.time(chosen, [other], key)
     if not other.speed.ratio.faster:
         other.drop(f"not faster than with {', '.join(passes)} at this batch "
@@ -484,11 +480,25 @@ def _batch_dependent(state: State, key: str, check: SpeedCheck) -> SpeedCheck:
     state.chosen = other
     state.note([chosen, other], [*other.notes, f"[{key}] {', '.join(passes)} switched off: "
                                  f"without it the model ran {other.speed.describe()}"])
+    return _write_chosen_again(state, key)
+
+
+def _passes_changed(cand: Candidate, key: str) -> set[str]:
+    """The passes that changed signature ``key``'s graph (a pass run inside bodies under the
+    pass that ran it)."""
+    return {rec.within or rec.name for rec in cand.reports[key].passes if rec.changed}
+
+
+def _write_chosen_again(state: State, key: str) -> SpeedCheck:
+    """The output rewritten from the chosen candidate, verified (the answers choice may put
+    another in its place) and timed against the original again."""
+    from tfopt.optimizer import speed
+
     remove(state.out)
     write_model(state)
     verify_written(state)
     again = speed.time_against(state.options.src, state.out, key, state.feeds[key], state.say)
-    other.speed, other.against = again, "the original"
+    state.chosen.speed, state.chosen.against = again, "the original"
     return again
 
 
@@ -516,7 +526,7 @@ def _recover_speed(state: State, key: str, check: SpeedCheck) -> SpeedCheck:
         state.note([probe], [])
         return probe.speed.slower
 
-    changed = {rec.within or rec.name for rec in slow.reports[key].passes if rec.changed}
+    changed = _passes_changed(slow, key)
     culprit = speed.first_slow([n for n in NAMES if n in changed], slower_with)
     if culprit is None:
         again = speed.time_against(opts.src, state.out, key, state.feeds[key], state.say)
@@ -534,12 +544,7 @@ def _recover_speed(state: State, key: str, check: SpeedCheck) -> SpeedCheck:
     state.note([slow, state.chosen],
                [*state.chosen.notes, f"[{key}] pass {culprit} switched off: with it the model "
                 f"ran slower than the original ({check.describe()})"])
-    remove(state.out)
-    write_model(state)
-    verify_written(state)
-    again = speed.time_against(opts.src, state.out, key, state.feeds[key], state.say)
-    state.chosen.speed, state.chosen.against = again, "the original"
-    return again
+    return _write_chosen_again(state, key)
 
 
 SERVING_EXTRAS = "assets.extra"  # TF Serving's own directory (warm-up requests), not the graph's

@@ -9,6 +9,7 @@ from tests.passes.helpers import context, graph_of, rand, run
 from tfopt.passes.base import check_graph
 from tfopt.passes.pipeline import instances
 from tfopt.passes.registry import NAMES
+from tfopt.zoo.builders import v1_control_flow
 
 
 def _cnn():
@@ -89,8 +90,28 @@ def _masked_recurrence():
     tf.identity(o + 2.0 * h, name="out")
 
 
+def _two_directions_tf1():
+    """A bidirectional RNN as a TF1 export stores it: two lowered loops (Enter/Merge/Switch
+    frames) side by side, each step's input projected before its loop."""
+    x = tf.compat.v1.placeholder(tf.float32, [None, 5, 3], name="x")
+    outputs = []
+    with v1_control_flow():
+        for seed, steps in ((30, x), (31, tf.reverse(x, [1]))):
+            projected = tf.einsum("btc,cd->btd", steps, tf.constant(rand(3, 4, seed=seed)))
+            inputs = tf.TensorArray(tf.float32, size=5).unstack(
+                tf.transpose(projected, [1, 0, 2]))
+            u = tf.constant(rand(4, 4, seed=seed + 10) * 0.5)
+            _, h = tf.while_loop(
+                lambda t, h: t < 5, lambda t, h, u=u, inputs=inputs: (
+                    t + 1, tf.tanh(inputs.read(t) + tf.matmul(h, u))),
+                (0, tf.zeros([tf.shape(x)[0], 4])))
+            outputs.append(h)
+    tf.identity(tf.concat(outputs, 1), name="out")
+
+
 GRAPHS = {"cnn": (_cnn, {"x:0": rand(2, 8, 8, 3, seed=7)}),
           "rnn": (_masked_recurrence, {"x:0": rand(3, 5, 3, seed=24)}),
+          "rnn_tf1": (_two_directions_tf1, {"x:0": rand(3, 5, 3, seed=25)}),
           "ffn": (_transformer_ffn, {"x:0": rand(2, 5, 4, seed=14)}),
           "dense": (_dense_with_duplicates, {"x:0": rand(3, 6, seed=8)})}
 

@@ -1,7 +1,8 @@
 """Benchmark recurrent models: original vs TensorFlow's own tool chain vs tfopt.
 
 Keras 3 text classifiers built here (random weights, sequence 40, vocabulary 5000): LSTM ->
-GRU, a masked bidirectional LSTM and three stacked GRUs (see ``tfopt.zoo.builders.RECURRENT``),
+GRU, a masked bidirectional LSTM, three stacked GRUs, a masked bidirectional GRU and a
+bidirectional LSTM sequence tagger (see ``tfopt.zoo.builders.RECURRENT``),
 exported with ``model.export`` as users ship them. Same method and columns as ``run_zoo.py``;
 writes benchmarks/RECURRENT.md and benchmarks/recurrent.png.
 

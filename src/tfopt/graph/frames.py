@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from tensorflow.core.framework import node_def_pb2
 
+from tfopt.graph.flops import FLOP_OPS
 from tfopt.graph.nodes import get_attr
 from tfopt.graph.view import GraphView
 
@@ -126,3 +127,31 @@ def reached_after(view: GraphView, frame: Frame) -> set[str]:
         seen.add(name)
         stack.extend(n.name for n, _ in view.consumers(name))
     return seen
+
+
+def _heavy(op: str) -> bool:
+    return op in FLOP_OPS or "MatMul" in op or "Conv" in op
+
+
+def light_recurrence(view: GraphView, frame: Frame) -> bool:
+    """A recurrence (not nested) whose work that does not wait for its state holds no matmul
+    or convolution: what its iterations in flight can do ahead is bookkeeping only."""
+    if frame.nested:
+        return False
+    state = recurrent(view, frame)
+    if not state:
+        return False
+    waits = computed_from(view, frame, state)
+    return not any(_heavy(view.nodes[name].op) for name in frame.members - waits)
+
+
+def side_by_side(view: GraphView, loops: list[Frame]) -> set[str]:
+    """Names of the ``loops`` that can run at the same time as another of them: neither one's
+    Exits reach the other's Enters."""
+    after = {f.name: reached_after(view, f) for f in loops}
+
+    def apart(a: Frame, b: Frame) -> bool:
+        return not any(n.name in after[a.name] for n in b.enters) and not any(
+            n.name in after[b.name] for n in a.enters)
+
+    return {a.name for a in loops if any(apart(a, b) for b in loops if b is not a)}

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 
-from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2
+from tensorflow.core.framework import graph_pb2, node_def_pb2
 
 from tfopt.errors import TfoptError
 from tfopt.graph.flops import FLOP_OPS, concrete_inputs, graph_flops
-from tfopt.graph.library import body_to_function
+from tfopt.graph.library import all_nodes
 from tfopt.graph.names import InputRef
 from tfopt.graph.nodes import get_attr, is_lifted, make_node, set_attr
 from tfopt.graph.ops import TF1_CONTROL_FLOW_OPS
+from tfopt.graph.outline import as_function, call_in_place
+from tfopt.graph.outline import boundary as outline_boundary
 from tfopt.graph.shapes import StaticInfo
 from tfopt.graph.view import GraphView
 from tfopt.graph.walk import topological_order
@@ -143,10 +145,11 @@ def outline(sig: SignatureGraph, min_share: float = 0.0) -> SignatureGraph | str
     """The signature with its XLA cluster outlined into a compiled function, or why not: the
     cluster is too small (a CNN: convolutions all the way through) or holds less than
     ``min_share`` of the model's work."""
-    if any(n.op in TF1_CONTROL_FLOW_OPS for n in sig.graph_def.node):
+    if any(n.op in TF1_CONTROL_FLOW_OPS for n in all_nodes(sig.graph_def)):
         # Measured on a Keras LSTM: a cluster beside the lowered loop's frames (its first
         # step, unrolled before the loop) built, then failed to run ("Retval[0] does not
-        # have value"), and cost a blame round to undo.
+        # have value"), and cost a blame round to undo. Frames called as functions
+        # (loop_calls) count too.
         return "the graph runs lowered loops (Enter/Exit frames); they stay with the runtime"
     sig = sig.with_graph(unfuse_matmuls(sig.graph_def))
     view, info = GraphView(sig.graph_def), StaticInfo(sig.graph_def)
@@ -157,101 +160,17 @@ def outline(sig: SignatureGraph, min_share: float = 0.0) -> SignatureGraph | str
     if min_share and (share := work_share(sig, chosen)) < min_share:
         return (f"the convolution- and loop-free part holds {share:.0%} of the model's work; "
                 "not worth compiling")
-    boundary = _boundary(sig, view, chosen)
-    if isinstance(boundary, str):
-        return boundary
-    inputs, outputs = boundary
-    fdef = _cluster_function(sig, info, chosen, inputs, outputs)
+    found = outline_boundary(view, chosen, sig.output_tensors)
+    if isinstance(found, str):
+        return f"the cluster cannot be cut out: {found}"
+    inputs, outputs = found
+    attrs = {"_XlaMustCompile": True, "_noinline": True}
+    fdef = as_function(view, info, chosen, inputs, outputs, FUNCTION_NAME, attrs)
     if fdef is None:
         return "the cluster's body cannot be made a function"
-    graph_def = _call_in_place(sig, view, info, chosen, inputs, outputs)
-    graph_def.library.function.add().CopyFrom(fdef)
-    return sig.with_graph(graph_def)
-
-
-def _boundary(sig: SignatureGraph, view: GraphView, chosen: set[str]
-              ) -> tuple[list[str], list[str]] | str:
-    """Tensors flowing in (read by the cluster, made outside) and out (made inside, read
-    outside, or a signature output); or why the cluster cannot be cut out."""
-    inputs: list[str] = []
-    outputs: list[str] = []
-    outputs_wanted = {InputRef.parse(t).tensor for t in sig.output_tensors}
-    for node in sig.graph_def.node:
-        if node.name not in chosen:
-            continue
-        for text in node.input:
-            ref = InputRef.parse(text)
-            if ref.node not in chosen and ref.tensor not in inputs:
-                inputs.append(ref.tensor)
-        for consumer, ref in view.consumers(node.name):
-            if consumer.name not in chosen:
-                if ref.control:
-                    return "the cluster has control edges out of it"
-                if ref.tensor not in outputs:
-                    outputs.append(ref.tensor)
-    outputs += [t for t in sorted(outputs_wanted) if InputRef.parse(t).node in chosen
-                and t not in outputs]
-    if not inputs or not outputs:
-        return "the cluster has no inputs or outputs"
-    return inputs, outputs
-
-
-def _cluster_function(sig: SignatureGraph, info: StaticInfo, chosen: set[str],
-                      inputs: list[str], outputs: list[str]) -> function_pb2.FunctionDef | None:
-    """The cluster's nodes as a function XLA must compile (None: it cannot be one)."""
-    arg_names = [f"arg{i}" for i in range(len(inputs))]
-    body = graph_pb2.GraphDef()
-    for name, tensor in zip(arg_names, inputs, strict=True):
-        ph = body.node.add(name=name, op="Placeholder")
-        set_attr(ph, "dtype", info.dtype(tensor))
-    renamed = dict(zip(inputs, arg_names, strict=True))
-    for node in sig.graph_def.node:
-        if node.name not in chosen:
-            continue
-        copy = body.node.add()
-        copy.CopyFrom(node)
-        del copy.input[:]
-        for text in node.input:
-            ref = InputRef.parse(text)
-            copy.input.append(renamed.get(ref.tensor, text) if ref.node not in chosen else text)
-        copy.device = ""
-    fdef = function_pb2.FunctionDef()
-    fdef.signature.name = FUNCTION_NAME
-    for name, tensor in zip(arg_names, inputs, strict=True):
-        fdef.signature.input_arg.add(name=name, type=info.dtype(tensor).as_datatype_enum)
-    for i, tensor in enumerate(outputs):
-        fdef.signature.output_arg.add(name=f"out{i}", type=info.dtype(tensor).as_datatype_enum)
-    fdef.attr["_XlaMustCompile"].b = True
-    fdef.attr["_noinline"].b = True
-    library = {f.signature.name: f for f in sig.graph_def.library.function}
-    return body_to_function(fdef, body, library, results=outputs)
-
-
-def _call_in_place(sig: SignatureGraph, view: GraphView, info: StaticInfo, chosen: set[str],
-                   inputs: list[str], outputs: list[str]) -> graph_pb2.GraphDef:
-    """The graph with the cluster replaced by one call of its function; signature outputs
-    made inside keep their names as Identity nodes of the call's results."""
-    call = node_def_pb2.NodeDef(name=view.unique_name("tfopt_xla"), op="PartitionedCall",
-                                input=inputs)
-    set_attr(call, "Tin", [info.dtype(t) for t in inputs])
-    set_attr(call, "Tout", [info.dtype(t) for t in outputs])
-    call.attr["f"].func.name = FUNCTION_NAME
-    set_attr(call, "_XlaMustCompile", True)
-    for key in ("config", "config_proto", "executor_type"):
-        set_attr(call, key, "")
-    view.add(call)
-    for port, tensor in enumerate(outputs):
-        view.replace_uses(InputRef.parse(tensor), InputRef(call.name, port), keep_controls=False)
-    protected_out = {InputRef.parse(t).node for t in sig.output_tensors}
-    doomed = [n for n in chosen if n not in protected_out]
-    for name in chosen & protected_out:
-        node = view.nodes[name]
-        port = outputs.index(InputRef(name).tensor)
-        view.retype(node, "Identity", keep=("T",))
-        set_attr(node, "T", info.dtype(InputRef(name).tensor))
-        view.set_inputs(node, [f"{call.name}:{port}" if port else call.name])
-    view.remove(doomed)
-    return view.to_graph_def()
+    call_in_place(view, info, chosen, inputs, outputs, fdef, "tfopt_xla", sig.output_tensors,
+                  {"_XlaMustCompile": True})
+    return sig.with_graph(view.to_graph_def())
 
 
 def choose(driver, base, mode: str):

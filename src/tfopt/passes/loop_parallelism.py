@@ -23,8 +23,7 @@ every iteration computes what it computed.
 
 from __future__ import annotations
 
-from tfopt.graph.flops import FLOP_OPS
-from tfopt.graph.frames import Frame, computed_from, frames, reached_after, recurrent
+from tfopt.graph.frames import frames, light_recurrence, side_by_side
 from tfopt.graph.nodes import get_attr, set_attr
 from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext
@@ -33,36 +32,14 @@ BESIDE_ANOTHER = 1  # iterations in flight for a recurrence that runs beside ano
 ALONE = 2           # for one that runs alone: the next step's input read overlaps this step
 
 
-def _heavy(op: str) -> bool:
-    return op in FLOP_OPS or "MatMul" in op or "Conv" in op
-
-
-def _lockstep_candidate(view: GraphView, frame: Frame) -> bool:
-    """A recurrence whose work that does not wait for its state is light (see the module
-    docstring)."""
-    if frame.nested:
-        return False
-    state = recurrent(view, frame)
-    if not state:
-        return False
-    waits = computed_from(view, frame, state)
-    return not any(_heavy(view.nodes[name].op) for name in frame.members - waits)
-
-
 class LoopParallelism(GraphPass):
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
-        loops = [f for f in frames(view) if _lockstep_candidate(view, f)]
-        after = {f.name: reached_after(view, f) for f in loops}
-
-        def beside(a: Frame, b: Frame) -> bool:
-            return not any(n.name in after[a.name] for n in b.enters) and not any(
-                n.name in after[b.name] for n in a.enters)
-
+        loops = [f for f in frames(view) if light_recurrence(view, f)]
+        beside = side_by_side(view, loops)
         counts = {BESIDE_ANOTHER: 0, ALONE: 0}
         for loop in loops:
-            want = BESIDE_ANOTHER if any(beside(loop, other) for other in loops
-                                         if other is not loop) else ALONE
+            want = BESIDE_ANOTHER if loop.name in beside else ALONE
             enters = [n for n in loop.enters if get_attr(n, "parallel_iterations", 10) > want]
             for enter in enters:
                 set_attr(enter, "parallel_iterations", want)

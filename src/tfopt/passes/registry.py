@@ -198,6 +198,12 @@ REGISTRY: tuple[PassSpec, ...] = (
              "instead of letting 32 iterations' bookkeeping race ahead of the state",
              "after lower_control_flow, whose frames (and a TF1 export's) it reads; after "
              "loop_projection, which leaves a step's work before its state light"),
+    PassSpec("loop_calls", "loop_calls:LoopCalls", FINALIZE,
+             "call each of two recurrences that run side by side (a Bidirectional layer's "
+             "directions) as a function of its own, so each starts on its own thread "
+             "(the executor keeps cheap per-step ops on the thread they became ready on)",
+             "after loop_parallelism, whose lockstep loops it outlines; last: the outlined "
+             "frames are opaque to every pass"),
 )
 
 NAMES: tuple[str, ...] = tuple(spec.name for spec in REGISTRY)

@@ -259,6 +259,8 @@ RECURRENT = {  # name -> (description, the layers between the embedding and the 
                    "GRU(64) -> Dense(4, softmax), sequence 40",
     "bigru_masked": "Embedding(5000, 64, mask_zero) -> Bidirectional(GRU(64)) -> "
                     "Dense(4, softmax), sequence 40, padded ids masked",
+    "bilstm_tagger": "sequence tagger: Embedding(5000, 64) -> Bidirectional(LSTM(64, "
+                     "sequences)) -> TimeDistributed(Dense(9, softmax)), sequence 40",
 }
 
 
@@ -278,6 +280,9 @@ def recurrent_model(kind: str, seq: int = 40, vocab: int = 5000, units: int = 64
         x = layers.Bidirectional(layers.LSTM(units))(x)
     elif kind == "bigru_masked":
         x = layers.Bidirectional(layers.GRU(units))(x)
+    elif kind == "bilstm_tagger":
+        x = layers.Bidirectional(layers.LSTM(units, return_sequences=True))(x)
+        return keras.Model(inp, layers.TimeDistributed(layers.Dense(9, activation="softmax"))(x))
     elif kind == "stacked_gru":
         for _ in range(2):
             x = layers.GRU(units, return_sequences=True)(x)

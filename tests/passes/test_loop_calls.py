@@ -30,6 +30,9 @@ def test_two_directions_are_each_called_as_a_function():
     calls = [n for n in graph.node if n.op == "PartitionedCall"]
     assert len(calls) == 2 and "Enter" not in counts(graph)  # the frames live in the calls
     functions = {f.signature.name: f for f in graph.library.function}
+    # named by their bodies: graphs of two signatures merge into one SavedModel graph
+    names = {call.attr["f"].func.name for call in calls}
+    assert len(names) == 2 and all(n.startswith("tfopt_loop_") for n in names)
     for call in calls:
         body = functions[call.attr["f"].func.name]
         assert body.attr["_noinline"].b  # Grappler and the runtime keep the call

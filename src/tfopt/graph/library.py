@@ -3,6 +3,7 @@ body as a GraphDef and back (If/While branches, loop bodies, compiled clusters).
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
@@ -71,6 +72,13 @@ def referenced_functions(nodes: Iterable[node_def_pb2.NodeDef],
             for value in node.attr.values():
                 stack.extend(_functions_in_attr(value))
     return seen
+
+
+def digest(fdef) -> str:
+    """A short hash of a function's whole definition: a name part that two different bodies
+    never share (functions are registered process-wide, and signature graphs merged, by
+    name)."""
+    return hashlib.sha1(fdef.SerializeToString(deterministic=True)).hexdigest()[:10]
 
 
 def all_nodes(graph_def: graph_pb2.GraphDef) -> Iterator[node_def_pb2.NodeDef]:

@@ -98,7 +98,8 @@ def call_in_place(view: GraphView, info: StaticInfo, chosen: set[str], inputs: l
     for key in CALL_ATTRS:
         set_attr(call, key, "")
     view.add(call)
-    view.graph_def.library.function.add().CopyFrom(fdef)
+    if fdef.signature.name not in {f.signature.name for f in view.graph_def.library.function}:
+        view.graph_def.library.function.add().CopyFrom(fdef)  # else the same body (named by it)
     for port, tensor in enumerate(outputs):
         view.replace_uses(InputRef.parse(tensor), InputRef(call.name, port), keep_controls=False)
     kept = {InputRef.parse(t).node for t in protected_outputs}

@@ -12,13 +12,12 @@ call. Endpoints no signature calls are not kept, and the notes say so.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import tensorflow as tf
 
-from tfopt.graph.library import all_nodes, with_functions_renamed
+from tfopt.graph.library import all_nodes, digest, with_functions_renamed
 from tfopt.graph.lifted import WeightStore, inline
 from tfopt.graph.nodes import LIFTED, const_shape, const_value, is_lifted
 from tfopt.graph.ops import TF1_CONTROL_FLOW_OPS
@@ -121,7 +120,7 @@ def graph_function(sig: SignatureGraph
     graph_def, _ = with_placeholders(inline(sig.graph_def, sig.weights, keep=outside),
                                      outside=outside)
     graph_def = with_functions_renamed(graph_def, {
-        f.signature.name: f"{f.signature.name}_{_digest(f)}"
+        f.signature.name: f"{f.signature.name}_{digest(f)}"
         for f in sig.graph_def.library.function})
     weights = {node.name: _variable(node, sig.weights)
                for node in sig.graph_def.node if node.name in outside}
@@ -163,10 +162,6 @@ def _variable(node, weights: WeightStore | None) -> tf.Variable:
             return source
     return tf.Variable(const_value(node, weights), trainable=False,
                        name=node.name.replace("/", "_"))
-
-
-def _digest(fdef) -> str:
-    return hashlib.sha1(fdef.SerializeToString(deterministic=True)).hexdigest()[:10]
 
 
 def endpoint_function(endpoint: Endpoint, sig: SignatureGraph,

@@ -24,6 +24,7 @@ runs one iteration at a time (light recurrences side by side) are outlined.
 from __future__ import annotations
 
 from tfopt.graph.frames import frames, light_recurrence, side_by_side
+from tfopt.graph.library import digest
 from tfopt.graph.names import node_of
 from tfopt.graph.outline import as_function, boundary, call_in_place
 from tfopt.graph.shapes import StaticInfo
@@ -38,7 +39,6 @@ class LoopCalls(GraphPass):
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
         loops = [f for f in frames(view) if light_recurrence(view, f)]
         beside = side_by_side(view, loops)
-        taken = {f.signature.name for f in view.graph_def.library.function}
         output_nodes = {node_of(t) for t in ctx.outputs}  # kept, as Identity of the call
         outlined = 0
         for loop in [f for f in loops if f.name in beside]:
@@ -48,13 +48,12 @@ class LoopCalls(GraphPass):
                 continue
             inputs, outputs = found
             info = StaticInfo(view.to_graph_def())
-            name = next(f"{FUNCTION_PREFIX}_{i}" for i in range(len(taken) + 1)
-                        if f"{FUNCTION_PREFIX}_{i}" not in taken)
-            fdef = as_function(view, info, loop.members, inputs, outputs, name,
+            fdef = as_function(view, info, loop.members, inputs, outputs, FUNCTION_PREFIX,
                                {"_noinline": True})
             if fdef is None:
                 continue
-            taken.add(name)
+            # named by its body: two signatures' graphs merge into one SavedModel graph
+            fdef.signature.name = f"{FUNCTION_PREFIX}_{digest(fdef)}"
             call_in_place(view, info, loop.members, inputs, outputs, fdef,
                           f"{loop.name}/call", ctx.outputs, {})
             outlined += 1

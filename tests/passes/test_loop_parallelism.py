@@ -77,16 +77,16 @@ def test_loops_one_after_another_run_two_iterations_at_a_time():
     assert result.notes == ["2 recurrent loops run with at most 2 iterations in flight"]
 
 
-def test_heavy_work_before_the_state_keeps_its_iterations_in_flight():
-    """x_t U does not wait for h: iterations in flight compute it ahead (real work)."""
+def test_input_product_in_the_loop_runs_in_lockstep_too():
+    """x_t U does not wait for h, but in flight ahead it cost more than it gained (a
+    bidirectional LSTM tagger without loop_projection: 1.06x -> 1.52x at batch 8)."""
     def build():
         x = _input()
         tf.concat([_recurrence(x, "fwd", project_inside=True),
                    _recurrence(x, "bwd", project_inside=True, reverse=True)], 1, name="out")
 
     _, result = _optimized(build)
-    assert not result.changed
-    assert _iterations(result.graph_def, "fwd") == {10}
+    assert _iterations(result.graph_def, "fwd") == _iterations(result.graph_def, "bwd") == {1}
 
 
 def test_loops_without_a_recurrent_state_are_left_alone():

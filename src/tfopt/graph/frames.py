@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 from tensorflow.core.framework import node_def_pb2
 
-from tfopt.graph.flops import FLOP_OPS
 from tfopt.graph.nodes import get_attr
 from tfopt.graph.view import GraphView
 
@@ -101,21 +100,6 @@ def recurrent(view: GraphView, frame: Frame) -> list[node_def_pb2.NodeDef]:
     return found
 
 
-def computed_from(view: GraphView, frame: Frame, sources: list[node_def_pb2.NodeDef]
-                  ) -> set[str]:
-    """Members of ``frame`` that read, through data edges within it, one of ``sources``."""
-    seen: set[str] = set()
-    stack = [n.name for n in sources]
-    while stack:
-        name = stack.pop()
-        if name in seen or name not in frame.members:
-            continue
-        seen.add(name)
-        if view.nodes[name].op != "Exit":
-            stack.extend(n.name for n in view.data_consumers(name))
-    return seen
-
-
 def reached_after(view: GraphView, frame: Frame) -> set[str]:
     """Nodes that run after the loop ends: those its Exits reach (data or control)."""
     seen: set[str] = set()
@@ -129,20 +113,9 @@ def reached_after(view: GraphView, frame: Frame) -> set[str]:
     return seen
 
 
-def _heavy(op: str) -> bool:
-    return op in FLOP_OPS or "MatMul" in op or "Conv" in op
-
-
-def light_recurrence(view: GraphView, frame: Frame) -> bool:
-    """A recurrence (not nested) whose work that does not wait for its state holds no matmul
-    or convolution: what its iterations in flight can do ahead is bookkeeping only."""
-    if frame.nested:
-        return False
-    state = recurrent(view, frame)
-    if not state:
-        return False
-    waits = computed_from(view, frame, state)
-    return not any(_heavy(view.nodes[name].op) for name in frame.members - waits)
+def is_recurrence(view: GraphView, frame: Frame) -> bool:
+    """A loop (not nested) with a recurrent state (:func:`recurrent`)."""
+    return not frame.nested and bool(recurrent(view, frame))
 
 
 def side_by_side(view: GraphView, loops: list[Frame]) -> set[str]:

@@ -18,12 +18,12 @@ Measured with 2 inter-op threads, oneDNN off, batch 1, after ``loop_parallelism`
 bidirectional LSTM 1.00x -> 1.11x its original; Keras bidirectional LSTM pair 2.04x -> 2.24x,
 masked bi-GRU 2.17x -> 2.32x; level at batch 8; 2-6% slower with a single inter-op thread
 (one call's overhead per loop, no second thread to gain). Only loops ``loop_parallelism``
-runs one iteration at a time (light recurrences side by side) are outlined.
+runs one iteration at a time (recurrences side by side) are outlined.
 """
 
 from __future__ import annotations
 
-from tfopt.graph.frames import frames, light_recurrence, side_by_side
+from tfopt.graph.frames import frames, is_recurrence, side_by_side
 from tfopt.graph.library import digest
 from tfopt.graph.names import node_of
 from tfopt.graph.outline import as_function, boundary, call_in_place
@@ -37,7 +37,7 @@ FUNCTION_PREFIX = "tfopt_loop"
 class LoopCalls(GraphPass):
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
-        loops = [f for f in frames(view) if light_recurrence(view, f)]
+        loops = [f for f in frames(view) if is_recurrence(view, f)]
         beside = side_by_side(view, loops)
         output_nodes = {node_of(t) for t in ctx.outputs}  # kept, as Identity of the call
         outlined = 0

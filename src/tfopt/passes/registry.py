@@ -196,8 +196,7 @@ REGISTRY: tuple[PassSpec, ...] = (
              "run a lowered recurrence (an RNN layer's loop) one iteration at a time beside "
              "another (a Bidirectional layer's two directions: 1.5-1.6x), two at a time alone, "
              "instead of letting 32 iterations' bookkeeping race ahead of the state",
-             "after lower_control_flow, whose frames (and a TF1 export's) it reads; after "
-             "loop_projection, which leaves a step's work before its state light"),
+             "after lower_control_flow, whose frames (and a TF1 export's) it reads"),
     PassSpec("loop_calls", "loop_calls:LoopCalls", FINALIZE,
              "call each of two recurrences that run side by side (a Bidirectional layer's "
              "directions) as a function of its own, so each starts on its own thread "

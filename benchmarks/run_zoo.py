@@ -51,10 +51,12 @@ def main() -> None:
 
 
 def run(doc: str, out: str, chart: str, models: list[str], batch: str,
-        title: str = "Model-zoo benchmark") -> None:
+        title: str = "Model-zoo benchmark", per_batch: bool = False) -> None:
     """Build, optimize and time ``models`` (zoo names); write the table ``out`` and the chart
-    ``chart`` beside it."""
-    args = harness.arguments(doc, out, models, batch=batch)
+    ``chart`` beside it. ``per_batch``: each batch past 1 times an output optimized for it
+    (``--batch-size``, timed choices on), as a user serving that batch would make it."""
+    args = harness.arguments(doc, out, models, batch=batch, extra=[
+        ("--chart", {"default": chart, "help": "chart file, beside --out"})])
     rows: list[harness.Row] = []
     profiles = []
     with harness.workdir("tfopt-zoo-") as work:
@@ -71,6 +73,12 @@ def run(doc: str, out: str, chart: str, models: list[str], batch: str,
                      "diff_chain": rel_diff(src, chain, shapes)}
             profiles.append((name, profile(src, shapes), profile(opt, shapes)))
             for batch in args.batches:
+                if per_batch and batch > 1:
+                    opt = f"{src}_tfopt_b{batch}"
+                    start = time.perf_counter()
+                    report = tfopt.optimize(src, opt, input_shapes=shapes, batch_size=batch)
+                    facts = {**facts, "optimize_s": time.perf_counter() - start,
+                             "diff_opt": report.worst.rel}
                 # round_seconds: a round of a 2 ms model is otherwise 12 ms of timing
                 settings = Settings(batch_size=batch, num_warmup=3, rounds=args.rounds,
                                     num_iter=args.num_iter if batch == 1 else
@@ -81,7 +89,7 @@ def run(doc: str, out: str, chart: str, models: list[str], batch: str,
                 row.facts.update(facts)
                 rows.append(row)
     write_table(args, rows, profiles, title)
-    write_chart(os.path.join(os.path.dirname(args.out), chart), rows)
+    write_chart(os.path.join(os.path.dirname(args.out), args.chart), rows)
 
 
 def write_chart(path: str, rows: list[harness.Row]) -> None:

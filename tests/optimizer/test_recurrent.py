@@ -38,8 +38,20 @@ def test_recurrent_models_lower_verify_and_serve(recurrent, tmp_path):
     if kind == "bilstm_masked":
         ids[:, 8:] = 0  # padding the mask hides
     original, optimized = tf.saved_model.load(src), tf.saved_model.load(out)
-    np.testing.assert_allclose(optimized.serve(ids).numpy(), original.serve(ids).numpy(),
-                               rtol=1e-4, atol=1e-6)
+    want = original.serve(ids).numpy()
+    np.testing.assert_allclose(optimized.serve(ids).numpy(), want, rtol=1e-4, atol=1e-6)
+    if kind == "bilstm_masked":  # two directions side by side: in lockstep, a call each
+        calls = [f for f in graph.library.function if f.signature.name.startswith("tfopt_loop")]
+        assert len(calls) == 2 and all(f.attr["_noinline"].b for f in calls)
+        enters = [n for n in all_nodes(graph) if n.op == "Enter"]
+        assert {n.attr["parallel_iterations"].i for n in enters} == {1}
+    # as TF Serving loads it: the v1 loader in a Session, the signature run by tensor names
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], out)
+        signature = meta.signature_def["serving_default"]
+        (given,), (wanted,) = signature.inputs.values(), signature.outputs.values()
+        served = sess.run(wanted.name, {given.name: ids})
+    np.testing.assert_allclose(served, want, rtol=1e-4, atol=1e-6)
     # analyze agrees with optimize and sees the weights inside the wrapped, lowered graph
     from tfopt.report import analyze as az
 

@@ -1,5 +1,5 @@
 """loop_parallelism: lowered recurrences run one iteration at a time beside another, two
-alone; loops whose iterations hold independent heavy work keep their setting."""
+alone; loops without a recurrent state (a map) and loops inside loops keep their setting."""
 
 from __future__ import annotations
 

@@ -113,18 +113,14 @@ def reached_after(view: GraphView, frame: Frame) -> set[str]:
     return seen
 
 
-def is_recurrence(view: GraphView, frame: Frame) -> bool:
-    """A loop (not nested) with a recurrent state (:func:`recurrent`)."""
-    return not frame.nested and bool(recurrent(view, frame))
-
-
-def side_by_side(view: GraphView, loops: list[Frame]) -> set[str]:
-    """Names of the ``loops`` that can run at the same time as another of them: neither one's
-    Exits reach the other's Enters."""
+def recurrences(view: GraphView) -> list[tuple[Frame, bool]]:
+    """Every loop (not nested) with a recurrent state (:func:`recurrent`), and whether another
+    of them can run at the same time (neither one's Exits reach the other's Enters)."""
+    loops = [f for f in frames(view) if not f.nested and recurrent(view, f)]
     after = {f.name: reached_after(view, f) for f in loops}
 
     def apart(a: Frame, b: Frame) -> bool:
         return not any(n.name in after[a.name] for n in b.enters) and not any(
             n.name in after[b.name] for n in a.enters)
 
-    return {a.name for a in loops if any(apart(a, b) for b in loops if b is not a)}
+    return [(a, any(apart(a, b) for b in loops if b is not a)) for a in loops]

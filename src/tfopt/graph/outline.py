@@ -84,10 +84,10 @@ def as_function(view: GraphView, info: StaticInfo, chosen: set[str], inputs: lis
 
 def call_in_place(view: GraphView, info: StaticInfo, chosen: set[str], inputs: list[str],
                   outputs: list[str], fdef: function_pb2.FunctionDef, call_name: str,
-                  protected_outputs: Iterable[str], attrs: dict[str, bool]) -> str:
+                  protected_outputs: Iterable[str], attrs: dict[str, bool]) -> None:
     """Replace ``chosen`` in ``view`` by one call of ``fdef`` (added to the library, call
     attributes ``attrs``); signature outputs made inside (``protected_outputs``, tensors)
-    keep their names as Identity nodes of the call's results. Returns the call's name."""
+    keep their names as Identity nodes of the call's results."""
     call = node_def_pb2.NodeDef(name=view.unique_name(call_name), op="PartitionedCall",
                                 input=inputs)
     set_attr(call, "Tin", [info.dtype(t) for t in inputs])
@@ -110,4 +110,3 @@ def call_in_place(view: GraphView, info: StaticInfo, chosen: set[str], inputs: l
         set_attr(node, "T", info.dtype(InputRef(name).tensor))
         view.set_inputs(node, [f"{call.name}:{port}" if port else call.name])
     view.remove([n for n in chosen if n not in kept])
-    return call.name

@@ -23,7 +23,7 @@ runs one iteration at a time (recurrences side by side) are outlined.
 
 from __future__ import annotations
 
-from tfopt.graph.frames import frames, is_recurrence, side_by_side
+from tfopt.graph.frames import recurrences
 from tfopt.graph.library import digest
 from tfopt.graph.names import node_of
 from tfopt.graph.outline import as_function, boundary, call_in_place
@@ -37,11 +37,9 @@ FUNCTION_PREFIX = "tfopt_loop"
 class LoopCalls(GraphPass):
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
-        loops = [f for f in frames(view) if is_recurrence(view, f)]
-        beside = side_by_side(view, loops)
         output_nodes = {node_of(t) for t in ctx.outputs}  # kept, as Identity of the call
         outlined = 0
-        for loop in [f for f in loops if f.name in beside]:
+        for loop in [f for f, beside in recurrences(view) if beside]:
             found = boundary(view, loop.members, ctx.outputs)
             if isinstance(found, str) or any(view.keeps(n) and n not in output_nodes
                                              for n in loop.members):

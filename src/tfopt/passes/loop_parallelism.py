@@ -26,7 +26,7 @@ loops are left alone. Only scheduling changes: every iteration computes what it 
 
 from __future__ import annotations
 
-from tfopt.graph.frames import frames, is_recurrence, side_by_side
+from tfopt.graph.frames import recurrences
 from tfopt.graph.nodes import get_attr, set_attr
 from tfopt.graph.view import GraphView
 from tfopt.passes.base import GraphPass, PassContext
@@ -38,11 +38,9 @@ ALONE = 2           # for one that runs alone: the next step's input read overla
 class LoopParallelism(GraphPass):
 
     def apply(self, view: GraphView, ctx: PassContext) -> list[str]:
-        loops = [f for f in frames(view) if is_recurrence(view, f)]
-        beside = side_by_side(view, loops)
         counts = {BESIDE_ANOTHER: 0, ALONE: 0}
-        for loop in loops:
-            want = BESIDE_ANOTHER if loop.name in beside else ALONE
+        for loop, beside in recurrences(view):
+            want = BESIDE_ANOTHER if beside else ALONE
             enters = [n for n in loop.enters if get_attr(n, "parallel_iterations", 10) > want]
             for enter in enters:
                 set_attr(enter, "parallel_iterations", want)

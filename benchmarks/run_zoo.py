@@ -73,20 +73,21 @@ def run(doc: str, out: str, chart: str, models: list[str], batch: str,
                      "diff_chain": rel_diff(src, chain, shapes)}
             profiles.append((name, profile(src, shapes), profile(opt, shapes)))
             for batch in args.batches:
+                timed, row_facts = opt, facts  # the batch-1 output, unless made for this batch
                 if per_batch and batch > 1:
-                    opt = f"{src}_tfopt_b{batch}"
+                    timed = f"{src}_tfopt_b{batch}"
                     start = time.perf_counter()
-                    report = tfopt.optimize(src, opt, input_shapes=shapes, batch_size=batch)
-                    facts = {**facts, "optimize_s": time.perf_counter() - start,
-                             "diff_opt": report.worst.rel}
+                    report = tfopt.optimize(src, timed, input_shapes=shapes, batch_size=batch)
+                    row_facts = {**facts, "optimize_s": time.perf_counter() - start,
+                                 "diff_opt": report.worst.rel}
                 # round_seconds: a round of a 2 ms model is otherwise 12 ms of timing
                 settings = Settings(batch_size=batch, num_warmup=3, rounds=args.rounds,
                                     num_iter=args.num_iter if batch == 1 else
                                     max(6, args.num_iter // 4), round_seconds=2.0,
                                     input_shapes=harness.at_batch(shapes, batch))
                 row = harness.time_variants(name, batch, {"original": src, "tf-chain": chain,
-                                                          "tfopt": opt}, settings)
-                row.facts.update(facts)
+                                                          "tfopt": timed}, settings)
+                row.facts.update(row_facts)
                 rows.append(row)
     write_table(args, rows, profiles, title)
     write_chart(os.path.join(os.path.dirname(args.out), args.chart), rows)
